@@ -1,0 +1,7 @@
+"""Agents: ``ChatAgent`` and its run loop."""
+
+from __future__ import annotations
+
+from threadline.agents.chat_agent import ChatAgent
+
+__all__ = ["ChatAgent"]

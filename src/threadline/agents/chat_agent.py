@@ -1,0 +1,369 @@
+"""``ChatAgent``: a stateless agent over any ``ChatClient``, with tools and context providers.
+
+The agent holds configuration only. Everything about a conversation lives in the ``AgentThread``
+passed to each run, so one agent serves any number of threads, concurrently.
+
+Concurrency: runs on the same ``AgentThread`` object are serialized, so a second ``run`` waits for
+the first to finish and then sees its turn. Separate thread objects over one durable store (two
+processes, say) do not wait for each other; the store's version check makes the run that finds the
+thread changed fail with ``ConcurrentThreadUpdateError`` rather than interleave its turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Self, Unpack
+
+from threadline.agents._tool_calls import function_calls, run_function_calls
+from threadline.agents._turn import Turn, begin_turn
+from threadline.clients.base import ChatClient, ChatOptions
+from threadline.exceptions import IncompatibleThreadError, UsageError
+from threadline.memory.provider import ContextProvider
+from threadline.threads.state import parse_thread_state
+from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.memory import ChatMessageList
+from threadline.threads.stores.registry import restore_store
+from threadline.threads.thread import AgentThread, ThreadBinding
+from threadline.tools import FunctionTool, as_tool
+from threadline.types.contents import FunctionCallContent, JSONValue
+from threadline.types.messages import ChatMessage, as_messages
+from threadline.types.responses import (
+    AgentRunResponse,
+    AgentRunResponseUpdate,
+    messages_from_updates,
+)
+
+__all__ = ["ChatAgent"]
+
+AgentInput = str | ChatMessage | Sequence[str | ChatMessage] | None
+ToolInput = FunctionTool | Callable[..., Any]
+
+
+class ChatAgent:
+    """An agent that answers through a chat client, calling tools until the model answers.
+
+    Args:
+        chat_client: the model endpoint.
+        instructions: the system message of every call.
+        id: a stable id recorded in the threads this agent binds; generated when omitted.
+        name: the agent's name, set as ``author_name`` of its messages (useful in group chats).
+        description: what the agent is for, for humans and orchestrators.
+        tools: plain functions (described from their hints and docstrings) or ``FunctionTool``\\ s.
+        context_providers: memory components, consulted in order before every model call.
+        chat_message_store_factory: makes the store of each new local thread, and the store that
+            restored threads load their state into; in-memory ``ChatMessageList`` by default.
+        max_tool_iterations: model calls that may ask for tools in one run; the call after that
+            must answer without tools.
+        default_options: options for every call (``model``, ``temperature``, ...).
+    """
+
+    def __init__(
+        self,
+        chat_client: ChatClient,
+        instructions: str | None = None,
+        *,
+        id: str | None = None,  # noqa: A002 - the spec's name for it
+        name: str | None = None,
+        description: str | None = None,
+        tools: Sequence[ToolInput] | None = None,
+        context_providers: Sequence[ContextProvider] | ContextProvider | None = None,
+        chat_message_store_factory: Callable[[], ChatMessageStore] | None = None,
+        max_tool_iterations: int = 10,
+        default_options: ChatOptions | None = None,
+    ) -> None:
+        if not isinstance(chat_client, ChatClient):
+            raise UsageError(
+                f"chat_client must implement the ChatClient protocol, got {chat_client!r}"
+            )
+        if max_tool_iterations < 0:
+            raise ValueError(f"max_tool_iterations must be >= 0, got {max_tool_iterations}")
+        self.chat_client = chat_client
+        self.instructions = instructions
+        self.id = id or "agent_" + os.urandom(8).hex()
+        self.name = name
+        self.description = description
+        self.tools: dict[str, FunctionTool] = self._tool_map(tools)
+        if isinstance(context_providers, ContextProvider):
+            context_providers = [context_providers]
+        self.context_providers: tuple[ContextProvider, ...] = tuple(context_providers or ())
+        keys = [p.state_key for p in self.context_providers]
+        if len(set(keys)) != len(keys):
+            raise UsageError(
+                f"context providers share a state_key ({keys}); give each a distinct state_key"
+            )
+        self._provider_map = {p.state_key: p for p in self.context_providers}
+        self.chat_message_store_factory = chat_message_store_factory
+        self.max_tool_iterations = max_tool_iterations
+        self.default_options: ChatOptions = default_options or ChatOptions()
+
+    def __repr__(self) -> str:
+        return f"ChatAgent(id={self.id!r}, name={self.name!r}, client={self.chat_client!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        close = getattr(self.chat_client, "aclose", None) or getattr(self.chat_client, "close", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+    @staticmethod
+    def _tool_map(tools: Sequence[ToolInput] | None) -> dict[str, FunctionTool]:
+        out: dict[str, FunctionTool] = {}
+        for item in tools or ():
+            described = as_tool(item)
+            if described.name in out:
+                raise UsageError(f"two tools are named {described.name!r}; rename one with tool(name=...)")
+            out[described.name] = described
+        return out
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def _binding(self) -> ThreadBinding:
+        service = self.chat_client.service_name if self.chat_client.stores_history else None
+        return ThreadBinding(service=service, agent_id=self.id, agent_name=self.name)
+
+    def _new_store(self) -> ChatMessageStore:
+        factory = self.chat_message_store_factory
+        return factory() if factory is not None else ChatMessageList()
+
+    def get_new_thread(self, *, service_thread_id: str | None = None) -> AgentThread:
+        """A new thread of the kind this agent's client needs.
+
+        Local threads get a store from ``chat_message_store_factory`` at once; service-managed
+        threads get their conversation id from the service on the first run, unless one is given.
+        """
+        if self.chat_client.stores_history:
+            thread = AgentThread(service_thread_id=service_thread_id)
+            if service_thread_id is not None:
+                thread.binding = self._binding()
+        else:
+            if service_thread_id is not None:
+                raise UsageError(
+                    f"agent {self.name or self.id!r} keeps history locally; it has no use for "
+                    f"service_thread_id {service_thread_id!r}"
+                )
+            thread = AgentThread(message_store=self._new_store())
+            thread.binding = self._binding()
+        thread.attach(self._provider_map, self.chat_client)
+        return thread
+
+    def check_thread(self, thread: AgentThread) -> None:
+        """Raise ``IncompatibleThreadError`` if this agent cannot continue ``thread``.
+
+        Local threads move freely between agents whose clients keep history locally. A
+        service-managed thread can only be continued through a client of the same service.
+        """
+        client = self.chat_client
+        who = f"agent {self.name or self.id!r}"
+        if thread.service_thread_id is not None:
+            owner = thread.binding.service if thread.binding else None
+            if not client.stores_history:
+                raise IncompatibleThreadError(
+                    f"thread {thread.id!r} is kept by service {owner!r} (conversation "
+                    f"{thread.service_thread_id!r}), but {who} keeps history locally with "
+                    f"{type(client).__name__}; continue it with an agent on that service, or "
+                    "start a new thread with agent.get_new_thread()"
+                )
+            if owner is not None and owner != client.service_name:
+                raise IncompatibleThreadError(
+                    f"thread {thread.id!r} belongs to service {owner!r}, but {who} talks to "
+                    f"{client.service_name!r}; a service-managed thread only continues in the "
+                    "service that holds it"
+                )
+        elif thread.message_store is not None and client.stores_history:
+            raise IncompatibleThreadError(
+                f"thread {thread.id!r} keeps its messages locally, but {who}'s client "
+                f"{type(client).__name__} ({client.service_name!r}) keeps history in its service; "
+                "use an agent whose client keeps history locally, or start a new thread with "
+                "agent.get_new_thread()"
+            )
+
+    def _prepare_thread(self, thread: AgentThread | None) -> AgentThread:
+        if thread is None:
+            return self.get_new_thread()
+        if not isinstance(thread, AgentThread):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(f"thread must be an AgentThread, got {type(thread).__name__}")
+        self.check_thread(thread)
+        if not thread.is_initialized and not self.chat_client.stores_history:
+            thread.message_store = self._new_store()
+        if thread.binding is None and thread.message_store is not None:
+            thread.binding = self._binding()
+        thread.attach(self._provider_map, self.chat_client)
+        return thread
+
+    async def deserialize_thread(self, state: Mapping[str, Any] | dict[str, JSONValue]) -> AgentThread:
+        """Restore a thread from ``thread.serialize()``: its store, provider state and binding.
+
+        Restoring replaces rather than merges, so doing it twice never duplicates messages.
+
+        Raises:
+            ThreadStateError: the state is malformed, of an unknown version or of an unknown store.
+            IncompatibleThreadError: the thread cannot be continued by this agent.
+        """
+        parsed = parse_thread_state(state)
+        thread = AgentThread(thread_id=parsed.thread_id)
+        if parsed.service_thread_id is not None:
+            thread.service_thread_id = parsed.service_thread_id
+        elif parsed.store_kind is not None and parsed.store_state is not None:
+            thread.message_store = await restore_store(
+                parsed.store_kind, parsed.store_state, self.chat_message_store_factory
+            )
+        if parsed.service is not None or parsed.agent_id is not None or parsed.store_kind:
+            thread.binding = ThreadBinding(
+                service=parsed.service, agent_id=parsed.agent_id, agent_name=parsed.agent_name
+            )
+        thread.context_state = parsed.context_state
+        self.check_thread(thread)
+        thread.attach(self._provider_map, self.chat_client)
+        return thread
+
+    # -- runs --------------------------------------------------------------------------------
+
+    async def _begin(
+        self,
+        thread: AgentThread,
+        input_messages: list[ChatMessage],
+        tools: Sequence[ToolInput] | None,
+        options: ChatOptions,
+    ) -> Turn:
+        return await begin_turn(
+            thread=thread,
+            client=self.chat_client,
+            input_messages=input_messages,
+            instructions=self.instructions,
+            providers=self.context_providers,
+            tools={**self.tools, **self._tool_map(tools)} if tools else self.tools,
+            options={**self.default_options, **options} if options else self.default_options,
+            author_name=self.name,
+            binding=self._binding(),
+        )
+
+    async def run(
+        self,
+        messages: AgentInput = None,
+        *,
+        thread: AgentThread | None = None,
+        tools: Sequence[ToolInput] | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> AgentRunResponse:
+        """Run one turn and return everything the agent produced.
+
+        Without ``thread`` a throwaway thread is created; ``response.thread`` continues it.
+
+        Raises:
+            IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
+            ConcurrentThreadUpdateError: another writer changed the thread's store meanwhile.
+            ClientError: the model call failed; the input is still stored in a local thread.
+        """
+        input_messages = as_messages(messages)
+        thread = self._prepare_thread(thread)
+        async with thread._lock:  # pyright: ignore[reportPrivateUsage]
+            turn = await self._begin(thread, input_messages, tools, ChatOptions(**options))
+            try:
+                await self._complete(turn)
+            except BaseException as exc:
+                await turn.fail(exc)
+                raise
+            await turn.commit()
+        return AgentRunResponse(
+            messages=tuple(turn.produced),
+            response_id=turn.response_id,
+            usage=turn.usage,
+            thread=thread,
+        )
+
+    async def _complete(self, turn: Turn) -> None:
+        client = self.chat_client
+        request = turn.first_request()
+        for iteration in range(self.max_tool_iterations + 1):
+            final = iteration == self.max_tool_iterations
+            response = await client.get_response(request, options=turn.call_options(final=final))
+            answer = turn.record(
+                response.messages,
+                usage=response.usage,
+                response_id=response.response_id,
+                conversation_id=response.conversation_id,
+            )
+            calls = function_calls(answer)
+            if not calls or final:
+                return
+            results = await run_function_calls(calls, turn.tools)
+            turn.produced.append(results)
+            request = turn.next_request(request, answer, results)
+
+    async def run_stream(
+        self,
+        messages: AgentInput = None,
+        *,
+        thread: AgentThread | None = None,
+        tools: Sequence[ToolInput] | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> AsyncIterator[AgentRunResponseUpdate]:
+        """Run one turn, yielding text as it is generated and each tool call and result whole.
+
+        The thread is updated when the stream ends. A caller that stops iterating early leaves the
+        thread with the turn's input stored and nothing of the partial answer.
+        """
+        input_messages = as_messages(messages)
+        thread = self._prepare_thread(thread)
+        async with thread._lock:  # pyright: ignore[reportPrivateUsage]
+            turn = await self._begin(thread, input_messages, tools, ChatOptions(**options))
+            try:
+                request = turn.first_request()
+                for iteration in range(self.max_tool_iterations + 1):
+                    final = iteration == self.max_tool_iterations
+                    updates = []
+                    stream = self.chat_client.get_streaming_response(
+                        request, options=turn.call_options(final=final)
+                    )
+                    async for update in stream:
+                        updates.append(update)
+                        yield AgentRunResponseUpdate(
+                            contents=update.contents,
+                            role=update.role,
+                            author_name=update.author_name or self.name,
+                            response_id=update.response_id,
+                            message_id=update.message_id,
+                        )
+                    folded, usage = messages_from_updates(updates)
+                    answer = turn.record(
+                        folded,
+                        usage=usage,
+                        response_id=next((u.response_id for u in reversed(updates) if u.response_id), None),
+                        conversation_id=next(
+                            (u.conversation_id for u in reversed(updates) if u.conversation_id), None
+                        ),
+                    )
+                    calls: list[FunctionCallContent] = function_calls(answer)
+                    if not calls or final:
+                        break
+                    results = await run_function_calls(calls, turn.tools)
+                    turn.produced.append(results)
+                    yield AgentRunResponseUpdate(
+                        contents=results.contents, role=results.role, message_id=results.message_id
+                    )
+                    request = turn.next_request(request, answer, results)
+            except BaseException as exc:
+                await turn.fail(exc)
+                raise
+            await turn.commit()
+
+    def run_sync(
+        self,
+        messages: AgentInput = None,
+        *,
+        thread: AgentThread | None = None,
+        tools: Sequence[ToolInput] | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> AgentRunResponse:
+        """``run`` for synchronous code: starts an event loop, so it cannot be called inside one."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(messages, thread=thread, tools=tools, **options))
+        raise UsageError("run_sync() cannot be called from a running event loop; await agent.run()")

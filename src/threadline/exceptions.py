@@ -1,0 +1,84 @@
+"""The one error hierarchy of threadline.
+
+Every error threadline raises on purpose derives from :class:`ThreadlineError`, split by who must act::
+
+    ThreadlineError
+    ├── UsageError                  the calling code misused the API: fix the call
+    │   └── IncompatibleThreadError a thread was handed to an agent that cannot continue it
+    ├── ThreadStateError            serialized thread state is malformed, unknown or tampered with
+    ├── MessageFormatError          a message or content's JSON form is malformed
+    ├── ClientError                 the model endpoint failed or sent something unusable
+    ├── StoreError                  a message store could not read or write a thread
+    │   └── ConcurrentThreadUpdateError  another writer changed the thread first
+    └── AgentRunError               the run itself could not complete (e.g. the tool loop)
+
+Errors that describe bad values also derive from :class:`ValueError`, so code that already catches
+``ValueError`` for bad input keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentRunError",
+    "ClientError",
+    "ConcurrentThreadUpdateError",
+    "IncompatibleThreadError",
+    "MessageFormatError",
+    "StoreError",
+    "ThreadStateError",
+    "ThreadlineError",
+    "UsageError",
+]
+
+
+class ThreadlineError(Exception):
+    """Base for every error this package raises on purpose."""
+
+
+class UsageError(ThreadlineError):
+    """The calling code misused the API; fix the call, not the data."""
+
+
+class IncompatibleThreadError(UsageError):
+    """A thread was used with an agent whose chat client cannot continue it.
+
+    Raised before any model call, so nothing is sent and nothing is stored.
+    """
+
+
+class ThreadStateError(ThreadlineError, ValueError):
+    """Serialized thread state is malformed, of an unknown version, or of the wrong type."""
+
+
+class MessageFormatError(ThreadlineError, ValueError):
+    """A message or content's JSON form is malformed; the message names the offending field."""
+
+
+class ClientError(ThreadlineError):
+    """The model endpoint failed or sent something threadline cannot use."""
+
+
+class StoreError(ThreadlineError):
+    """A message store could not read or write a thread."""
+
+
+class ConcurrentThreadUpdateError(StoreError):
+    """The thread changed since this writer read it; nothing of this write was stored.
+
+    Raised by a store's version check when two writers race on one thread. Re-read the thread and
+    retry the turn if that is what the caller wants.
+    """
+
+    def __init__(self, thread_id: str, *, expected_version: int, actual_version: int) -> None:
+        super().__init__(
+            f"thread {thread_id!r} changed while this turn ran: expected version "
+            f"{expected_version}, found {actual_version}; another run wrote to it first. "
+            "Nothing of this write was stored; re-read the thread and retry the turn."
+        )
+        self.thread_id = thread_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class AgentRunError(ThreadlineError):
+    """An agent run could not complete for a reason other than the model or the store."""

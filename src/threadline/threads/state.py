@@ -1,0 +1,145 @@
+"""The serialized form of a thread: its schema, validation and migration from older versions.
+
+A thread's state travels (files, databases, HTTP), so it is checked field by field on the way in
+and every problem is reported with the path of the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from threadline.exceptions import ThreadStateError
+
+__all__ = ["SCHEMA_VERSION", "THREAD_STATE_TYPE", "ThreadState", "parse_thread_state"]
+
+THREAD_STATE_TYPE = "threadline.thread"
+SCHEMA_VERSION = 1
+"""Bump when the layout changes, and add the step from the old layout to ``_MIGRATIONS``."""
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+"""``version -> function`` turning a state of that version into one of ``version + 1``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadState:
+    """A validated thread state, ready to be turned back into an ``AgentThread``."""
+
+    thread_id: str
+    service: str | None
+    agent_id: str | None
+    agent_name: str | None
+    service_thread_id: str | None
+    store_kind: str | None
+    store_state: Mapping[str, Any] | None
+    context_state: dict[str, dict[str, Any]]
+
+
+def _optional_str(d: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = d.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ThreadStateError(f"{where}{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def parse_thread_state(state: object) -> ThreadState:
+    """Validate (and migrate) a serialized thread.
+
+    Raises:
+        ThreadStateError: the state is not a thread state, is of an unknown version, or has a
+            malformed field; the message names the field.
+    """
+    if not isinstance(state, Mapping):
+        raise ThreadStateError(
+            f"thread state must be a dict from thread.serialize(), got {type(state).__name__}"
+        )
+    d: dict[str, Any] = dict(state)  # pyright: ignore[reportUnknownArgumentType]
+    if d.get("type") != THREAD_STATE_TYPE:
+        raise ThreadStateError(
+            f"not a threadline thread state: field 'type' is {d.get('type')!r}, "
+            f"expected {THREAD_STATE_TYPE!r}"
+        )
+    version = d.get("schema_version")
+    if type(version) is not int:
+        raise ThreadStateError(f"field 'schema_version' must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ThreadStateError(
+            f"thread state has schema_version {version}, newer than this threadline reads "
+            f"({SCHEMA_VERSION}); upgrade threadline to load it"
+        )
+    while version < SCHEMA_VERSION:
+        migrate = _MIGRATIONS.get(version)
+        if migrate is None:
+            raise ThreadStateError(f"unknown thread state schema_version {version}")
+        d = migrate(d)
+        version += 1
+
+    known = {"type", "schema_version", "thread_id", "binding", "service_thread_id", "store",
+             "context_providers"}
+    unknown = d.keys() - known
+    if unknown:
+        raise ThreadStateError(f"thread state has unknown field(s) {sorted(unknown)}")
+
+    thread_id = _optional_str(d, "thread_id", "")
+    if thread_id is None:
+        raise ThreadStateError("thread state is missing 'thread_id'")
+
+    binding = d.get("binding", {})
+    if not isinstance(binding, Mapping):
+        raise ThreadStateError(f"field 'binding' must be an object, got {binding!r}")
+    binding_map: Mapping[str, Any] = binding  # pyright: ignore[reportUnknownVariableType]
+    extra = binding_map.keys() - {"service", "agent_id", "agent_name"}
+    if extra:
+        raise ThreadStateError(f"field 'binding' has unknown key(s) {sorted(extra)}")
+    service = _optional_str(binding_map, "service", "binding.")
+
+    service_thread_id = _optional_str(d, "service_thread_id", "")
+    store = d.get("store")
+    if service_thread_id is not None and store is not None:
+        raise ThreadStateError(
+            "thread state has both 'service_thread_id' and 'store'; a thread is either kept by a "
+            "service or local, never both"
+        )
+    if service_thread_id is not None and service is None:
+        raise ThreadStateError("a service-managed thread state must name its 'binding.service'")
+    if service_thread_id is None and service is not None:
+        raise ThreadStateError(
+            f"thread state is bound to service {service!r} but has no 'service_thread_id'"
+        )
+
+    store_kind: str | None = None
+    store_state: Mapping[str, Any] | None = None
+    if store is not None:
+        if not isinstance(store, Mapping):
+            raise ThreadStateError(f"field 'store' must be an object, got {store!r}")
+        store_map: Mapping[str, Any] = store  # pyright: ignore[reportUnknownVariableType]
+        store_kind = _optional_str(store_map, "kind", "store.")
+        if store_kind is None:
+            raise ThreadStateError("field 'store.kind' is missing")
+        raw_state = store_map.get("state")
+        if not isinstance(raw_state, Mapping):
+            raise ThreadStateError(f"field 'store.state' must be an object, got {raw_state!r}")
+        store_state = raw_state  # pyright: ignore[reportUnknownVariableType]
+
+    providers = d.get("context_providers", {})
+    if not isinstance(providers, Mapping):
+        raise ThreadStateError(f"field 'context_providers' must be an object, got {providers!r}")
+    context_state: dict[str, dict[str, Any]] = {}
+    for key, value in providers.items():  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(value, Mapping):
+            raise ThreadStateError(
+                f"field 'context_providers.{key}' must be an object, got {value!r}"
+            )
+        context_state[str(key)] = dict(value)  # pyright: ignore[reportUnknownArgumentType]
+
+    return ThreadState(
+        thread_id=thread_id,
+        service=service,
+        agent_id=_optional_str(binding_map, "agent_id", "binding."),
+        agent_name=_optional_str(binding_map, "agent_name", "binding."),
+        service_thread_id=service_thread_id,
+        store_kind=store_kind,
+        store_state=store_state,
+        context_state=context_state,
+    )

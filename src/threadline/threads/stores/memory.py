@@ -1,0 +1,92 @@
+"""``ChatMessageList``: the in-memory store, the default for local threads."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from threadline.exceptions import ConcurrentThreadUpdateError, MessageFormatError, ThreadStateError
+from threadline.types.contents import JSONValue
+from threadline.types.messages import ChatMessage
+
+__all__ = ["ChatMessageList", "messages_from_state"]
+
+
+def messages_from_state(raw: object, *, where: str) -> list[ChatMessage]:
+    """Parse a serialized list of messages, naming the first bad one in a ``ThreadStateError``."""
+    if not isinstance(raw, list):
+        raise ThreadStateError(f"{where} must be a list of messages, got {type(raw).__name__}")
+    from_dict = ChatMessage.from_dict
+    messages: list[ChatMessage] = []
+    append = messages.append
+    try:
+        for raw_message in raw:  # pyright: ignore[reportUnknownVariableType]
+            append(from_dict(raw_message))
+    except MessageFormatError as exc:
+        raise ThreadStateError(f"{where}[{len(messages)}]: {exc}") from exc
+    ids = {m.message_id for m in messages}
+    if len(ids) != len(messages):
+        raise ThreadStateError(f"{where} holds the same message_id more than once")
+    return messages
+
+
+class ChatMessageList:
+    """Keeps a thread's messages in memory; serializes to the messages themselves.
+
+    Forking is O(1): a fork shares its parent's messages up to the fork point and keeps only what is
+    added after it. Neither side's later messages are visible to the other.
+    """
+
+    kind = "memory"
+
+    def __init__(self, messages: Iterable[ChatMessage] | None = None) -> None:
+        self._shared: tuple[tuple[list[ChatMessage], int], ...] = ()
+        """Prefixes shared with the thread this one was forked from: (list, how much of it)."""
+        self._shared_len = 0
+        self._own: list[ChatMessage] = list(messages) if messages is not None else []
+
+    def __len__(self) -> int:
+        return self._shared_len + len(self._own)
+
+    def __iter__(self) -> Iterator[ChatMessage]:
+        prefixes = (itertools.islice(seg, n) for seg, n in self._shared)
+        return itertools.chain(*prefixes, self._own)
+
+    async def list_messages(self) -> list[ChatMessage]:
+        """All messages, oldest first."""
+        if not self._shared:
+            return self._own.copy()
+        return list(self)
+
+    async def add_messages(
+        self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
+    ) -> int:
+        """Append the messages, checking ``expected_version`` first."""
+        if expected_version is not None and expected_version != len(self):
+            raise ConcurrentThreadUpdateError(
+                f"in-memory thread {id(self):#x}",
+                expected_version=expected_version,
+                actual_version=len(self),
+            )
+        self._own.extend(messages)
+        return len(self)
+
+    async def serialize(self) -> dict[str, JSONValue]:
+        """``{"messages": [...]}`` in their JSON form."""
+        return {"messages": [m.to_dict() for m in self]}
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        """Replace the messages with those in ``state``."""
+        messages = messages_from_state(state.get("messages", []), where="store.state.messages")
+        # New lists, never in-place changes: forks may still be reading the old ones.
+        self._shared = ()
+        self._shared_len = 0
+        self._own = messages
+
+    async def fork(self) -> ChatMessageList:
+        """A branch that shares this thread's messages so far without copying them."""
+        child = ChatMessageList()
+        child._shared = self._shared + (((self._own, len(self._own)),) if self._own else ())
+        child._shared_len = len(self)
+        return child

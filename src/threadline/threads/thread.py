@@ -1,0 +1,201 @@
+"""``AgentThread``: the state of one conversation, kept apart from the (stateless) agent.
+
+A thread is *service-managed* (it holds only the id of a conversation a remote service keeps),
+*local* (it holds a message store), or *unbound* (new, and bound on its first run). It is never
+both: the two setters refuse it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from threadline.exceptions import UsageError
+from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE
+from threadline.threads.stores.base import ChatMessageStore, store_kind
+from threadline.types.contents import JSONValue
+
+if TYPE_CHECKING:
+    from threadline.clients.base import ChatClient
+    from threadline.memory.provider import ContextProvider
+
+__all__ = ["AgentThread", "ThreadBinding", "new_thread_id"]
+
+
+def new_thread_id() -> str:
+    """A fresh random thread id."""
+    return "thread_" + os.urandom(12).hex()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadBinding:
+    """What a thread belongs to: checked before every run so a thread is never sent to the wrong place.
+
+    ``service`` is set for service-managed threads (the ``service_name`` of the client whose service
+    keeps the conversation); local threads have none and can move between agents freely.
+    """
+
+    service: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON form, ``None`` fields left out."""
+        raw: dict[str, JSONValue] = {
+            "service": self.service,
+            "agent_id": self.agent_id,
+            "agent_name": self.agent_name,
+        }
+        return {k: v for k, v in raw.items() if v is not None}
+
+
+class AgentThread:
+    """One conversation's state: a service conversation id or a message store, plus memory state.
+
+    Args:
+        service_thread_id: the id of a conversation kept by a service.
+        message_store: where a local thread keeps its messages.
+        thread_id: a stable id for this thread; generated when omitted.
+
+    Raises:
+        UsageError: both ``service_thread_id`` and ``message_store`` were given.
+    """
+
+    def __init__(
+        self,
+        *,
+        service_thread_id: str | None = None,
+        message_store: ChatMessageStore | None = None,
+        thread_id: str | None = None,
+    ) -> None:
+        if service_thread_id is not None and message_store is not None:
+            raise UsageError(
+                "a thread holds a service_thread_id or a message_store, never both: a service "
+                "keeps the history of a service-managed thread, a store that of a local one"
+            )
+        self.id: str = thread_id or new_thread_id()
+        """Stable across serialization; context providers key per-thread memory by it."""
+        self._service_thread_id = service_thread_id
+        self._message_store = message_store
+        self.binding: ThreadBinding | None = None
+        """Set by the first agent that runs on this thread (or restored with it)."""
+        self.context_state: dict[str, dict[str, Any]] = {}
+        """Per-thread state of each context provider, by its ``state_key``; saved with the thread."""
+        self._providers: dict[str, ContextProvider] = {}
+        self._client: ChatClient | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        if self._service_thread_id is not None:
+            where = f"service_thread_id={self._service_thread_id!r}"
+        elif self._message_store is not None:
+            where = f"message_store={store_kind(self._message_store)}"
+        else:
+            where = "unbound"
+        return f"AgentThread(id={self.id!r}, {where})"
+
+    @property
+    def service_thread_id(self) -> str | None:
+        """The service's conversation id, for service-managed threads."""
+        return self._service_thread_id
+
+    @service_thread_id.setter
+    def service_thread_id(self, value: str | None) -> None:
+        if value is not None and self._message_store is not None:
+            raise UsageError(
+                f"thread {self.id!r} keeps its messages in a local store; it cannot also take "
+                f"service_thread_id {value!r}"
+            )
+        self._service_thread_id = value
+
+    @property
+    def message_store(self) -> ChatMessageStore | None:
+        """Where a local thread keeps its messages."""
+        return self._message_store
+
+    @message_store.setter
+    def message_store(self, value: ChatMessageStore | None) -> None:
+        if value is not None and self._service_thread_id is not None:
+            raise UsageError(
+                f"thread {self.id!r} is kept by a service (id {self._service_thread_id!r}); it "
+                "cannot also take a message store"
+            )
+        self._message_store = value
+
+    @property
+    def is_service_managed(self) -> bool:
+        """True when a service keeps this thread's history."""
+        return self._service_thread_id is not None
+
+    @property
+    def is_initialized(self) -> bool:
+        """True once the thread is bound to a service conversation or a store."""
+        return self._service_thread_id is not None or self._message_store is not None
+
+    def attach(self, providers: dict[str, ContextProvider], client: ChatClient | None) -> None:
+        """Called by agents: remember whose providers to checkpoint and which client can fork."""
+        self._providers.update(providers)
+        if client is not None:
+            self._client = client
+
+    async def serialize(self) -> dict[str, JSONValue]:
+        """The thread's whole state as a plain JSON-able dict, for ``agent.deserialize_thread``.
+
+        A service-managed thread saves its conversation id only; a local one its store's full state.
+        Context providers are checkpointed first, so their latest per-thread state is included.
+        """
+        for provider in self._providers.values():
+            await provider.thread_checkpoint(self)
+        state: dict[str, JSONValue] = {
+            "type": THREAD_STATE_TYPE,
+            "schema_version": SCHEMA_VERSION,
+            "thread_id": self.id,
+            "binding": (self.binding or ThreadBinding()).to_dict(),
+        }
+        if self._service_thread_id is not None:
+            state["service_thread_id"] = self._service_thread_id
+        elif self._message_store is not None:
+            state["store"] = {
+                "kind": store_kind(self._message_store),
+                "state": await self._message_store.serialize(),
+            }
+        state["context_providers"] = copy.deepcopy(self.context_state)
+        return state
+
+    async def fork(self) -> AgentThread:
+        """An independent branch: what either side adds later is not seen by the other.
+
+        Local threads fork their store (copy-on-write where the store allows); service-managed
+        threads ask the service to branch the conversation. Context provider state is copied.
+
+        Raises:
+            UsageError: the thread's service cannot branch conversations.
+        """
+        branch = AgentThread()
+        if self._service_thread_id is not None:
+            fork_conversation = getattr(self._client, "fork_conversation", None)
+            if fork_conversation is None:
+                raise UsageError(
+                    f"thread {self.id!r} is kept by service "
+                    f"{self.binding.service if self.binding else None!r}, whose client cannot "
+                    "branch conversations; fork it through an agent whose client supports forking"
+                )
+            branch._service_thread_id = await fork_conversation(self._service_thread_id)
+        elif self._message_store is not None:
+            branch._message_store = await self._message_store.fork()
+        branch.binding = self.binding
+        branch.context_state = copy.deepcopy(self.context_state)
+        branch._providers = dict(self._providers)
+        branch._client = self._client
+        return branch
+
+    async def end(self) -> None:
+        """Tell the thread's context providers the conversation is over (``thread_ended``).
+
+        The history itself is kept; deleting a service conversation is up to its owner.
+        """
+        for provider in self._providers.values():
+            await provider.thread_ended(self)

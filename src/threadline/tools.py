@@ -1,0 +1,185 @@
+"""Plain Python functions as tools a model can call.
+
+A function's name, docstring and type hints are its contract with the model: the first docstring
+paragraph becomes the description, Google-style ``Args:`` entries describe the parameters and the
+type hints become a JSON schema. Arguments the model sends are foreign JSON, so they are validated
+(with pydantic, at this edge only) before the function runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import to_jsonable_python
+
+from threadline.exceptions import UsageError
+from threadline.types.contents import JSONValue
+
+__all__ = ["FunctionTool", "ToolArgumentsError", "as_tool", "tool"]
+
+class ToolArgumentsError(UsageError, ValueError):
+    """The model called a tool with arguments that do not fit its parameters."""
+
+
+_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
+_ARG_LINE = re.compile(r"^\s+(\*{0,2}\w+)\s*(\([^)]*\))?:\s*(.*)$")
+
+
+def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Split a Google-style docstring into its description and per-argument descriptions."""
+    if not doc:
+        return "", {}
+    doc = inspect.cleandoc(doc)
+    lines = doc.splitlines()
+    description: list[str] = []
+    args: dict[str, str] = {}
+    in_args = False
+    current: str | None = None
+    for line in lines:
+        if _ARGS_HEADER.match(line):
+            in_args = True
+            continue
+        if in_args:
+            if line and not line[0].isspace():  # next section (Returns:, Raises:, ...)
+                in_args = False
+                current = None
+                continue
+            m = _ARG_LINE.match(line)
+            if m and (current is None or len(line) - len(line.lstrip()) <= 4):
+                current = m.group(1).lstrip("*")
+                args[current] = m.group(3).strip()
+            elif current and line.strip():
+                args[current] = f"{args[current]} {line.strip()}".strip()
+            continue
+        if not args:
+            description.append(line)
+    text = "\n".join(description).strip()
+    first_paragraph = text.split("\n\n", 1)[0].replace("\n", " ").strip()
+    return first_paragraph, args
+
+
+def _strip_titles(schema: Any) -> Any:
+    """Drop pydantic's auto-generated ``title`` keys: noise in every prompt that carries tools."""
+    if isinstance(schema, dict):
+        return {
+            k: _strip_titles(v)
+            for k, v in schema.items()  # pyright: ignore[reportUnknownVariableType]
+            if k != "title" or not isinstance(v, str)
+        }
+    if isinstance(schema, list):
+        return [_strip_titles(v) for v in schema]  # pyright: ignore[reportUnknownVariableType]
+    return schema
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionTool:
+    """A callable tool: what the model is told about it, and the function that runs it."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    """The JSON schema of the arguments object."""
+    func: Callable[..., Any] = field(repr=False)
+    arguments_model: type[BaseModel] = field(repr=False)
+
+    @classmethod
+    def from_function(
+        cls,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> FunctionTool:
+        """Describe ``func`` from its signature, type hints and docstring."""
+        if not callable(func):
+            raise UsageError(f"a tool must be a function or a FunctionTool, got {func!r}")
+        tool_name = name or getattr(func, "__name__", None)
+        if not tool_name or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tool_name):
+            raise UsageError(
+                f"tool name {tool_name!r} is not usable: give 1-64 letters, digits, '_' or '-' "
+                "via tool(name=...)"
+            )
+        summary, arg_docs = _parse_docstring(inspect.getdoc(func))
+        try:
+            hints = get_type_hints(func, include_extras=True)
+        except Exception as exc:
+            raise UsageError(f"cannot resolve the type hints of tool {tool_name!r}: {exc}") from exc
+        fields: dict[str, Any] = {}
+        for param in inspect.signature(func).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            annotation = hints.get(param.name, Any)
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (
+                annotation,
+                Field(default=default, description=arg_docs.get(param.name)),
+            )
+        model = create_model(  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+            f"{tool_name}_arguments",
+            __config__=ConfigDict(extra="forbid"),
+            **fields,
+        )
+        schema = _strip_titles(model.model_json_schema())  # pyright: ignore[reportUnknownMemberType]
+        schema.setdefault("properties", {})
+        return cls(
+            name=tool_name,
+            description=description if description is not None else summary,
+            parameters=schema,
+            func=func,
+            arguments_model=model,  # pyright: ignore[reportUnknownArgumentType]
+        )
+
+    async def invoke(self, arguments: Mapping[str, Any]) -> JSONValue:
+        """Validate the model's arguments, run the function, and return a JSON-able result.
+
+        Synchronous functions run in a worker thread so a slow tool never blocks the event loop.
+
+        Raises:
+            ToolArgumentsError: the arguments do not fit the parameters.
+        """
+        try:
+            parsed = self.arguments_model.model_validate(dict(arguments))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ToolArgumentsError(f"invalid arguments for tool {self.name!r}: {problems}") from exc
+        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        if inspect.iscoroutinefunction(self.func):
+            result = await self.func(**kwargs)
+        else:
+            result = await asyncio.to_thread(self.func, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        return to_jsonable_python(result, fallback=str)  # pyright: ignore[reportUnknownVariableType]
+
+
+def as_tool(obj: FunctionTool | Callable[..., Any]) -> FunctionTool:
+    """Return ``obj`` as a :class:`FunctionTool`, describing plain functions on the way."""
+    return obj if isinstance(obj, FunctionTool) else FunctionTool.from_function(obj)
+
+
+def tool(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Any:
+    """Decorator form of :meth:`FunctionTool.from_function`, to rename or re-describe a tool.
+
+    Use bare (``@tool``) or with options (``@tool(name="lookup")``).
+    """
+    if func is not None:
+        return FunctionTool.from_function(func, name=name, description=description)
+
+    def decorate(f: Callable[..., Any]) -> FunctionTool:
+        return FunctionTool.from_function(f, name=name, description=description)
+
+    return decorate
