@@ -11,7 +11,7 @@ import asyncio
 import copy
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from threadline.exceptions import UsageError
 from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE
@@ -32,7 +32,7 @@ def new_thread_id() -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThreadBinding:
-    """What a thread belongs to: checked before every run so a thread is never sent to the wrong place.
+    """What a thread belongs to; checked before every run so a thread never goes to the wrong place.
 
     ``service`` is set for service-managed threads (the ``service_name`` of the client whose service
     keeps the conversation); local threads have none and can move between agents freely.
@@ -83,7 +83,7 @@ class AgentThread:
         self.binding: ThreadBinding | None = None
         """Set by the first agent that runs on this thread (or restored with it)."""
         self.context_state: dict[str, dict[str, Any]] = {}
-        """Per-thread state of each context provider, by its ``state_key``; saved with the thread."""
+        """Per-thread state of each context provider by ``state_key``; saved with the thread."""
         self._providers: dict[str, ContextProvider] = {}
         self._client: ChatClient | None = None
         self._lock = asyncio.Lock()
@@ -162,7 +162,7 @@ class AgentThread:
                 "kind": store_kind(self._message_store),
                 "state": await self._message_store.serialize(),
             }
-        state["context_providers"] = copy.deepcopy(self.context_state)
+        state["context_providers"] = cast(JSONValue, copy.deepcopy(self.context_state))
         return state
 
     async def fork(self) -> AgentThread:

@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 from threadline.exceptions import MessageFormatError
 
@@ -56,14 +56,14 @@ class FunctionCallContent:
     type: ClassVar[Literal["function_call"]] = "function_call"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.arguments, str):
-            encoded = json.dumps(self.arguments)  # pyright: ignore[reportUnreachable]
-            object.__setattr__(self, "arguments", encoded)
+        # Callers may pass a mapping; it is encoded once so the stored form is always JSON text.
+        if not isinstance(self.arguments, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            object.__setattr__(self, "arguments", json.dumps(self.arguments))
 
     def parse_arguments(self) -> dict[str, Any]:
         """Decode the arguments; raises ``MessageFormatError`` when they are not a JSON object."""
         try:
-            value = json.loads(self.arguments) if self.arguments.strip() else {}
+            value: object = json.loads(self.arguments) if self.arguments.strip() else {}
         except json.JSONDecodeError as exc:
             raise MessageFormatError(
                 f"arguments of call {self.call_id!r} to {self.name!r} are not valid JSON: {exc}"
@@ -73,7 +73,7 @@ class FunctionCallContent:
                 f"arguments of call {self.call_id!r} to {self.name!r} must be a JSON object, "
                 f"got {type(value).__name__}"
             )
-        return value  # pyright: ignore[reportUnknownVariableType]
+        return cast(dict[str, Any], value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,7 +223,9 @@ def content_to_dict(content: Content) -> dict[str, JSONValue]:
             )
 
 
-def _field(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+def _field(
+    d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False
+) -> Any:
     value = d.get(key)
     if value is None and optional:
         return None
@@ -239,13 +241,15 @@ def content_from_dict(d: object) -> Content:
     """Rebuild a content from its JSON form; raises ``MessageFormatError`` naming the bad field."""
     if not isinstance(d, dict):
         raise MessageFormatError(f"a content must be a JSON object, got {type(d).__name__}")
-    kind = d.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    fields = cast(Mapping[str, Any], d)
+    kind = fields.get("type")
     if kind == "text":
-        text = d.get("text")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        text = fields.get("text")
         if type(text) is not str:
-            raise MessageFormatError(f"content of type 'text': field 'text' must be str, got {text!r}")
+            raise MessageFormatError(
+                f"content of type 'text': field 'text' must be str, got {text!r}"
+            )
         return TextContent(text)
-    fields: Mapping[str, Any] = d  # pyright: ignore[reportUnknownVariableType]
     match kind:
         case "function_call":
             return FunctionCallContent(

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from threadline.exceptions import MessageFormatError
 from threadline.types.contents import (
@@ -67,11 +67,9 @@ class ChatMessage:
         author_name: str | None = None,
         message_id: str | None = None,
     ) -> None:
-        resolved = role if type(role) is Role else _ROLES.get(role)  # pyright: ignore[reportArgumentType]
+        resolved = role if type(role) is Role else _ROLES.get(role)
         if resolved is None:
-            raise MessageFormatError(
-                f"unknown role {role!r}; expected one of {', '.join(_ROLES)}"
-            )
+            raise MessageFormatError(f"unknown role {role!r}; expected one of {', '.join(_ROLES)}")
         parts: tuple[Content, ...] = tuple(contents) if contents is not None else ()
         if text is not None:
             parts = (*parts, TextContent(text))
@@ -126,7 +124,7 @@ class ChatMessage:
         if type(role) is not str:
             raise MessageFormatError(f"message field 'role' must be a string, got {role!r}")
         contents: list[Content] = []
-        for index, raw in enumerate(raw_contents):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        for index, raw in enumerate(cast(list[object], raw_contents)):
             try:
                 contents.append(content_from_dict(raw))
             except MessageFormatError as exc:
