@@ -4,9 +4,7 @@ Agents are stateless; conversation state lives in threads (service-managed or lo
 resumable, forkable); context providers plug memory into every model call.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from threadline.agents import ChatAgent
 from threadline.clients import (
@@ -49,7 +47,7 @@ from threadline.types import (
     UsageDetails,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
 __version__ = "0.1.0"
@@ -107,7 +105,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # Optional parts load on first use, so `import threadline` stays light.
     if name == "SQLiteChatMessageStore":
         from threadline.threads.stores.sqlite import SQLiteChatMessageStore

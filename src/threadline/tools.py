@@ -118,10 +118,10 @@ class FunctionTool:
                 continue
             annotation = hints.get(param.name, Any)
             default = ... if param.default is param.empty else param.default
-            fields[param.name] = (
-                annotation,
-                Field(default=default, description=arg_docs.get(param.name)),
-            )
+            doc = arg_docs.get(param.name)
+            # Only set a description the docstring gives: None would mask one from Annotated.
+            info = Field(default=default, description=doc) if doc else Field(default=default)
+            fields[param.name] = (annotation, info)
         model = create_model(
             f"{tool_name}_arguments",
             __config__=ConfigDict(extra="forbid"),
