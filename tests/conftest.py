@@ -24,7 +24,7 @@ def _is_local(address: Any) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:  # pyright: ignore[reportUnusedFunction]
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fail any test that tries to connect to a non-loopback address."""
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex

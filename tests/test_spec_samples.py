@@ -1,8 +1,8 @@
 """Every sample of spec/multi-turn-threads.md, run against threadline.
 
 The spec's samples use Foundry and other paid services; here their clients are swapped for
-``ScriptedChatClient`` (no paid service is reachable from tests), once as a client that keeps history
-locally and once as a service that keeps it itself (``service_threads=True``).
+``ScriptedChatClient`` (no paid service is reachable from tests), once as a client that keeps
+history locally and once as a service that keeps it itself (``service_threads=True``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from tests._helpers import store_of
 from threadline import (
     AgentThread,
     ChatAgent,
@@ -82,7 +83,9 @@ async def test_thread_storage(service_threads: bool) -> None:
     else:
         # "the serialized AgentThread will contain the messages themselves"
         assert "service_thread_id" not in serialized_thread
-        assert [m["contents"][0]["text"] for m in serialized_thread["store"]["state"]["messages"]] == [  # type: ignore[index]
+        assert [
+            m["contents"][0]["text"] for m in serialized_thread["store"]["state"]["messages"]
+        ] == [
             "Hello, how are you?",
             "Fine.",
         ]
@@ -113,7 +116,7 @@ async def test_custom_message_stores() -> None:
         chat_message_store_factory=custom_message_store_factory,
     ) as agent:
         await agent.run("hi", thread=thread)
-        assert [m.text for m in await thread.message_store.list_messages()] == ["hi", "one"]  # type: ignore[union-attr]
+        assert [m.text for m in await store_of(thread).list_messages()] == ["hi", "one"]
         factory_thread = agent.get_new_thread()
         assert made and factory_thread.message_store is made[0]
         await agent.run("hello", thread=factory_thread)

@@ -31,7 +31,9 @@ async def test_stream_yields_chunks_tool_calls_and_results_then_stores_the_turn(
     client = ScriptedChatClient([[call], "The color is blue."])
     agent = ChatAgent(client, name="helper", tools=[lookup])
     thread = agent.get_new_thread()
-    updates: list[AgentRunResponseUpdate] = [u async for u in agent.run_stream("color?", thread=thread)]
+    updates: list[AgentRunResponseUpdate] = [
+        u async for u in agent.run_stream("color?", thread=thread)
+    ]
 
     kinds = [type(c).__name__ for u in updates for c in u.contents]
     assert kinds[:2] == ["FunctionCallContent", "FunctionResultContent"]
@@ -67,8 +69,15 @@ async def test_stream_and_run_store_the_same_history() -> None:
 
 async def test_usage_is_summed_over_the_runs_model_calls() -> None:
     call = FunctionCallContent(call_id="c1", name="lookup", arguments='{"key": "x"}')
-    first = ChatMessage(Role.ASSISTANT, contents=[call, UsageContent(UsageDetails(input_token_count=10, output_token_count=2))])
-    second = ChatMessage(Role.ASSISTANT, "done", contents=[UsageContent(UsageDetails(input_token_count=15, output_token_count=1))])
+    first = ChatMessage(
+        Role.ASSISTANT,
+        contents=[call, UsageContent(UsageDetails(input_token_count=10, output_token_count=2))],
+    )
+    second = ChatMessage(
+        Role.ASSISTANT,
+        "done",
+        contents=[UsageContent(UsageDetails(input_token_count=15, output_token_count=1))],
+    )
     response = await ChatAgent(ScriptedChatClient([first, second]), tools=[lookup]).run("x")
     assert response.usage == UsageDetails(input_token_count=25, output_token_count=3)
     assert response.response_id == "resp_2"
@@ -97,7 +106,7 @@ async def test_inputs_may_be_text_messages_or_lists() -> None:
     assert [m.text for m in client.calls[1].messages] == ["as message", "a", "two", "parts"]
     assert len(client.calls[2].messages) == 5
     with pytest.raises(TypeError, match="expected str or ChatMessage, got int"):
-        await agent.run([1], thread=thread)  # type: ignore[list-item]
+        await agent.run([1], thread=thread)  # pyright: ignore[reportArgumentType]
 
 
 async def test_options_reach_the_client() -> None:
@@ -105,4 +114,8 @@ async def test_options_reach_the_client() -> None:
     agent = ChatAgent(client, default_options={"model": "m1", "temperature": 0.1})
     await agent.run("hi", temperature=0.7, max_tokens=5)
     options = client.calls[0].options
-    assert (options.get("model"), options.get("temperature"), options.get("max_tokens")) == ("m1", 0.7, 5)
+    assert (options.get("model"), options.get("temperature"), options.get("max_tokens")) == (
+        "m1",
+        0.7,
+        5,
+    )

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field
 
+from tests._helpers import store_of
 from threadline import (
     ChatAgent,
     FunctionCallContent,
@@ -54,9 +55,7 @@ async def test_function_schema_comes_from_hints_and_docstring() -> None:
 
 
 async def test_tool_round_trip_until_the_model_answers() -> None:
-    client = ScriptedChatClient(
-        [[call("get_weather", {"city": "Paris"})], "It is sunny in Paris."]
-    )
+    client = ScriptedChatClient([[call("get_weather", {"city": "Paris"})], "It is sunny in Paris."])
     agent = ChatAgent(client, tools=[get_weather])
     thread = agent.get_new_thread()
     response = await agent.run("Weather in Paris?", thread=thread)
@@ -66,7 +65,7 @@ async def test_tool_round_trip_until_the_model_answers() -> None:
     assert result.call_id == "call_1"
     assert result.result == "18 degrees C and sunny in Paris"
     # The thread holds the whole exchange, in order.
-    roles = [m.role for m in await thread.message_store.list_messages()]  # type: ignore[union-attr]
+    roles = [m.role for m in await store_of(thread).list_messages()]
     assert roles == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT]
 
 
@@ -100,7 +99,10 @@ async def test_a_failing_tool_reports_its_error_to_the_model() -> None:
     [
         (call("get_weather", {"town": "Paris"}), "city: Field required"),
         (call("get_weather", {"city": "Paris", "unit": "K"}), "unit: Input should be 'C' or 'F'"),
-        (FunctionCallContent(call_id="call_1", name="get_weather", arguments="{not json"), "not valid JSON"),
+        (
+            FunctionCallContent(call_id="call_1", name="get_weather", arguments="{not json"),
+            "not valid JSON",
+        ),
         (call("get_weather", ["Paris"]), "must be a JSON object"),
         (call("teleport", {}), "unknown tool 'teleport'; available tools: get_weather"),
     ],
@@ -141,7 +143,7 @@ def test_duplicate_and_invalid_tools_are_refused() -> None:
     with pytest.raises(UsageError, match="not usable"):
         ChatAgent(client, tools=[tool(get_weather, name="has space")])
     with pytest.raises(UsageError, match="must be a function"):
-        ChatAgent(client, tools=[42])  # type: ignore[list-item]
+        ChatAgent(client, tools=[42])  # pyright: ignore[reportArgumentType]
 
 
 def test_annotated_descriptions_and_complex_types() -> None:

@@ -29,7 +29,7 @@ from threadline.threads.thread import AgentThread
 
 
 class GatedClient:
-    """A real ChatClient whose answers wait for the test to open a gate: makes races deterministic."""
+    """A real ChatClient whose answers wait for the test to open a gate: deterministic races."""
 
     service_name = "gated"
     stores_history = False
@@ -39,7 +39,9 @@ class GatedClient:
         self.started = asyncio.Event()
         self.seen: list[list[str]] = []
 
-    async def get_response(self, messages: Sequence[ChatMessage], *, options: ChatOptions) -> ChatResponse:
+    async def get_response(
+        self, messages: Sequence[ChatMessage], *, options: ChatOptions
+    ) -> ChatResponse:
         gate = asyncio.Event()
         self.gates.append(gate)
         self.seen.append([m.text for m in messages])
@@ -82,9 +84,9 @@ async def test_second_writer_over_one_store_gets_a_conflict_not_an_interleave() 
 
     run_a = asyncio.create_task(agent.run("from a", thread=a))
     await client.started.wait()  # a persisted its input and is waiting on the model
+    client.started.clear()
     run_b = asyncio.create_task(agent.run("from b", thread=b))
-    while len(client.gates) < 2:
-        await asyncio.sleep(0)
+    await client.started.wait()  # b persisted its input too
     client.gates[0].set()  # a's answer arrives after b persisted its input
     with pytest.raises(ConcurrentThreadUpdateError, match="changed while this turn ran"):
         await run_a

@@ -56,7 +56,9 @@ class UserFacts(ContextProvider):
         *,
         thread: AgentThread,
     ) -> None:
-        self.events.append(f"invoked {len(response_messages)} {type(exception).__name__ if exception else None}")
+        self.events.append(
+            f"invoked {len(response_messages)} {type(exception).__name__ if exception else None}"
+        )
         for message in request_messages:
             if message.text.startswith("My name is "):
                 self.state(thread)["name"] = message.text.removeprefix("My name is ")
@@ -96,7 +98,10 @@ async def test_hooks_run_in_order_and_context_reaches_only_that_call() -> None:
     )
     # Context messages sit right before the new input, for this call only.
     assert [m.text for m in second.messages[1:]] == [
-        "My name is Alice", "Hi Alice.", "(memory) name=Alice", "Who am I?"
+        "My name is Alice",
+        "Hi Alice.",
+        "(memory) name=Alice",
+        "Who am I?",
     ]
     assert thread.message_store is not None
     assert "(memory) name=Alice" not in [m.text for m in await thread.message_store.list_messages()]
@@ -129,12 +134,13 @@ async def test_provider_state_is_per_thread_and_saved_with_it() -> None:
     state = json.loads(json.dumps(await alice.serialize()))
     assert facts.events[-1] == "checkpoint"  # serialize() checkpoints providers first
     fresh_facts = UserFacts()
-    other_agent = ChatAgent(ScriptedChatClient(["x"]), context_providers=[fresh_facts])
+    other_client = ScriptedChatClient(["x"])
+    other_agent = ChatAgent(other_client, context_providers=[fresh_facts])
     restored = await other_agent.deserialize_thread(state)
     await other_agent.run("hi", thread=restored)
     # Restored state is used, and thread_created is not called again for a known thread.
     assert fresh_facts.events[0] == "invoking hi"
-    assert other_agent.chat_client.calls[0].messages[0].text == "The user's name is Alice."  # type: ignore[attr-defined]
+    assert other_client.calls[0].messages[0].text == "The user's name is Alice."
 
     await restored.end()
     assert fresh_facts.events[-1] == "ended"

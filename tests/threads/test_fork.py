@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests._helpers import store_of
 from threadline import ChatAgent, ChatMessage, ChatMessageList, Role, ScriptedChatClient, UsageError
 from threadline.threads.thread import AgentThread
 
@@ -28,7 +29,7 @@ async def test_local_fork_is_an_independent_branch() -> None:
     assert thread.context_state["Memo"] == {"facts": ["x"]}
     # Forks of forks stay independent too.
     leaf = await branch.fork()
-    await leaf.message_store.add_messages([ChatMessage(Role.USER, "leaf")])  # type: ignore[union-attr]
+    await store_of(leaf).add_messages([ChatMessage(Role.USER, "leaf")])
     assert (await texts(leaf))[-1] == "leaf" and (await texts(branch))[-1] == "branch 2"
 
 
@@ -39,7 +40,7 @@ async def test_forking_a_long_thread_shares_rather_than_copies() -> None:
     child = branch.message_store
     assert isinstance(child, ChatMessageList)
     # The branch owns no messages of its own: it reads its parent's list up to the fork point.
-    assert child._own == [] and child._shared[0][0] is store._own  # pyright: ignore[reportPrivateUsage]
+    assert child._own == [] and child._shared[0][0] is store._own
     await store.add_messages([ChatMessage(Role.USER, "parent only")])
     assert len(child) == 10_000 and len(store) == 10_001
     assert (await child.list_messages())[-1].text == "m9999"
@@ -54,9 +55,17 @@ async def test_service_thread_fork_branches_the_conversation() -> None:
     assert branch.service_thread_id not in (None, thread.service_thread_id)
     await agent.run("main", thread=thread)
     await agent.run("branch", thread=branch)
-    assert [m.text for m in client.conversations[thread.service_thread_id or ""]] == ["one", "a", "main", "b-main"]
+    assert [m.text for m in client.conversations[thread.service_thread_id or ""]] == [
+        "one",
+        "a",
+        "main",
+        "b-main",
+    ]
     assert [m.text for m in client.conversations[branch.service_thread_id or ""]] == [
-        "one", "a", "branch", "b-branch"
+        "one",
+        "a",
+        "branch",
+        "b-branch",
     ]
 
 

@@ -1,4 +1,4 @@
-"""thread.serialize() / agent.deserialize_thread(): exact, idempotent, and strict about bad state."""
+"""thread.serialize() and agent.deserialize_thread(): exact, idempotent, strict about bad state."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests._helpers import store_of
 from threadline import (
     AgentThread,
     ChatAgent,
@@ -55,7 +56,7 @@ class Counter(ContextProvider):
         state["turns"] = state.get("turns", 0) + 1
 
 
-async def make_thread() -> tuple[ChatAgent, AgentThread, dict[str, JSONValue]]:
+async def make_thread() -> tuple[ChatAgent, AgentThread, dict[str, Any]]:
     agent = ChatAgent(ScriptedChatClient(["a", "b"]), context_providers=[Counter()])
     thread = agent.get_new_thread()
     await agent.run("one", thread=thread)
@@ -72,7 +73,7 @@ async def test_state_is_plain_versioned_json_and_restores_exactly() -> None:
 
     restored = await agent.deserialize_thread(state)
     assert restored.id == thread.id
-    assert await restored.message_store.list_messages() == await thread.message_store.list_messages()  # type: ignore[union-attr]
+    assert await store_of(restored).list_messages() == await store_of(thread).list_messages()
     assert restored.context_state == {"Counter": {"turns": 2}}
     assert await restored.serialize() == state
 
@@ -81,12 +82,12 @@ async def test_restoring_twice_never_duplicates() -> None:
     agent, _, state = await make_thread()
     once = await agent.deserialize_thread(state)
     twice = await agent.deserialize_thread(await once.serialize())
-    assert len(await twice.message_store.list_messages()) == 4  # type: ignore[union-attr]
+    assert len(await store_of(twice).list_messages()) == 4
     # Loading the same state into the same store again replaces, never appends.
     store = once.message_store
     assert store is not None
-    await store.load_state(state["store"]["state"])  # type: ignore[index, call-overload]
-    await store.load_state(state["store"]["state"])  # type: ignore[index, call-overload]
+    await store.load_state(state["store"]["state"])
+    await store.load_state(state["store"]["state"])
     assert len(await store.list_messages()) == 4
 
 
@@ -100,12 +101,12 @@ async def test_a_custom_stores_extra_keys_survive() -> None:
     thread.message_store.tag = "important"
     await agent.run("one", thread=thread)
     state = await thread.serialize()
-    assert state["store"]["kind"] == "tagged"  # type: ignore[index, call-overload]
+    assert state["store"]["kind"] == "tagged"
     restored = await agent.deserialize_thread(json.loads(json.dumps(state)))
     assert isinstance(restored.message_store, TaggedStore)
     assert restored.message_store.tag == "important"
     assert restored.message_store.extra == {"nested": [1, 2, 3]}
-    assert [m.text for m in await restored.message_store.list_messages()] == ["one", "a"]
+    assert [m.text for m in await store_of(restored).list_messages()] == ["one", "a"]
 
 
 async def test_service_thread_serializes_to_its_id_only() -> None:
@@ -115,16 +116,16 @@ async def test_service_thread_serializes_to_its_id_only() -> None:
     assert thread is not None
     state = await thread.serialize()
     assert state["service_thread_id"] == "conv_1"
-    assert state["binding"]["service"] == "svc"  # type: ignore[index, call-overload]
+    assert state["binding"]["service"] == "svc"
     assert "store" not in state and "secret" not in json.dumps(state)
     restored = await agent.deserialize_thread(state)
     assert restored.service_thread_id == "conv_1" and restored.message_store is None
 
 
 def _mutations() -> list[tuple[str, Any, str]]:
-    def set_(path: list[str], value: Any) -> Any:
+    def set_(path: list[str | int], value: Any) -> Any:
         def apply(state: dict[str, Any]) -> dict[str, Any]:
-            target = state
+            target: Any = state
             for key in path[:-1]:
                 target = target[key]
             target[path[-1]] = value
@@ -140,42 +141,63 @@ def _mutations() -> list[tuple[str, Any, str]]:
         return apply
 
     return [
-        ("not a dict", lambda s: [s], "must be a dict"),
+        ("not a dict", lambda s: [s], "must be a dict"),  # pyright: ignore[reportUnknownLambdaType]
         ("wrong type", set_(["type"], "langgraph.checkpoint"), "not a threadline thread state"),
         ("future version", set_(["schema_version"], 99), "schema_version 99, newer"),
         ("version as text", set_(["schema_version"], "1"), "'schema_version' must be an integer"),
         ("unknown field", set_(["surprise"], 1), "unknown field(s) ['surprise']"),
         ("no thread id", drop("thread_id"), "missing 'thread_id'"),
-        ("both kinds", set_(["service_thread_id"], "conv_1"), "both 'service_thread_id' and 'store'"),
+        (
+            "both kinds",
+            set_(["service_thread_id"], "conv_1"),
+            "both 'service_thread_id' and 'store'",
+        ),
         ("store not object", set_(["store"], "messages"), "'store' must be an object"),
-        ("unknown store kind", set_(["store", "kind"], "cassandra"), "'cassandra', which is not built in"),
-        ("bad message role", set_(["store", "state", "messages", 1, "role"], "robot"),
-         "store.state.messages[1]: unknown role 'robot'"),
-        ("bad content", set_(["store", "state", "messages", 0, "contents"], [{"type": "hologram"}]),
-         "messages[0]: contents[0]: unknown content type 'hologram'"),
+        (
+            "unknown store kind",
+            set_(["store", "kind"], "cassandra"),
+            "'cassandra', which is not built in",
+        ),
+        (
+            "bad message role",
+            set_(["store", "state", "messages", 1, "role"], "robot"),
+            "store.state.messages[1]: unknown role 'robot'",
+        ),
+        (
+            "bad content",
+            set_(["store", "state", "messages", 0, "contents"], [{"type": "hologram"}]),
+            "messages[0]: contents[0]: unknown content type 'hologram'",
+        ),
         ("messages not a list", set_(["store", "state", "messages"], {"0": "x"}), "must be a list"),
-        ("provider state not object", set_(["context_providers", "Counter"], 3),
-         "'context_providers.Counter' must be an object"),
+        (
+            "provider state not object",
+            set_(["context_providers", "Counter"], 3),
+            "'context_providers.Counter' must be an object",
+        ),
         ("binding not object", set_(["binding"], "agent"), "'binding' must be an object"),
     ]
 
 
-@pytest.mark.parametrize(("name", "mutate", "message"), _mutations(), ids=[m[0] for m in _mutations()])
-async def test_malformed_state_is_refused_with_a_clear_error(name: str, mutate: Any, message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "mutate", "message"), _mutations(), ids=[m[0] for m in _mutations()]
+)
+async def test_malformed_state_is_refused_with_a_clear_error(
+    name: str, mutate: Any, message: str
+) -> None:
     agent, thread, state = await make_thread()
     bad = mutate(copy.deepcopy(state))
     with pytest.raises(ThreadStateError) as info:
         await agent.deserialize_thread(bad)
     assert message in str(info.value)
     # Nothing was lost: the original thread and its state are intact.
-    assert len(await thread.message_store.list_messages()) == 4  # type: ignore[union-attr]
+    assert len(await store_of(thread).list_messages()) == 4
     assert len((await agent.deserialize_thread(state)).context_state) == 1
 
 
 async def test_duplicate_message_ids_in_state_are_refused() -> None:
     agent, _, state = await make_thread()
-    messages = state["store"]["state"]["messages"]  # type: ignore[index, call-overload]
-    messages.append(copy.deepcopy(messages[0]))  # type: ignore[union-attr]
+    messages = state["store"]["state"]["messages"]
+    messages.append(copy.deepcopy(messages[0]))
     with pytest.raises(ThreadStateError, match="same message_id more than once"):
         await agent.deserialize_thread(state)
 

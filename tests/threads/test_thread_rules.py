@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests._helpers import store_of
 from threadline import (
     AgentThread,
     ChatAgent,
@@ -73,7 +74,7 @@ async def test_local_threads_are_portable_between_local_agents() -> None:
     thread = first.get_new_thread()
     await first.run("hi first", thread=thread)
     await second.run("hi second", thread=thread)
-    history = await thread.message_store.list_messages()  # type: ignore[union-attr]
+    history = await store_of(thread).list_messages()
     assert [(m.author_name, m.text) for m in history] == [
         (None, "hi first"),
         ("first", "I am first"),

@@ -12,7 +12,7 @@ Shared by ``ChatAgent.run`` and ``run_stream`` so the two can never disagree on 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from threadline.clients.base import ChatClient, ChatOptions, RunOptions
 from threadline.memory.context import Context, merge_contexts
@@ -101,7 +101,7 @@ class Turn:
             or message.role != Role.ASSISTANT
         ):
             return message
-        return replace(message, author_name=self.author_name)
+        return message.replace(author_name=self.author_name)
 
     async def commit(self) -> None:
         """Store what the run produced and let providers learn from it."""

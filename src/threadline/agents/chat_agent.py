@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Self, Unpack
 
 from threadline.agents._tool_calls import function_calls, run_function_calls
@@ -27,7 +27,7 @@ from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool, as_tool
-from threadline.types.contents import FunctionCallContent, JSONValue
+from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import (
     AgentRunResponse,
@@ -201,9 +201,7 @@ class ChatAgent:
         thread.attach(self._provider_map, self.chat_client)
         return thread
 
-    async def deserialize_thread(
-        self, state: Mapping[str, Any] | dict[str, JSONValue]
-    ) -> AgentThread:
+    async def deserialize_thread(self, state: Mapping[str, Any]) -> AgentThread:
         """Restore a thread from ``thread.serialize()``: its store, provider state and binding.
 
         Restoring replaces rather than merges, so doing it twice never duplicates messages.
@@ -310,7 +308,7 @@ class ChatAgent:
         thread: AgentThread | None = None,
         tools: Sequence[ToolInput] | None = None,
         **options: Unpack[RunOptions],
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """Run one turn, yielding text as it is generated and each tool call and result whole.
 
         The thread is updated when the stream ends. A caller that stops iterating early leaves the

@@ -11,7 +11,7 @@ import asyncio
 import copy
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from threadline.exceptions import UsageError
 from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE
@@ -141,7 +141,7 @@ class AgentThread:
         if client is not None:
             self._client = client
 
-    async def serialize(self) -> dict[str, JSONValue]:
+    async def serialize(self) -> dict[str, Any]:
         """The thread's whole state as a plain JSON-able dict, for ``agent.deserialize_thread``.
 
         A service-managed thread saves its conversation id only; a local one its store's full state.
@@ -149,7 +149,7 @@ class AgentThread:
         """
         for provider in self._providers.values():
             await provider.thread_checkpoint(self)
-        state: dict[str, JSONValue] = {
+        state: dict[str, Any] = {
             "type": THREAD_STATE_TYPE,
             "schema_version": SCHEMA_VERSION,
             "thread_id": self.id,
@@ -162,7 +162,7 @@ class AgentThread:
                 "kind": store_kind(self._message_store),
                 "state": await self._message_store.serialize(),
             }
-        state["context_providers"] = cast(JSONValue, copy.deepcopy(self.context_state))
+        state["context_providers"] = copy.deepcopy(self.context_state)
         return state
 
     async def fork(self) -> AgentThread:
