@@ -8,6 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing-based health checks make property tests flaky on a loaded 2-core CI machine; what they
+# check is correctness, so give every example as long as it needs.
+settings.register_profile("threadline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("threadline")
 
 
 def _is_local(address: Any) -> bool:
