@@ -50,6 +50,7 @@ from threadline.types import (
 )
 
 if TYPE_CHECKING:
+    from threadline.clients.local import LocalChatClient
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
 __version__ = "0.1.0"
@@ -69,6 +70,7 @@ __all__ = [
     # clients
     "ChatClient",
     "ChatOptions",
+    "LocalChatClient",
     "RecordedCall",
     "ScriptedChatClient",
     "SupportsConversationFork",
@@ -113,4 +115,8 @@ def __getattr__(name: str) -> Any:
         from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
         return SQLiteChatMessageStore
+    if name == "LocalChatClient":
+        from threadline.clients.local import LocalChatClient
+
+        return LocalChatClient
     raise AttributeError(f"module 'threadline' has no attribute {name!r}")
