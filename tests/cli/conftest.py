@@ -27,6 +27,8 @@ def local_model_path() -> Path:
     path, reason = _local_model_or_reason()
     if path is None:
         if os.environ.get("THREADLINE_REQUIRE_LOCAL_MODEL") == "1":
-            pytest.fail(f"THREADLINE_REQUIRE_LOCAL_MODEL=1 but the local model is missing: {reason}")
+            pytest.fail(
+                f"THREADLINE_REQUIRE_LOCAL_MODEL=1 but the local model is missing: {reason}"
+            )
         pytest.skip(f"local model unavailable: {reason}")
     return path
