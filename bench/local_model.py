@@ -8,6 +8,7 @@ one evaluates the whole prompt.
 Targets (issue 3): the wrapper costs at most 3% of throughput and at most 5 ms more to first token.
 
     PYTHONPATH=src python bench/local_model.py [--tokens 128] [--runs 7] [--model PATH.gguf]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -82,9 +83,10 @@ async def main() -> int:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="default: all cores")
     args = parser.parse_args()
 
-    client = LocalChatClient(args.model, n_ctx=1024, max_tokens=args.tokens)
+    client = LocalChatClient(args.model, n_ctx=1024, max_tokens=args.tokens, n_threads=args.threads)
     await client.load()
     llm = client.llama
     bias = {llm.token_eos(): -1e9}
@@ -99,29 +101,39 @@ async def main() -> int:
     await client.aclose()
 
     counts = {r.tokens for rs in runs.values() for r in rs}
-    print(f"model {client.model_path.name}, {args.tokens} tokens x {args.runs} runs per side, "
-          f"n_threads={client.n_threads}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"model {client.model_path.name}, {args.tokens} tokens x {args.runs} runs per side, "
+        f"n_threads={client.n_threads}, load average {os.getloadavg()[0]:.2f}"
+    )
     if len(counts) != 1:
         print(f"warning: runs generated different token counts {sorted(counts)}")
-    print(f"{'':18} {'tokens/s (median)':>18} {'min..max':>15} {'TTFT ms (median)':>17} "
-          f"{'min..max':>15}")
+    print(
+        f"{'':18} {'tokens/s (median)':>18} {'min..max':>15} {'TTFT ms (median)':>17} "
+        f"{'min..max':>15}"
+    )
     medians: dict[str, tuple[float, float]] = {}
     for name, rs in runs.items():
         tps = [r.tps for r in rs]
         ttft = [r.ttft * 1000 for r in rs]
         medians[name] = (statistics.median(tps), statistics.median(ttft))
-        print(f"{name:18} {medians[name][0]:18.1f} {min(tps):7.1f}..{max(tps):<7.1f}"
-              f"{medians[name][1]:17.1f} {min(ttft):7.1f}..{max(ttft):<7.1f}")
+        print(
+            f"{name:18} {medians[name][0]:18.1f} {min(tps):7.1f}..{max(tps):<7.1f}"
+            f"{medians[name][1]:17.1f} {min(ttft):7.1f}..{max(ttft):<7.1f}"
+        )
     # Paired differences (run i of each side ran back to back), robust to drifting load.
     pairs = list(zip(runs["llama_cpp.Llama"], runs["LocalChatClient"], strict=True))
     cost = statistics.median((d.tps - w.tps) / d.tps * 100 for d, w in pairs)
     extra = statistics.median((w.ttft - d.ttft) * 1000 for d, w in pairs)
     ok_cost, ok_extra = cost <= 3.0, extra <= 5.0
     print()
-    print(f"throughput cost of the wrapper: {cost:+.2f}%   target <= 3%   "
-          f"{'PASS' if ok_cost else 'FAIL'}")
-    print(f"extra time to first token:      {extra:+.2f} ms target <= 5 ms "
-          f"{'PASS' if ok_extra else 'FAIL'}")
+    print(
+        f"throughput cost of the wrapper: {cost:+.2f}%   target <= 3%   "
+        f"{'PASS' if ok_cost else 'FAIL'}"
+    )
+    print(
+        f"extra time to first token:      {extra:+.2f} ms target <= 5 ms "
+        f"{'PASS' if ok_extra else 'FAIL'}"
+    )
     return 0 if ok_cost and ok_extra else 1
 
 
