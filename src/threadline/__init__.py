@@ -29,6 +29,7 @@ from threadline.exceptions import (
 )
 from threadline.memory import Context, ContextProvider
 from threadline.threads import AgentThread, ThreadBinding
+from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
 from threadline.threads.stores import ChatMessageList, ChatMessageStore
 from threadline.tools import FunctionTool, ToolArgumentsError, tool
 from threadline.types import (
@@ -64,6 +65,8 @@ __all__ = [
     "ChatMessageStore",
     "SQLiteChatMessageStore",
     "ThreadBinding",
+    "TokenBudgetReducer",
+    "reduce_to_token_budget",
     # memory
     "Context",
     "ContextProvider",

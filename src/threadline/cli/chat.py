@@ -207,6 +207,13 @@ def _one_shot(session: _Session, text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline chat``."""
+    if not 0 < args.max_tokens < args.ctx:
+        print(
+            f"threadline chat: --max-tokens ({args.max_tokens}) must be positive and smaller "
+            f"than --ctx ({args.ctx})",
+            file=sys.stderr,
+        )
+        return 2
     home = args.home or default_home()
     library = ThreadLibrary(home)
     interactive = sys.stdin.isatty()
@@ -214,7 +221,11 @@ def run(args: argparse.Namespace) -> int:
     if not interactive and not text:
         print("threadline chat: nothing to send: stdin was empty", file=sys.stderr)
         return 2
-    client = LocalChatClient(args.model, n_ctx=args.ctx, max_tokens=args.max_tokens)
+    try:
+        client = LocalChatClient(args.model, n_ctx=args.ctx, max_tokens=args.max_tokens)
+    except ValueError as exc:  # a bad --ctx or --max-tokens
+        print(f"threadline chat: {exc}", file=sys.stderr)
+        return 2
     agent = ChatAgent(client, args.system or DEFAULT_INSTRUCTIONS)
     options = ChatOptions(max_tokens=args.max_tokens)
     if args.temperature is not None:
