@@ -218,3 +218,20 @@ async def test_file_that_is_not_a_model_is_a_clear_error(
     with pytest.raises(ClientError, match="could not load"):
         await client.load()
     await client.aclose()
+
+
+async def test_automatic_tool_choice_can_answer_in_text(client: LocalChatClient) -> None:
+    # Offered a tool it does not need, the model answers; the answer streams and is not empty
+    # (llama-cpp-python's own handler would constrain it to nothing).
+    messages = [ChatMessage(Role.USER, "Hello! How are you today?")]
+    options = ChatOptions(
+        tools=[get_weather],
+        tool_choice="auto",
+        max_tokens=12,
+        additional_properties=no_eos(client),
+    )
+    updates = [u async for u in client.get_streaming_response(messages, options=options)]
+    texts = [u.text for u in updates if u.text]
+    assert not any(isinstance(c, FunctionCallContent) for u in updates for c in u.contents)
+    assert len(texts) >= 5  # streamed token by token
+    assert updates[-1].finish_reason == "length"

@@ -63,6 +63,8 @@ _LLAMA_HINT = (
 )
 _PROMPT_MARGIN = 48
 """Tokens kept free beyond the counted messages: template differences, a default system prompt."""
+_SETTLE_SECONDS = 0.5
+"""How long a closed stream waits for the worker to stop (one token takes a few ms)."""
 _STREAMED_AUTO_TOOLS = "Automatic streaming tool choice is not supported"
 
 
@@ -133,11 +135,15 @@ def _without_extra_buffers(llama_cpp: Any) -> Generator[None]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Request:
     messages: list[LlamaMessage]
+    """For the function-calling handler when ``tools``, else for the model's own template."""
+    plain: list[LlamaMessage]
+    """The same messages for the model's own template (function calls written as text)."""
     kwargs: dict[str, Any]
     tools: bool
 
 
 _DONE = object()
+_LENGTH_CHUNK: Mapping[str, Any] = {"choices": ({"delta": {}, "finish_reason": "length"},)}
 
 
 def _first_choice(chunk: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -374,6 +380,9 @@ class LocalChatClient:
             )
         self._last_sent = tuple(kept)
         sent = [c for m in kept if (c := converted[m.message_id]) is not None]
+        plain = sent
+        if use_tools:
+            plain = [c for m in kept if (c := to_llama_message(m, names, native_tool_calls=False))]
         kwargs: dict[str, Any] = {"max_tokens": max_tokens}
         for key in ("temperature", "top_p", "seed"):
             value = options.get(key)
@@ -389,7 +398,7 @@ class LocalChatClient:
             else:  # "auto"; "required" with several tools is best effort (see the docs)
                 kwargs["tool_choice"] = "auto"
         kwargs.update(options.get("additional_properties") or {})
-        return _Request(messages=sent, kwargs=kwargs, tools=use_tools)
+        return _Request(messages=sent, plain=plain, kwargs=kwargs, tools=use_tools)
 
     def _start(self, llm: Any, request: _Request) -> Any:
         """Begin generating: a chunk iterator, or a whole response where streaming is impossible.
@@ -406,13 +415,28 @@ class LocalChatClient:
         seed = kwargs.pop("seed", None)
         if seed is not None:  # the function-calling handler ignores the seed argument
             llm.set_seed(seed)
-        try:
+        if kwargs.get("tool_choice") != "auto":  # a forced call: its arguments stream
             return handler(llama=llm, messages=request.messages, stream=True, **kwargs)
+        try:
+            # With "auto" the handler first lets the model choose, under a grammar, between
+            # calling functions and answering; streaming it is refused when functions win.
+            decided = handler(llama=llm, messages=request.messages, stream=True, **kwargs)
         except ValueError as exc:
             if _STREAMED_AUTO_TOOLS not in str(exc):
                 raise
-        # The model chose to call functions, which the handler only returns whole.
-        return handler(llama=llm, messages=request.messages, stream=False, **kwargs)
+            # The model chose to call functions, which the handler only returns whole.
+            return handler(llama=llm, messages=request.messages, stream=False, **kwargs)
+        # The model chose to answer. The handler (0.3.36) would constrain that answer with the
+        # grammar meant for what follows a call, so it could only ever be empty: drop that
+        # unstarted stream and answer with the model's own template instead.
+        close = getattr(decided, "close", None)
+        if close is not None:
+            close()
+        kwargs.pop("tools", None)
+        kwargs.pop("tool_choice", None)
+        if seed is not None:
+            kwargs["seed"] = seed
+        return llm.create_chat_completion(request.plain, stream=True, **kwargs)
 
     def _generate(
         self,
@@ -432,10 +456,18 @@ class LocalChatClient:
                 emit(cast(Mapping[str, Any], result))
                 return
             chunks = cast(Iterator[Any], result)
+            # llama-cpp-python's automatic tool choice generates its text reply without a
+            # token limit, so the limit is also enforced here (one chunk is one token).
+            budget = int(request.kwargs.get("max_tokens") or self.max_tokens)
             try:
                 for chunk in chunks:
                     if stop.is_set() or not emit(chunk):
                         break
+                    if _first_choice(chunk).get("delta", {}).get("content"):
+                        budget -= 1
+                        if budget <= 0:
+                            emit(_LENGTH_CHUNK)
+                            break
             finally:
                 close = getattr(chunks, "close", None)
                 if close is not None:
@@ -495,9 +527,22 @@ class LocalChatClient:
             )
         finally:
             stop.set()
-            # Wait for the worker to notice (one token at most), so the model is idle when this
-            # stream is closed. Shielded: a second cancellation must not leave it unawaited.
-            await asyncio.shield(future)
+            await self._settle(future)
+
+    @staticmethod
+    async def _settle(future: asyncio.Future[None]) -> None:
+        """Give the worker a moment to stop, so the model is usually idle when a stream closes.
+
+        Generation stops within a token, but evaluating a long prompt cannot be interrupted; a
+        stream cancelled then (Ctrl-C) returns at once and the worker finishes in the
+        background. The next call queues behind it on the same worker, so nothing overlaps.
+        """
+        if future.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(future), _SETTLE_SECONDS)
+        except TimeoutError:
+            future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
     @staticmethod
     def _updates(
