@@ -187,7 +187,10 @@ class LocalChatClient:
             raise ValueError(f"max_tokens must be between 1 and n_ctx ({n_ctx}), got {max_tokens}")
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         if not self.model_path.is_file():
-            raise ClientError(f"model file {str(self.model_path)!r} does not exist; {INSTALL_HINT}")
+            raise ClientError(
+                f"model file {str(self.model_path)!r} does not exist; pass the path of a GGUF "
+                "chat model, or leave it out to use the default model"
+            )
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.max_tokens = max_tokens
