@@ -89,24 +89,3 @@ def test_streamed_call_pieces_are_joined_whole() -> None:
         ("call_1", "f", '{"a": 1}'),
         ("msg_1", "g", "{}"),
     ]
-
-
-class _SystemInfo:
-    """Stands in for the llama_cpp module: only its system-info string matters here."""
-
-    def __init__(self, info: bytes) -> None:
-        self.info = info
-
-    def llama_print_system_info(self) -> bytes:
-        return self.info
-
-
-def test_amx_builds_are_detected_from_llama_system_info() -> None:
-    from threadline.clients.local import cpu_has_amx
-
-    native = b"CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 | REPACK = 1 | "
-    generic = (
-        b"CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | REPACK = 1 | "
-    )
-    assert cpu_has_amx(_SystemInfo(native))
-    assert not cpu_has_amx(_SystemInfo(generic))
