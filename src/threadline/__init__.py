@@ -4,6 +4,7 @@ Agents are stateless; conversation state lives in threads (service-managed or lo
 resumable, forkable); context providers plug memory into every model call.
 """
 
+import importlib as _importlib
 import typing as _typing
 
 from threadline.agents import ChatAgent
@@ -11,6 +12,7 @@ from threadline.clients import (
     ChatClient,
     ChatOptions,
     RecordedCall,
+    RunOptions,
     ScriptedChatClient,
     SupportsConversationFork,
 )
@@ -27,6 +29,7 @@ from threadline.exceptions import (
 )
 from threadline.memory import Context, ContextProvider
 from threadline.threads import AgentThread, ThreadBinding
+from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
 from threadline.threads.stores import ChatMessageList, ChatMessageStore
 from threadline.tools import FunctionTool, ToolArgumentsError, tool
 from threadline.types import (
@@ -48,6 +51,7 @@ from threadline.types import (
 )
 
 if _typing.TYPE_CHECKING:
+    from threadline.clients.local import LocalChatClient
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
 __version__ = "0.1.0"
@@ -61,13 +65,17 @@ __all__ = [
     "ChatMessageStore",
     "SQLiteChatMessageStore",
     "ThreadBinding",
+    "TokenBudgetReducer",
+    "reduce_to_token_budget",
     # memory
     "Context",
     "ContextProvider",
     # clients
     "ChatClient",
     "ChatOptions",
+    "LocalChatClient",
     "RecordedCall",
+    "RunOptions",
     "ScriptedChatClient",
     "SupportsConversationFork",
     # tools
@@ -105,10 +113,16 @@ __all__ = [
 ]
 
 
+_LAZY: dict[str, str] = {
+    "LocalChatClient": "threadline.clients.local",
+    "SQLiteChatMessageStore": "threadline.threads.stores.sqlite",
+}
+"""Public names whose modules need optional dependencies: imported on first use only."""
+
+
 def __getattr__(name: str) -> _typing.Any:
     # Optional parts load on first use, so `import threadline` stays light.
-    if name == "SQLiteChatMessageStore":
-        from threadline.threads.stores.sqlite import SQLiteChatMessageStore
-
-        return SQLiteChatMessageStore
-    raise AttributeError(f"module 'threadline' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'threadline' has no attribute {name!r}")
+    return getattr(_importlib.import_module(module), name)

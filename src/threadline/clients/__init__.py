@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from threadline.clients.base import ChatClient, ChatOptions, SupportsConversationFork
+from typing import TYPE_CHECKING, Any
+
+from threadline.clients.base import ChatClient, ChatOptions, RunOptions, SupportsConversationFork
 from threadline.clients.scripted import RecordedCall, ScriptedChatClient
+
+if TYPE_CHECKING:
+    from threadline.clients.local import LocalChatClient
 
 __all__ = [
     "ChatClient",
     "ChatOptions",
+    "LocalChatClient",
     "RecordedCall",
+    "RunOptions",
     "ScriptedChatClient",
     "SupportsConversationFork",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # LocalChatClient's module is light (llama_cpp loads on first use), but stays lazy so the
+    # clients package never pays for it unless asked.
+    if name == "LocalChatClient":
+        from threadline.clients.local import LocalChatClient
+
+        return LocalChatClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,95 @@
+"""``threadline threads list | show | export | import | fork | delete``: manage saved threads."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from threadline.cli._library import ThreadLibrary, default_home, summary_json
+from threadline.cli._render import format_history, format_thread_table
+from threadline.exceptions import ThreadStateError, UsageError
+from threadline.threads.portable import parse_portable_thread, portable_thread_state
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``threads`` and its subcommands."""
+    parser = subparsers.add_parser("threads", help="list, show, export, import, fork, delete")
+    commands = parser.add_subparsers(dest="threads_command", metavar="COMMAND", required=True)
+    listing = commands.add_parser("list", help="list saved threads, newest first")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = commands.add_parser("show", help="print a thread's messages")
+    show.add_argument("id", metavar="ID")
+    export = commands.add_parser("export", help="write a thread, messages included, as JSON")
+    export.add_argument("id", metavar="ID")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    imp = commands.add_parser("import", help="save a thread from an exported JSON file")
+    imp.add_argument("file", metavar="FILE", help="the file, or - for stdin")
+    imp.add_argument(
+        "--new-id", action="store_true", help="save under a new id (to keep the original too)"
+    )
+    fork = commands.add_parser("fork", help="branch a thread; prints the new id")
+    fork.add_argument("id", metavar="ID")
+    delete = commands.add_parser("delete", help="delete a thread (its forks keep their history)")
+    delete.add_argument("id", metavar="ID")
+    parser.set_defaults(handler=run)
+
+
+def _read_state(file: str) -> object:
+    try:
+        raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {file!r}: {exc}") from exc
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ThreadStateError(f"{file!r} is not a thread file: invalid JSON ({exc})") from exc
+
+
+async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
+    command: str = args.threads_command
+    if command == "list":
+        summaries = await library.summaries()
+        if args.json:
+            for summary in summaries:
+                print(json.dumps(summary_json(summary)))
+        else:
+            for line in format_thread_table(summaries):
+                print(line)
+        return 0
+    if command == "import":
+        # Everything is validated before the database is touched: bad input changes nothing.
+        try:
+            portable = parse_portable_thread(_read_state(args.file))
+        except ThreadStateError as exc:
+            raise ThreadStateError(f"{args.file!r} was not imported: {exc}") from exc
+        thread_id = await library.import_thread(portable, new_id=args.new_id)
+        print(f"imported thread {thread_id} ({len(portable.messages)} messages)")
+        return 0
+    thread_id = await library.resolve(args.id)
+    if command == "show":
+        for line in format_history(await library.messages(thread_id)):
+            print(line)
+    elif command == "export":
+        state = await portable_thread_state(library.thread(thread_id))
+        text = json.dumps(state, ensure_ascii=False, indent=2) + "\n"
+        if args.output:
+            await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+            print(f"exported thread {thread_id} to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+    elif command == "fork":
+        print(await library.fork(thread_id))
+    elif command == "delete":
+        await library.delete(thread_id)
+        print(f"deleted thread {thread_id}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``threadline threads``."""
+    return asyncio.run(_run(args, ThreadLibrary(args.home or default_home())))

@@ -1,0 +1,237 @@
+"""``LocalChatClient`` against the real embedded model (SmolLM2-135M, small and fast).
+
+The model is weak, so tests assert the mechanics (streaming, tool call round trips, the window)
+and never the quality of an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from threadline import ChatAgent, ChatOptions, ClientError, tool
+from threadline.clients.local import LocalChatClient
+from threadline.types import (
+    ChatMessage,
+    ChatResponseUpdate,
+    FunctionCallContent,
+    FunctionResultContent,
+    Role,
+)
+
+SYSTEM = ChatMessage(Role.SYSTEM, "You are a helpful assistant.")
+
+
+@pytest.fixture(scope="module")
+def client(local_model_path: Path) -> Iterator[LocalChatClient]:
+    c = LocalChatClient(local_model_path, n_ctx=1024, max_tokens=32)
+    yield c
+    c.close()
+
+
+def no_eos(client: LocalChatClient) -> dict[str, object]:
+    """Ban the end-of-sequence token, so a reply runs to max_tokens (for predictable lengths)."""
+    return {"logit_bias": {client.llama.token_eos(): -1e9}}
+
+
+async def test_reply_streams_token_by_token(client: LocalChatClient) -> None:
+    await client.load()
+    messages = [SYSTEM, ChatMessage(Role.USER, "Tell me about the sea.")]
+    options = ChatOptions(max_tokens=24, seed=7, additional_properties=no_eos(client))
+    updates: list[ChatResponseUpdate] = []
+    async for update in client.get_streaming_response(messages, options=options):
+        updates.append(update)
+    texts = [u.text for u in updates if u.text]
+    assert len(texts) >= 10  # one update per token, not one for the whole reply
+    assert updates[-1].finish_reason == "length"
+    assert len({u.message_id for u in updates}) == 1
+    whole = await client.get_response(messages, options=options)
+    assert len(whole.messages) == 1 and whole.messages[0].role == Role.ASSISTANT
+    assert whole.finish_reason == "length"
+    assert len(client.llama.tokenize(whole.text.encode(), add_bos=False)) >= 20
+
+
+async def test_stopping_the_stream_stops_generation(client: LocalChatClient) -> None:
+    await client.load()
+    messages = [SYSTEM, ChatMessage(Role.USER, "Count to one thousand.")]
+    options = ChatOptions(max_tokens=400, additional_properties=no_eos(client))
+    stream = client.get_streaming_response(messages, options=options)
+    got = 0
+    async for _ in stream:
+        got += 1
+        if got == 3:
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    prompt = len(client.llama.tokenize(b"x"))  # touch the model: it must be idle now
+    assert prompt >= 1
+    # The context holds the prompt and the few tokens generated before the stop, not 400 more.
+    generated_upper_bound = client.llama.n_tokens
+    assert generated_upper_bound < 200
+
+
+async def test_cancelling_the_consumer_stops_generation(client: LocalChatClient) -> None:
+    await client.load()
+    messages = [SYSTEM, ChatMessage(Role.USER, "Write a very long story.")]
+    options = ChatOptions(max_tokens=400, additional_properties=no_eos(client))
+    first = asyncio.Event()
+
+    async def consume() -> int:
+        n = 0
+        async for update in client.get_streaming_response(messages, options=options):
+            n += len(update.contents)
+            first.set()
+        return n
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client.llama.n_tokens < 200  # stopped after a few tokens, not at 400
+    # and the client is immediately usable again
+    reply = await client.get_response(messages, options=ChatOptions(max_tokens=4))
+    assert reply.messages
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Get the current weather in a city.
+
+    Args:
+        city: the city's name.
+    """
+    calls.append(city)
+    return f"It is sunny and 21 degrees in {city}."
+
+
+calls: list[str] = []
+
+
+async def test_tool_call_round_trip_through_an_agent(client: LocalChatClient) -> None:
+    calls.clear()
+    # tool_choice="required" with one tool forces the call (the handler constrains the arguments
+    # with a grammar); after one round the agent's final call forbids tools, so the model answers.
+    agent = ChatAgent(
+        client,
+        "You are a weather assistant.",
+        tools=[get_weather],
+        max_tool_iterations=1,
+        default_options=ChatOptions(tool_choice="required", max_tokens=32, temperature=0.0),
+    )
+    thread = agent.get_new_thread()
+    updates = [u async for u in agent.run_stream("What is the weather in Paris?", thread=thread)]
+    call_updates = [c for u in updates for c in u.contents if isinstance(c, FunctionCallContent)]
+    assert len(call_updates) == 1  # the call arrives whole, once
+    call = call_updates[0]
+    assert call.name == "get_weather"
+    assert isinstance(call.parse_arguments()["city"], str)
+    assert calls == [call.parse_arguments()["city"]]  # the tool really ran with those arguments
+    assert thread.message_store is not None
+    stored = await thread.message_store.list_messages()
+    assert [m.role for m in stored] == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT]
+    result = stored[2].contents[0]
+    assert isinstance(result, FunctionResultContent) and result.call_id == call.call_id
+    assert "sunny" in str(result.result)
+    assert stored[3].text  # the model answered in text after seeing the result
+
+
+async def test_automatic_tool_choice_calls_the_tool(client: LocalChatClient) -> None:
+    # With tool_choice "auto" llama-cpp-python can only return a function call whole; the client
+    # falls back to that, and still hands the call over as one update.
+    messages = [ChatMessage(Role.USER, "What is the weather in Paris?")]
+    options = ChatOptions(tools=[get_weather], tool_choice="auto", max_tokens=32)
+    response = await client.get_response(messages, options=options)
+    contents = response.messages[0].contents
+    assert [type(c) for c in contents] == [FunctionCallContent]
+    assert response.finish_reason == "tool_calls"
+
+
+async def test_long_history_is_reduced_to_the_window(local_model_path: Path) -> None:
+    client = LocalChatClient(local_model_path, n_ctx=2048, max_tokens=16)
+    try:
+        await client.load()
+        history: list[ChatMessage] = [SYSTEM]
+        for i in range(80):
+            history.append(
+                ChatMessage(Role.USER, f"Fact {i}: box number {i} holds {i * 7} red apples.")
+            )
+            history.append(ChatMessage(Role.ASSISTANT, f"Noted: box {i} has {i * 7} apples."))
+        history.append(ChatMessage(Role.USER, "How many apples are in box 79?"))
+        text = "".join(f"{m.role}: {m.text}\n" for m in history).encode()
+        assert len(client.llama.tokenize(text, add_bos=False)) > 3000  # far over 2,048
+
+        reply = await client.get_response(history, options=ChatOptions(max_tokens=16))
+        assert reply.messages and reply.messages[0].role == Role.ASSISTANT
+        sent = client.last_sent
+        assert sent[0] is SYSTEM and sent[-1] is history[-1]  # instructions and newest kept
+        assert len(sent) < len(history)
+        assert sent[1:] == tuple(history[len(history) - len(sent) + 1 :])  # a contiguous tail
+        assert client.llama.n_tokens <= 2048
+
+        # The next turn keeps the same start, so llama.cpp can reuse the evaluated prompt.
+        history += [*reply.messages, ChatMessage(Role.USER, "And in box 78?")]
+        await client.get_response(history, options=ChatOptions(max_tokens=16))
+        assert client.last_sent[1] is sent[1]
+    finally:
+        await client.aclose()
+
+
+async def test_newest_message_larger_than_the_window_is_refused(local_model_path: Path) -> None:
+    client = LocalChatClient(local_model_path, n_ctx=256, max_tokens=16)
+    try:
+        huge = ChatMessage(Role.USER, "apple " * 400)
+        with pytest.raises(ClientError, match="newest message needs"):
+            await client.get_response([huge], options=ChatOptions())
+    finally:
+        await client.aclose()
+
+
+async def test_extra_buffer_types_can_be_turned_off(local_model_path: Path) -> None:
+    # The guard for AMX builds: the model must load and generate with extra buffers off, and the
+    # library's defaults must be restored for everyone else afterwards.
+    import llama_cpp
+
+    client = LocalChatClient(local_model_path, n_ctx=256, max_tokens=4, use_extra_buffers=False)
+    try:
+        reply = await client.get_response([ChatMessage(Role.USER, "Hi")], options=ChatOptions())
+        assert reply.messages
+        assert client.llama.model_params.use_extra_bufts is False
+        assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+    finally:
+        await client.aclose()
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ClientError, match="does not exist"):
+        LocalChatClient(tmp_path / "nope.gguf")
+
+
+async def test_file_that_is_not_a_model_is_a_clear_error(
+    tmp_path: Path, local_model_path: Path
+) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_text("not a model")
+    client = LocalChatClient(bogus)
+    with pytest.raises(ClientError, match="could not load"):
+        await client.load()
+    await client.aclose()
+
+
+async def test_automatic_tool_choice_can_answer_in_text(client: LocalChatClient) -> None:
+    # Offered a tool it does not need, the model answers; the answer streams and is not empty
+    # (llama-cpp-python's own handler would constrain it to nothing).
+    messages = [ChatMessage(Role.USER, "Hello! How are you today?")]
+    options = ChatOptions(
+        tools=[get_weather],
+        tool_choice="auto",
+        max_tokens=12,
+        additional_properties=no_eos(client),
+    )
+    updates = [u async for u in client.get_streaming_response(messages, options=options)]
+    texts = [u.text for u in updates if u.text]
+    assert not any(isinstance(c, FunctionCallContent) for u in updates for c in u.contents)
+    assert len(texts) >= 5  # streamed token by token
+    assert updates[-1].finish_reason == "length"
