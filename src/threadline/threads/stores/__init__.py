@@ -1,4 +1,4 @@
-"""Message stores for local threads. The SQLite store loads lazily: ``import threadline`` needs none."""
+"""Message stores for local threads; the SQLite store loads lazily on first use."""
 
 from __future__ import annotations
 
