@@ -23,7 +23,6 @@ from threadline.types.contents import JSONValue
 
 __all__ = ["FunctionTool", "ToolArgumentsError", "as_tool", "tool"]
 
-
 class ToolArgumentsError(UsageError, ValueError):
     """The model called a tool with arguments that do not fit its parameters."""
 
@@ -151,9 +150,7 @@ class FunctionTool:
                 f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
                 for e in exc.errors()
             )
-            raise ToolArgumentsError(
-                f"invalid arguments for tool {self.name!r}: {problems}"
-            ) from exc
+            raise ToolArgumentsError(f"invalid arguments for tool {self.name!r}: {problems}") from exc
         kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         if inspect.iscoroutinefunction(self.func):
             result = await self.func(**kwargs)

@@ -95,11 +95,7 @@ class Turn:
         return named
 
     def _named(self, message: ChatMessage) -> ChatMessage:
-        if (
-            self.author_name is None
-            or message.author_name is not None
-            or message.role != Role.ASSISTANT
-        ):
+        if self.author_name is None or message.author_name is not None or message.role != Role.ASSISTANT:
             return message
         return replace(message, author_name=self.author_name)
 

@@ -105,9 +105,7 @@ class ChatAgent:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        close = getattr(self.chat_client, "aclose", None) or getattr(
-            self.chat_client, "close", None
-        )
+        close = getattr(self.chat_client, "aclose", None) or getattr(self.chat_client, "close", None)
         if close is not None:
             result = close()
             if asyncio.iscoroutine(result):
@@ -119,9 +117,7 @@ class ChatAgent:
         for item in tools or ():
             described = as_tool(item)
             if described.name in out:
-                raise UsageError(
-                    f"two tools are named {described.name!r}; rename one with tool(name=...)"
-                )
+                raise UsageError(f"two tools are named {described.name!r}; rename one with tool(name=...)")
             out[described.name] = described
         return out
 
@@ -200,9 +196,7 @@ class ChatAgent:
         thread.attach(self._provider_map, self.chat_client)
         return thread
 
-    async def deserialize_thread(
-        self, state: Mapping[str, Any] | dict[str, JSONValue]
-    ) -> AgentThread:
+    async def deserialize_thread(self, state: Mapping[str, Any] | dict[str, JSONValue]) -> AgentThread:
         """Restore a thread from ``thread.serialize()``: its store, provider state and binding.
 
         Restoring replaces rather than merges, so doing it twice never duplicates messages.
@@ -340,12 +334,9 @@ class ChatAgent:
                     answer = turn.record(
                         folded,
                         usage=usage,
-                        response_id=next(
-                            (u.response_id for u in reversed(updates) if u.response_id), None
-                        ),
+                        response_id=next((u.response_id for u in reversed(updates) if u.response_id), None),
                         conversation_id=next(
-                            (u.conversation_id for u in reversed(updates) if u.conversation_id),
-                            None,
+                            (u.conversation_id for u in reversed(updates) if u.conversation_id), None
                         ),
                     )
                     calls: list[FunctionCallContent] = function_calls(answer)

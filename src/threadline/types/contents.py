@@ -223,9 +223,7 @@ def content_to_dict(content: Content) -> dict[str, JSONValue]:
             )
 
 
-def _field(
-    d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False
-) -> Any:
+def _field(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
     value = d.get(key)
     if value is None and optional:
         return None
@@ -245,9 +243,7 @@ def content_from_dict(d: object) -> Content:
     if kind == "text":
         text = d.get("text")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         if type(text) is not str:
-            raise MessageFormatError(
-                f"content of type 'text': field 'text' must be str, got {text!r}"
-            )
+            raise MessageFormatError(f"content of type 'text': field 'text' must be str, got {text!r}")
         return TextContent(text)
     fields: Mapping[str, Any] = d  # pyright: ignore[reportUnknownVariableType]
     match kind:

@@ -69,7 +69,9 @@ class ChatMessage:
     ) -> None:
         resolved = role if type(role) is Role else _ROLES.get(role)  # pyright: ignore[reportArgumentType]
         if resolved is None:
-            raise MessageFormatError(f"unknown role {role!r}; expected one of {', '.join(_ROLES)}")
+            raise MessageFormatError(
+                f"unknown role {role!r}; expected one of {', '.join(_ROLES)}"
+            )
         parts: tuple[Content, ...] = tuple(contents) if contents is not None else ()
         if text is not None:
             parts = (*parts, TextContent(text))
