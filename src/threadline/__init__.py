@@ -29,7 +29,15 @@ from threadline.exceptions import (
 )
 from threadline.memory import Context, ContextProvider
 from threadline.threads import AgentThread, ThreadBinding
-from threadline.threads.stores import ChatMessageList, ChatMessageStore
+from threadline.threads.stores import (
+    ChatMessageList,
+    ChatMessageStore,
+    JSONCodec,
+    MessageCodec,
+    TokenCounter,
+    estimate_tokens,
+    register_store_kind,
+)
 from threadline.tools import FunctionTool, ToolArgumentsError, tool
 from threadline.types import (
     AgentRunResponse,
@@ -50,6 +58,9 @@ from threadline.types import (
 )
 
 if TYPE_CHECKING:
+    from threadline.threads.stores.encryption import EncryptedCodec
+    from threadline.threads.stores.postgres import PostgresChatMessageStore
+    from threadline.threads.stores.redis import RedisChatMessageStore
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
 __version__ = "0.1.0"
@@ -62,7 +73,15 @@ __all__ = [
     "ChatMessageList",
     "ChatMessageStore",
     "SQLiteChatMessageStore",
+    "RedisChatMessageStore",
+    "PostgresChatMessageStore",
     "ThreadBinding",
+    "EncryptedCodec",
+    "JSONCodec",
+    "MessageCodec",
+    "TokenCounter",
+    "estimate_tokens",
+    "register_store_kind",
     # memory
     "Context",
     "ContextProvider",
@@ -107,10 +126,20 @@ __all__ = [
 ]
 
 
+_LAZY_STORES = frozenset(
+    {
+        "SQLiteChatMessageStore",
+        "RedisChatMessageStore",
+        "PostgresChatMessageStore",
+        "EncryptedCodec",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
     # Optional parts load on first use, so `import threadline` stays light.
-    if name == "SQLiteChatMessageStore":
-        from threadline.threads.stores.sqlite import SQLiteChatMessageStore
+    if name in _LAZY_STORES:
+        import threadline.threads.stores as stores
 
-        return SQLiteChatMessageStore
+        return getattr(stores, name)
     raise AttributeError(f"module 'threadline' has no attribute {name!r}")

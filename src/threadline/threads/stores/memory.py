@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from threadline.exceptions import ConcurrentThreadUpdateError, MessageFormatError, ThreadStateError
 from threadline.threads.stores.base import (
@@ -27,7 +27,7 @@ def messages_from_state(raw: object, *, where: str) -> list[ChatMessage]:
     messages: list[ChatMessage] = []
     append = messages.append
     try:
-        for raw_message in raw:  # pyright: ignore[reportUnknownVariableType]
+        for raw_message in cast("list[object]", raw):
             append(from_dict(raw_message))
     except MessageFormatError as exc:
         raise ThreadStateError(f"{where}[{len(messages)}]: {exc}") from exc

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -162,16 +162,14 @@ class PostgresChatMessageStore:
             "threads": sql.Identifier(schema, "threadline_threads"),
             "messages": sql.Identifier(schema, "threadline_messages"),
         }
-        self._q = {
-            name: sql.SQL(text).format(**names)  # pyright: ignore[reportArgumentType]
-            for name, text in (
-                ("schema", _SCHEMA),
-                ("append", _APPEND),
-                ("read_all", _READ_ALL),
-                ("segments", _SEGMENTS),
-                ("page", _PAGE),
-            )
-        }
+        queries: tuple[tuple[str, LiteralString], ...] = (
+            ("schema", _SCHEMA),
+            ("append", _APPEND),
+            ("read_all", _READ_ALL),
+            ("segments", _SEGMENTS),
+            ("page", _PAGE),
+        )
+        self._q = {name: sql.SQL(text).format(**names) for name, text in queries}
         self._names = names
 
     def __repr__(self) -> str:
@@ -234,7 +232,7 @@ class PostgresChatMessageStore:
         check_max_tokens(max_tokens)
         if max_tokens is None:
             rows = await self._fetch("read_all", {"tid": self.thread_id, "after": 0})
-            return self._decode(rows)  # pyright: ignore[reportArgumentType]
+            return self._decode(rows)
         return self._decode(await self._read_budget(max_tokens))
 
     async def _read_budget(self, max_tokens: int) -> list[_Row]:
@@ -389,7 +387,7 @@ class PostgresChatMessageStore:
                 children = await cur.fetchall()
                 if children:
                     cur = await conn.execute(self._q["read_all"], {"tid": tid, "after": 0})
-                    prefix: list[_Row] = await cur.fetchall()  # pyright: ignore[reportAssignmentType]
+                    prefix: list[_Row] = await cur.fetchall()
                     for child, fork_version in children:
                         copied = [
                             (

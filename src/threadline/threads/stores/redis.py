@@ -189,7 +189,7 @@ class RedisChatMessageStore:
             raise ValueError("give RedisChatMessageStore exactly one of url= or client=")
         if client is None:
             assert url is not None
-            client = aioredis.Redis.from_url(url, decode_responses=False)
+            client = aioredis.Redis.from_url(url, decode_responses=False)  # pyright: ignore[reportUnknownMemberType]
             self._where = redact_url(url)
             self._shared = SharedResource(client.aclose)
         else:
@@ -334,9 +334,10 @@ class RedisChatMessageStore:
         prefix, tid = self.key_prefix, self.thread_id
         key = self._key(tid)
         try:
-            children = [c.decode() for c in await self._client.smembers(key + ":c")]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportGeneralTypeIssues]
+            members = cast("set[bytes]", await self._client.smembers(key + ":c"))
         except RedisError as exc:
             raise StoreError(f"Redis at {self._where} failed on thread {tid!r}: {exc}") from exc
+        children = sorted(m.decode() for m in members)
         if children:
             result = await self._run("read_after", [key + ":h"], [prefix, tid, 0])
             segments = cast(list[_Segment], result[1:])
@@ -346,7 +347,7 @@ class RedisChatMessageStore:
 
     async def _adopt(self, child: str, segments: Sequence[_Segment]) -> None:
         try:
-            raw = await self._client.hget(self._key(child) + ":h", "fork")  # pyright: ignore[reportUnknownMemberType, reportGeneralTypeIssues]
+            raw = await self._client.hget(self._key(child) + ":h", "fork")
         except RedisError as exc:
             raise StoreError(f"Redis at {self._where} failed on thread {child!r}: {exc}") from exc
         fork_version = int(cast(bytes, raw) or 0)
