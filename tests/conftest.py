@@ -1,14 +1,16 @@
 """Shared fixtures: the Redis and PostgreSQL servers, each test in its own namespace.
 
 Tests that need a server skip when it is unreachable, unless ``THREADLINE_REQUIRE_SERVICES=1``
-(set by CI), which turns the skip into a failure.
+(set by CI), which turns the skip into a failure. The fixtures are synchronous on purpose, so
+async fixtures can also reach them through ``request.getfixturevalue``.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
@@ -26,75 +28,74 @@ def _unavailable(service: str, reason: str) -> None:
     pytest.skip(message)
 
 
-async def _check_redis() -> str | None:
-    import redis.asyncio as aioredis
+def _check_redis() -> str | None:
+    import redis
 
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)  # pyright: ignore[reportUnknownMemberType]
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)  # pyright: ignore[reportUnknownMemberType]
     try:
-        await client.ping()  # pyright: ignore[reportUnknownMemberType]
+        client.ping()  # pyright: ignore[reportUnknownMemberType]
     except Exception as exc:  # any failure means: not usable here
         return repr(exc)
     finally:
-        await client.aclose()
+        client.close()
     return None
 
 
-async def _check_postgres() -> str | None:
+def _check_postgres() -> str | None:
     import psycopg
 
     try:
-        conn = await psycopg.AsyncConnection.connect(POSTGRES_URL, connect_timeout=2)
+        conn = psycopg.connect(POSTGRES_URL, connect_timeout=2)
     except Exception as exc:  # any failure means: not usable here
         return repr(exc)
-    await conn.close()
+    conn.close()
     return None
 
 
 @pytest.fixture
-async def redis_url() -> str:
+def redis_url() -> str:
     """The Redis URL, once the server answers."""
     if "redis" not in _reachable:
-        _reachable["redis"] = await _check_redis()
+        _reachable["redis"] = _check_redis()
     if _reachable["redis"] is not None:
         _unavailable(f"Redis at {REDIS_URL}", _reachable["redis"])
     return REDIS_URL
 
 
 @pytest.fixture
-async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
-    import redis.asyncio as aioredis
+    import redis
 
     prefix = f"threadline-test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = aioredis.Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]
+    client = redis.Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]
     try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        found = client.scan_iter(match=prefix + "*", count=1000)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        keys = cast("list[bytes]", list(found))  # pyright: ignore[reportUnknownArgumentType]
         if keys:
-            await client.delete(*keys)  # pyright: ignore[reportUnknownArgumentType]
+            client.delete(*keys)
     finally:
-        await client.aclose()
+        client.close()
 
 
 @pytest.fixture
-async def postgres_url() -> str:
+def postgres_url() -> str:
     """The PostgreSQL URL, once the server answers."""
     if "postgres" not in _reachable:
-        _reachable["postgres"] = await _check_postgres()
+        _reachable["postgres"] = _check_postgres()
     if _reachable["postgres"] is not None:
         _unavailable(f"PostgreSQL at {POSTGRES_URL}", _reachable["postgres"])
     return POSTGRES_URL
 
 
 @pytest.fixture
-async def postgres_schema(postgres_url: str) -> AsyncIterator[str]:
+def postgres_schema(postgres_url: str) -> Iterator[str]:
     """A schema of this test's own; dropped with everything in it afterwards."""
     import psycopg
     from psycopg import sql
 
     schema = f"threadline_test_{uuid.uuid4().hex[:12]}"
     yield schema
-    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
-        await conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-        )
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

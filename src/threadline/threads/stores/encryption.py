@@ -66,6 +66,10 @@ class EncryptedCodec:
     def __repr__(self) -> str:
         return f"EncryptedCodec(fingerprint={self._fingerprint.hex()})"
 
+    def __reduce__(self) -> tuple[type[EncryptedCodec], tuple[bytes]]:
+        # Picklable, so a store factory can be handed to worker processes.
+        return (EncryptedCodec, (self._master,))
+
     def _make_aead(self, thread_id: str) -> AESGCM:
         return AESGCM(_derive(self._master, b"thread:" + thread_id.encode()))
 
