@@ -118,6 +118,7 @@ class PostgresChatMessageStore:
         schema: the PostgreSQL schema holding the tables; created if missing.
         token_counter: counts each message's tokens when written, for bounded reads.
         codec: how records are encoded; e.g. ``EncryptedCodec(master_key)`` to encrypt them.
+        connect_timeout: seconds to wait for a connection from a pool made from ``dsn``.
 
     Serialized state is ``{"thread_id": ..., "schema": ...}``: never the DSN, which may hold a
     password. Restore it through an agent whose ``chat_message_store_factory`` makes stores with
@@ -135,13 +136,19 @@ class PostgresChatMessageStore:
         schema: str = "public",
         token_counter: TokenCounter = estimate_tokens,
         codec: MessageCodec | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ValueError("give PostgresChatMessageStore exactly one of dsn= or pool=")
         if pool is None:
             assert dsn is not None
             pool = AsyncConnectionPool(
-                dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}
+                dsn,
+                min_size=1,
+                max_size=4,
+                open=False,
+                timeout=connect_timeout,
+                kwargs={"autocommit": True},
             )
             self._where = redact_url(dsn) if "://" in dsn else "postgresql"
             self._shared = SharedResource(pool.close)
@@ -194,12 +201,12 @@ class PostgresChatMessageStore:
 
     async def setup(self) -> None:
         """Create the schema and tables if missing. Safe to call from many processes at once."""
-        if self._owns_pool and self._pool.closed:
-            await self._pool.open()
         done = _ready.setdefault(self._pool, set())
         if self.schema in done:
             return
         try:
+            if self._owns_pool and self._pool.closed:
+                await self._pool.open(wait=True, timeout=self._pool.timeout)
             async with self._pool.connection() as conn, conn.transaction():
                 # Concurrent CREATE ... IF NOT EXISTS can still collide; serialize them.
                 await conn.execute(
