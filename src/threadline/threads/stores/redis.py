@@ -36,6 +36,11 @@ from threadline.types.messages import ChatMessage
 __all__ = ["RedisChatMessageStore"]
 
 _CHAIN = """
+local function pack(items)
+  local parts = {}
+  for i, v in ipairs(items) do parts[i] = #v .. ':' .. v end
+  return table.concat(parts)
+end
 local prefix, tid = ARGV[1], ARGV[2]
 local version = tonumber(redis.call('HGET', prefix .. tid .. ':h', 'version') or '0')
 local segs = {}
@@ -77,8 +82,8 @@ for i = #segs, 1, -1 do
     local from = math.max(s[2], after)
     local key = prefix .. s[1]
     table.insert(out, {s[1], from,
-      redis.call('LRANGE', key .. ':m', from - s[2], s[3] - s[2] - 1),
-      redis.call('LRANGE', key .. ':t', from - s[2], s[3] - s[2] - 1)})
+      pack(redis.call('LRANGE', key .. ':m', from - s[2], s[3] - s[2] - 1)),
+      table.concat(redis.call('LRANGE', key .. ':t', from - s[2], s[3] - s[2] - 1), ',')})
   end
 end
 return out
@@ -107,9 +112,8 @@ for _, s in ipairs(segs) do
     top = bottom - 1
   end
   if first <= last then
-    table.insert(picked, {s[1], s[2] + first,
-      redis.call('LRANGE', key .. ':m', first, last),
-      redis.call('LRANGE', key .. ':t', first, last)})
+    local bodies = redis.call('LRANGE', key .. ':m', first, last)
+    table.insert(picked, {s[1], s[2] + first, pack(bodies), ''})
   end
   if full then break end
 end
@@ -151,8 +155,22 @@ if parent then redis.call('SREM', prefix .. parent .. ':c', tid) end
 return redis.call('DEL', key .. ':h', key .. ':m', key .. ':t', key .. ':c')
 """
 
-_Segment = tuple[str, int, list[bytes], list[bytes]]
-"""A script's answer for one stretch of history: thread id, position before it, records, tokens."""
+_Segment = tuple[bytes, int, bytes, bytes]
+"""A script's answer for one stretch of history: thread id, position before it, its records
+packed as netstrings (``len:bytes`` each, one reply instead of thousands to parse) and its token
+counts comma-separated (empty when not asked for)."""
+
+
+def _unpack(data: bytes) -> list[bytes]:
+    """Split ``len:bytes`` records packed by the scripts."""
+    out: list[bytes] = []
+    i, end = 0, len(data)
+    while i < end:
+        colon = data.index(b":", i)
+        start = colon + 1
+        i = start + int(data[i:colon])
+        out.append(data[start:i])
+    return out
 
 
 class RedisChatMessageStore:
@@ -243,11 +261,11 @@ class RedisChatMessageStore:
     def _decode(self, segments: Sequence[_Segment]) -> list[ChatMessage]:
         decode = self._codec.decode
         out: list[ChatMessage] = []
-        for seg_id, start, bodies, _ in segments:
-            thread_id = seg_id.decode() if isinstance(seg_id, bytes) else seg_id
+        for seg_id, start, packed, _ in segments:
+            thread_id = seg_id.decode()
             out.extend(
                 decode(body, thread_id=thread_id, record=start + i + 1)
-                for i, body in enumerate(bodies)
+                for i, body in enumerate(_unpack(packed))
             )
         return out
 
@@ -353,8 +371,10 @@ class RedisChatMessageStore:
         fork_version = int(cast(bytes, raw) or 0)
         bodies: list[bytes] = []
         tokens: list[bytes] = []
-        for seg_id, start, seg_bodies, seg_tokens in segments:
-            seg = seg_id.decode() if isinstance(seg_id, bytes) else seg_id
+        for seg_id, start, packed, packed_tokens in segments:
+            seg = seg_id.decode()
+            seg_bodies = _unpack(packed)
+            seg_tokens = packed_tokens.split(b",") if seg_bodies else []
             for i, (body, count) in enumerate(zip(seg_bodies, seg_tokens, strict=True)):
                 seq = start + i + 1
                 if seq > fork_version:
