@@ -213,22 +213,29 @@ async def prefill(store: ChatMessageStore, n: int) -> int:
     return version
 
 
-async def measure_appends(
+async def measure_latency(
+    stores: list[ChatMessageStore], versions: list[int], turns: int
+) -> list[float]:
+    """Median append time per thread, the threads taking turns so load swings hit all alike."""
+    times: list[list[float]] = [[] for _ in stores]
+    for i in range(turns):
+        for k, store in enumerate(stores):
+            t0 = time.perf_counter()
+            versions[k] = await store.add_messages(turn(i), expected_version=versions[k])
+            times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) * 1000 for t in times]
+
+
+async def measure_bytes(
     backend: Backend, store: ChatMessageStore, version: int, turns: int
-) -> tuple[float, float | None]:
-    size = version
-    for i in range(3):  # warm up connections and prepared statements
-        version = await store.add_messages(turn(10**6 + i), expected_version=version)
-    await asyncio.sleep(0)
-    times: list[float] = []
+) -> tuple[int, float | None]:
+    """Bytes the backend wrote per turn while only this thread was written to."""
+    await backend.settle()
     before = await backend.bytes_written()
     for i in range(turns):
-        t0 = time.perf_counter()
-        version = await store.add_messages(turn(size + i), expected_version=version)
-        times.append(time.perf_counter() - t0)
+        version = await store.add_messages(turn(i), expected_version=version)
     after = await backend.bytes_written()
-    per_turn = None if before is None or after is None else (after - before) / turns
-    return statistics.median(times) * 1000, per_turn
+    return version, None if before is None or after is None else (after - before) / turns
 
 
 async def measure_bounded(backend: Backend, reads: int) -> tuple[float, int]:
@@ -265,11 +272,14 @@ async def bench(backend: Backend, args: argparse.Namespace) -> Row:
     # All threads first, so each size is measured against a database of the same size: what
     # differs is only the length of the thread written to.
     threads = [(size, backend.make()) for size in SIZES]
+    stores = [store for _, store in threads]
     versions = [await prefill(store, size) for size, store in threads]
-    for (size, store), version in zip(threads, versions, strict=True):
-        await backend.settle()
-        row.append_ms[size], row.bytes_per_turn[size] = await measure_appends(
-            backend, store, version, args.turns
+    await measure_latency(stores, versions, 3)  # warm up connections and prepared statements
+    for k, ms in enumerate(await measure_latency(stores, versions, args.turns)):
+        row.append_ms[SIZES[k]] = ms
+    for k, size in enumerate(SIZES):
+        versions[k], row.bytes_per_turn[size] = await measure_bytes(
+            backend, stores[k], versions[k], args.turns
         )
     row.bounded_ms, row.bounded_count = await measure_bounded(backend, args.reads)
     row.throughput = await measure_throughput(backend, args.threads, 5)

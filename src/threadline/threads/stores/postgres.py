@@ -94,10 +94,14 @@ ORDER BY m.seq
 _SEGMENTS = _CHAIN + "SELECT thread_id, lo, hi FROM chain WHERE hi > lo ORDER BY depth"
 
 _PAGE = """
-SELECT seq, tokens, body FROM {messages}
-WHERE thread_id = %(tid)s AND seq > %(lo)s AND seq <= %(hi)s
-ORDER BY seq DESC LIMIT %(limit)s
+SELECT seq, tokens, body, run FROM (
+    SELECT seq, tokens, body, sum(tokens) OVER (ORDER BY seq DESC) AS run FROM {messages}
+    WHERE thread_id = %(tid)s AND seq > %(lo)s AND seq <= %(hi)s
+    ORDER BY seq DESC LIMIT %(limit)s
+) newest WHERE run <= %(budget)s ORDER BY seq DESC
 """
+"""The newest ``limit`` rows of a stretch that fit ``budget``, summed in the database: the scan
+stops after ``limit`` rows, and rows over the budget never cross the wire."""
 
 _Row = tuple[str, int, int, bytes]
 
@@ -225,7 +229,7 @@ class PostgresChatMessageStore:
         await self._ensure()
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(self._q[query], params)
+                cur = await conn.execute(self._q[query], params, binary=True)
                 return await cur.fetchall()
         except psycopg.Error as exc:
             raise self._error(exc) from exc
@@ -243,26 +247,32 @@ class PostgresChatMessageStore:
         return self._decode(await self._read_budget(max_tokens))
 
     async def _read_budget(self, max_tokens: int) -> list[_Row]:
-        segments = await self._fetch("segments", {"tid": self.thread_id})
+        await self._ensure()
         kept: list[_Row] = []
-        used = 0
-        limit = 64
-        for seg_id, lo, hi in segments:
-            top = hi
-            while top > lo:
-                page = await self._fetch(
-                    "page", {"tid": seg_id, "lo": lo, "hi": top, "limit": limit}
-                )
-                if not page:
-                    break
-                for seq, tokens, body in page:
-                    used += tokens
-                    if used > max_tokens:
-                        kept.reverse()
-                        return kept
-                    kept.append((seg_id, seq, tokens, body))
-                top = page[-1][0] - 1
-                limit = min(limit * 4, 4096)
+        left = max_tokens
+        # Enough rows for the whole budget at a few tokens a message: usually one page.
+        limit = min(max(max_tokens // 8 + 16, 64), 4096)
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(self._q["segments"], {"tid": self.thread_id})
+                for seg_id, lo, hi in await cur.fetchall():
+                    top = hi
+                    while top > lo:
+                        cur = await conn.execute(
+                            self._q["page"],
+                            {"tid": seg_id, "lo": lo, "hi": top, "limit": limit, "budget": left},
+                            binary=True,
+                        )
+                        page = await cur.fetchall()
+                        kept.extend((seg_id, seq, tokens, body) for seq, tokens, body, _ in page)
+                        if len(page) < min(limit, top - lo):  # the budget ran out in this page
+                            kept.reverse()
+                            return kept
+                        left -= int(page[-1][3])
+                        top -= len(page)
+                        limit = min(limit * 4, 4096)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
         kept.reverse()
         return kept
 
