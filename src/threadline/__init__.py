@@ -4,9 +4,7 @@ Agents are stateless; conversation state lives in threads (service-managed or lo
 resumable, forkable); context providers plug memory into every model call.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from threadline.agents import ChatAgent
 from threadline.clients import (
@@ -57,7 +55,7 @@ from threadline.types import (
     UsageDetails,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from threadline.threads.stores.encryption import EncryptedCodec
     from threadline.threads.stores.postgres import PostgresChatMessageStore
     from threadline.threads.stores.redis import RedisChatMessageStore
@@ -136,7 +134,7 @@ _LAZY_STORES = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # Optional parts load on first use, so `import threadline` stays light.
     if name in _LAZY_STORES:
         import threadline.threads.stores as stores

@@ -1,6 +1,7 @@
 """The one error hierarchy of threadline.
 
-Every error threadline raises on purpose derives from :class:`ThreadlineError`, split by who must act::
+Every error threadline raises on purpose derives from :class:`ThreadlineError`, split by who
+must act::
 
     ThreadlineError
     ├── UsageError                  the calling code misused the API: fix the call

@@ -23,6 +23,7 @@ from threadline.types.contents import JSONValue
 
 __all__ = ["FunctionTool", "ToolArgumentsError", "as_tool", "tool"]
 
+
 class ToolArgumentsError(UsageError, ValueError):
     """The model called a tool with arguments that do not fit its parameters."""
 
@@ -52,8 +53,9 @@ def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
                 continue
             m = _ARG_LINE.match(line)
             if m and (current is None or len(line) - len(line.lstrip()) <= 4):
-                current = m.group(1).lstrip("*")
-                args[current] = m.group(3).strip()
+                name = str(m.group(1)).lstrip("*")
+                args[name] = str(m.group(3)).strip()
+                current = name
             elif current and line.strip():
                 args[current] = f"{args[current]} {line.strip()}".strip()
             continue
@@ -116,23 +118,23 @@ class FunctionTool:
                 continue
             annotation = hints.get(param.name, Any)
             default = ... if param.default is param.empty else param.default
-            fields[param.name] = (
-                annotation,
-                Field(default=default, description=arg_docs.get(param.name)),
-            )
-        model = create_model(  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+            doc = arg_docs.get(param.name)
+            # Only set a description the docstring gives: None would mask one from Annotated.
+            info = Field(default=default, description=doc) if doc else Field(default=default)
+            fields[param.name] = (annotation, info)
+        model = create_model(
             f"{tool_name}_arguments",
             __config__=ConfigDict(extra="forbid"),
             **fields,
         )
-        schema = _strip_titles(model.model_json_schema())  # pyright: ignore[reportUnknownMemberType]
+        schema = _strip_titles(model.model_json_schema())
         schema.setdefault("properties", {})
         return cls(
             name=tool_name,
             description=description if description is not None else summary,
             parameters=schema,
             func=func,
-            arguments_model=model,  # pyright: ignore[reportUnknownArgumentType]
+            arguments_model=model,
         )
 
     async def invoke(self, arguments: Mapping[str, Any]) -> JSONValue:
@@ -150,7 +152,9 @@ class FunctionTool:
                 f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
                 for e in exc.errors()
             )
-            raise ToolArgumentsError(f"invalid arguments for tool {self.name!r}: {problems}") from exc
+            raise ToolArgumentsError(
+                f"invalid arguments for tool {self.name!r}: {problems}"
+            ) from exc
         kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         if inspect.iscoroutinefunction(self.func):
             result = await self.func(**kwargs)
@@ -158,7 +162,7 @@ class FunctionTool:
             result = await asyncio.to_thread(self.func, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-        return to_jsonable_python(result, fallback=str)  # pyright: ignore[reportUnknownVariableType]
+        return to_jsonable_python(result, fallback=str)
 
 
 def as_tool(obj: FunctionTool | Callable[..., Any]) -> FunctionTool:

@@ -22,7 +22,9 @@ def function_calls(messages: Sequence[ChatMessage]) -> list[FunctionCallContent]
     return [c for m in messages for c in m.contents if type(c) is FunctionCallContent]
 
 
-async def _run_one(call: FunctionCallContent, tools: Mapping[str, FunctionTool]) -> FunctionResultContent:
+async def _run_one(
+    call: FunctionCallContent, tools: Mapping[str, FunctionTool]
+) -> FunctionResultContent:
     tool = tools.get(call.name)
     if tool is None:
         available = ", ".join(sorted(tools)) or "none"

@@ -2,19 +2,19 @@
 
 Shared by ``ChatAgent.run`` and ``run_stream`` so the two can never disagree on what is stored:
 
-* The user's input is appended to a local thread *before* the model is called, with the version
-  check, so a crash or a failed model call never loses it.
-* Everything the agent produced (tool calls, tool results, the answer) is appended in one call at the
-  end, checked against the version after the input. A run that fails or is abandoned stores none of
-  it; the thread then ends with the unanswered input, which is consistent and visible.
+* The user's input is appended to a local thread *before* the model is called, with the
+  version check, so a crash or a failed model call never loses it.
+* Everything the agent produced (tool calls, tool results, the answer) is appended in one call
+  at the end, checked against the version after the input. A run that fails or is abandoned
+  stores none of it; the thread then ends with the unanswered input, consistent and visible.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from threadline.clients.base import ChatClient, ChatOptions
+from threadline.clients.base import ChatClient, ChatOptions, RunOptions
 from threadline.memory.context import Context, merge_contexts
 from threadline.memory.provider import ContextProvider
 from threadline.threads.stores.base import ChatMessageStore
@@ -41,7 +41,7 @@ class Turn:
     history: list[ChatMessage]
     context: Context
     tools: dict[str, FunctionTool]
-    options: ChatOptions
+    options: RunOptions
     author_name: str | None
     binding: ThreadBinding
     conversation_id: str | None = None
@@ -95,9 +95,13 @@ class Turn:
         return named
 
     def _named(self, message: ChatMessage) -> ChatMessage:
-        if self.author_name is None or message.author_name is not None or message.role != Role.ASSISTANT:
+        if (
+            self.author_name is None
+            or message.author_name is not None
+            or message.role != Role.ASSISTANT
+        ):
             return message
-        return replace(message, author_name=self.author_name)
+        return message.replace(author_name=self.author_name)
 
     async def commit(self) -> None:
         """Store what the run produced and let providers learn from it."""
@@ -124,7 +128,7 @@ async def begin_turn(
     instructions: str | None,
     providers: Sequence[ContextProvider],
     tools: Mapping[str, FunctionTool],
-    options: ChatOptions,
+    options: RunOptions,
     author_name: str | None,
     binding: ThreadBinding,
 ) -> Turn:

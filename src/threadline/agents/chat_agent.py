@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Self, Unpack
 
 from threadline.agents._tool_calls import function_calls, run_function_calls
 from threadline.agents._turn import Turn, begin_turn
-from threadline.clients.base import ChatClient, ChatOptions
+from threadline.clients.base import ChatClient, RunOptions
 from threadline.exceptions import IncompatibleThreadError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.threads.state import parse_thread_state
@@ -27,11 +27,12 @@ from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool, as_tool
-from threadline.types.contents import FunctionCallContent, JSONValue
+from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import (
     AgentRunResponse,
     AgentRunResponseUpdate,
+    ChatResponseUpdate,
     messages_from_updates,
 )
 
@@ -50,7 +51,7 @@ class ChatAgent:
         id: a stable id recorded in the threads this agent binds; generated when omitted.
         name: the agent's name, set as ``author_name`` of its messages (useful in group chats).
         description: what the agent is for, for humans and orchestrators.
-        tools: plain functions (described from their hints and docstrings) or ``FunctionTool``\\ s.
+        tools: plain functions (described from their hints and docstrings) or ``FunctionTool`` s.
         context_providers: memory components, consulted in order before every model call.
         chat_message_store_factory: makes the store of each new local thread, and the store that
             restored threads load their state into; in-memory ``ChatMessageList`` by default.
@@ -64,16 +65,16 @@ class ChatAgent:
         chat_client: ChatClient,
         instructions: str | None = None,
         *,
-        id: str | None = None,  # noqa: A002 - the spec's name for it
+        id: str | None = None,
         name: str | None = None,
         description: str | None = None,
         tools: Sequence[ToolInput] | None = None,
         context_providers: Sequence[ContextProvider] | ContextProvider | None = None,
         chat_message_store_factory: Callable[[], ChatMessageStore] | None = None,
         max_tool_iterations: int = 10,
-        default_options: ChatOptions | None = None,
+        default_options: RunOptions | None = None,
     ) -> None:
-        if not isinstance(chat_client, ChatClient):
+        if not isinstance(chat_client, ChatClient):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(
                 f"chat_client must implement the ChatClient protocol, got {chat_client!r}"
             )
@@ -96,7 +97,7 @@ class ChatAgent:
         self._provider_map = {p.state_key: p for p in self.context_providers}
         self.chat_message_store_factory = chat_message_store_factory
         self.max_tool_iterations = max_tool_iterations
-        self.default_options: ChatOptions = default_options or ChatOptions()
+        self.default_options: RunOptions = default_options or RunOptions()
 
     def __repr__(self) -> str:
         return f"ChatAgent(id={self.id!r}, name={self.name!r}, client={self.chat_client!r})"
@@ -105,7 +106,9 @@ class ChatAgent:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        close = getattr(self.chat_client, "aclose", None) or getattr(self.chat_client, "close", None)
+        close = getattr(self.chat_client, "aclose", None) or getattr(
+            self.chat_client, "close", None
+        )
         if close is not None:
             result = close()
             if asyncio.iscoroutine(result):
@@ -117,7 +120,9 @@ class ChatAgent:
         for item in tools or ():
             described = as_tool(item)
             if described.name in out:
-                raise UsageError(f"two tools are named {described.name!r}; rename one with tool(name=...)")
+                raise UsageError(
+                    f"two tools are named {described.name!r}; rename one with tool(name=...)"
+                )
             out[described.name] = described
         return out
 
@@ -196,7 +201,7 @@ class ChatAgent:
         thread.attach(self._provider_map, self.chat_client)
         return thread
 
-    async def deserialize_thread(self, state: Mapping[str, Any] | dict[str, JSONValue]) -> AgentThread:
+    async def deserialize_thread(self, state: Mapping[str, Any]) -> AgentThread:
         """Restore a thread from ``thread.serialize()``: its store, provider state and binding.
 
         Restoring replaces rather than merges, so doing it twice never duplicates messages.
@@ -229,7 +234,7 @@ class ChatAgent:
         thread: AgentThread,
         input_messages: list[ChatMessage],
         tools: Sequence[ToolInput] | None,
-        options: ChatOptions,
+        options: RunOptions,
     ) -> Turn:
         return await begin_turn(
             thread=thread,
@@ -249,7 +254,7 @@ class ChatAgent:
         *,
         thread: AgentThread | None = None,
         tools: Sequence[ToolInput] | None = None,
-        **options: Unpack[ChatOptions],
+        **options: Unpack[RunOptions],
     ) -> AgentRunResponse:
         """Run one turn and return everything the agent produced.
 
@@ -262,8 +267,8 @@ class ChatAgent:
         """
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
-        async with thread._lock:  # pyright: ignore[reportPrivateUsage]
-            turn = await self._begin(thread, input_messages, tools, ChatOptions(**options))
+        async with thread._lock:
+            turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
             try:
                 await self._complete(turn)
             except BaseException as exc:
@@ -302,8 +307,8 @@ class ChatAgent:
         *,
         thread: AgentThread | None = None,
         tools: Sequence[ToolInput] | None = None,
-        **options: Unpack[ChatOptions],
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+        **options: Unpack[RunOptions],
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """Run one turn, yielding text as it is generated and each tool call and result whole.
 
         The thread is updated when the stream ends. A caller that stops iterating early leaves the
@@ -311,13 +316,13 @@ class ChatAgent:
         """
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
-        async with thread._lock:  # pyright: ignore[reportPrivateUsage]
-            turn = await self._begin(thread, input_messages, tools, ChatOptions(**options))
+        async with thread._lock:
+            turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
             try:
                 request = turn.first_request()
                 for iteration in range(self.max_tool_iterations + 1):
                     final = iteration == self.max_tool_iterations
-                    updates = []
+                    updates: list[ChatResponseUpdate] = []
                     stream = self.chat_client.get_streaming_response(
                         request, options=turn.call_options(final=final)
                     )
@@ -334,9 +339,12 @@ class ChatAgent:
                     answer = turn.record(
                         folded,
                         usage=usage,
-                        response_id=next((u.response_id for u in reversed(updates) if u.response_id), None),
+                        response_id=next(
+                            (u.response_id for u in reversed(updates) if u.response_id), None
+                        ),
                         conversation_id=next(
-                            (u.conversation_id for u in reversed(updates) if u.conversation_id), None
+                            (u.conversation_id for u in reversed(updates) if u.conversation_id),
+                            None,
                         ),
                     )
                     calls: list[FunctionCallContent] = function_calls(answer)
@@ -359,7 +367,7 @@ class ChatAgent:
         *,
         thread: AgentThread | None = None,
         tools: Sequence[ToolInput] | None = None,
-        **options: Unpack[ChatOptions],
+        **options: Unpack[RunOptions],
     ) -> AgentRunResponse:
         """``run`` for synchronous code: starts an event loop, so it cannot be called inside one."""
         try:

@@ -14,11 +14,11 @@ from threadline.tools import FunctionTool
 from threadline.types.messages import ChatMessage
 from threadline.types.responses import ChatResponse, ChatResponseUpdate
 
-__all__ = ["ChatClient", "ChatOptions", "SupportsConversationFork"]
+__all__ = ["ChatClient", "ChatOptions", "RunOptions", "SupportsConversationFork"]
 
 
-class ChatOptions(TypedDict, total=False):
-    """Settings of one model call. Clients pass on what their service understands."""
+class RunOptions(TypedDict, total=False):
+    """Model settings a caller may pass to ``agent.run(..., temperature=0.2)``."""
 
     model: str
     temperature: float
@@ -26,13 +26,18 @@ class ChatOptions(TypedDict, total=False):
     max_tokens: int
     stop: Sequence[str]
     seed: int
-    tools: Sequence[FunctionTool]
     tool_choice: Literal["auto", "none", "required"]
-    conversation_id: str
-    """The service-side conversation to continue; set by the agent for service-managed threads."""
     user: str
     additional_properties: Mapping[str, Any]
     """Provider-specific settings, passed through unchanged."""
+
+
+class ChatOptions(RunOptions, total=False):
+    """Settings of one model call. Clients pass on what their service understands."""
+
+    tools: Sequence[FunctionTool]
+    conversation_id: str
+    """The service-side conversation to continue; set by the agent for service-managed threads."""
 
 
 @runtime_checkable

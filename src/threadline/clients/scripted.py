@@ -21,7 +21,7 @@ from threadline.types.responses import ChatResponse, ChatResponseUpdate
 __all__ = ["RecordedCall", "ScriptedChatClient", "ScriptedReply"]
 
 ScriptedReply = str | ChatMessage | Sequence[Content] | BaseException
-"""Assistant text, a whole message, a list of contents (e.g. function calls), or an error to raise."""
+"""Assistant text, a whole message, a list of contents (e.g. function calls), or an error."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -75,8 +75,15 @@ def parse_thread_state(state: object) -> ThreadState:
         d = migrate(d)
         version += 1
 
-    known = {"type", "schema_version", "thread_id", "binding", "service_thread_id", "store",
-             "context_providers"}
+    known = {
+        "type",
+        "schema_version",
+        "thread_id",
+        "binding",
+        "service_thread_id",
+        "store",
+        "context_providers",
+    }
     unknown = d.keys() - known
     if unknown:
         raise ThreadStateError(f"thread state has unknown field(s) {sorted(unknown)}")

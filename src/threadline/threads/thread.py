@@ -32,7 +32,7 @@ def new_thread_id() -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThreadBinding:
-    """What a thread belongs to: checked before every run so a thread is never sent to the wrong place.
+    """What a thread belongs to; checked before every run so a thread never goes to the wrong place.
 
     ``service`` is set for service-managed threads (the ``service_name`` of the client whose service
     keeps the conversation); local threads have none and can move between agents freely.
@@ -83,7 +83,7 @@ class AgentThread:
         self.binding: ThreadBinding | None = None
         """Set by the first agent that runs on this thread (or restored with it)."""
         self.context_state: dict[str, dict[str, Any]] = {}
-        """Per-thread state of each context provider, by its ``state_key``; saved with the thread."""
+        """Per-thread state of each context provider by ``state_key``; saved with the thread."""
         self._providers: dict[str, ContextProvider] = {}
         self._client: ChatClient | None = None
         self._lock = asyncio.Lock()
@@ -141,7 +141,7 @@ class AgentThread:
         if client is not None:
             self._client = client
 
-    async def serialize(self) -> dict[str, JSONValue]:
+    async def serialize(self) -> dict[str, Any]:
         """The thread's whole state as a plain JSON-able dict, for ``agent.deserialize_thread``.
 
         A service-managed thread saves its conversation id only; a local one its store's full state.
@@ -149,7 +149,7 @@ class AgentThread:
         """
         for provider in self._providers.values():
             await provider.thread_checkpoint(self)
-        state: dict[str, JSONValue] = {
+        state: dict[str, Any] = {
             "type": THREAD_STATE_TYPE,
             "schema_version": SCHEMA_VERSION,
             "thread_id": self.id,

@@ -31,8 +31,7 @@ import pytest
 import threadline
 from threadline.testing.store_conformance import close_store
 
-sys.path.insert(0, str(Path(__file__).parent))
-from crash_child import open_store
+from .crash_child import open_store
 
 REPEATS = 20
 CHILD = Path(__file__).parent / "crash_child.py"
