@@ -34,7 +34,7 @@ import asyncio
 import json
 import multiprocessing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -75,7 +75,7 @@ class StoreHarness:
     """Set when the store cannot be shared by processes (e.g. in-memory); that test is skipped."""
     token_counter: TokenCounter = estimate_tokens
     """The counter the stores were made with, so bounded reads can be checked exactly."""
-    secrets: Sequence[str] = field(default_factory=tuple[str, ...])
+    secrets: Sequence[str] = ()
     """Strings that must never appear in serialized state (passwords in the connection URL)."""
 
 
