@@ -408,6 +408,26 @@ class StoreConformance:
         await fresh.delete()
         assert await fresh.list_messages() == []
 
+    async def test_other_writers_are_seen(
+        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+    ) -> None:
+        """A second store object sees appends, deletes and rewrites made through the first."""
+        if store_harness.cross_process_skip_reason is not None:
+            pytest.skip(store_harness.cross_process_skip_reason)
+        writer = await self._new(store_harness, opened)
+        await writer.add_messages(turn("a"))
+        reader = await self._reopen(store_harness, writer, opened)
+        assert _turns_of(await reader.list_messages()) == ["a"]
+        await writer.add_messages(turn("b"))
+        assert _turns_of(await reader.list_messages()) == ["a", "b"]
+        await reader.add_messages(turn("c"), expected_version=6)
+        await writer.add_messages(turn("d"), expected_version=9)
+        assert _turns_of(await reader.list_messages()) == ["a", "b", "c", "d"]
+        await writer.delete()
+        assert await reader.list_messages() == []
+        await writer.add_messages(turn("x") + turn("y") + turn("z") + turn("w") + turn("v"))
+        assert _turns_of(await reader.list_messages()) == ["x", "y", "z", "w", "v"]
+
     async def test_corrupt_record_raises_store_error(
         self, store_harness: StoreHarness, opened: list[ChatMessageStore]
     ) -> None:

@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._connections import SharedResource, redact_url
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
@@ -168,6 +169,7 @@ class PostgresChatMessageStore:
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
         self._closed = False
+        self._cache = HistoryCache()
         names = {
             "schema": sql.Identifier(schema),
             "threads": sql.Identifier(schema, "threadline_threads"),
@@ -241,10 +243,14 @@ class PostgresChatMessageStore:
     async def list_messages(self, *, max_tokens: int | None = None) -> list[ChatMessage]:
         """Messages oldest first; bounded reads page backwards and decode only what they keep."""
         check_max_tokens(max_tokens)
-        if max_tokens is None:
-            rows = await self._fetch("read_all", {"tid": self.thread_id, "after": 0})
-            return self._decode(rows)
-        return self._decode(await self._read_budget(max_tokens))
+        if max_tokens is not None:
+            return self._decode(await self._read_budget(max_tokens))
+        while True:  # at most twice: the second read is a full one
+            start = self._cache.read_from()
+            rows = await self._fetch("read_all", {"tid": self.thread_id, "after": start})
+            merged = self._cache.merge(start, self._decode(rows))
+            if merged is not None:
+                return merged
 
     async def _read_budget(self, max_tokens: int) -> list[_Row]:
         await self._ensure()
@@ -300,6 +306,7 @@ class PostgresChatMessageStore:
                     if row is not None:
                         if not conn.autocommit:
                             await conn.commit()
+                        self._cache.appended(messages, int(row[0]))
                         return int(row[0])
                     # No row updated: the thread is new, or its version differs.
                     cur = await conn.execute(
@@ -351,12 +358,14 @@ class PostgresChatMessageStore:
                 f"uses {self.schema!r}; configure the store with schema={schema!r}"
             )
         self.thread_id = thread_id
+        self._cache = HistoryCache()
 
     def _sibling(self, thread_id: str) -> PostgresChatMessageStore:
         other = object.__new__(PostgresChatMessageStore)
         other.__dict__.update(self.__dict__)
         other.thread_id = thread_id
         other._closed = False
+        other._cache = HistoryCache()
         self._shared.acquire()
         return other
 
@@ -376,7 +385,8 @@ class PostgresChatMessageStore:
                 await conn.execute(
                     sql.SQL(
                         "INSERT INTO {t} (thread_id, parent_id, fork_version, version) "
-                        "SELECT %s, thread_id, version, version FROM {t} WHERE thread_id = %s"
+                        "SELECT %s, thread_id, version, version FROM {t} WHERE thread_id = %s "
+                        "FOR SHARE"
                     ).format(t=threads),
                     (child, self.thread_id),
                 )
@@ -448,3 +458,4 @@ class PostgresChatMessageStore:
                 )
         except psycopg.Error as exc:
             raise self._error(exc) from exc
+        self._cache.reset()

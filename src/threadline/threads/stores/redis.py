@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._connections import SharedResource, redact_url
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
@@ -220,6 +221,7 @@ class RedisChatMessageStore:
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
         self._closed = False
+        self._cache = HistoryCache()
         self._scripts = {
             name: client.register_script(src)
             for name, src in (
@@ -273,13 +275,17 @@ class RedisChatMessageStore:
         """Messages oldest first, read in one script; bounded reads touch only what they return."""
         check_max_tokens(max_tokens)
         prefix, tid = self.key_prefix, self.thread_id
-        if max_tokens is None:
-            result = await self._run("read_after", [self._key(tid) + ":h"], [prefix, tid, 0])
-        else:
+        if max_tokens is not None:
             result = await self._run(
                 "read_budget", [self._key(tid) + ":h"], [prefix, tid, max_tokens]
             )
-        return self._decode(cast(list[_Segment], result[1:]))
+            return self._decode(cast(list[_Segment], result[1:]))
+        while True:  # at most twice: the second read is a full one
+            start = self._cache.read_from()
+            result = await self._run("read_after", [self._key(tid) + ":h"], [prefix, tid, start])
+            merged = self._cache.merge(start, self._decode(cast(list[_Segment], result[1:])))
+            if merged is not None:
+                return merged
 
     async def add_messages(
         self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
@@ -301,6 +307,7 @@ class RedisChatMessageStore:
             raise ConcurrentThreadUpdateError(
                 tid, expected_version=expected_version, actual_version=int(version)
             )
+        self._cache.appended(messages, int(version))
         return int(version)
 
     async def serialize(self) -> dict[str, JSONValue]:
@@ -325,6 +332,7 @@ class RedisChatMessageStore:
                 f"uses {self.key_prefix!r}; configure the store with key_prefix={prefix!r}"
             )
         self.thread_id = thread_id
+        self._cache = HistoryCache()
 
     def _sibling(self, thread_id: str) -> RedisChatMessageStore:
         """A store for another thread on the same connection."""
@@ -332,6 +340,7 @@ class RedisChatMessageStore:
         other.__dict__.update(self.__dict__)
         other.thread_id = thread_id
         other._closed = False
+        other._cache = HistoryCache()
         self._shared.acquire()
         return other
 
@@ -362,6 +371,7 @@ class RedisChatMessageStore:
             for child in children:
                 await self._adopt(child, segments)
         await self._run("delete", [], [prefix, tid])
+        self._cache.reset()
 
     async def _adopt(self, child: str, segments: Sequence[_Segment]) -> None:
         try:

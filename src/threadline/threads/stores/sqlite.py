@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
 from threadline.threads.thread import new_thread_id
@@ -242,8 +243,7 @@ class SQLiteChatMessageStore:
         self._db = _Database.get(self.path)
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
-        self._cache: list[ChatMessage] = []
-        self._loaded = False
+        self._cache = HistoryCache()
 
     def __repr__(self) -> str:
         return f"SQLiteChatMessageStore({self.path!r}, thread_id={self.thread_id!r})"
@@ -278,17 +278,12 @@ class SQLiteChatMessageStore:
         check_max_tokens(max_tokens)
         if max_tokens is not None:
             return self._decode(await self._db.run(_read_budget, self.thread_id, max_tokens))
-        after = len(self._cache) if self._loaded else 0
-        version, rows = await self._db.run(_read_after, self.thread_id, after)
-        if version < after:  # deleted (and maybe rewritten) elsewhere: start over
-            self._loaded = False
-            version, rows = await self._db.run(_read_after, self.thread_id, 0)
-        messages = self._decode(rows)
-        if not self._loaded:
-            self._cache = []
-            self._loaded = True
-        self._cache.extend(messages)
-        return self._cache.copy()
+        while True:  # at most twice: the second read is a full one
+            start = self._cache.read_from()
+            _, rows = await self._db.run(_read_after, self.thread_id, start)
+            merged = self._cache.merge(start, self._decode(rows))
+            if merged is not None:
+                return merged
 
     async def add_messages(
         self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
@@ -298,10 +293,7 @@ class SQLiteChatMessageStore:
         thread_id = self.thread_id
         rows = [(m.message_id, self._count(m), encode(m, thread_id=thread_id)) for m in messages]
         version = await self._db.run(self._append, thread_id, rows, expected_version)
-        if self._loaded and len(self._cache) == version - len(messages):
-            self._cache.extend(messages)
-        else:
-            self._loaded = False  # someone else wrote too: re-read on the next list
+        self._cache.appended(messages, version)
         return version
 
     @staticmethod
@@ -354,8 +346,7 @@ class SQLiteChatMessageStore:
     async def load_state(self, state: Mapping[str, Any]) -> None:
         """Point this store at the thread ``state`` names (in this store's database)."""
         self.thread_id = self._thread_id_from(state)
-        self._cache = []
-        self._loaded = False
+        self._cache.reset()
 
     async def fork(self) -> SQLiteChatMessageStore:
         """A new thread sharing this one's rows up to now: one row written, no messages copied."""
@@ -396,8 +387,7 @@ class SQLiteChatMessageStore:
         (encryption), so the fork can still read them with its own key.
         """
         await self._db.run(self._delete, self.thread_id, self._codec)
-        self._cache = []
-        self._loaded = False
+        self._cache.reset()
 
     @staticmethod
     def _delete(conn: sqlite3.Connection, thread_id: str, codec: MessageCodec) -> None:
