@@ -479,6 +479,10 @@ class StoreConformance:
                     used += n
                     expected.insert(0, m)
                 assert await target.list_messages(max_tokens=budget) == expected, budget
+        fresh_fork = await child.fork()  # no messages of its own: all from its ancestors
+        opened.append(fresh_fork)
+        budget = sum(tokens[-20:])
+        assert await fresh_fork.list_messages(max_tokens=budget) == messages[-20:]
         with pytest.raises(ValueError, match="max_tokens"):
             await store.list_messages(max_tokens=-1)
 

@@ -104,6 +104,21 @@ SELECT seq, tokens, body, run FROM (
 """The newest ``limit`` rows of a stretch that fit ``budget``, summed in the database: the scan
 stops after ``limit`` rows, and rows over the budget never cross the wire."""
 
+_HEAD_PAGE = """
+SELECT h.parent_id, h.fork_version, h.version, p.seq, p.tokens, p.body, p.run
+FROM {threads} h LEFT JOIN LATERAL (
+    SELECT seq, tokens, body, run FROM (
+        SELECT seq, tokens, body, sum(tokens) OVER (ORDER BY seq DESC) AS run FROM {messages}
+        WHERE thread_id = h.thread_id AND seq > h.fork_version AND seq <= h.version
+        ORDER BY seq DESC LIMIT %(limit)s
+    ) newest WHERE run <= %(budget)s
+) p ON true
+WHERE h.thread_id = %(tid)s
+ORDER BY p.seq DESC
+"""
+"""The thread's row with its first page of ``_PAGE``: one round trip when no fork ancestor is
+needed."""
+
 _Row = tuple[str, int, int, bytes]
 
 _ready: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.WeakKeyDictionary()
@@ -181,6 +196,7 @@ class PostgresChatMessageStore:
             ("read_all", _READ_ALL),
             ("segments", _SEGMENTS),
             ("page", _PAGE),
+            ("head_page", _HEAD_PAGE),
         )
         self._q = {name: sql.SQL(text).format(**names) for name, text in queries}
         self._names = names
@@ -254,16 +270,37 @@ class PostgresChatMessageStore:
 
     async def _read_budget(self, max_tokens: int) -> list[_Row]:
         await self._ensure()
-        kept: list[_Row] = []
-        left = max_tokens
-        # Enough rows for the whole budget at a few tokens a message: usually one page.
-        limit = min(max(max_tokens // 8 + 16, 64), 4096)
+        tid = self.thread_id
+        # Enough rows for the budget at typical message sizes (tens of tokens): usually one page;
+        # shorter messages take a second, larger page.
+        limit = min(max(max_tokens // 32 + 16, 64), 4096)
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(self._q["segments"], {"tid": self.thread_id})
-                for seg_id, lo, hi in await cur.fetchall():
-                    top = hi
+                # One round trip for the common case: the thread's own rows answer the budget.
+                cur = await conn.execute(
+                    self._q["head_page"],
+                    {"tid": tid, "limit": limit, "budget": max_tokens},
+                    binary=True,
+                )
+                rows = await cur.fetchall()
+                if not rows:
+                    return []  # no such thread
+                parent, lo, hi = rows[0][0], int(rows[0][1]), int(rows[0][2])
+                page = [(seq, tokens, body, run) for *_, seq, tokens, body, run in rows if seq]
+                kept: list[_Row] = [(tid, seq, tokens, body) for seq, tokens, body, _ in page]
+                if len(page) < min(limit, hi - lo):  # the budget ran out in the first page
+                    kept.reverse()
+                    return kept
+                left = max_tokens - (int(page[-1][3]) if page else 0)
+                segments: list[tuple[str, int, int]] = [(tid, lo, hi - len(page))]
+                if parent is not None:
+                    cur = await conn.execute(self._q["segments"], {"tid": tid})
+                    segments += [
+                        (s, int(a), int(b)) for s, a, b in await cur.fetchall() if s != tid
+                    ]
+                for seg_id, lo, top in segments:
                     while top > lo:
+                        limit = min(limit * 4, 4096)
                         cur = await conn.execute(
                             self._q["page"],
                             {"tid": seg_id, "lo": lo, "hi": top, "limit": limit, "budget": left},
@@ -276,7 +313,6 @@ class PostgresChatMessageStore:
                             return kept
                         left -= int(page[-1][3])
                         top -= len(page)
-                        limit = min(limit * 4, 4096)
         except psycopg.Error as exc:
             raise self._error(exc) from exc
         kept.reverse()
