@@ -140,6 +140,15 @@ async def test_postgres_password_never_leaks() -> None:
     assert "postgresql://postgres@127.0.0.1" in str(info.value)
 
 
+async def test_redis_client_must_return_bytes(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)  # pyright: ignore[reportUnknownMemberType]
+    try:
+        with pytest.raises(ValueError, match="decode_responses=False"):
+            RedisChatMessageStore(client=client)
+    finally:
+        await client.aclose()
+
+
 def test_exactly_one_connection_argument() -> None:
     with pytest.raises(ValueError, match="exactly one of url= or client="):
         RedisChatMessageStore()

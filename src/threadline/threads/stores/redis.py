@@ -212,6 +212,11 @@ class RedisChatMessageStore:
             self._where = redact_url(url)
             self._shared = SharedResource(client.aclose)
         else:
+            if client.connection_pool.connection_kwargs.get("decode_responses"):
+                raise ValueError(
+                    "RedisChatMessageStore needs a client made with decode_responses=False: "
+                    "records are bytes (and ciphertext when encrypted)"
+                )
             self._where = "redis"
             self._shared = SharedResource(None)
         self._shared.acquire()
