@@ -7,6 +7,7 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,11 +17,13 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from threadline import ChatAgent, ScriptedChatClient
-from threadline.exceptions import StoreError, ThreadStateError
+from threadline.exceptions import MessageFormatError, StoreError, ThreadStateError
 from threadline.threads.stores.base import ChatMessageStore, store_kind
 from threadline.threads.stores.postgres import PostgresChatMessageStore
 from threadline.threads.stores.redis import RedisChatMessageStore
 from threadline.threads.stores.registry import register_store_kind
+from threadline.threads.stores.sqlite import SQLiteChatMessageStore
+from threadline.types.contents import FunctionResultContent
 from threadline.types.messages import ChatMessage, Role
 
 
@@ -103,6 +106,20 @@ async def test_restore_without_factory_says_how_to_configure(
         register_store_kind(kind, None)
     assert restored.message_store is not None
     assert [m.text for m in await restored.message_store.list_messages()] == ["hi"]
+
+
+async def test_unstorable_message_is_refused_and_nothing_written(
+    make_store: Callable[[], ChatMessageStore], tmp_path: Path
+) -> None:
+    bad = ChatMessage(
+        Role.TOOL,
+        contents=[FunctionResultContent(call_id="c", result=object())],  # pyright: ignore[reportArgumentType]
+    )
+    for store in (make_store(), SQLiteChatMessageStore(tmp_path / "t.db")):
+        await store.add_messages([ChatMessage(Role.USER, "kept")])
+        with pytest.raises(MessageFormatError, match="cannot be stored"):
+            await store.add_messages([ChatMessage(Role.USER, "fine"), bad])
+        assert [m.text for m in await store.list_messages()] == ["kept"]
 
 
 async def test_load_state_refuses_another_namespace(

@@ -63,7 +63,8 @@ def estimate_tokens(message: ChatMessage) -> int:
         else:
             from threadline.types.contents import content_to_dict
 
-            chars += len(json.dumps(content_to_dict(content), ensure_ascii=False))
+            # default=str: counting must not fail where encoding would explain the problem
+            chars += len(json.dumps(content_to_dict(content), ensure_ascii=False, default=str))
     return _MESSAGE_OVERHEAD + (chars + 3) // 4
 
 

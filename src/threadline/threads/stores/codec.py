@@ -55,8 +55,20 @@ class JSONCodec:
     thread_bound = False
 
     def encode(self, message: ChatMessage, *, thread_id: str) -> bytes:
-        """Compact JSON of ``message.to_dict()``."""
-        return json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        """Compact JSON of ``message.to_dict()``.
+
+        Raises:
+            MessageFormatError: the message holds a value JSON cannot carry (e.g. a tool result
+                that is not JSON-able); nothing is written.
+        """
+        try:
+            text = json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise MessageFormatError(
+                f"message {message.message_id!r} of thread {thread_id!r} cannot be stored: {exc}; "
+                "tool results must be JSON values (str, int, float, bool, None, list, dict)"
+            ) from exc
+        return text.encode(errors="surrogatepass")
 
     def decode(self, data: bytes | str, *, thread_id: str, record: int) -> ChatMessage:
         """Parse a JSON record."""
