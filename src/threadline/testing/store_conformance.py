@@ -204,22 +204,27 @@ class StoreConformance:
 
     pytestmark = [pytest.mark.asyncio]
 
-    async def _new(self, harness: StoreHarness, opened: list[ChatMessageStore]) -> ChatMessageStore:
+    async def _new(
+        self, harness: StoreHarness, conformance_stores: list[ChatMessageStore]
+    ) -> ChatMessageStore:
         store = await harness.new_store()
-        opened.append(store)
+        conformance_stores.append(store)
         return store
 
     async def _reopen(
-        self, harness: StoreHarness, store: ChatMessageStore, opened: list[ChatMessageStore]
+        self,
+        harness: StoreHarness,
+        store: ChatMessageStore,
+        conformance_stores: list[ChatMessageStore],
     ) -> ChatMessageStore:
         """A second store object on the same thread, made the way ``deserialize_thread`` does."""
         other = harness.factory()
-        opened.append(other)
+        conformance_stores.append(other)
         await other.load_state(json.loads(json.dumps(await store.serialize())))
         return other
 
     @pytest_asyncio.fixture
-    async def opened(self) -> Any:
+    async def conformance_stores(self) -> Any:
         """Every store a test makes, closed afterwards."""
         stores: list[ChatMessageStore] = []
         yield stores
@@ -227,19 +232,19 @@ class StoreConformance:
             await close_store(store)
 
     async def test_new_thread_is_empty(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """A new thread reads as empty and starts at version 0."""
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         assert await store.list_messages() == []
         assert await store.list_messages(max_tokens=1000) == []
         assert await store.add_messages([], expected_version=0) == 0
 
     async def test_order_is_preserved(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """Messages read back in the order written, from this store object and a reopened one."""
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         written: list[ChatMessage] = []
         version = 0
         for i, size in enumerate([1, 3, 2, 5, 1]):
@@ -248,29 +253,29 @@ class StoreConformance:
             written += messages
             assert version == len(written)
         assert await store.list_messages() == written
-        reopened = await self._reopen(store_harness, store, opened)
+        reopened = await self._reopen(store_harness, store, conformance_stores)
         assert await reopened.list_messages() == written
         listed = await store.list_messages()
         listed.clear()  # the caller owns the list it gets
         assert await store.list_messages() == written
 
     async def test_every_content_type_round_trips(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """Every content type, author names and Unicode come back equal to what was written."""
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         messages = _every_content()
         await store.add_messages(messages)
-        reopened = await self._reopen(store_harness, store, opened)
+        reopened = await self._reopen(store_harness, store, conformance_stores)
         for got in (await store.list_messages(), await reopened.list_messages()):
             assert got == messages
             assert [m.to_dict() for m in got] == [m.to_dict() for m in messages]
 
     async def test_version_conflict_writes_nothing(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """A stale ``expected_version`` raises ``ConcurrentThreadUpdateError``, writes nothing."""
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         await store.add_messages(turn("a"), expected_version=0)
         for stale in (0, 2, 4):
             with pytest.raises(ConcurrentThreadUpdateError) as info:
@@ -281,15 +286,17 @@ class StoreConformance:
         assert await store.add_messages(turn("c"), expected_version=3) == 6
 
     async def test_concurrent_appends_are_atomic(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """Racing appends never split a turn; racing checked appends have one winner."""
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         # Unchecked appends racing on several store objects (one when the store cannot be shared):
         # every turn lands whole.
         writers = [store] * 3
         if store_harness.cross_process_skip_reason is None:
-            writers[1:] = [await self._reopen(store_harness, store, opened) for _ in range(2)]
+            writers[1:] = [
+                await self._reopen(store_harness, store, conformance_stores) for _ in range(2)
+            ]
         labels = [f"u{i}" for i in range(24)]
         await asyncio.gather(
             *(writers[i % 3].add_messages(turn(label, 2 + i % 4)) for i, label in enumerate(labels))
@@ -311,12 +318,12 @@ class StoreConformance:
         assert len(await store.list_messages()) == version + 3
 
     async def test_two_processes_append_to_one_thread(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """Two processes write one thread: no turn lost or split, conflicts surfaced."""
         if store_harness.cross_process_skip_reason is not None:
             pytest.skip(store_harness.cross_process_skip_reason)
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         await store.add_messages(turn("start"), expected_version=0)
         state = json.loads(json.dumps(await store.serialize()))
         rounds, turns = 3, 12
@@ -355,41 +362,41 @@ class StoreConformance:
         assert len(labels) == 1 + rounds + 2 * turns
 
     async def test_fork_is_independent(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """A fork starts with its parent's history; later writes on either side stay apart."""
-        parent = await self._new(store_harness, opened)
+        parent = await self._new(store_harness, conformance_stores)
         await parent.add_messages(turn("a") + turn("b"), expected_version=0)
         child = await parent.fork()
-        opened.append(child)
+        conformance_stores.append(child)
         assert _turns_of(await child.list_messages()) == ["a", "b"]
         assert await child.add_messages(turn("child"), expected_version=6) == 9
         assert await parent.add_messages(turn("parent", 2), expected_version=6) == 8
         assert _turns_of(await parent.list_messages()) == ["a", "b", "parent"]
         assert _turns_of(await child.list_messages()) == ["a", "b", "child"]
         grandchild = await child.fork()
-        opened.append(grandchild)
+        conformance_stores.append(grandchild)
         await grandchild.add_messages(turn("g", 1), expected_version=9)
         await child.add_messages(turn("child2"), expected_version=9)
         assert _turns_of(await grandchild.list_messages()) == ["a", "b", "child", "g"]
         assert _turns_of(await child.list_messages()) == ["a", "b", "child", "child2"]
-        reopened = await self._reopen(store_harness, grandchild, opened)
+        reopened = await self._reopen(store_harness, grandchild, conformance_stores)
         assert _turns_of(await reopened.list_messages()) == ["a", "b", "child", "g"]
-        empty_fork = await (await self._new(store_harness, opened)).fork()
-        opened.append(empty_fork)
+        empty_fork = await (await self._new(store_harness, conformance_stores)).fork()
+        conformance_stores.append(empty_fork)
         assert await empty_fork.list_messages() == []
 
     async def test_delete(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """Delete empties the thread, spares its forks, and the thread id can start over."""
-        parent = await self._new(store_harness, opened)
+        parent = await self._new(store_harness, conformance_stores)
         await parent.add_messages(turn("a") + turn("b"))
         child = await parent.fork()
-        opened.append(child)
+        conformance_stores.append(child)
         await child.add_messages(turn("c"))
         grandchild = await child.fork()
-        opened.append(grandchild)
+        conformance_stores.append(grandchild)
         await parent.add_messages(turn("after-fork"))
         await parent.delete()
         assert await parent.list_messages() == []
@@ -404,19 +411,19 @@ class StoreConformance:
         assert _turns_of(await parent.list_messages()) == ["again"]
         await parent.delete()
         await parent.delete()
-        fresh = await self._new(store_harness, opened)
+        fresh = await self._new(store_harness, conformance_stores)
         await fresh.delete()
         assert await fresh.list_messages() == []
 
     async def test_other_writers_are_seen(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """A second store object sees appends, deletes and rewrites made through the first."""
         if store_harness.cross_process_skip_reason is not None:
             pytest.skip(store_harness.cross_process_skip_reason)
-        writer = await self._new(store_harness, opened)
+        writer = await self._new(store_harness, conformance_stores)
         await writer.add_messages(turn("a"))
-        reader = await self._reopen(store_harness, writer, opened)
+        reader = await self._reopen(store_harness, writer, conformance_stores)
         assert _turns_of(await reader.list_messages()) == ["a"]
         await writer.add_messages(turn("b"))
         assert _turns_of(await reader.list_messages()) == ["a", "b"]
@@ -429,15 +436,15 @@ class StoreConformance:
         assert _turns_of(await reader.list_messages()) == ["x", "y", "z", "w", "v"]
 
     async def test_corrupt_record_raises_store_error(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """A damaged record raises ``StoreError`` naming the thread and the record."""
         if store_harness.corrupt_record is None:
             pytest.skip(store_harness.corrupt_skip_reason)
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         await store.add_messages(turn("a") + turn("b"))
         await store_harness.corrupt_record(store, 2)
-        reopened = await self._reopen(store_harness, store, opened)
+        reopened = await self._reopen(store_harness, store, conformance_stores)
         with pytest.raises(StoreError) as info:
             await reopened.list_messages()
         thread_ref = json.dumps(await store.serialize())
@@ -450,18 +457,18 @@ class StoreConformance:
         assert _texts(newest) == ["b|2/3"]
 
     async def test_bounded_reads_by_token_budget(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """``max_tokens`` returns the longest newest suffix within the budget, across forks."""
         count = store_harness.token_counter
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         messages = [ChatMessage(Role.USER, "w" * (7 * i % 50)) for i in range(40)]
         await store.add_messages(messages[:25])
         child = await store.fork()
-        opened.append(child)
+        conformance_stores.append(child)
         await child.add_messages(messages[25:])
         tokens = [count(m) for m in messages]
-        for target in (child, await self._reopen(store_harness, child, opened)):
+        for target in (child, await self._reopen(store_harness, child, conformance_stores)):
             for budget in (
                 0,
                 tokens[-1] - 1,
@@ -480,24 +487,24 @@ class StoreConformance:
                     expected.insert(0, m)
                 assert await target.list_messages(max_tokens=budget) == expected, budget
         fresh_fork = await child.fork()  # no messages of its own: all from its ancestors
-        opened.append(fresh_fork)
+        conformance_stores.append(fresh_fork)
         budget = sum(tokens[-20:])
         assert await fresh_fork.list_messages(max_tokens=budget) == messages[-20:]
         with pytest.raises(ValueError, match="max_tokens"):
             await store.list_messages(max_tokens=-1)
 
     async def test_state_serializes_and_restores(
-        self, store_harness: StoreHarness, opened: list[ChatMessageStore]
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
         """State is JSON without secrets, restores through the factory, replaces on reload."""
-        store = await self._new(store_harness, opened)
+        store = await self._new(store_harness, conformance_stores)
         await store.add_messages(_every_content())
         state = await store.serialize()
         text = json.dumps(state)
         for secret in store_harness.secrets:
             assert secret not in text, "serialized state leaks a secret"
         restored = harness_store = store_harness.factory()
-        opened.append(harness_store)
+        conformance_stores.append(harness_store)
         await restored.load_state(json.loads(text))
         await restored.load_state(json.loads(text))  # replacing twice never duplicates
         assert await restored.list_messages() == await store.list_messages()
