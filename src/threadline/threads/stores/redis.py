@@ -149,11 +149,16 @@ return 1
 """
 
 _DELETE = """
-local prefix, tid = ARGV[1], ARGV[2]
+local prefix, tid, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local key = prefix .. tid
+if redis.call('SCARD', key .. ':c') ~= n then return 0 end
+for i = 4, 3 + n do
+  if redis.call('SISMEMBER', key .. ':c', ARGV[i]) == 0 then return 0 end
+end
 local parent = redis.call('HGET', key .. ':h', 'parent')
 if parent then redis.call('SREM', prefix .. parent .. ':c', tid) end
-return redis.call('DEL', key .. ':h', key .. ':m', key .. ':t', key .. ':c')
+redis.call('DEL', key .. ':h', key .. ':m', key .. ':t', key .. ':c')
+return 1
 """
 
 _Segment = tuple[bytes, int, bytes, bytes]
@@ -361,22 +366,29 @@ class RedisChatMessageStore:
     async def delete(self) -> None:
         """Delete the thread's keys. Forks first get their own copy of the history they share.
 
-        Not atomic as a whole: do not fork a thread while deleting it.
+        The copies are made first, then one script deletes the thread only if no fork appeared
+        meanwhile (else the copying starts over), so a fork made during a delete keeps its history.
         """
         prefix, tid = self.key_prefix, self.thread_id
         key = self._key(tid)
-        try:
-            members = cast("set[bytes]", await self._client.smembers(key + ":c"))
-        except RedisError as exc:
-            raise StoreError(f"Redis at {self._where} failed on thread {tid!r}: {exc}") from exc
-        children = sorted(m.decode() for m in members)
-        if children:
-            result = await self._run("read_after", [key + ":h"], [prefix, tid, 0])
-            segments = cast(list[_Segment], result[1:])
-            for child in children:
-                await self._adopt(child, segments)
-        await self._run("delete", [], [prefix, tid])
-        self._cache.reset()
+        for _ in range(10):
+            try:
+                members = cast("set[bytes]", await self._client.smembers(key + ":c"))
+            except RedisError as exc:
+                raise StoreError(f"Redis at {self._where} failed on thread {tid!r}: {exc}") from exc
+            children = sorted(m.decode() for m in members)
+            if children:
+                result = await self._run("read_after", [key + ":h"], [prefix, tid, 0])
+                segments = cast(list[_Segment], result[1:])
+                for child in children:
+                    await self._adopt(child, segments)
+            if await self._run("delete", [], [prefix, tid, len(children), *children]):
+                self._cache.reset()
+                return
+        raise StoreError(
+            f"thread {tid!r} kept gaining forks while being deleted from Redis at {self._where}; "
+            "nothing was deleted, try again"
+        )
 
     async def _adopt(self, child: str, segments: Sequence[_Segment]) -> None:
         try:
