@@ -94,30 +94,40 @@ ORDER BY m.seq
 
 _SEGMENTS = _CHAIN + "SELECT thread_id, lo, hi FROM chain WHERE hi > lo ORDER BY depth"
 
-_PAGE = """
-SELECT seq, tokens, body, run FROM (
-    SELECT seq, tokens, body, sum(tokens) OVER (ORDER BY seq DESC) AS run FROM {messages}
-    WHERE thread_id = %(tid)s AND seq > %(lo)s AND seq <= %(hi)s
-    ORDER BY seq DESC LIMIT %(limit)s
-) newest WHERE run <= %(budget)s ORDER BY seq DESC
+_WALK = """
+WITH RECURSIVE walk(seq, tokens, body, run) AS (
+    SELECT seq, tokens, body, tokens::bigint FROM {messages}
+    WHERE thread_id = %(tid)s AND seq = %(hi)s AND seq > %(lo)s AND tokens <= %(budget)s
+  UNION ALL
+    SELECT m.seq, m.tokens, m.body, w.run + m.tokens
+    FROM walk w JOIN {messages} m ON m.thread_id = %(tid)s AND m.seq = w.seq - 1
+    WHERE m.seq > %(lo)s AND w.run + m.tokens <= %(budget)s
+)
+SELECT seq, tokens, body, run FROM walk
 """
-"""The newest ``limit`` rows of a stretch that fit ``budget``, summed in the database: the scan
-stops after ``limit`` rows, and rows over the budget never cross the wire."""
+"""The newest rows of the stretch ``(lo, hi]`` of one thread that fit ``budget``, newest first.
 
-_HEAD_PAGE = """
-SELECT h.parent_id, h.fork_version, h.version, p.seq, p.tokens, p.body, p.run
-FROM {threads} h LEFT JOIN LATERAL (
-    SELECT seq, tokens, body, run FROM (
-        SELECT seq, tokens, body, sum(tokens) OVER (ORDER BY seq DESC) AS run FROM {messages}
-        WHERE thread_id = h.thread_id AND seq > h.fork_version AND seq <= h.version
-        ORDER BY seq DESC LIMIT %(limit)s
-    ) newest WHERE run <= %(budget)s
-) p ON true
-WHERE h.thread_id = %(tid)s
-ORDER BY p.seq DESC
+A walk down the primary key, one equality lookup per row, stopping at the first row over budget:
+only the rows returned are ever read, and no plan the optimizer could pick (a bitmap scan and a
+sort of the whole thread, say, when its statistics mislead it) reads more."""
+
+_HEAD_WALK = """
+WITH RECURSIVE h AS (
+    SELECT parent_id, fork_version, version FROM {threads} WHERE thread_id = %(tid)s
+), walk(seq, tokens, body, run) AS (
+    SELECT m.seq, m.tokens, m.body, m.tokens::bigint
+    FROM h JOIN {messages} m ON m.thread_id = %(tid)s AND m.seq = h.version
+    WHERE h.version > h.fork_version AND m.tokens <= %(budget)s
+  UNION ALL
+    SELECT m.seq, m.tokens, m.body, w.run + m.tokens
+    FROM walk w JOIN {messages} m ON m.thread_id = %(tid)s AND m.seq = w.seq - 1
+    WHERE m.seq > (SELECT fork_version FROM h) AND w.run + m.tokens <= %(budget)s
+)
+SELECT h.parent_id, h.fork_version, h.version, w.seq, w.tokens, w.body, w.run
+FROM h LEFT JOIN walk w ON true
 """
-"""The thread's row with its first page of ``_PAGE``: one round trip when no fork ancestor is
-needed."""
+"""``_WALK`` over the thread's own rows, with the thread's row: one round trip when no fork
+ancestor is needed."""
 
 _Row = tuple[str, int, int, bytes]
 
@@ -195,8 +205,8 @@ class PostgresChatMessageStore:
             ("append", _APPEND),
             ("read_all", _READ_ALL),
             ("segments", _SEGMENTS),
-            ("page", _PAGE),
-            ("head_page", _HEAD_PAGE),
+            ("walk", _WALK),
+            ("head_walk", _HEAD_WALK),
         )
         self._q = {name: sql.SQL(text).format(**names) for name, text in queries}
         self._names = names
@@ -271,51 +281,38 @@ class PostgresChatMessageStore:
     async def _read_budget(self, max_tokens: int) -> list[_Row]:
         await self._ensure()
         tid = self.thread_id
-        # Enough rows for the budget at typical message sizes (tens of tokens): usually one page;
-        # shorter messages take a second, larger page.
-        limit = min(max(max_tokens // 32 + 16, 64), 4096)
         try:
             async with self._pool.connection() as conn:
-                # One round trip for the common case: the thread's own rows answer the budget.
                 cur = await conn.execute(
-                    self._q["head_page"],
-                    {"tid": tid, "limit": limit, "budget": max_tokens},
-                    binary=True,
+                    self._q["head_walk"], {"tid": tid, "budget": max_tokens}, binary=True
                 )
                 rows = await cur.fetchall()
                 if not rows:
                     return []  # no such thread
                 parent, lo, hi = rows[0][0], int(rows[0][1]), int(rows[0][2])
-                page = [(seq, tokens, body, run) for *_, seq, tokens, body, run in rows if seq]
-                kept: list[_Row] = [(tid, seq, tokens, body) for seq, tokens, body, _ in page]
-                if len(page) < min(limit, hi - lo):  # the budget ran out in the first page
-                    kept.reverse()
+                walked = [(seq, tokens, body, run) for *_, seq, tokens, body, run in rows if seq]
+                kept: list[_Row] = [(tid, seq, tokens, body) for seq, tokens, body, _ in walked]
+                left = max_tokens - (max(int(w[3]) for w in walked) if walked else 0)
+                if len(walked) < hi - lo or parent is None:  # budget or history exhausted
+                    kept.sort(key=lambda row: row[1])
                     return kept
-                left = max_tokens - (int(page[-1][3]) if page else 0)
-                segments: list[tuple[str, int, int]] = [(tid, lo, hi - len(page))]
-                if parent is not None:
-                    cur = await conn.execute(self._q["segments"], {"tid": tid})
-                    segments += [
-                        (s, int(a), int(b)) for s, a, b in await cur.fetchall() if s != tid
-                    ]
-                for seg_id, lo, top in segments:
-                    while top > lo:
-                        limit = min(limit * 4, 4096)
-                        cur = await conn.execute(
-                            self._q["page"],
-                            {"tid": seg_id, "lo": lo, "hi": top, "limit": limit, "budget": left},
-                            binary=True,
-                        )
-                        page = await cur.fetchall()
-                        kept.extend((seg_id, seq, tokens, body) for seq, tokens, body, _ in page)
-                        if len(page) < min(limit, top - lo):  # the budget ran out in this page
-                            kept.reverse()
-                            return kept
-                        left -= int(page[-1][3])
-                        top -= len(page)
+                cur = await conn.execute(self._q["segments"], {"tid": tid})
+                for seg_id, seg_lo, seg_hi in await cur.fetchall():
+                    if seg_id == tid:
+                        continue
+                    cur = await conn.execute(
+                        self._q["walk"],
+                        {"tid": seg_id, "lo": seg_lo, "hi": seg_hi, "budget": left},
+                        binary=True,
+                    )
+                    walked = await cur.fetchall()
+                    kept.extend((seg_id, seq, tokens, body) for seq, tokens, body, _ in walked)
+                    if len(walked) < seg_hi - seg_lo:  # the budget ran out in this stretch
+                        break
+                    left -= max(int(w[3]) for w in walked) if walked else 0
         except psycopg.Error as exc:
             raise self._error(exc) from exc
-        kept.reverse()
+        kept.sort(key=lambda row: row[1])
         return kept
 
     async def add_messages(
