@@ -82,15 +82,23 @@ WITH RECURSIVE chain(thread_id, parent_id, lo, hi, depth) AS (
 )
 """
 
-_READ_ALL = (
-    _CHAIN
-    + """
-SELECT c.thread_id, m.seq, m.tokens, m.body
-FROM chain c JOIN {messages} m
-    ON m.thread_id = c.thread_id AND m.seq > GREATEST(c.lo, %(after)s) AND m.seq <= c.hi
-ORDER BY m.seq
+_HEAD_READ = """
+SELECT h.parent_id, h.fork_version, h.version, m.seq, m.tokens, m.body
+FROM {threads} h LEFT JOIN LATERAL (
+    SELECT seq, tokens, body FROM {messages}
+    WHERE thread_id = h.thread_id AND seq > GREATEST(h.fork_version, %(after)s) AND seq <= h.version
+) m ON true
+WHERE h.thread_id = %(tid)s
 """
-)
+"""The thread's row and its own rows after ``after``: the whole read when no fork ancestor holds
+rows after ``after`` (every incremental read of a thread, and every read of an unforked one)."""
+
+_RANGE = """
+SELECT seq, tokens, body FROM {messages}
+WHERE thread_id = %(tid)s AND seq > %(lo)s AND seq <= %(hi)s
+"""
+"""One stretch of an ancestor's rows. Queried per stretch, never joined to the fork chain: the
+planner cannot know the chain is short and would scan the whole table."""
 
 _SEGMENTS = _CHAIN + "SELECT thread_id, lo, hi FROM chain WHERE hi > lo ORDER BY depth"
 
@@ -203,7 +211,8 @@ class PostgresChatMessageStore:
         queries: tuple[tuple[str, LiteralString], ...] = (
             ("schema", _SCHEMA),
             ("append", _APPEND),
-            ("read_all", _READ_ALL),
+            ("head_read", _HEAD_READ),
+            ("range", _RANGE),
             ("segments", _SEGMENTS),
             ("walk", _WALK),
             ("head_walk", _HEAD_WALK),
@@ -273,10 +282,44 @@ class PostgresChatMessageStore:
             return self._decode(await self._read_budget(max_tokens))
         while True:  # at most twice: the second read is a full one
             start = self._cache.read_from()
-            rows = await self._fetch("read_all", {"tid": self.thread_id, "after": start})
+            rows = await self._read_after(start)
             merged = self._cache.merge(start, self._decode(rows))
             if merged is not None:
                 return merged
+
+    async def _read_after(self, after: int) -> list[_Row]:
+        await self._ensure()
+        try:
+            async with self._pool.connection() as conn:
+                return await self._read_rows(conn, self.thread_id, after)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    async def _read_rows(
+        self, conn: psycopg.AsyncConnection[Any], tid: str, after: int
+    ) -> list[_Row]:
+        """The thread's rows after position ``after``, oldest first, across fork ancestors."""
+        cur = await conn.execute(self._q["head_read"], {"tid": tid, "after": after}, binary=True)
+        head = await cur.fetchall()
+        if not head:
+            return []
+        rows: list[_Row] = [(tid, seq, tokens, body) for *_, seq, tokens, body in head if seq]
+        parent, lo = head[0][0], int(head[0][1])
+        if parent is not None and after < lo:
+            cur = await conn.execute(self._q["segments"], {"tid": tid})
+            for seg_id, seg_lo, seg_hi in await cur.fetchall():
+                if seg_id == tid or seg_hi <= after:
+                    continue
+                cur = await conn.execute(
+                    self._q["range"],
+                    {"tid": seg_id, "lo": max(int(seg_lo), after), "hi": seg_hi},
+                    binary=True,
+                )
+                rows.extend(
+                    (seg_id, seq, tokens, body) for seq, tokens, body in await cur.fetchall()
+                )
+        rows.sort(key=lambda row: row[1])
+        return rows
 
     async def _read_budget(self, max_tokens: int) -> list[_Row]:
         await self._ensure()
@@ -446,8 +489,7 @@ class PostgresChatMessageStore:
                 )
                 children = await cur.fetchall()
                 if children:
-                    cur = await conn.execute(self._q["read_all"], {"tid": tid, "after": 0})
-                    prefix: list[_Row] = await cur.fetchall()
+                    prefix = await self._read_rows(conn, tid, 0)
                     for child, fork_version in children:
                         copied = [
                             (
