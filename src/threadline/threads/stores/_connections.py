@@ -20,6 +20,8 @@ def redact_url(url: str) -> str:
     if parts.password is None and "@" not in parts.netloc:
         return url
     host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}@" if parts.username else ""
