@@ -1,11 +1,19 @@
-"""Suite-wide guards: nothing here may reach beyond this machine."""
+"""Suite-wide guards (nothing here may reach beyond this machine) and the shared servers.
+
+Tests that need Redis or PostgreSQL skip when the server is unreachable, unless
+``THREADLINE_REQUIRE_SERVICES=1`` (set by CI), which turns the skip into a failure. Each such test
+gets a key prefix or schema of its own, removed afterwards. The server fixtures are synchronous on
+purpose, so async fixtures can also reach them through ``request.getfixturevalue``.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -48,3 +56,90 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     yield
+
+
+REDIS_URL = os.environ.get("THREADLINE_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get(
+    "THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+_reachable: dict[str, str | None] = {}
+
+
+def _unavailable(service: str, reason: str) -> None:
+    message = f"{service} unreachable: {reason}"
+    if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " (THREADLINE_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def _check_redis() -> str | None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)  # pyright: ignore[reportUnknownMemberType]
+    try:
+        client.ping()  # pyright: ignore[reportUnknownMemberType]
+    except Exception as exc:  # any failure means: not usable here
+        return repr(exc)
+    finally:
+        client.close()
+    return None
+
+
+def _check_postgres() -> str | None:
+    import psycopg
+
+    try:
+        conn = psycopg.connect(POSTGRES_URL, connect_timeout=2)
+    except Exception as exc:  # any failure means: not usable here
+        return repr(exc)
+    conn.close()
+    return None
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis URL, once the server answers."""
+    if "redis" not in _reachable:
+        _reachable["redis"] = _check_redis()
+    if _reachable["redis"] is not None:
+        _unavailable(f"Redis at {REDIS_URL}", _reachable["redis"])
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"threadline-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]
+    try:
+        found = client.scan_iter(match=prefix + "*", count=1000)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        keys = cast("list[bytes]", list(found))  # pyright: ignore[reportUnknownArgumentType]
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The PostgreSQL URL, once the server answers."""
+    if "postgres" not in _reachable:
+        _reachable["postgres"] = _check_postgres()
+    if _reachable["postgres"] is not None:
+        _unavailable(f"PostgreSQL at {POSTGRES_URL}", _reachable["postgres"])
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A schema of this test's own; dropped with everything in it afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"threadline_test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -30,7 +30,15 @@ from threadline.exceptions import (
 from threadline.memory import Context, ContextProvider
 from threadline.threads import AgentThread, ThreadBinding
 from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
-from threadline.threads.stores import ChatMessageList, ChatMessageStore
+from threadline.threads.stores import (
+    ChatMessageList,
+    ChatMessageStore,
+    JSONCodec,
+    MessageCodec,
+    TokenCounter,
+    estimate_tokens,
+    register_store_kind,
+)
 from threadline.tools import FunctionTool, ToolArgumentsError, tool
 from threadline.types import (
     AgentRunResponse,
@@ -52,6 +60,9 @@ from threadline.types import (
 
 if _typing.TYPE_CHECKING:
     from threadline.clients.local import LocalChatClient
+    from threadline.threads.stores.encryption import EncryptedCodec
+    from threadline.threads.stores.postgres import PostgresChatMessageStore
+    from threadline.threads.stores.redis import RedisChatMessageStore
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
 __version__ = "0.1.0"
@@ -64,9 +75,17 @@ __all__ = [
     "ChatMessageList",
     "ChatMessageStore",
     "SQLiteChatMessageStore",
+    "RedisChatMessageStore",
+    "PostgresChatMessageStore",
     "ThreadBinding",
     "TokenBudgetReducer",
     "reduce_to_token_budget",
+    "EncryptedCodec",
+    "JSONCodec",
+    "MessageCodec",
+    "TokenCounter",
+    "estimate_tokens",
+    "register_store_kind",
     # memory
     "Context",
     "ContextProvider",
@@ -115,7 +134,10 @@ __all__ = [
 
 _LAZY: dict[str, str] = {
     "LocalChatClient": "threadline.clients.local",
-    "SQLiteChatMessageStore": "threadline.threads.stores.sqlite",
+    "SQLiteChatMessageStore": "threadline.threads.stores",
+    "RedisChatMessageStore": "threadline.threads.stores",
+    "PostgresChatMessageStore": "threadline.threads.stores",
+    "EncryptedCodec": "threadline.threads.stores",
 }
 """Public names whose modules need optional dependencies: imported on first use only."""
 

@@ -1,21 +1,52 @@
-"""Message stores for local threads. The SQLite store loads lazily: ``import threadline`` needs none."""
+"""Message stores for local threads; stores with optional dependencies load lazily on first use."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from threadline.threads.stores.base import ChatMessageStore, store_kind
+from threadline.threads.stores.base import (
+    ChatMessageStore,
+    TokenCounter,
+    estimate_tokens,
+    store_kind,
+)
+from threadline.threads.stores.codec import JSONCodec, MessageCodec
 from threadline.threads.stores.memory import ChatMessageList
+from threadline.threads.stores.registry import register_store_kind
 
 if TYPE_CHECKING:
+    from threadline.threads.stores.encryption import EncryptedCodec
+    from threadline.threads.stores.postgres import PostgresChatMessageStore
+    from threadline.threads.stores.redis import RedisChatMessageStore
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
-__all__ = ["ChatMessageList", "ChatMessageStore", "SQLiteChatMessageStore", "store_kind"]
+__all__ = [
+    "ChatMessageList",
+    "ChatMessageStore",
+    "EncryptedCodec",
+    "JSONCodec",
+    "MessageCodec",
+    "PostgresChatMessageStore",
+    "RedisChatMessageStore",
+    "SQLiteChatMessageStore",
+    "TokenCounter",
+    "estimate_tokens",
+    "register_store_kind",
+    "store_kind",
+]
+
+_LAZY = {
+    "SQLiteChatMessageStore": "threadline.threads.stores.sqlite",
+    "RedisChatMessageStore": "threadline.threads.stores.redis",
+    "PostgresChatMessageStore": "threadline.threads.stores.postgres",
+    "EncryptedCodec": "threadline.threads.stores.encryption",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SQLiteChatMessageStore":
-        from threadline.threads.stores.sqlite import SQLiteChatMessageStore
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return SQLiteChatMessageStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -4,17 +4,90 @@ Stores are append-only. A turn adds its new messages in one call, and every call
 version the writer last read (the number of messages in the thread); a store that finds another
 number raises :class:`~threadline.exceptions.ConcurrentThreadUpdateError` and writes nothing. That
 one rule is what keeps two writers from interleaving their turns.
+
+Additions since the first version of the protocol (all backward compatible for callers: the agent
+still calls ``list_messages()`` with no arguments):
+
+* ``list_messages(max_tokens=N)`` reads only the newest messages that fit a token budget. Stores
+  record each message's token count when it is written (see :data:`TokenCounter`), so a bounded
+  read never loads the whole history.
+* ``delete()`` removes the thread. Forks of it keep their history.
+* A record a store cannot read back (corrupt bytes, a wrong encryption key) raises
+  :class:`~threadline.exceptions.StoreError` naming the thread and the record, never a bare
+  ``json`` or ``KeyError``.
+
+:mod:`threadline.testing.store_conformance` checks all of these promises against any store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-from threadline.types.contents import JSONValue
+from threadline.types.contents import JSONValue, TextContent
 from threadline.types.messages import ChatMessage
 
-__all__ = ["ChatMessageStore", "store_kind"]
+__all__ = [
+    "ChatMessageStore",
+    "TokenCounter",
+    "check_max_tokens",
+    "estimate_tokens",
+    "newest_within_budget",
+    "store_kind",
+]
+
+TokenCounter: TypeAlias = Callable[[ChatMessage], int]
+"""Counts a message's tokens once, when a store writes it; the count is stored beside it.
+
+Pass a real tokenizer (e.g. ``lambda m: len(enc.encode(m.text)) + 4``) to stores that take a
+``token_counter`` when budgets must match a model exactly. Counts are never recomputed: changing
+the counter affects messages written afterwards only.
+"""
+
+_MESSAGE_OVERHEAD = 4
+"""Tokens a chat format spends on a message's framing (role, separators), as OpenAI documents."""
+
+
+def estimate_tokens(message: ChatMessage) -> int:
+    """The default :data:`TokenCounter`: about four characters per token, plus framing.
+
+    Cheap and dependency-free, and close enough for budgeting English text; it overestimates
+    code and data slightly, which errs on the side of fitting the model's window. Non-text
+    contents are counted by the length of their JSON form.
+    """
+    chars = 0
+    for content in message.contents:
+        if type(content) is TextContent:
+            chars += len(content.text)
+        else:
+            from threadline.types.contents import content_to_dict
+
+            # default=str: counting must not fail where encoding would explain the problem
+            chars += len(json.dumps(content_to_dict(content), ensure_ascii=False, default=str))
+    return _MESSAGE_OVERHEAD + (chars + 3) // 4
+
+
+def check_max_tokens(max_tokens: int | None) -> None:
+    """Reject a negative or non-integer budget with a ``ValueError`` naming it."""
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 0):
+        raise ValueError(f"max_tokens must be a non-negative int or None, got {max_tokens!r}")
+
+
+def newest_within_budget(tokens_newest_first: Iterable[int], max_tokens: int) -> int:
+    """How many of the newest messages fit ``max_tokens``, given their counts newest first.
+
+    The selection is always a suffix of the thread: it stops at the first message that does not
+    fit, so the result never has a gap in it.
+    """
+    used = 0
+    count = 0
+    for tokens in tokens_newest_first:
+        used += tokens
+        if used > max_tokens:
+            break
+        count += 1
+    return count
 
 
 @runtime_checkable
@@ -25,14 +98,25 @@ class ChatMessageStore(Protocol):
     state is only ever restored into a store of the same kind.
     """
 
-    async def list_messages(self) -> list[ChatMessage]:
-        """All messages of the thread, oldest first, as a new list the caller may keep."""
+    async def list_messages(self, *, max_tokens: int | None = None) -> list[ChatMessage]:
+        """The thread's messages, oldest first, as a new list the caller may keep.
+
+        Args:
+            max_tokens: when given, only the newest messages whose stored token counts add up to
+                at most this many: the longest such suffix of the thread (empty when even the
+                newest message does not fit). Stores answer it without loading the whole history.
+
+        Raises:
+            StoreError: a stored record cannot be read; the message names thread and record.
+        """
         ...
 
     async def add_messages(
         self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
     ) -> int:
         """Append ``messages`` atomically and return the new version (the message count).
+
+        All of them are stored or none: a reader never sees part of a turn.
 
         Raises:
             ConcurrentThreadUpdateError: ``expected_version`` is given and the thread holds a
@@ -61,6 +145,13 @@ class ChatMessageStore(Protocol):
         """A new store that starts with this one's messages and then goes its own way.
 
         Stores should share the common history rather than copy it where they can.
+        """
+        ...
+
+    async def delete(self) -> None:
+        """Remove the thread's messages; the store then reads as an empty thread.
+
+        Forks made earlier keep their whole history.
         """
         ...
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from threadline.exceptions import ConcurrentThreadUpdateError, MessageFormatError, ThreadStateError
+from threadline.threads.stores.base import (
+    TokenCounter,
+    check_max_tokens,
+    estimate_tokens,
+    newest_within_budget,
+)
 from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage
 
@@ -21,7 +27,7 @@ def messages_from_state(raw: object, *, where: str) -> list[ChatMessage]:
     messages: list[ChatMessage] = []
     append = messages.append
     try:
-        for raw_message in raw:  # pyright: ignore[reportUnknownVariableType]
+        for raw_message in cast("list[object]", raw):
             append(from_dict(raw_message))
     except MessageFormatError as exc:
         raise ThreadStateError(f"{where}[{len(messages)}]: {exc}") from exc
@@ -35,26 +41,45 @@ class ChatMessageList:
     """Keeps a thread's messages in memory; serializes to the messages themselves.
 
     Forking is O(1): a fork shares its parent's messages up to the fork point and keeps only what is
-    added after it. Neither side's later messages are visible to the other.
+    added after it. Neither side's later messages are visible to the other. Each message's token
+    count (from ``token_counter``) is kept beside it, so bounded reads touch only what they return.
     """
 
     kind = "memory"
 
-    def __init__(self, messages: Iterable[ChatMessage] | None = None) -> None:
-        self._shared: tuple[tuple[list[ChatMessage], int], ...] = ()
-        """Prefixes shared with the thread this one was forked from: (list, how much of it)."""
+    def __init__(
+        self,
+        messages: Iterable[ChatMessage] | None = None,
+        *,
+        token_counter: TokenCounter = estimate_tokens,
+    ) -> None:
+        self._count = token_counter
+        self._shared: tuple[tuple[list[ChatMessage], list[int], int], ...] = ()
+        """Prefixes shared with the thread this was forked from: (messages, tokens, how many)."""
         self._shared_len = 0
         self._own: list[ChatMessage] = list(messages) if messages is not None else []
+        self._own_tokens: list[int] = [token_counter(m) for m in self._own]
 
     def __len__(self) -> int:
         return self._shared_len + len(self._own)
 
     def __iter__(self) -> Iterator[ChatMessage]:
-        prefixes = (itertools.islice(seg, n) for seg, n in self._shared)
+        prefixes = (itertools.islice(seg, n) for seg, _, n in self._shared)
         return itertools.chain(*prefixes, self._own)
 
-    async def list_messages(self) -> list[ChatMessage]:
-        """All messages, oldest first."""
+    def _tokens_newest_first(self) -> Iterator[int]:
+        yield from reversed(self._own_tokens)
+        for _, tokens, n in reversed(self._shared):
+            yield from reversed(tokens[:n])
+
+    async def list_messages(self, *, max_tokens: int | None = None) -> list[ChatMessage]:
+        """All messages, oldest first; the newest that fit ``max_tokens`` when it is given."""
+        check_max_tokens(max_tokens)
+        if max_tokens is not None:
+            keep = newest_within_budget(self._tokens_newest_first(), max_tokens)
+            if keep <= len(self._own):
+                return self._own[len(self._own) - keep :]
+            return list(itertools.islice(self, len(self) - keep, None))
         if not self._shared:
             return self._own.copy()
         return list(self)
@@ -69,7 +94,9 @@ class ChatMessageList:
                 expected_version=expected_version,
                 actual_version=len(self),
             )
-        self._own.extend(messages)
+        tokens = [self._count(m) for m in messages]  # before any change: a failing counter
+        self._own.extend(messages)  # leaves the thread as it was
+        self._own_tokens.extend(tokens)
         return len(self)
 
     async def serialize(self) -> dict[str, JSONValue]:
@@ -79,14 +106,24 @@ class ChatMessageList:
     async def load_state(self, state: Mapping[str, Any]) -> None:
         """Replace the messages with those in ``state``."""
         messages = messages_from_state(state.get("messages", []), where="store.state.messages")
+        tokens = [self._count(m) for m in messages]
         # New lists, never in-place changes: forks may still be reading the old ones.
         self._shared = ()
         self._shared_len = 0
         self._own = messages
+        self._own_tokens = tokens
 
     async def fork(self) -> ChatMessageList:
         """A branch that shares this thread's messages so far without copying them."""
-        child = ChatMessageList()
-        child._shared = self._shared + (((self._own, len(self._own)),) if self._own else ())
+        child = ChatMessageList(token_counter=self._count)
+        own = ((self._own, self._own_tokens, len(self._own)),) if self._own else ()
+        child._shared = self._shared + own
         child._shared_len = len(self)
         return child
+
+    async def delete(self) -> None:
+        """Forget every message; forks keep theirs (they hold their own references)."""
+        self._shared = ()
+        self._shared_len = 0
+        self._own = []
+        self._own_tokens = []

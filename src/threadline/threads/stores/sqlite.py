@@ -6,7 +6,9 @@ Layout: one row per message, keyed by (thread, position), and one row per thread
 * a turn writes only its new rows plus the thread row, in one transaction that also checks the
   version: per-turn cost does not grow with the history;
 * a fork writes one thread row and shares the parent's rows up to the fork point;
-* reads are incremental: a store caches the messages it has seen and fetches only newer rows.
+* reads are incremental: a store caches the messages it has seen and fetches only newer rows;
+* bounded reads (``max_tokens``) page backwards through the stored token counts and decode only
+  the rows they return.
 
 All blocking work runs on one worker thread per database file, which owns the connection.
 """
@@ -14,7 +16,6 @@ All blocking work runs on one worker thread per database file, which owns the co
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import threading
@@ -24,12 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from threadline.exceptions import (
-    ConcurrentThreadUpdateError,
-    MessageFormatError,
-    StoreError,
-    ThreadStateError,
-)
+from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.threads.stores._cache import HistoryCache
+from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
+from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
 from threadline.threads.thread import new_thread_id
 from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage
@@ -51,10 +50,13 @@ CREATE TABLE IF NOT EXISTS threadline_messages (
     thread_id  TEXT NOT NULL,
     seq        INTEGER NOT NULL,
     message_id TEXT NOT NULL,
-    body       TEXT NOT NULL,
+    tokens     INTEGER NOT NULL DEFAULT 0,
+    body       BLOB NOT NULL,
     PRIMARY KEY (thread_id, seq)
 ) WITHOUT ROWID;
 """
+"""Bodies are codec records (JSON text by default, ciphertext when encrypted); ``tokens`` is each
+message's count from the store's token counter, kept for bounded reads."""
 
 
 class _Database:
@@ -87,6 +89,11 @@ class _Database:
         # last commits. FULL would fsync every turn for that.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(threadline_messages)")}
+        if "tokens" not in columns:  # a file written before token counts were stored
+            conn.execute(
+                "ALTER TABLE threadline_messages ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0"
+            )
         return conn
 
     def _call(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
@@ -108,8 +115,14 @@ class SQLiteThreadInfo:
 
     __slots__ = ("created_at", "parent_id", "thread_id", "updated_at", "version")
 
-    def __init__(self, thread_id: str, parent_id: str | None, version: int,
-                 created_at: float, updated_at: float) -> None:
+    def __init__(
+        self,
+        thread_id: str,
+        parent_id: str | None,
+        version: int,
+        created_at: float,
+        updated_at: float,
+    ) -> None:
         self.thread_id = thread_id
         self.parent_id = parent_id
         self.version = version
@@ -128,43 +141,79 @@ def _thread_row(conn: sqlite3.Connection, thread_id: str) -> tuple[str | None, i
     return None if row is None else (row[0], row[1], row[2])
 
 
-def _decode(thread_id: str, seq: int, body: str) -> ChatMessage:
-    try:
-        return ChatMessage.from_dict(json.loads(body))
-    except (json.JSONDecodeError, MessageFormatError) as exc:
-        raise StoreError(
-            f"thread {thread_id!r}: stored message #{seq} is corrupt and cannot be read: {exc}"
-        ) from exc
+Segment = tuple[str, int, int]
+"""A stretch of a thread's history kept under one thread id: (thread id, after seq, up to seq)."""
 
 
-def _read_rows(conn: sqlite3.Connection, thread_id: str, after: int, upto: int | None) -> list[tuple[int, str]]:
-    if upto is None:
-        return conn.execute(
-            "SELECT seq, body FROM threadline_messages WHERE thread_id = ? AND seq > ? ORDER BY seq",
-            (thread_id, after),
-        ).fetchall()
-    return conn.execute(
-        "SELECT seq, body FROM threadline_messages WHERE thread_id = ? AND seq > ? AND seq <= ? "
-        "ORDER BY seq",
-        (thread_id, after, upto),
-    ).fetchall()
-
-
-def _read_chain(conn: sqlite3.Connection, thread_id: str, after: int) -> list[tuple[str, int, str]]:
-    """Rows of a thread after position ``after``, following fork parents for shared prefixes."""
-    segments: list[list[tuple[str, int, str]]] = []
+def _chain(conn: sqlite3.Connection, thread_id: str) -> tuple[int, list[Segment]]:
+    """The thread's version and its segments, newest first, following fork parents."""
+    info = _thread_row(conn, thread_id)
+    if info is None:
+        return 0, []
+    version = info[2]
+    segments: list[Segment] = []
     current: str | None = thread_id
-    upto: int | None = None
-    while current is not None:
-        info = _thread_row(conn, current)
-        parent, fork_version = (None, 0) if info is None else (info[0], info[1])
-        start = max(after, fork_version)
-        if upto is None or upto > start:
-            segments.append([(current, s, b) for s, b in _read_rows(conn, current, start, upto)])
-        if parent is None or after >= fork_version:
+    hi = version
+    while current is not None and hi > 0:
+        row = info if current == thread_id else _thread_row(conn, current)
+        if row is None:  # a parent vanished: what it shared is gone
             break
-        current, upto = parent, fork_version if upto is None else min(upto, fork_version)
-    return [row for segment in reversed(segments) for row in segment]
+        parent, lo, _ = row
+        if hi > lo:
+            segments.append((current, lo, hi))
+        current, hi = parent, min(hi, lo)
+    return version, segments
+
+
+Row = tuple[str, int, int, bytes | str]
+"""A stored message as read: (thread id it is kept under, position, token count, record)."""
+
+
+def _read_after(conn: sqlite3.Connection, thread_id: str, after: int) -> tuple[int, list[Row]]:
+    """The version and every row after position ``after``, oldest first."""
+    version, segments = _chain(conn, thread_id)
+    rows: list[Row] = []
+    for seg_id, lo, hi in reversed(segments):
+        if hi <= after:
+            continue
+        rows.extend(
+            (seg_id, seq, tokens, body)
+            for seq, tokens, body in conn.execute(
+                "SELECT seq, tokens, body FROM threadline_messages "
+                "WHERE thread_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
+                (seg_id, max(lo, after), hi),
+            )
+        )
+    return version, rows
+
+
+_PAGE = 64
+
+
+def _read_budget(conn: sqlite3.Connection, thread_id: str, max_tokens: int) -> list[Row]:
+    """The newest rows whose token counts fit ``max_tokens``, oldest first, read page by page."""
+    _, segments = _chain(conn, thread_id)
+    kept: list[Row] = []
+    used = 0
+    for seg_id, lo, hi in segments:
+        top = hi
+        while top > lo:
+            page = conn.execute(
+                "SELECT seq, tokens, body FROM threadline_messages "
+                "WHERE thread_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
+                (seg_id, lo, top, _PAGE),
+            ).fetchall()
+            if not page:
+                break
+            for seq, tokens, body in page:
+                used += tokens
+                if used > max_tokens:
+                    kept.reverse()
+                    return kept
+                kept.append((seg_id, seq, tokens, body))
+            top = page[-1][0] - 1
+    kept.reverse()
+    return kept
 
 
 class SQLiteChatMessageStore:
@@ -173,18 +222,28 @@ class SQLiteChatMessageStore:
     Args:
         path: the database file (created with its folder if missing).
         thread_id: the thread to open or create; a new id when omitted.
+        token_counter: counts each message's tokens when it is written, for bounded reads.
+        codec: how records are encoded; e.g. ``EncryptedCodec(master_key)`` to encrypt them.
 
     Its serialized state is ``{"path": ..., "thread_id": ...}``: a reference, never the messages.
     """
 
     kind = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], thread_id: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        thread_id: str | None = None,
+        *,
+        token_counter: TokenCounter = estimate_tokens,
+        codec: MessageCodec | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         self.thread_id = thread_id or new_thread_id()
         self._db = _Database.get(self.path)
-        self._cache: list[ChatMessage] = []
-        self._loaded = False
+        self._count = token_counter
+        self._codec: MessageCodec = codec or JSONCodec()
+        self._cache = HistoryCache()
 
     def __repr__(self) -> str:
         return f"SQLiteChatMessageStore({self.path!r}, thread_id={self.thread_id!r})"
@@ -210,35 +269,38 @@ class SQLiteChatMessageStore:
             )
         return thread_id
 
-    async def list_messages(self) -> list[ChatMessage]:
-        """All messages, oldest first; reads only rows newer than what this store has seen."""
-        thread_id = self.thread_id
-        after = len(self._cache) if self._loaded else 0
-        rows = await self._db.run(_read_chain, thread_id, after)
-        if not self._loaded:
-            self._cache = []
-            self._loaded = True
-        if rows:
-            self._cache.extend(_decode(t, seq, body) for t, seq, body in rows)
-        return self._cache.copy()
+    def _decode(self, rows: Sequence[Row]) -> list[ChatMessage]:
+        decode = self._codec.decode
+        return [decode(body, thread_id=t, record=seq) for t, seq, _, body in rows]
+
+    async def list_messages(self, *, max_tokens: int | None = None) -> list[ChatMessage]:
+        """Messages oldest first; a full read fetches only rows newer than this store has seen."""
+        check_max_tokens(max_tokens)
+        if max_tokens is not None:
+            return self._decode(await self._db.run(_read_budget, self.thread_id, max_tokens))
+        while True:  # at most twice: the second read is a full one
+            start = self._cache.read_from()
+            _, rows = await self._db.run(_read_after, self.thread_id, start)
+            merged = self._cache.merge(start, self._decode(rows))
+            if merged is not None:
+                return merged
 
     async def add_messages(
         self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
     ) -> int:
         """Append in one transaction, checking ``expected_version`` inside it."""
-        bodies = [(m.message_id, json.dumps(m.to_dict(), ensure_ascii=False)) for m in messages]
-        version = await self._db.run(self._append, self.thread_id, bodies, expected_version)
-        if self._loaded and len(self._cache) == version - len(messages):
-            self._cache.extend(messages)
-        else:
-            self._loaded = False  # someone else wrote too: re-read on the next list
+        encode = self._codec.encode
+        thread_id = self.thread_id
+        rows = [(m.message_id, self._count(m), encode(m, thread_id=thread_id)) for m in messages]
+        version = await self._db.run(self._append, thread_id, rows, expected_version)
+        self._cache.appended(messages, version)
         return version
 
     @staticmethod
     def _append(
         conn: sqlite3.Connection,
         thread_id: str,
-        bodies: list[tuple[str, str]],
+        rows: list[tuple[str, int, bytes]],
         expected_version: int | None,
     ) -> int:
         now = time.time()
@@ -259,11 +321,14 @@ class SQLiteChatMessageStore:
                     thread_id, expected_version=expected_version, actual_version=version
                 )
             conn.executemany(
-                "INSERT INTO threadline_messages (thread_id, seq, message_id, body) "
-                "VALUES (?, ?, ?, ?)",
-                [(thread_id, version + i + 1, mid, body) for i, (mid, body) in enumerate(bodies)],
+                "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (thread_id, version + i + 1, mid, tokens, body)
+                    for i, (mid, tokens, body) in enumerate(rows)
+                ],
             )
-            version += len(bodies)
+            version += len(rows)
             conn.execute(
                 "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
                 (version, now, thread_id),
@@ -281,14 +346,15 @@ class SQLiteChatMessageStore:
     async def load_state(self, state: Mapping[str, Any]) -> None:
         """Point this store at the thread ``state`` names (in this store's database)."""
         self.thread_id = self._thread_id_from(state)
-        self._cache = []
-        self._loaded = False
+        self._cache.reset()
 
     async def fork(self) -> SQLiteChatMessageStore:
         """A new thread sharing this one's rows up to now: one row written, no messages copied."""
         child_id = new_thread_id()
         await self._db.run(self._fork, self.thread_id, child_id)
-        return SQLiteChatMessageStore(self.path, thread_id=child_id)
+        return SQLiteChatMessageStore(
+            self.path, thread_id=child_id, token_counter=self._count, codec=self._codec
+        )
 
     @staticmethod
     def _fork(conn: sqlite3.Connection, parent_id: str, child_id: str) -> None:
@@ -315,13 +381,16 @@ class SQLiteChatMessageStore:
         conn.execute("COMMIT")
 
     async def delete(self) -> None:
-        """Delete this thread. Forks of it keep their history: the shared part is copied to them."""
-        await self._db.run(self._delete, self.thread_id)
-        self._cache = []
-        self._loaded = False
+        """Delete this thread. Forks of it keep their history: the shared part is copied to them.
+
+        Rows copied to a fork are re-encoded for it when the codec binds records to their thread
+        (encryption), so the fork can still read them with its own key.
+        """
+        await self._db.run(self._delete, self.thread_id, self._codec)
+        self._cache.reset()
 
     @staticmethod
-    def _delete(conn: sqlite3.Connection, thread_id: str) -> None:
+    def _delete(conn: sqlite3.Connection, thread_id: str, codec: MessageCodec) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             children = conn.execute(
@@ -329,11 +398,17 @@ class SQLiteChatMessageStore:
                 (thread_id,),
             ).fetchall()
             for child_id, fork_version in children:
-                prefix = _read_chain(conn, thread_id, 0)[:fork_version]
+                _, prefix = _read_after(conn, thread_id, 0)
+                copied: list[tuple[str, int, str, int, bytes]] = []
+                for seg_id, seq, tokens, body in prefix[:fork_version]:
+                    data = body.encode() if isinstance(body, str) else body
+                    message = codec.decode(data, thread_id=seg_id, record=seq)
+                    data = recode(codec, data, from_thread=seg_id, to_thread=child_id, record=seq)
+                    copied.append((child_id, seq, message.message_id, tokens, data))
                 conn.executemany(
-                    "INSERT INTO threadline_messages (thread_id, seq, message_id, body) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(child_id, seq, json.loads(body)["message_id"], body) for _, seq, body in prefix],
+                    "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    copied,
                 )
                 conn.execute(
                     "UPDATE threadline_threads SET parent_id = NULL, fork_version = 0 "

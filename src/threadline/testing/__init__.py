@@ -1,0 +1,4 @@
+"""Tools for testing code built on threadline; import its modules from your tests only.
+
+``threadline.testing.store_conformance`` is the suite every message store must pass.
+"""

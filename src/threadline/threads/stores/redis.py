@@ -1,0 +1,417 @@
+"""``RedisChatMessageStore``: threads shared by many processes and hosts through Redis.
+
+Layout, per thread ``T`` under the key prefix ``P``:
+
+* ``P T:h``  a hash: ``version`` (message count), and for forks ``parent`` and ``fork`` (the
+  parent's version when it branched);
+* ``P T:m``  a list of the thread's own records (codec bytes), positions ``fork+1 .. version``;
+* ``P T:t``  a list of their token counts, parallel to ``:m``;
+* ``P T:c``  a set of the thread's forks.
+
+Every operation that must be atomic is one Lua script, which Redis runs without interleaving any
+other command: an append checks the version and pushes all of a turn's records, or does nothing;
+a read sees one consistent snapshot of the thread and its fork ancestors. Scripts name the keys of
+fork ancestors at run time, so this layout suits a single Redis (or a primary with replicas), not
+Redis Cluster.
+
+Needs the ``redis`` extra (redis-py >= 5, asyncio).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.threads.stores._cache import HistoryCache
+from threadline.threads.stores._connections import SharedResource, redact_url
+from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
+from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
+from threadline.threads.thread import new_thread_id
+from threadline.types.contents import JSONValue
+from threadline.types.messages import ChatMessage
+
+__all__ = ["RedisChatMessageStore"]
+
+_CHAIN = """
+local function pack(items)
+  local parts = {}
+  for i, v in ipairs(items) do parts[i] = #v .. ':' .. v end
+  return table.concat(parts)
+end
+local prefix, tid = ARGV[1], ARGV[2]
+local version = tonumber(redis.call('HGET', prefix .. tid .. ':h', 'version') or '0')
+local segs = {}
+local cur, hi = tid, version
+while cur and hi > 0 do
+  local meta = redis.call('HMGET', prefix .. cur .. ':h', 'parent', 'fork')
+  local lo = tonumber(meta[2] or '0')
+  if hi > lo then
+    table.insert(segs, {cur, lo, hi})
+    hi = lo
+  end
+  cur = meta[1]
+end
+"""
+
+_APPEND = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local expected = tonumber(ARGV[1])
+if expected >= 0 and expected ~= v then return {0, v} end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, 2 + n)))
+end
+for i = 3 + n, 2 + 2 * n, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, i, math.min(i + 999, 2 + 2 * n)))
+end
+redis.call('HSET', KEYS[1], 'version', v + n)
+return {1, v + n}
+"""
+
+_READ_AFTER = (
+    _CHAIN
+    + """
+local after = tonumber(ARGV[3])
+local out = {version}
+for i = #segs, 1, -1 do
+  local s = segs[i]
+  if s[3] > after then
+    local from = math.max(s[2], after)
+    local key = prefix .. s[1]
+    table.insert(out, {s[1], from,
+      pack(redis.call('LRANGE', key .. ':m', from - s[2], s[3] - s[2] - 1)),
+      table.concat(redis.call('LRANGE', key .. ':t', from - s[2], s[3] - s[2] - 1), ',')})
+  end
+end
+return out
+"""
+)
+
+_READ_BUDGET = (
+    _CHAIN
+    + """
+local budget = tonumber(ARGV[3])
+local used, picked, full = 0, {}, false
+for _, s in ipairs(segs) do
+  local key = prefix .. s[1]
+  local last = s[3] - s[2] - 1
+  local first = last + 1
+  local top = last
+  while top >= 0 and not full do
+    local bottom = math.max(top - 63, 0)
+    local toks = redis.call('LRANGE', key .. ':t', bottom, top)
+    for j = #toks, 1, -1 do
+      local t = tonumber(toks[j])
+      if used + t > budget then full = true break end
+      used = used + t
+      first = bottom + j - 1
+    end
+    top = bottom - 1
+  end
+  if first <= last then
+    local bodies = redis.call('LRANGE', key .. ':m', first, last)
+    table.insert(picked, {s[1], s[2] + first, pack(bodies), ''})
+  end
+  if full then break end
+end
+local out = {version}
+for i = #picked, 1, -1 do table.insert(out, picked[i]) end
+return out
+"""
+)
+
+_FORK = """
+local prefix, parent, child = ARGV[1], ARGV[2], ARGV[3]
+local v = tonumber(redis.call('HGET', prefix .. parent .. ':h', 'version') or '0')
+if v == 0 then redis.call('HSETNX', prefix .. parent .. ':h', 'version', 0) end
+redis.call('HSET', prefix .. child .. ':h', 'version', v, 'parent', parent, 'fork', v)
+redis.call('SADD', prefix .. parent .. ':c', child)
+return v
+"""
+
+_ADOPT = """
+local prefix, child, parent, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local key = prefix .. child
+if redis.call('HGET', key .. ':h', 'parent') ~= parent then return 0 end
+for i = 5, 4 + n, 1000 do
+  redis.call('LPUSH', key .. ':m', unpack(ARGV, i, math.min(i + 999, 4 + n)))
+end
+for i = 5 + n, 4 + 2 * n, 1000 do
+  redis.call('LPUSH', key .. ':t', unpack(ARGV, i, math.min(i + 999, 4 + 2 * n)))
+end
+redis.call('HDEL', key .. ':h', 'parent')
+redis.call('HSET', key .. ':h', 'fork', 0)
+return 1
+"""
+
+_DELETE = """
+local prefix, tid, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local key = prefix .. tid
+if redis.call('SCARD', key .. ':c') ~= n then return 0 end
+for i = 4, 3 + n do
+  if redis.call('SISMEMBER', key .. ':c', ARGV[i]) == 0 then return 0 end
+end
+local parent = redis.call('HGET', key .. ':h', 'parent')
+if parent then redis.call('SREM', prefix .. parent .. ':c', tid) end
+redis.call('DEL', key .. ':h', key .. ':m', key .. ':t', key .. ':c')
+return 1
+"""
+
+_Segment = tuple[bytes, int, bytes, bytes]
+"""A script's answer for one stretch of history: thread id, position before it, its records
+packed as netstrings (``len:bytes`` each, one reply instead of thousands to parse) and its token
+counts comma-separated (empty when not asked for)."""
+
+
+def _unpack(data: bytes) -> list[bytes]:
+    """Split ``len:bytes`` records packed by the scripts."""
+    out: list[bytes] = []
+    i, end = 0, len(data)
+    while i < end:
+        colon = data.index(b":", i)
+        start = colon + 1
+        i = start + int(data[i:colon])
+        out.append(data[start:i])
+    return out
+
+
+class RedisChatMessageStore:
+    """A thread kept in Redis, shareable by any number of processes and hosts.
+
+    Args:
+        url: a ``redis://`` URL; the store then owns its client (close it with :meth:`aclose` or
+            ``async with``). Give ``client`` instead to share one connection pool among many
+            threads (recommended for servers); its owner closes it.
+        client: a ``redis.asyncio.Redis`` created with ``decode_responses=False``.
+        thread_id: the thread to open or create; a new id when omitted.
+        key_prefix: the namespace of every key this store writes.
+        token_counter: counts each message's tokens when written, for bounded reads.
+        codec: how records are encoded; e.g. ``EncryptedCodec(master_key)`` to encrypt them.
+
+    Serialized state is ``{"thread_id": ..., "key_prefix": ...}``: never the URL, which may hold
+    a password. Restore it through an agent whose ``chat_message_store_factory`` makes stores with
+    the right connection.
+    """
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        client: aioredis.Redis | None = None,
+        thread_id: str | None = None,
+        key_prefix: str = "threadline:",
+        token_counter: TokenCounter = estimate_tokens,
+        codec: MessageCodec | None = None,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise ValueError("give RedisChatMessageStore exactly one of url= or client=")
+        if client is None:
+            assert url is not None
+            client = aioredis.Redis.from_url(url, decode_responses=False)  # pyright: ignore[reportUnknownMemberType]
+            self._where = redact_url(url)
+            self._shared = SharedResource(client.aclose)
+        else:
+            if client.connection_pool.connection_kwargs.get("decode_responses"):
+                raise ValueError(
+                    "RedisChatMessageStore needs a client made with decode_responses=False: "
+                    "records are bytes (and ciphertext when encrypted)"
+                )
+            self._where = "redis"
+            self._shared = SharedResource(None)
+        self._shared.acquire()
+        self._client = client
+        self.thread_id = thread_id or new_thread_id()
+        self.key_prefix = key_prefix
+        self._count = token_counter
+        self._codec: MessageCodec = codec or JSONCodec()
+        self._closed = False
+        self._cache = HistoryCache()
+        self._scripts = {
+            name: client.register_script(src)
+            for name, src in (
+                ("append", _APPEND),
+                ("read_after", _READ_AFTER),
+                ("read_budget", _READ_BUDGET),
+                ("fork", _FORK),
+                ("adopt", _ADOPT),
+                ("delete", _DELETE),
+            )
+        }
+
+    def __repr__(self) -> str:
+        return f"RedisChatMessageStore({self._where!r}, thread_id={self.thread_id!r})"
+
+    async def __aenter__(self) -> RedisChatMessageStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Let go of the connection; the last store of a fork family made from a URL closes it."""
+        if not self._closed:
+            self._closed = True
+            await self._shared.release()
+
+    def _key(self, thread_id: str) -> str:
+        return f"{self.key_prefix}{thread_id}"
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._scripts[name](keys=list(keys), args=list(args))
+        except RedisError as exc:
+            raise StoreError(
+                f"Redis at {self._where} failed on thread {self.thread_id!r}: {exc}"
+            ) from exc
+
+    def _decode(self, segments: Sequence[_Segment]) -> list[ChatMessage]:
+        decode = self._codec.decode
+        out: list[ChatMessage] = []
+        for seg_id, start, packed, _ in segments:
+            thread_id = seg_id.decode()
+            out.extend(
+                decode(body, thread_id=thread_id, record=start + i + 1)
+                for i, body in enumerate(_unpack(packed))
+            )
+        return out
+
+    async def list_messages(self, *, max_tokens: int | None = None) -> list[ChatMessage]:
+        """Messages oldest first, read in one script; bounded reads touch only what they return."""
+        check_max_tokens(max_tokens)
+        prefix, tid = self.key_prefix, self.thread_id
+        if max_tokens is not None:
+            result = await self._run(
+                "read_budget", [self._key(tid) + ":h"], [prefix, tid, max_tokens]
+            )
+            return self._decode(cast(list[_Segment], result[1:]))
+        while True:  # at most twice: the second read is a full one
+            start = self._cache.read_from()
+            result = await self._run("read_after", [self._key(tid) + ":h"], [prefix, tid, start])
+            merged = self._cache.merge(start, self._decode(cast(list[_Segment], result[1:])))
+            if merged is not None:
+                return merged
+
+    async def add_messages(
+        self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
+    ) -> int:
+        """Append all of ``messages`` or none, the version checked inside the same script."""
+        tid = self.thread_id
+        encode = self._codec.encode
+        bodies = [encode(m, thread_id=tid) for m in messages]
+        tokens = [self._count(m) for m in messages]
+        key = self._key(tid)
+        expected = -1 if expected_version is None else expected_version
+        ok, version = await self._run(
+            "append",
+            [key + ":h", key + ":m", key + ":t"],
+            [expected, len(bodies), *bodies, *tokens],
+        )
+        if not ok:
+            assert expected_version is not None
+            raise ConcurrentThreadUpdateError(
+                tid, expected_version=expected_version, actual_version=int(version)
+            )
+        self._cache.appended(messages, int(version))
+        return int(version)
+
+    async def serialize(self) -> dict[str, JSONValue]:
+        """The thread id and key prefix; never the URL (it may hold a password)."""
+        return {"thread_id": self.thread_id, "key_prefix": self.key_prefix}
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        """Point this store at the thread ``state`` names, on this store's connection.
+
+        Raises:
+            ThreadStateError: the state has no thread id, or was saved under another key prefix.
+        """
+        thread_id = state.get("thread_id")
+        if not isinstance(thread_id, str) or not thread_id:
+            raise ThreadStateError(
+                f"redis store state needs a 'thread_id' string, got {thread_id!r}"
+            )
+        prefix = state.get("key_prefix", self.key_prefix)
+        if prefix != self.key_prefix:
+            raise ThreadStateError(
+                f"redis thread {thread_id!r} was saved under key prefix {prefix!r}, but this store "
+                f"uses {self.key_prefix!r}; configure the store with key_prefix={prefix!r}"
+            )
+        self.thread_id = thread_id
+        self._cache = HistoryCache()
+
+    def _sibling(self, thread_id: str) -> RedisChatMessageStore:
+        """A store for another thread on the same connection."""
+        other = object.__new__(RedisChatMessageStore)
+        other.__dict__.update(self.__dict__)
+        other.thread_id = thread_id
+        other._closed = False
+        other._cache = HistoryCache()
+        self._shared.acquire()
+        return other
+
+    async def fork(self) -> RedisChatMessageStore:
+        """A new thread pointing at this one and its version: no records are copied.
+
+        The fork shares this store's connection; close it too (or the owner of ``client`` does).
+        """
+        child = new_thread_id()
+        await self._run("fork", [], [self.key_prefix, self.thread_id, child])
+        return self._sibling(child)
+
+    async def delete(self) -> None:
+        """Delete the thread's keys. Forks first get their own copy of the history they share.
+
+        The copies are made first, then one script deletes the thread only if no fork appeared
+        meanwhile (else the copying starts over), so a fork made during a delete keeps its history.
+        """
+        prefix, tid = self.key_prefix, self.thread_id
+        key = self._key(tid)
+        for _ in range(10):
+            try:
+                members = cast("set[bytes]", await self._client.smembers(key + ":c"))
+            except RedisError as exc:
+                raise StoreError(f"Redis at {self._where} failed on thread {tid!r}: {exc}") from exc
+            children = sorted(m.decode() for m in members)
+            if children:
+                result = await self._run("read_after", [key + ":h"], [prefix, tid, 0])
+                segments = cast(list[_Segment], result[1:])
+                for child in children:
+                    await self._adopt(child, segments)
+            if await self._run("delete", [], [prefix, tid, len(children), *children]):
+                self._cache.reset()
+                return
+        raise StoreError(
+            f"thread {tid!r} kept gaining forks while being deleted from Redis at {self._where}; "
+            "nothing was deleted, try again"
+        )
+
+    async def _adopt(self, child: str, segments: Sequence[_Segment]) -> None:
+        try:
+            raw = await self._client.hget(self._key(child) + ":h", "fork")
+        except RedisError as exc:
+            raise StoreError(f"Redis at {self._where} failed on thread {child!r}: {exc}") from exc
+        fork_version = int(cast(bytes, raw) or 0)
+        bodies: list[bytes] = []
+        tokens: list[bytes] = []
+        for seg_id, start, packed, packed_tokens in segments:
+            seg = seg_id.decode()
+            seg_bodies = _unpack(packed)
+            seg_tokens = packed_tokens.split(b",") if seg_bodies else []
+            for i, (body, count) in enumerate(zip(seg_bodies, seg_tokens, strict=True)):
+                seq = start + i + 1
+                if seq > fork_version:
+                    break
+                bodies.append(
+                    recode(self._codec, body, from_thread=seg, to_thread=child, record=seq)
+                )
+                tokens.append(count)
+        bodies.reverse()
+        tokens.reverse()
+        await self._run(
+            "adopt", [], [self.key_prefix, child, self.thread_id, len(bodies), *bodies, *tokens]
+        )
