@@ -22,3 +22,5 @@ check: lint typecheck test
 
 bench:
 	python bench/turn_overhead.py
+	python bench/stores.py
+	python bench/local_model.py
