@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
@@ -46,6 +47,7 @@ async def median_turn_us(
     thread = AgentThread(message_store=store)
     for _ in range(5):  # warm caches (SQLite's first read loads the history once)
         await agent.run("warm up", thread=thread)
+    gc.collect()  # start each size from a clean heap, not the previous size's garbage
     samples: list[float] = []
     for i in range(turns):
         start = time.perf_counter_ns()
@@ -71,6 +73,9 @@ async def main() -> None:
     parser.add_argument("--turns", type=int, default=300)
     args = parser.parse_args()
 
+    # Measured first, on a fresh heap: the turn runs below leave large heaps behind, and the
+    # cyclic garbage collector's passes over them would be charged to this measurement.
+    roundtrip = await serialize_roundtrip_ms(10_000)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         memory = {n: await median_turn_us(ChatMessageList, n, args.turns) for n in SIZES}
@@ -78,7 +83,6 @@ async def main() -> None:
             n: await median_turn_us(lambda: SQLiteChatMessageStore(db), n, args.turns)
             for n in SIZES
         }
-    roundtrip = await serialize_roundtrip_ms(10_000)
 
     print(f"\nChatAgent.run per-turn overhead, median of {args.turns} turns (µs)")
     print(f"{'history':>10} | {'memory':>9} | {'sqlite':>9} | {'best existing':>13}")

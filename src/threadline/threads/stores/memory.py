@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
+from threadline._utils import bulk_allocation
 from threadline.exceptions import ConcurrentThreadUpdateError, MessageFormatError, ThreadStateError
 from threadline.threads.stores.base import (
     TokenCounter,
@@ -23,15 +24,17 @@ def messages_from_state(raw: object, *, where: str) -> list[ChatMessage]:
     """Parse a serialized list of messages, naming the first bad one in a ``ThreadStateError``."""
     if not isinstance(raw, list):
         raise ThreadStateError(f"{where} must be a list of messages, got {type(raw).__name__}")
+    items = cast("list[object]", raw)
     from_dict = ChatMessage.from_dict
     messages: list[ChatMessage] = []
     append = messages.append
     try:
-        for raw_message in cast("list[object]", raw):
-            append(from_dict(raw_message))
+        with bulk_allocation(len(items)):
+            for raw_message in items:
+                append(from_dict(raw_message))
     except MessageFormatError as exc:
         raise ThreadStateError(f"{where}[{len(messages)}]: {exc}") from exc
-    ids = {m.message_id for m in messages}
+    ids = {m._message_id for m in messages}
     if len(ids) != len(messages):
         raise ThreadStateError(f"{where} holds the same message_id more than once")
     return messages
@@ -43,6 +46,8 @@ class ChatMessageList:
     Forking is O(1): a fork shares its parent's messages up to the fork point and keeps only what is
     added after it. Neither side's later messages are visible to the other. Each message's token
     count (from ``token_counter``) is kept beside it, so bounded reads touch only what they return.
+    Counts are taken lazily, on the first bounded read: restoring a thread of thousands of messages
+    should not pay for a budget nobody may ask for.
     """
 
     kind = "memory"
@@ -58,7 +63,8 @@ class ChatMessageList:
         """Prefixes shared with the thread this was forked from: (messages, tokens, how many)."""
         self._shared_len = 0
         self._own: list[ChatMessage] = list(messages) if messages is not None else []
-        self._own_tokens: list[int] = [token_counter(m) for m in self._own]
+        self._own_tokens: list[int] = []
+        """Counts of the first ``len(self._own_tokens)`` own messages; the rest come lazily."""
 
     def __len__(self) -> int:
         return self._shared_len + len(self._own)
@@ -67,10 +73,20 @@ class ChatMessageList:
         prefixes = (itertools.islice(seg, n) for seg, _, n in self._shared)
         return itertools.chain(*prefixes, self._own)
 
+    def _counted(self, messages: list[ChatMessage], tokens: list[int], n: int) -> list[int]:
+        """``tokens``, extended to cover the first ``n`` of ``messages``.
+
+        Shared lists included: a fork and its parent fill the same list, consistently, since a
+        message's count never changes.
+        """
+        if len(tokens) < n:
+            tokens.extend(self._count(m) for m in messages[len(tokens) : n])
+        return tokens
+
     def _tokens_newest_first(self) -> Iterator[int]:
-        yield from reversed(self._own_tokens)
-        for _, tokens, n in reversed(self._shared):
-            yield from reversed(tokens[:n])
+        yield from reversed(self._counted(self._own, self._own_tokens, len(self._own)))
+        for messages, tokens, n in reversed(self._shared):
+            yield from reversed(self._counted(messages, tokens, n)[:n])
 
     async def list_messages(self, *, max_tokens: int | None = None) -> list[ChatMessage]:
         """All messages, oldest first; the newest that fit ``max_tokens`` when it is given."""
@@ -94,24 +110,25 @@ class ChatMessageList:
                 expected_version=expected_version,
                 actual_version=len(self),
             )
-        tokens = [self._count(m) for m in messages]  # before any change: a failing counter
-        self._own.extend(messages)  # leaves the thread as it was
-        self._own_tokens.extend(tokens)
+        if len(self._own_tokens) == len(self._own):  # all counted so far: keep it that way
+            tokens = [self._count(m) for m in messages]  # before any change: a failing counter
+            self._own_tokens.extend(tokens)  # leaves the thread as it was
+        self._own.extend(messages)
         return len(self)
 
     async def serialize(self) -> dict[str, JSONValue]:
         """``{"messages": [...]}`` in their JSON form."""
-        return {"messages": [m.to_dict() for m in self]}
+        with bulk_allocation(len(self)):
+            return {"messages": [m.to_dict() for m in self]}
 
     async def load_state(self, state: Mapping[str, Any]) -> None:
         """Replace the messages with those in ``state``."""
         messages = messages_from_state(state.get("messages", []), where="store.state.messages")
-        tokens = [self._count(m) for m in messages]
         # New lists, never in-place changes: forks may still be reading the old ones.
         self._shared = ()
         self._shared_len = 0
         self._own = messages
-        self._own_tokens = tokens
+        self._own_tokens = []
 
     async def fork(self) -> ChatMessageList:
         """A branch that shares this thread's messages so far without copying them."""

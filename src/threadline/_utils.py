@@ -1,0 +1,32 @@
+"""Private helpers shared across layers; may change without notice."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Generator
+from contextlib import contextmanager
+
+__all__ = ["bulk_allocation"]
+
+_BULK = 1_000
+"""Below this many items the collector's passes cost too little to be worth pausing."""
+
+
+@contextmanager
+def bulk_allocation(count: int) -> Generator[None]:
+    """Pause the cyclic garbage collector while building ``count`` acyclic objects at once.
+
+    Restoring or serializing a long thread allocates tens of thousands of small containers; on
+    CPython 3.11 that triggers repeated collector passes over the whole heap, which cost more than
+    the work itself (a 10,000-message thread: about twice as long). Messages and their JSON forms
+    hold no reference cycles, so nothing is missed by pausing: whatever cycles others create
+    meanwhile are collected once the collector is back on. It is only turned back on if it was on.
+    """
+    if count < _BULK or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
