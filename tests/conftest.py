@@ -8,15 +8,20 @@ purpose, so async fixtures can also reach them through ``request.getfixturevalue
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from threadline.clients.local import default_model_path
+from threadline.exceptions import ClientError
 
 # Timing-based health checks make property tests flaky on a loaded 2-core CI machine; what they
 # check is correctness, so give every example as long as it needs.
@@ -143,3 +148,25 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _local_model_or_reason() -> tuple[Path | None, str]:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None, "llama-cpp-python is not installed (pip install 'threadline[local]')"
+    try:
+        return default_model_path(), ""
+    except ClientError as exc:
+        return None, str(exc)
+
+
+@pytest.fixture(scope="session")
+def local_model_path() -> Path:
+    """The default GGUF model; skips (or fails with THREADLINE_REQUIRE_LOCAL_MODEL=1) without it."""
+    path, reason = _local_model_or_reason()
+    if path is None:
+        if os.environ.get("THREADLINE_REQUIRE_LOCAL_MODEL") == "1":
+            pytest.fail(
+                f"THREADLINE_REQUIRE_LOCAL_MODEL=1 but the local model is missing: {reason}"
+            )
+        pytest.skip(f"local model unavailable: {reason}")
+    return path
