@@ -1,0 +1,427 @@
+"""``/v1/responses``: the Responses API, with responses and their histories kept server-side.
+
+A response continues a conversation by ``previous_response_id`` (the history of that response) or
+``conversation`` (a conversation object's items). With ``store`` (the default) the response and its
+turn are stored, so later requests can continue from it; with ``store: false`` nothing is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from threadline.clients._openai_wire import items_to_messages, messages_to_items
+from threadline.hosting._idempotency import idempotent
+from threadline.hosting._request import ServerState, optional, read_json, state_of
+from threadline.hosting._runner import TurnOutcome, TurnRequest, outcome_of, run_turn, stream_turn
+from threadline.hosting._sse import sse, sse_response
+from threadline.hosting._turns import (
+    client_tools,
+    decode_messages,
+    new_id,
+    run_options,
+    usage_json,
+    visible_output,
+)
+from threadline.hosting.errors import ApiError
+from threadline.hosting.storage.base import ItemsChangedError, StoredObject
+from threadline.tools import FunctionTool
+from threadline.types.contents import FunctionCallContent, TextContent
+from threadline.types.messages import ChatMessage, Role, new_message_id
+
+__all__ = ["routes"]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Plan:
+    """A parsed ``POST /v1/responses``: what to run and where its turn goes."""
+
+    owner: str
+    body: dict[str, Any]
+    turn: TurnRequest
+    tools: list[FunctionTool]
+    store: bool
+    model: str
+    previous: StoredObject | None
+    conversation: StoredObject | None
+
+
+async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
+    body = await read_json(request, state.config.max_body_bytes)
+    if "input" not in body:
+        raise ApiError.bad("Missing required parameter: 'input'.", param="input")
+    new = decode_messages(items_to_messages, body["input"], "input")
+    instructions = optional(body, "instructions", str)
+    store = optional(body, "store", bool)
+    optional(body, "stream", bool)
+    optional(body, "metadata", dict)
+    model = optional(body, "model", str) or state.config.model_name
+    previous_id = optional(body, "previous_response_id", str)
+    conversation_ref = body.get("conversation")
+    conversation_id: str | None
+    if conversation_ref is None or isinstance(conversation_ref, str):
+        conversation_id = conversation_ref
+    elif isinstance(conversation_ref, dict) and isinstance(
+        cast(dict[str, Any], conversation_ref).get("id"), str
+    ):
+        conversation_id = cast(dict[str, Any], conversation_ref)["id"]
+    else:
+        raise ApiError.bad("'conversation' must be an id or {\"id\": ...}.", param="conversation")
+    if previous_id and conversation_id:
+        raise ApiError.bad(
+            "Use 'previous_response_id' or 'conversation', not both.", param="previous_response_id"
+        )
+    storage = state.storage
+    previous = conversation = None
+    history: list[dict[str, Any]] = []
+    if previous_id:
+        previous = await storage.get(owner, "response", previous_id)
+        if previous is None or previous.container is None:
+            raise ApiError.not_found("response", previous_id, param="previous_response_id")
+        history = await storage.items(previous.container, upto=previous.upto)
+    elif conversation_id:
+        conversation = await storage.get(owner, "conversation", conversation_id)
+        if conversation is None or conversation.container is None:
+            raise ApiError.not_found("conversation", conversation_id, param="conversation")
+        history = await storage.items(conversation.container)
+    tools = client_tools(body, nested=False)
+    turn = TurnRequest(
+        history=[ChatMessage.from_dict(d) for d in history],
+        input=new,
+        instructions=instructions,
+        tools=tools,
+        options=run_options(body, max_tokens_key="max_output_tokens"),
+    )
+    return _Plan(
+        owner=owner,
+        body=body,
+        turn=turn,
+        tools=tools,
+        store=store is not False,
+        model=model,
+        previous=previous,
+        conversation=conversation,
+    )
+
+
+def _response_json(
+    plan: _Plan,
+    response_id: str,
+    created_at: int,
+    *,
+    status: str,
+    output: list[dict[str, Any]],
+    outcome: TurnOutcome | None,
+) -> dict[str, Any]:
+    body = plan.body
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": plan.model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": plan.previous.id if plan.previous else None,
+        "conversation": {"id": plan.conversation.id} if plan.conversation else None,
+        "store": plan.store,
+        "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"),
+        "text": {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "truncation": "disabled",
+        "metadata": body.get("metadata") or {},
+        "user": body.get("user"),
+        "usage": usage_json(outcome.usage) if outcome else None,
+    }
+
+
+async def _save(
+    state: ServerState, plan: _Plan, response: dict[str, Any], outcome: TurnOutcome
+) -> None:
+    """Store the turn (input and everything produced) and the response object."""
+    turn_items = [m.to_dict() for m in (*plan.turn.input, *outcome.messages)]
+    storage = state.storage
+    now = time.time()
+
+    def record(container: str, upto: int) -> StoredObject:
+        return StoredObject(
+            id=response["id"],
+            owner=plan.owner,
+            kind="response",
+            body=response,
+            container=container,
+            upto=upto,
+            created_at=now,
+        )
+
+    if plan.conversation is not None:
+        container = cast(str, plan.conversation.container)
+        expected = len(plan.turn.history)
+        try:
+            new_len = await storage.append(container, turn_items, expected_len=expected)
+        except ItemsChangedError:
+            raise ApiError(
+                409,
+                f"Conversation '{plan.conversation.id}' changed while this response was generated; "
+                "retry the request.",
+                code="conversation_changed",
+            ) from None
+        if plan.store:
+            await storage.put(record(container, new_len))
+        return
+    if not plan.store:
+        return
+    if plan.previous is not None:
+        source = cast(str, plan.previous.container)
+        upto = cast(int, plan.previous.upto)
+        try:
+            # Continuing from the newest response of a chain: append to its container.
+            await storage.append(
+                source,
+                turn_items,
+                expected_len=upto,
+                objects=[record(source, upto + len(turn_items))],
+            )
+            return
+        except ItemsChangedError:
+            pass
+        # Branching from an older response: copy its history into a new container once.
+        container = new_id("chain")
+        await storage.append(
+            container,
+            turn_items,
+            expected_len=upto,
+            copy_from=(source, upto),
+            objects=[record(container, upto + len(turn_items))],
+        )
+        return
+    container = new_id("chain")
+    await storage.append(
+        container, turn_items, expected_len=0, objects=[record(container, len(turn_items))]
+    )
+
+
+async def _create_blocking(state: ServerState, plan: _Plan) -> dict[str, Any]:
+    response_id = new_id("resp")
+    created = int(time.time())
+    outcome = await run_turn(state.agent, plan.turn)
+    output = messages_to_items(visible_output(outcome.messages, plan.tools), output=True)
+    response = _response_json(
+        plan, response_id, created, status="completed", output=output, outcome=outcome
+    )
+    await _save(state, plan, response, outcome)
+    return response
+
+
+class _StreamWriter:
+    """Turns agent updates into the Responses streaming events, in order."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.output: list[dict[str, Any]] = []
+        self._text_item: dict[str, Any] | None = None
+        self._text: list[str] = []
+
+    def event(self, kind: str, **data: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self.seq, **data}
+        self.seq += 1
+        return sse(payload, kind)
+
+    def text(self, message_id: str, delta: str) -> list[bytes]:
+        events: list[bytes] = []
+        if self._text_item is not None and self._text_item["id"] != message_id:
+            events += self.close_text()
+        if self._text_item is None:
+            self._text_item = {
+                "type": "message",
+                "id": message_id,
+                "role": "assistant",
+                "status": "in_progress",
+                "content": [],
+            }
+            index = len(self.output)
+            self.output.append(self._text_item)
+            events.append(
+                self.event(
+                    "response.output_item.added", output_index=index, item=dict(self._text_item)
+                )
+            )
+            events.append(
+                self.event(
+                    "response.content_part.added",
+                    item_id=message_id,
+                    output_index=index,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": []},
+                )
+            )
+        self._text.append(delta)
+        events.append(
+            self.event(
+                "response.output_text.delta",
+                item_id=message_id,
+                output_index=len(self.output) - 1,
+                content_index=0,
+                delta=delta,
+                logprobs=[],
+            )
+        )
+        return events
+
+    def close_text(self) -> list[bytes]:
+        item = self._text_item
+        if item is None:
+            return []
+        index = len(self.output) - 1
+        text = "".join(self._text)
+        part = {"type": "output_text", "text": text, "annotations": []}
+        item["content"] = [part]
+        item["status"] = "completed"
+        self._text_item = None
+        self._text = []
+        return [
+            self.event(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            ),
+            self.event(
+                "response.content_part.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            ),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]
+
+    def call(self, message: ChatMessage, call: FunctionCallContent) -> list[bytes]:
+        events = self.close_text()
+        item = messages_to_items(
+            [ChatMessage(Role.ASSISTANT, contents=[call], message_id=message.message_id)],
+            output=True,
+        )[0]
+        index = len(self.output)
+        self.output.append(item)
+        started = {**item, "arguments": "", "status": "in_progress"}
+        events += [
+            self.event("response.output_item.added", output_index=index, item=started),
+            self.event(
+                "response.function_call_arguments.delta",
+                item_id=item["id"],
+                output_index=index,
+                delta=call.arguments,
+            ),
+            self.event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                arguments=call.arguments,
+                name=call.name,
+            ),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]
+        return events
+
+
+async def _create_streaming(state: ServerState, plan: _Plan) -> AsyncIterator[bytes]:
+    response_id = new_id("resp")
+    created = int(time.time())
+    writer = _StreamWriter()
+    started = _response_json(
+        plan, response_id, created, status="in_progress", output=[], outcome=None
+    )
+    yield writer.event("response.created", response=started)
+    yield writer.event("response.in_progress", response=started)
+    declared = {t.name for t in plan.tools}
+    updates = []
+    fallback_id = new_message_id()
+    async for update in stream_turn(state.agent, plan.turn):
+        updates.append(update)
+        if update.role != Role.ASSISTANT:
+            continue
+        message_id = update.message_id or fallback_id
+        for content in update.contents:
+            if type(content) is TextContent and content.text:
+                for chunk in writer.text(message_id, content.text):
+                    yield chunk
+            elif type(content) is FunctionCallContent and content.name in declared:
+                message = ChatMessage(Role.ASSISTANT, contents=[content], message_id=message_id)
+                for chunk in writer.call(message, content):
+                    yield chunk
+    for chunk in writer.close_text():
+        yield chunk
+    outcome = outcome_of(plan.turn, updates)
+    final = _response_json(
+        plan, response_id, created, status="completed", output=writer.output, outcome=outcome
+    )
+    await _save(state, plan, final, outcome)
+    yield writer.event("response.completed", response=final)
+
+
+async def create_response(request: Request) -> Response:
+    """``POST /v1/responses``."""
+    state, owner = state_of(request)
+    plan = await _plan(request, state, owner)
+    if plan.body.get("stream"):
+        return sse_response(_create_streaming(state, plan))
+    return await idempotent(request, state, owner, lambda: _create_blocking(state, plan))
+
+
+async def get_response(request: Request) -> Response:
+    """``GET /v1/responses/{id}``."""
+    state, owner = state_of(request)
+    response_id = request.path_params["response_id"]
+    found = await state.storage.get(owner, "response", response_id)
+    if found is None:
+        raise ApiError.not_found("response", response_id)
+    return JSONResponse(found.body)
+
+
+async def delete_response(request: Request) -> Response:
+    """``DELETE /v1/responses/{id}``: the response goes; its chain's items stay for others."""
+    state, owner = state_of(request)
+    response_id = request.path_params["response_id"]
+    if not await state.storage.delete(owner, "response", response_id):
+        raise ApiError.not_found("response", response_id)
+    return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Response:
+    """``GET /v1/responses/{id}/input_items``: the history the response answered."""
+    from threadline.hosting._turns import paginate, stored_items
+
+    state, owner = state_of(request)
+    response_id = request.path_params["response_id"]
+    found = await state.storage.get(owner, "response", response_id)
+    if found is None or found.container is None:
+        raise ApiError.not_found("response", response_id)
+    stored = await state.storage.items(found.container, upto=found.upto)
+    output_ids = {item.get("id") for item in found.body.get("output", [])}
+    items = [i for i in stored_items(stored) if i.get("id") not in output_ids]
+    return JSONResponse(paginate(items, dict(request.query_params)))
+
+
+def routes() -> list[Route]:
+    """The Responses routes."""
+    return [
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+    ]
