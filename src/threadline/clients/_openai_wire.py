@@ -141,11 +141,15 @@ def _flush(items: list[Item], message: ChatMessage, parts: list[Item], output: b
     role = "developer" if message.role == Role.SYSTEM else str(message.role)
     if role == "tool":
         role = "user"
-    item: Item = {"type": "message", "role": role, "content": parts}
-    if output or message.role == Role.ASSISTANT:
-        item["id"] = message.message_id
-        item["status"] = "completed"
-    items.append(item)
+    if output:
+        items.append({"type": "message", "id": message.message_id, "role": role,
+                      "status": "completed", "content": parts})
+    elif role == "assistant":
+        # Input form of a past answer: plain text, no item id the service would try to resolve.
+        text = "".join(p["text"] for p in parts if p["type"] == "output_text")
+        items.append({"type": "message", "role": role, "content": text})
+    else:
+        items.append({"type": "message", "role": role, "content": parts})
 
 
 def _require(d: Mapping[str, Any], key: str, kind: type, where: str) -> Any:

@@ -1,0 +1,209 @@
+"""threadline agents on the OpenAI clients against a threadline server, driven over real HTTP.
+
+Reproduces the spec's table of threading support: Responses with ``store=True`` keeps a service id
+only (and resumes from it in a new process); with ``store=False`` and Chat Completions the thread
+keeps its messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.hosting.conftest import KEYS, Server, start_server
+from threadline import (
+    ChatAgent,
+    ClientError,
+    FunctionCallContent,
+    IncompatibleThreadError,
+    ScriptedChatClient,
+)
+from threadline.clients.openai_chat import OpenAIChatClient
+from threadline.clients.openai_responses import OpenAIResponsesClient
+from threadline.hosting import ServerConfig
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    model = ScriptedChatClient([])
+    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "server.db"))
+    uv, task, url = await start_server(ChatAgent(model, "Server agent."), config)
+    try:
+        yield Server(url=url, model=model, config=config)
+    finally:
+        uv.should_exit = True
+        await task
+
+
+def _texts(server: Server, call: int) -> list[str]:
+    return [m.text for m in server.model.calls[call].messages]
+
+
+async def test_responses_store_true_thread_is_a_service_id(server: Server) -> None:
+    server.model.add_replies("Hi Alice", "You are Alice")
+    client = OpenAIResponsesClient("threadline", base_url=server.url, api_key="key-alice")
+    async with ChatAgent(client, "Be nice.") as agent:
+        thread = agent.get_new_thread()
+        await agent.run("I am Alice", thread=thread)
+        state = await thread.serialize()
+        assert state["service_thread_id"] is not None
+        assert str(state["service_thread_id"]).startswith("resp_")
+        assert "store_state" not in state and "messages" not in json.dumps(state)
+        # Resume in a new process: only the id crosses over, the server has the history.
+        script = textwrap.dedent(f"""
+            import asyncio, json, sys
+            from threadline import ChatAgent
+            from threadline.clients.openai_responses import OpenAIResponsesClient
+
+            async def main():
+                client = OpenAIResponsesClient("threadline", base_url={server.url!r},
+                                               api_key="key-alice")
+                async with ChatAgent(client, "Be nice.") as agent:
+                    thread = await agent.deserialize_thread(json.loads(sys.argv[1]))
+                    reply = await agent.run("Who am I?", thread=thread)
+                    print(reply.text)
+                    print(json.dumps(await thread.serialize()))
+
+            asyncio.run(main())
+        """)
+        # The server runs in this test's event loop, so the child must not block it: await it.
+        import asyncio
+
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, json.dumps(state),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": SRC},
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        reply, new_state = out.decode().strip().splitlines()
+        assert reply == "You are Alice"
+        assert json.loads(new_state)["service_thread_id"] != state["service_thread_id"]
+    assert _texts(server, 1) == ["Server agent.\n\nBe nice.", "I am Alice", "Hi Alice", "Who am I?"]
+
+
+async def test_responses_store_false_keeps_messages_locally(server: Server) -> None:
+    server.model.add_replies("one", "two")
+    client = OpenAIResponsesClient("threadline", store=False, base_url=server.url, api_key="key-alice")
+    async with ChatAgent(client) as agent:
+        thread = agent.get_new_thread()
+        await agent.run("first", thread=thread)
+        await agent.run("second", thread=thread)
+        state = await thread.serialize()
+        assert state.get("service_thread_id") is None
+        assert "first" in json.dumps(state) and "one" in json.dumps(state)
+        restored = await agent.deserialize_thread(state)
+        assert restored.message_store is not None
+        assert [m.text for m in await restored.message_store.list_messages()] == [
+            "first", "one", "second", "two"
+        ]
+    assert _texts(server, 1) == ["Server agent.", "first", "one", "second"]
+
+
+async def test_chat_completions_keeps_messages_locally(server: Server) -> None:
+    server.model.add_replies("one", "two")
+    client = OpenAIChatClient("threadline", base_url=server.url, api_key="key-alice")
+    async with ChatAgent(client, "Be brief.") as agent:
+        thread = agent.get_new_thread()
+        await agent.run("first", thread=thread)
+        response = await agent.run("second", thread=thread)
+        assert response.text == "two"
+        assert response.usage is not None and (response.usage.total_token_count or 0) > 0
+        state = await thread.serialize()
+        assert state.get("service_thread_id") is None and "first" in json.dumps(state)
+    assert _texts(server, 1) == ["Server agent.", "Be brief.", "first", "one", "second"]
+
+
+async def test_responses_thread_refused_by_chat_agent_before_any_request(server: Server) -> None:
+    server.model.add_replies("stored")
+    responses = OpenAIResponsesClient("threadline", base_url=server.url, api_key="key-alice")
+    chat = OpenAIChatClient("threadline", base_url=server.url, api_key="key-alice")
+    other = OpenAIResponsesClient("threadline", base_url="http://127.0.0.1:9/v1", api_key="k")
+    async with ChatAgent(responses) as agent, ChatAgent(chat) as chat_agent, ChatAgent(other) as elsewhere:
+        thread = agent.get_new_thread()
+        await agent.run("hello", thread=thread)
+        state = await thread.serialize()
+        with pytest.raises(IncompatibleThreadError):
+            await chat_agent.run("next", thread=thread)
+        with pytest.raises(IncompatibleThreadError):
+            await chat_agent.deserialize_thread(state)
+        with pytest.raises(IncompatibleThreadError):
+            await elsewhere.deserialize_thread(state)
+    assert len(server.model.calls) == 1
+
+
+@pytest.mark.parametrize("use_conversations", [False, True])
+async def test_responses_fork_branches(server: Server, use_conversations: bool) -> None:
+    server.model.add_replies("a", "b", "c")
+    client = OpenAIResponsesClient(
+        "threadline", base_url=server.url, api_key="key-alice", use_conversations=use_conversations
+    )
+    async with ChatAgent(client) as agent:
+        thread = agent.get_new_thread()
+        await agent.run("root", thread=thread)
+        if use_conversations:
+            assert str(thread.service_thread_id).startswith("conv_")
+        branch = await thread.fork()
+        await agent.run("left", thread=thread)
+        await agent.run("right", thread=branch)
+    assert _texts(server, 1)[1:] == ["root", "a", "left"]
+    assert _texts(server, 2)[1:] == ["root", "a", "right"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", ["responses", "responses-local", "chat"])
+async def test_tool_calls_and_streaming(server: Server, kind: str, stream: bool) -> None:
+    calls: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Weather of a city."""
+        calls.append(city)
+        return f"sunny in {city}"
+
+    server.model.add_replies(
+        [FunctionCallContent(call_id="call_1", name="get_weather", arguments='{"city": "Oslo"}')],
+        "It is sunny in Oslo today",
+    )
+    common = {"base_url": server.url, "api_key": "key-alice"}
+    client = (
+        OpenAIChatClient("threadline", **common) if kind == "chat"
+        else OpenAIResponsesClient("threadline", store=kind == "responses", **common)
+    )
+    async with ChatAgent(client, tools=[get_weather]) as agent:
+        thread = agent.get_new_thread()
+        if stream:
+            text = "".join([u.text async for u in agent.run_stream("Weather?", thread=thread)])
+        else:
+            text = (await agent.run("Weather?", thread=thread)).text
+    assert calls == ["Oslo"]
+    assert text.endswith("It is sunny in Oslo today")
+    second = server.model.calls[1].messages
+    assert [m.role for m in second[1:]] == ["user", "assistant", "tool"]
+    assert "sunny in Oslo" in json.dumps([m.to_dict() for m in second])
+
+
+async def test_service_errors_are_client_errors(server: Server) -> None:
+    bad = OpenAIResponsesClient("threadline", base_url=server.url, api_key="wrong", max_retries=0)
+    async with ChatAgent(bad) as agent:
+        with pytest.raises(ClientError, match="401.*Incorrect API key"):
+            await agent.run("hi")
+    gone = OpenAIResponsesClient("threadline", base_url=server.url, api_key="key-alice")
+    async with ChatAgent(gone) as agent:
+        thread = agent.get_new_thread(service_thread_id="resp_missing")
+        with pytest.raises(ClientError, match="404"):
+            await agent.run("hi", thread=thread)
+    unreachable = OpenAIChatClient(
+        "threadline", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=1, timeout=2
+    )
+    async with ChatAgent(unreachable) as agent:
+        with pytest.raises(ClientError, match="cannot reach"):
+            await agent.run("hi")
