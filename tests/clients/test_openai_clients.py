@@ -207,3 +207,53 @@ async def test_service_errors_are_client_errors(server: Server) -> None:
     async with ChatAgent(unreachable) as agent:
         with pytest.raises(ClientError, match="cannot reach"):
             await agent.run("hi")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("stream", [False, True])
+async def test_assistants_resumes_a_service_thread(server: Server, stream: bool) -> None:
+    from threadline.clients.openai_assistants import OpenAIAssistantsClient
+
+    calls: list[str] = []
+
+    def lookup(q: str) -> str:
+        """Look something up."""
+        calls.append(q)
+        return "forty-two"
+
+    server.model.add_replies(
+        "Hi Carol",
+        [FunctionCallContent(call_id="call_3", name="lookup", arguments='{"q": "answer"}')],
+        "The answer is forty-two",
+        "left branch",
+        "right branch",
+    )
+    client = OpenAIAssistantsClient("threadline", base_url=server.url, api_key="key-alice")
+    async with ChatAgent(client, "Be exact.", tools=[lookup]) as agent:
+        thread = agent.get_new_thread()
+        if stream:
+            first = "".join([u.text async for u in agent.run_stream("I am Carol", thread=thread)])
+        else:
+            first = (await agent.run("I am Carol", thread=thread)).text
+        assert first == "Hi Carol"
+        state = await thread.serialize()
+        assert str(state["service_thread_id"]).startswith("thread_")
+        resumed = await agent.deserialize_thread(json.loads(json.dumps(state)))
+        if stream:
+            second = "".join([u.text async for u in agent.run_stream("What?", thread=resumed)])
+        else:
+            second = (await agent.run("What?", thread=resumed)).text
+        assert second == "The answer is forty-two"
+        assert calls == ["answer"]
+        branch = await resumed.fork()
+        assert branch.service_thread_id != resumed.service_thread_id
+        await agent.run("go left", thread=resumed)
+        await agent.run("go right", thread=branch)
+    assert _texts(server, 0) == ["Server agent.\n\nBe exact.", "I am Carol"]
+    assert [m.role for m in server.model.calls[2].messages[1:]] == [
+        "user", "assistant", "user", "assistant", "tool"
+    ]
+    left = _texts(server, 3)
+    right = _texts(server, 4)
+    assert left[-1] == "go left" and "go left" not in right and right[-1] == "go right"
+    assert "The answer is forty-two" in right

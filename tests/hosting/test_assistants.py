@@ -1,0 +1,120 @@
+"""The official client against the server's Assistants thread API: threads, messages, runs."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.hosting.conftest import Server
+from threadline import FunctionCallContent
+
+# The SDK marks the Assistants API deprecated and warns on every call; the API is what we test.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+async def test_thread_messages_and_polled_runs(server: Server) -> None:
+    server.model.add_replies("Hello Bob", "You are Bob")
+    async with server.client() as client:
+        assistant = await client.beta.assistants.create(
+            model="threadline", name="helper", instructions="Be kind."
+        )
+        thread = await client.beta.threads.create(
+            messages=[{"role": "user", "content": "I am Bob"}]
+        )
+        run = await client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+        assert run.status == "completed"
+        assert run.usage is not None and run.usage.total_tokens > 0
+        await client.beta.threads.messages.create(thread.id, role="user", content="Who am I?")
+        run2 = await client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+        assert run2.status == "completed"
+        messages = await client.beta.threads.messages.list(thread.id, order="asc")
+        texts = [
+            (m.role, m.content[0].text.value)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+            for m in messages.data
+        ]
+        assert texts == [
+            ("user", "I am Bob"), ("assistant", "Hello Bob"),
+            ("user", "Who am I?"), ("assistant", "You are Bob"),
+        ]
+        assert messages.data[1].run_id == run.id
+        fetched = await client.beta.threads.runs.retrieve(run2.id, thread_id=thread.id)
+        assert fetched.status == "completed"
+    seen = [m.text for m in server.model.calls[1].messages]
+    assert seen == ["You are a test agent.\n\nBe kind.", "I am Bob", "Hello Bob", "Who am I?"]
+
+
+async def test_streamed_run(server: Server) -> None:
+    server.model.add_replies("streamed answer here")
+    async with server.client() as client:
+        assistant = await client.beta.assistants.create(model="threadline")
+        thread = await client.beta.threads.create()
+        await client.beta.threads.messages.create(thread.id, role="user", content="hi")
+        events: list[str] = []
+        deltas: list[str] = []
+        stream = await client.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id=assistant.id, stream=True
+        )
+        async for event in stream:
+            events.append(event.event)
+            if event.event == "thread.message.delta":
+                deltas.append(event.data.delta.content[0].text.value)  # pyright: ignore
+        assert events[0] == "thread.run.created" and events[-1] == "thread.run.completed"
+        assert "".join(deltas) == "streamed answer here"
+        async with client.beta.threads.runs.stream(
+            thread_id=thread.id, assistant_id=assistant.id
+        ) as helper:
+            pass
+        _ = helper
+
+
+async def test_tool_outputs(server: Server) -> None:
+    server.model.add_replies(
+        [FunctionCallContent(call_id="call_7", name="lookup", arguments='{"q": "x"}')], "found it"
+    )
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    async with server.client() as client:
+        assistant = await client.beta.assistants.create(model="threadline", tools=tools)  # pyright: ignore[reportArgumentType]
+        thread = await client.beta.threads.create(messages=[{"role": "user", "content": "find x"}])
+        run = await client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+        assert run.status == "requires_action" and run.required_action is not None
+        call = run.required_action.submit_tool_outputs.tool_calls[0]
+        assert call.function.name == "lookup" and json.loads(call.function.arguments) == {"q": "x"}
+        with pytest.raises(openai.BadRequestError, match="active run"):
+            await client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        done = await client.beta.threads.runs.submit_tool_outputs_and_poll(
+            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "42"}]
+        )
+        assert done.status == "completed"
+        messages = await client.beta.threads.messages.list(thread.id, order="asc")
+        assert messages.data[-1].content[0].text.value == "found it"  # pyright: ignore
+    assert [m.role for m in server.model.calls[1].messages[1:]] == ["user", "assistant", "tool"]
+
+
+async def test_isolation_and_unknown_ids(server: Server) -> None:
+    async with server.client("key-alice") as alice, server.client("key-bob") as bob:
+        assistant = await alice.beta.assistants.create(model="threadline")
+        thread = await alice.beta.threads.create()
+        with pytest.raises(openai.NotFoundError):
+            await bob.beta.threads.retrieve(thread.id)
+        with pytest.raises(openai.NotFoundError):
+            await bob.beta.threads.messages.list(thread.id)
+        with pytest.raises(openai.NotFoundError):
+            await bob.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        other_thread = await bob.beta.threads.create()
+        with pytest.raises(openai.NotFoundError, match="assistant"):
+            await bob.beta.threads.runs.create(thread_id=other_thread.id, assistant_id=assistant.id)
+        with pytest.raises(openai.BadRequestError):
+            await alice.beta.threads.messages.create(thread.id, role="wizard", content="x")  # pyright: ignore[reportArgumentType]
+        deleted = await alice.beta.threads.delete(thread.id)
+        assert deleted.deleted
+        with pytest.raises(openai.NotFoundError):
+            await alice.beta.threads.retrieve(thread.id)
+    assert server.model.calls == []
