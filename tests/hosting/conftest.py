@@ -14,6 +14,7 @@ import uvicorn
 
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig, create_app
+from threadline.hosting.storage import ServerStorage
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
 
@@ -29,14 +30,14 @@ class Server:
 
 
 async def start_server(
-    agent: ChatAgent, config: ServerConfig
+    agent: ChatAgent, config: ServerConfig, *, storage: ServerStorage | None = None
 ) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(agent, config), log_level="warning", lifespan="on")
+        uvicorn.Config(create_app(agent, config, storage=storage), log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on

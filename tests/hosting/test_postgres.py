@@ -1,0 +1,77 @@
+"""Two server processes' worth of apps sharing PostgreSQL storage: state started on one continues on
+the other. Needs the PostgreSQL server at ``THREADLINE_POSTGRES_URL``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import openai
+import pytest
+
+from tests.hosting.conftest import KEYS, start_server
+from threadline import ChatAgent, ScriptedChatClient
+from threadline.hosting import ServerConfig
+from threadline.hosting.storage.postgres import PostgresServerStorage
+
+URL = os.environ.get("THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    name = "tl_server_test_" + os.urandom(4).hex()
+    probe = PostgresServerStorage(URL, schema=name, max_size=1)
+    try:
+        await probe.items("probe")
+    except Exception as exc:
+        await probe.close()
+        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {URL}: {exc}")
+    try:
+        yield name
+    finally:
+        await probe.drop_schema()
+        await probe.close()
+
+
+async def test_two_servers_share_conversations(schema: str) -> None:
+    model_a = ScriptedChatClient(["from A", "A once"])
+    model_b = ScriptedChatClient(["from B", "B again"])
+    config = ServerConfig(api_keys=KEYS)
+    servers = []
+    try:
+        for model in (model_a, model_b):
+            storage = PostgresServerStorage(URL, schema=schema, max_size=2)
+            servers.append(await start_server(ChatAgent(model), config, storage=storage))
+        url_a, url_b = servers[0][2], servers[1][2]
+        async with (
+            openai.AsyncOpenAI(base_url=url_a, api_key="key-alice") as a,
+            openai.AsyncOpenAI(base_url=url_b, api_key="key-alice") as b,
+            openai.AsyncOpenAI(base_url=url_b, api_key="key-bob") as bob,
+        ):
+            first = await a.responses.create(input="hello")
+            second = await b.responses.create(input="again", previous_response_id=first.id)
+            assert second.output_text == "from B"
+            assert [m.text for m in model_b.calls[0].messages] == ["hello", "from A", "again"]
+            with pytest.raises(openai.NotFoundError):
+                await bob.responses.retrieve(first.id)
+            conversation = await a.conversations.create(
+                items=[{"type": "message", "role": "user", "content": "seed"}]
+            )
+            await b.responses.create(input="go", conversation=conversation.id)
+            items = await a.conversations.items.list(conversation.id, order="asc")
+            assert len(items.data) == 3
+            # Same Idempotency-Key on the other server: answered from storage, no second turn.
+            again = await a.responses.create(
+                input="x", previous_response_id=first.id, extra_headers={"Idempotency-Key": "k1"}
+            )
+            replay = await b.responses.create(
+                input="x", previous_response_id=first.id, extra_headers={"Idempotency-Key": "k1"}
+            )
+            assert replay.id == again.id and replay.output_text == "A once"
+            assert len(model_b.calls) == 2
+    finally:
+        for uv, task, _ in servers:
+            uv.should_exit = True
+            await task
