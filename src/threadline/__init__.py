@@ -48,6 +48,10 @@ from threadline.types import (
 )
 
 if _typing.TYPE_CHECKING:
+    from threadline.clients._openai_common import OpenAIServiceError
+    from threadline.clients.openai_assistants import OpenAIAssistantsClient
+    from threadline.clients.openai_chat import OpenAIChatClient
+    from threadline.clients.openai_responses import OpenAIResponsesClient
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
 __version__ = "0.1.0"
@@ -67,6 +71,10 @@ __all__ = [
     # clients
     "ChatClient",
     "ChatOptions",
+    "OpenAIAssistantsClient",
+    "OpenAIChatClient",
+    "OpenAIResponsesClient",
+    "OpenAIServiceError",
     "RecordedCall",
     "ScriptedChatClient",
     "SupportsConversationFork",
@@ -105,10 +113,23 @@ __all__ = [
 ]
 
 
+_OPENAI = {
+    "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
+    "OpenAIChatClient": "threadline.clients.openai_chat",
+    "OpenAIResponsesClient": "threadline.clients.openai_responses",
+    "OpenAIServiceError": "threadline.clients._openai_common",
+}
+
+
 def __getattr__(name: str) -> _typing.Any:
     # Optional parts load on first use, so `import threadline` stays light.
     if name == "SQLiteChatMessageStore":
         from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
         return SQLiteChatMessageStore
+    if name in _OPENAI:
+        # The OpenAI clients need the `openai` extra; load them only when asked for.
+        import importlib
+
+        return getattr(importlib.import_module(_OPENAI[name]), name)
     raise AttributeError(f"module 'threadline' has no attribute {name!r}")

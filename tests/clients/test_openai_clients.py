@@ -79,8 +79,12 @@ async def test_responses_store_true_thread_is_a_service_id(server: Server) -> No
         import asyncio
 
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, json.dumps(state),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            sys.executable,
+            "-c",
+            script,
+            json.dumps(state),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": SRC},
         )
         out, err = await proc.communicate()
@@ -93,7 +97,9 @@ async def test_responses_store_true_thread_is_a_service_id(server: Server) -> No
 
 async def test_responses_store_false_keeps_messages_locally(server: Server) -> None:
     server.model.add_replies("one", "two")
-    client = OpenAIResponsesClient("threadline", store=False, base_url=server.url, api_key="key-alice")
+    client = OpenAIResponsesClient(
+        "threadline", store=False, base_url=server.url, api_key="key-alice"
+    )
     async with ChatAgent(client) as agent:
         thread = agent.get_new_thread()
         await agent.run("first", thread=thread)
@@ -104,7 +110,10 @@ async def test_responses_store_false_keeps_messages_locally(server: Server) -> N
         restored = await agent.deserialize_thread(state)
         assert restored.message_store is not None
         assert [m.text for m in await restored.message_store.list_messages()] == [
-            "first", "one", "second", "two"
+            "first",
+            "one",
+            "second",
+            "two",
         ]
     assert _texts(server, 1) == ["Server agent.", "first", "one", "second"]
 
@@ -128,7 +137,11 @@ async def test_responses_thread_refused_by_chat_agent_before_any_request(server:
     responses = OpenAIResponsesClient("threadline", base_url=server.url, api_key="key-alice")
     chat = OpenAIChatClient("threadline", base_url=server.url, api_key="key-alice")
     other = OpenAIResponsesClient("threadline", base_url="http://127.0.0.1:9/v1", api_key="k")
-    async with ChatAgent(responses) as agent, ChatAgent(chat) as chat_agent, ChatAgent(other) as elsewhere:
+    async with (
+        ChatAgent(responses) as agent,
+        ChatAgent(chat) as chat_agent,
+        ChatAgent(other) as elsewhere,
+    ):
         thread = agent.get_new_thread()
         await agent.run("hello", thread=thread)
         state = await thread.serialize()
@@ -173,10 +186,13 @@ async def test_tool_calls_and_streaming(server: Server, kind: str, stream: bool)
         [FunctionCallContent(call_id="call_1", name="get_weather", arguments='{"city": "Oslo"}')],
         "It is sunny in Oslo today",
     )
-    common = {"base_url": server.url, "api_key": "key-alice"}
+    url, key = server.url, "key-alice"
     client = (
-        OpenAIChatClient("threadline", **common) if kind == "chat"
-        else OpenAIResponsesClient("threadline", store=kind == "responses", **common)
+        OpenAIChatClient("threadline", base_url=url, api_key=key)
+        if kind == "chat"
+        else OpenAIResponsesClient(
+            "threadline", store=kind == "responses", base_url=url, api_key=key
+        )
     )
     async with ChatAgent(client, tools=[get_weather]) as agent:
         thread = agent.get_new_thread()
@@ -251,7 +267,11 @@ async def test_assistants_resumes_a_service_thread(server: Server, stream: bool)
         await agent.run("go right", thread=branch)
     assert _texts(server, 0) == ["Server agent.\n\nBe exact.", "I am Carol"]
     assert [m.role for m in server.model.calls[2].messages[1:]] == [
-        "user", "assistant", "user", "assistant", "tool"
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "tool",
     ]
     left = _texts(server, 3)
     right = _texts(server, 4)

@@ -1,4 +1,4 @@
-"""A threadline server on a free loopback port, in the test's event loop, for the official client."""
+"""A threadline server on a free loopback port, in the test's event loop, for the official SDK."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ async def start_server(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(agent, config, storage=storage), log_level="warning", lifespan="on")
+        uvicorn.Config(
+            create_app(agent, config, storage=storage), log_level="warning", lifespan="on"
+        )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+# pyright: reportDeprecated=false
 import json
+from typing import Any, cast
 
 import openai
 import pytest
@@ -12,6 +14,14 @@ from threadline import FunctionCallContent
 
 # The SDK marks the Assistants API deprecated and warns on every call; the API is what we test.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _text(message: Any) -> str:
+    return message.content[0].text.value
+
+
+def _delta_text(delta: Any) -> str:
+    return delta.delta.content[0].text.value
 
 
 async def test_thread_messages_and_polled_runs(server: Server) -> None:
@@ -34,13 +44,12 @@ async def test_thread_messages_and_polled_runs(server: Server) -> None:
         )
         assert run2.status == "completed"
         messages = await client.beta.threads.messages.list(thread.id, order="asc")
-        texts = [
-            (m.role, m.content[0].text.value)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
-            for m in messages.data
-        ]
+        texts = [(m.role, _text(m)) for m in messages.data]
         assert texts == [
-            ("user", "I am Bob"), ("assistant", "Hello Bob"),
-            ("user", "Who am I?"), ("assistant", "You are Bob"),
+            ("user", "I am Bob"),
+            ("assistant", "Hello Bob"),
+            ("user", "Who am I?"),
+            ("assistant", "You are Bob"),
         ]
         assert messages.data[1].run_id == run.id
         fetched = await client.beta.threads.runs.retrieve(run2.id, thread_id=thread.id)
@@ -63,7 +72,7 @@ async def test_streamed_run(server: Server) -> None:
         async for event in stream:
             events.append(event.event)
             if event.event == "thread.message.delta":
-                deltas.append(event.data.delta.content[0].text.value)  # pyright: ignore
+                deltas.append(_delta_text(event.data))
         assert events[0] == "thread.run.created" and events[-1] == "thread.run.completed"
         assert "".join(deltas) == "streamed answer here"
         async with client.beta.threads.runs.stream(
@@ -77,9 +86,11 @@ async def test_tool_outputs(server: Server) -> None:
     server.model.add_replies(
         [FunctionCallContent(call_id="call_7", name="lookup", arguments='{"q": "x"}')], "found it"
     )
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    tools: Any = [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    ]
     async with server.client() as client:
-        assistant = await client.beta.assistants.create(model="threadline", tools=tools)  # pyright: ignore[reportArgumentType]
+        assistant = await client.beta.assistants.create(model="threadline", tools=tools)
         thread = await client.beta.threads.create(messages=[{"role": "user", "content": "find x"}])
         run = await client.beta.threads.runs.create_and_poll(
             thread_id=thread.id, assistant_id=assistant.id
@@ -90,11 +101,13 @@ async def test_tool_outputs(server: Server) -> None:
         with pytest.raises(openai.BadRequestError, match="active run"):
             await client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
         done = await client.beta.threads.runs.submit_tool_outputs_and_poll(
-            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "42"}]
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": call.id, "output": "42"}],
         )
         assert done.status == "completed"
         messages = await client.beta.threads.messages.list(thread.id, order="asc")
-        assert messages.data[-1].content[0].text.value == "found it"  # pyright: ignore
+        assert _text(messages.data[-1]) == "found it"
     assert [m.role for m in server.model.calls[1].messages[1:]] == ["user", "assistant", "tool"]
 
 
@@ -112,7 +125,9 @@ async def test_isolation_and_unknown_ids(server: Server) -> None:
         with pytest.raises(openai.NotFoundError, match="assistant"):
             await bob.beta.threads.runs.create(thread_id=other_thread.id, assistant_id=assistant.id)
         with pytest.raises(openai.BadRequestError):
-            await alice.beta.threads.messages.create(thread.id, role="wizard", content="x")  # pyright: ignore[reportArgumentType]
+            await alice.beta.threads.messages.create(
+                thread.id, role=cast(Any, "wizard"), content="x"
+            )
         deleted = await alice.beta.threads.delete(thread.id)
         assert deleted.deleted
         with pytest.raises(openai.NotFoundError):

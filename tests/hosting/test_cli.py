@@ -28,10 +28,22 @@ async def test_serve_subprocess(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "threadline.hosting.cli", "serve", "tests.hosting._cli_agent:agent",
-        "--port", str(port), "--db", str(tmp_path / "cli.db"), "--api-key", "secret=me",
-        "--log-level", "warning",
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "threadline.hosting.cli",
+        "serve",
+        "tests.hosting._cli_agent:agent",
+        "--port",
+        str(port),
+        "--db",
+        str(tmp_path / "cli.db"),
+        "--api-key",
+        "secret=me",
+        "--log-level",
+        "warning",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         async with openai.AsyncOpenAI(

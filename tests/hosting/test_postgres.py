@@ -3,11 +3,13 @@ the other. Needs the PostgreSQL server at ``THREADLINE_POSTGRES_URL``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
 import openai
 import pytest
+import uvicorn
 
 from tests.hosting.conftest import KEYS, start_server
 from threadline import ChatAgent, ScriptedChatClient
@@ -39,7 +41,7 @@ async def test_two_servers_share_conversations(schema: str) -> None:
     model_a = ScriptedChatClient(["from A", "A once"])
     model_b = ScriptedChatClient(["from B", "B again"])
     config = ServerConfig(api_keys=KEYS)
-    servers = []
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None], str]] = []
     try:
         for model in (model_a, model_b):
             storage = PostgresServerStorage(URL, schema=schema, max_size=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import openai
 import pytest
@@ -145,7 +146,7 @@ async def test_conversation_items(server: Server) -> None:
         await client.responses.create(input="what do I like?", conversation=conversation.id)
         items = await client.conversations.items.list(conversation.id, order="asc")
         texts = [
-            c.text
+            cast(Any, c).text
             for i in items.data
             if i.type == "message"
             for c in i.content

@@ -2,7 +2,8 @@
 
 Retries are the SDK's own: it retries connection errors, timeouts, 408/409/429 and 5xx with
 exponential backoff and jitter (honouring ``Retry-After``), up to ``max_retries``. Each logical call
-carries one ``Idempotency-Key`` header that the SDK resends on every retry (it sends none of its own),
+carries one ``Idempotency-Key`` header that the SDK resends on every retry (it sends none of its
+own),
 so a server that honours it (threadline's does) never runs a retried turn twice.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import openai
 
@@ -52,8 +53,10 @@ def build_client(
     max_retries: int,
     default_headers: Mapping[str, str] | None = None,
 ) -> openai.AsyncOpenAI:
-    """The SDK client to use: the one given, or a new one (``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
-    fill in what is not passed, as in the SDK)."""
+    """The SDK client to use: the one given, or a new one.
+
+    ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` fill in what is not passed, as in the SDK.
+    """
     if client is not None:
         return client
     try:
@@ -85,10 +88,12 @@ def sampling_kwargs(options: ChatOptions, *, max_tokens_key: str) -> dict[str, A
     """Options every OpenAI API takes under the same names."""
     out: dict[str, Any] = {}
     for key in ("temperature", "top_p", "user"):
-        if key in options:
-            out[key] = options[key]
-    if "max_tokens" in options:
-        out[max_tokens_key] = options["max_tokens"]
+        value = options.get(key)
+        if value is not None:
+            out[key] = value
+    max_tokens = options.get("max_tokens")
+    if max_tokens is not None:
+        out[max_tokens_key] = max_tokens
     extra = options.get("additional_properties")
     if extra:
         out["extra_body"] = dict(extra)
@@ -114,14 +119,15 @@ def usage_of(usage: Any) -> UsageDetails | None:
 def wrap_error(exc: BaseException, service: str) -> ClientError:
     """An SDK error as a threadline ``ClientError`` carrying the service's message."""
     if isinstance(exc, openai.APIStatusError):
-        body: Any = exc.body
+        body: Any = exc.body  # foreign JSON: checked field by field below
         message = exc.message
         code = None
         if isinstance(body, dict):
-            error: Any = body.get("error", body)  # pyright: ignore[reportUnknownMemberType]
+            error: Any = cast(dict[str, Any], body).get("error", body)
             if isinstance(error, dict):
-                message = str(error.get("message") or message)  # pyright: ignore[reportUnknownMemberType]
-                raw_code: Any = error.get("code")  # pyright: ignore[reportUnknownMemberType]
+                fields = cast(dict[str, Any], error)
+                message = str(fields.get("message") or message)
+                raw_code: Any = fields.get("code")
                 code = raw_code if isinstance(raw_code, str) else None
         return OpenAIServiceError(
             f"{service} answered {exc.status_code}: {message}",

@@ -142,8 +142,15 @@ def _flush(items: list[Item], message: ChatMessage, parts: list[Item], output: b
     if role == "tool":
         role = "user"
     if output:
-        items.append({"type": "message", "id": message.message_id, "role": role,
-                      "status": "completed", "content": parts})
+        items.append(
+            {
+                "type": "message",
+                "id": message.message_id,
+                "role": role,
+                "status": "completed",
+                "content": parts,
+            }
+        )
     elif role == "assistant":
         # Input form of a past answer: plain text, no item id the service would try to resolve.
         text = "".join(p["text"] for p in parts if p["type"] == "output_text")
@@ -200,9 +207,11 @@ def _content_parts(value: object, where: str) -> list[Content]:
                 url = cast(dict[str, Any], url).get("url")
             if not isinstance(url, str):
                 raise MessageFormatError(f"{pwhere}.image_url must be a URL string")
-            out.append(DataContent.from_uri(url) if url.startswith("data:") else UriContent(url))
+            out.append(
+                DataContent.from_uri(url) if url.startswith("data:") else UriContent(uri=url)
+            )
         elif kind == "input_file" and isinstance(part.get("file_data"), str):
-            out.append(DataContent.from_uri(cast(str, part["file_data"])))
+            out.append(DataContent.from_uri(part["file_data"]))
         else:
             raise MessageFormatError(f"{pwhere}.type {kind!r} is not supported")
     return out
@@ -352,7 +361,7 @@ def chat_to_messages(messages: object) -> list[ChatMessage]:
             continue
         content = entry.get("content")
         contents: list[Content] = [] if content is None else _content_parts(content, where)
-        calls = entry.get("tool_calls") or []
+        calls: object = entry.get("tool_calls") or []
         if not isinstance(calls, list):
             raise MessageFormatError(f"{where}.tool_calls must be a list")
         for j, raw_call in enumerate(cast(list[object], calls)):

@@ -99,10 +99,16 @@ class OpenAIAssistantsClient:
         self.assistant_id = assistant_id
         self.run_timeout = run_timeout
         self.client = build_client(
-            client=client, base_url=base_url, api_key=api_key, timeout=timeout,
+            client=client,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
             max_retries=max_retries,
         )
         self._service = "openai-assistants:" + endpoint(self.client)
+        # The SDK marks the whole Assistants API deprecated and its typed overloads cannot be
+        # resolved for requests built as dicts: it is used as Any, answers read field by field.
+        self._beta: Any = self.client.beta
         self._assistant_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -126,7 +132,9 @@ class OpenAIAssistantsClient:
         async with self._assistant_lock:
             if self.assistant_id is None:
                 assistant = await _quiet(
-                    self.client.beta.assistants.create, model=self.model, name="threadline",
+                    self._beta.assistants.create,
+                    model=self.model,
+                    name="threadline",
                     extra_headers=call_headers(),
                 )
                 self.assistant_id = assistant.id
@@ -136,11 +144,11 @@ class OpenAIAssistantsClient:
         thread_id = options.get("conversation_id")
         if thread_id is not None:
             return thread_id
-        thread = await _quiet(self.client.beta.threads.create, extra_headers=call_headers())
+        thread = await _quiet(self._beta.threads.create, extra_headers=call_headers())
         return thread.id
 
     async def _waiting_run(self, thread_id: str) -> Any | None:
-        runs = await _quiet(self.client.beta.threads.runs.list, thread_id, limit=1, order="desc")
+        runs = await _quiet(self._beta.threads.runs.list, thread_id, limit=1, order="desc")
         latest = runs.data[0] if runs.data else None
         return latest if latest is not None and latest.status == "requires_action" else None
 
@@ -151,10 +159,13 @@ class OpenAIAssistantsClient:
         thread_id = await self._thread(options)
         instructions, rest = split_system(messages)
         results = [
-            c for m in rest if m.role == Role.TOOL for c in m.contents
+            c
+            for m in rest
+            if m.role == Role.TOOL
+            for c in m.contents
             if type(c) is FunctionResultContent
         ]
-        runs = self.client.beta.threads.runs
+        runs = self._beta.threads.runs
         extra = {"extra_headers": call_headers()}
         if stream:
             extra["stream"] = True  # pyright: ignore[reportArgumentType]
@@ -164,8 +175,13 @@ class OpenAIAssistantsClient:
                 from threadline.clients._openai_wire import result_text
 
                 outputs = [{"tool_call_id": r.call_id, "output": result_text(r)} for r in results]
-                run = await _quiet(runs.submit_tool_outputs, waiting.id, thread_id=thread_id,
-                                   tool_outputs=outputs, **extra)
+                run = await _quiet(
+                    runs.submit_tool_outputs,
+                    waiting.id,
+                    thread_id=thread_id,
+                    tool_outputs=outputs,
+                    **extra,
+                )
                 return thread_id, run
         kwargs: dict[str, Any] = {
             "assistant_id": await self._assistant(),
@@ -193,7 +209,7 @@ class OpenAIAssistantsClient:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-            run = await _quiet(self.client.beta.threads.runs.retrieve, run.id, thread_id=thread_id)
+            run = await _quiet(self._beta.threads.runs.retrieve, run.id, thread_id=thread_id)
         return run
 
     def _check(self, run: Any) -> None:
@@ -207,8 +223,9 @@ class OpenAIAssistantsClient:
         if action is None:
             return []
         return [
-            FunctionCallContent(call_id=c.id, name=c.function.name,
-                                arguments=c.function.arguments or "{}")
+            FunctionCallContent(
+                call_id=c.id, name=c.function.name, arguments=c.function.arguments or "{}"
+            )
             for c in action.submit_tool_outputs.tool_calls
         ]
 
@@ -222,8 +239,14 @@ class OpenAIAssistantsClient:
             self._check(run)
             produced: list[ChatMessage] = []
             calls = self._calls(run) if run.status == "requires_action" else []
-            page = await _quiet(self.client.beta.threads.messages.list, thread_id,
-                                run_id=run.id, order="asc", limit=100)
+            page = await _quiet(
+                self._beta.threads.messages.list,
+                thread_id,
+                run_id=run.id,
+                order="asc",
+                limit=100,
+            )
+            message: Any
             for message in page.data:
                 if message.role != "assistant":
                     continue
@@ -231,8 +254,9 @@ class OpenAIAssistantsClient:
                     TextContent(part.text.value) for part in message.content if part.type == "text"
                 ]
                 if contents:
-                    produced.append(ChatMessage(Role.ASSISTANT, contents=contents,
-                                                message_id=message.id))
+                    produced.append(
+                        ChatMessage(Role.ASSISTANT, contents=contents, message_id=message.id)
+                    )
             if calls:
                 produced.append(ChatMessage(Role.ASSISTANT, contents=list(calls)))
         except openai.OpenAIError as exc:
@@ -254,13 +278,16 @@ class OpenAIAssistantsClient:
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         try:
+            event: Any
             async for event in stream:
                 kind = cast(str, event.event)
                 if kind == "thread.message.delta":
-                    for part in event.data.delta.content or []:
+                    part: Any
+                    for part in cast(list[Any], event.data.delta.content or []):
                         if part.type == "text" and part.text is not None and part.text.value:
                             yield ChatResponseUpdate(
-                                contents=(TextContent(part.text.value),), message_id=event.data.id,
+                                contents=(TextContent(part.text.value),),
+                                message_id=event.data.id,
                                 conversation_id=thread_id,
                             )
                 elif kind in ("thread.run.requires_action", "thread.run.completed"):
@@ -270,7 +297,9 @@ class OpenAIAssistantsClient:
                     if usage is not None:
                         contents.append(UsageContent(usage))
                     yield ChatResponseUpdate(
-                        contents=tuple(contents), response_id=run.id, conversation_id=thread_id,
+                        contents=tuple(contents),
+                        response_id=run.id,
+                        conversation_id=thread_id,
                         message_id=f"{run.id}-end",
                         finish_reason="tool_calls" if kind.endswith("requires_action") else "stop",
                     )
@@ -292,20 +321,27 @@ class OpenAIAssistantsClient:
             after: str | None = None
             while True:
                 extra: dict[str, Any] = {"after": after} if after else {}
-                page = await _quiet(self.client.beta.threads.messages.list, conversation_id,
-                                    order="asc", limit=100, **extra)
+                page = await _quiet(
+                    self._beta.threads.messages.list,
+                    conversation_id,
+                    order="asc",
+                    limit=100,
+                    **extra,
+                )
                 for message in page.data:
                     parts = [
                         {"type": "text", "text": part.text.value}
-                        for part in message.content if part.type == "text"
+                        for part in message.content
+                        if part.type == "text"
                     ]
                     if parts:
                         params.append({"role": message.role, "content": parts})
                 if not page.has_more or not page.data:
                     break
                 after = page.data[-1].id
-            thread = await _quiet(self.client.beta.threads.create, messages=params,
-                                  extra_headers=call_headers())
+            thread = await _quiet(
+                self._beta.threads.create, messages=params, extra_headers=call_headers()
+            )
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         return thread.id

@@ -54,10 +54,16 @@ class OpenAIChatClient:
     ) -> None:
         self.model = model
         self.client = build_client(
-            client=client, base_url=base_url, api_key=api_key, timeout=timeout,
+            client=client,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
             max_retries=max_retries,
         )
         self._service = "openai-chat:" + endpoint(self.client)
+        # Requests are built as dicts, so the SDK's overloads cannot be resolved statically: its
+        # answers are typed Any here and read field by field.
+        self._create: Any = self.client.chat.completions.create
 
     def __repr__(self) -> str:
         return f"OpenAIChatClient(model={self.model!r}, service={self._service!r})"
@@ -83,9 +89,12 @@ class OpenAIChatClient:
             "extra_headers": call_headers(),
             **sampling_kwargs(options, max_tokens_key="max_completion_tokens"),
         }
-        for key in ("stop", "seed"):
-            if key in options:
-                kwargs[key] = list(options["stop"]) if key == "stop" else options["seed"]
+        stop = options.get("stop")
+        if stop is not None:
+            kwargs["stop"] = list(stop)
+        seed = options.get("seed")
+        if seed is not None:
+            kwargs["seed"] = seed
         tools = options.get("tools")
         if tools:
             kwargs["tools"] = [tool_to_chat(t) for t in tools]
@@ -98,9 +107,7 @@ class OpenAIChatClient:
     ) -> ChatResponse:
         """One completion."""
         try:
-            completion = await self.client.chat.completions.create(
-                **self._request(messages, options)
-            )
+            completion: Any = await self._create(**self._request(messages, options))
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         if not completion.choices:
@@ -109,7 +116,8 @@ class OpenAIChatClient:
         contents: list[Content] = []
         if choice.message.content:
             contents.append(TextContent(choice.message.content))
-        for call in choice.message.tool_calls or []:
+        call: Any
+        for call in cast(list[Any], choice.message.tool_calls or []):
             function = getattr(call, "function", None)
             if function is not None:
                 contents.append(
@@ -134,7 +142,7 @@ class OpenAIChatClient:
         finish: str | None = None
         response_id: str | None = None
         try:
-            stream = await self.client.chat.completions.create(
+            stream: Any = await self._create(
                 **kwargs, stream=True, stream_options={"include_usage": True}
             )
         except openai.OpenAIError as exc:
@@ -146,7 +154,8 @@ class OpenAIChatClient:
                     usage = usage_of(chunk.usage)
                     if usage is not None:
                         yield ChatResponseUpdate(
-                            contents=(UsageContent(usage),), message_id=message_id,
+                            contents=(UsageContent(usage),),
+                            message_id=message_id,
                             response_id=response_id,
                         )
                 if not chunk.choices:
@@ -156,16 +165,20 @@ class OpenAIChatClient:
                 delta = choice.delta
                 if delta.content:
                     yield ChatResponseUpdate(
-                        contents=(TextContent(delta.content),), message_id=message_id,
+                        contents=(TextContent(delta.content),),
+                        message_id=message_id,
                         response_id=response_id,
                     )
-                for call in delta.tool_calls or []:
-                    entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                    if call.id:
-                        entry["id"] = call.id
-                    if call.function is not None:
-                        entry["name"] += call.function.name or ""
-                        entry["arguments"] += call.function.arguments or ""
+                tool_call: Any
+                for tool_call in cast(list[Any], delta.tool_calls or []):
+                    entry = calls.setdefault(
+                        tool_call.index, {"id": "", "name": "", "arguments": ""}
+                    )
+                    if tool_call.id:
+                        entry["id"] = tool_call.id
+                    if tool_call.function is not None:
+                        entry["name"] += tool_call.function.name or ""
+                        entry["arguments"] += tool_call.function.arguments or ""
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         finally:
@@ -182,12 +195,14 @@ class OpenAIChatClient:
             yield ChatResponseUpdate(
                 contents=(
                     FunctionCallContent(
-                        call_id=entry["id"], name=entry["name"],
+                        call_id=entry["id"],
+                        name=entry["name"],
                         arguments=entry["arguments"] or "{}",
                     ),
                 ),
                 message_id=message_id,
                 response_id=response_id,
             )
-        yield ChatResponseUpdate(message_id=message_id, response_id=response_id,
-                                 finish_reason=cast(str | None, finish))
+        yield ChatResponseUpdate(
+            message_id=message_id, response_id=response_id, finish_reason=finish
+        )

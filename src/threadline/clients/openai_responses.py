@@ -3,8 +3,8 @@
 With ``store=True`` (the default) the service keeps the conversation: a thread holds only an id and
 each turn sends just its new messages. The id is the last response's id (continued with
 ``previous_response_id``), or a conversation object's id (``conv_...``, continued with
-``conversation``) when ``use_conversations=True``. With ``store=False`` the service keeps nothing and
-threads keep their messages locally, like Chat Completions.
+``conversation``) when ``use_conversations=True``. With ``store=False`` the service keeps nothing
+and threads keep their messages locally, like Chat Completions.
 """
 
 from __future__ import annotations
@@ -72,10 +72,16 @@ class OpenAIResponsesClient:
         self.store = store
         self.use_conversations = use_conversations
         self.client = build_client(
-            client=client, base_url=base_url, api_key=api_key, timeout=timeout,
+            client=client,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
             max_retries=max_retries,
         )
         self._service = "openai-responses:" + endpoint(self.client)
+        # Requests are built as dicts, so the SDK's overloads cannot be resolved statically: its
+        # answers are typed Any here and read field by field.
+        self._create: Any = self.client.responses.create
 
     def __repr__(self) -> str:
         return (
@@ -97,7 +103,9 @@ class OpenAIResponsesClient:
         """Close the underlying HTTP client."""
         await self.client.close()
 
-    async def _request(self, messages: Sequence[ChatMessage], options: ChatOptions) -> dict[str, Any]:
+    async def _request(
+        self, messages: Sequence[ChatMessage], options: ChatOptions
+    ) -> dict[str, Any]:
         instructions, rest = split_system(messages)
         kwargs: dict[str, Any] = {
             "model": options.get("model", self.model),
@@ -150,7 +158,7 @@ class OpenAIResponsesClient:
         """One response; ``conversation_id`` of the result continues the thread."""
         kwargs = await self._request(messages, options)
         try:
-            response = await self.client.responses.create(**kwargs)
+            response: Any = await self._create(**kwargs)
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         if response.status == "failed":
@@ -172,10 +180,11 @@ class OpenAIResponsesClient:
         """Stream a response: text deltas, each function call once done, then usage and the id."""
         kwargs = await self._request(messages, options)
         try:
-            stream = await self.client.responses.create(**kwargs, stream=True)
+            stream: Any = await self._create(**kwargs, stream=True)
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         try:
+            event: Any
             async for event in stream:
                 kind = event.type
                 if kind == "response.output_text.delta":
@@ -227,17 +236,23 @@ class OpenAIResponsesClient:
                 conversation_id, order="asc", limit=100
             ):
                 items.append(item.model_dump(exclude_none=True))
-            keep = messages_to_items(items_to_messages(
-                [i for i in items if i.get("type") in ("message", "function_call",
-                                                       "function_call_output")],
-                where="items",
-            ))
-            new = await self.client.conversations.create(
+            keep = messages_to_items(
+                items_to_messages(
+                    [
+                        i
+                        for i in items
+                        if i.get("type") in ("message", "function_call", "function_call_output")
+                    ],
+                    where="items",
+                )
+            )
+            new: Any = await self.client.conversations.create(
                 items=cast(Any, keep[:_PAGE]), extra_headers=call_headers()
             )
             for start in range(_PAGE, len(keep), _PAGE):
                 await self.client.conversations.items.create(
-                    new.id, items=cast(Any, keep[start : start + _PAGE]),
+                    new.id,
+                    items=cast(Any, keep[start : start + _PAGE]),
                     extra_headers=call_headers(),
                 )
         except openai.OpenAIError as exc:

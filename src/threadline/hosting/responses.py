@@ -18,7 +18,13 @@ from starlette.routing import Route
 
 from threadline.clients._openai_wire import items_to_messages, messages_to_items
 from threadline.hosting._idempotency import idempotent
-from threadline.hosting._request import ServerState, optional, read_json, state_of
+from threadline.hosting._request import (
+    ServerState,
+    optional,
+    optional_object,
+    read_json,
+    state_of,
+)
 from threadline.hosting._runner import TurnOutcome, TurnRequest, outcome_of, run_turn, stream_turn
 from threadline.hosting._sse import sse, sse_response
 from threadline.hosting._turns import (
@@ -34,6 +40,7 @@ from threadline.hosting.storage.base import ItemsChangedError, StoredObject
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
+from threadline.types.responses import AgentRunResponseUpdate
 
 __all__ = ["routes"]
 
@@ -60,7 +67,7 @@ async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
     instructions = optional(body, "instructions", str)
     store = optional(body, "store", bool)
     optional(body, "stream", bool)
-    optional(body, "metadata", dict)
+    optional_object(body, "metadata")
     model = optional(body, "model", str) or state.config.model_name
     previous_id = optional(body, "previous_response_id", str)
     conversation_ref = body.get("conversation")
@@ -286,7 +293,7 @@ class _StreamWriter:
             return []
         index = len(self.output) - 1
         text = "".join(self._text)
-        part = {"type": "output_text", "text": text, "annotations": []}
+        part: dict[str, Any] = {"type": "output_text", "text": text, "annotations": []}
         item["content"] = [part]
         item["status"] = "completed"
         self._text_item = None
@@ -349,7 +356,7 @@ async def _create_streaming(state: ServerState, plan: _Plan) -> AsyncIterator[by
     yield writer.event("response.created", response=started)
     yield writer.event("response.in_progress", response=started)
     declared = {t.name for t in plan.tools}
-    updates = []
+    updates: list[AgentRunResponseUpdate] = []
     fallback_id = new_message_id()
     async for update in stream_turn(state.agent, plan.turn):
         updates.append(update)

@@ -18,7 +18,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from threadline.hosting._idempotency import idempotent
-from threadline.hosting._request import ServerState, field, optional, read_json, state_of
+from threadline.hosting._request import (
+    ServerState,
+    field,
+    optional,
+    optional_list,
+    optional_object,
+    read_json,
+    state_of,
+)
 from threadline.hosting._runner import TurnOutcome, TurnRequest, outcome_of, run_turn, stream_turn
 from threadline.hosting._sse import sse, sse_response
 from threadline.hosting._turns import client_tools, new_id, paginate, run_options
@@ -27,6 +35,7 @@ from threadline.hosting.storage.base import ItemsChangedError, StoredObject
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, FunctionResultContent, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
+from threadline.types.responses import AgentRunResponseUpdate
 
 __all__ = ["routes"]
 
@@ -45,14 +54,20 @@ def _usage(outcome: TurnOutcome, before: dict[str, Any] | None) -> dict[str, Any
     usage = outcome.usage
     prompt = (usage.input_token_count or 0) + (before or {}).get("prompt_tokens", 0)
     completion = (usage.output_token_count or 0) + (before or {}).get("completion_tokens", 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _pending_calls(outcome: TurnOutcome, tools: list[FunctionTool]) -> list[FunctionCallContent]:
     names = {t.name for t in tools}
     return [
-        c for m in outcome.messages if m.role == Role.ASSISTANT for c in m.contents
+        c
+        for m in outcome.messages
+        if m.role == Role.ASSISTANT
+        for c in m.contents
         if type(c) is FunctionCallContent and c.name in names
     ]
 
@@ -66,11 +81,16 @@ def _finish_run(run: dict[str, Any], outcome: TurnOutcome) -> dict[str, Any]:
         done["status"] = "requires_action"
         done["required_action"] = {
             "type": "submit_tool_outputs",
-            "submit_tool_outputs": {"tool_calls": [
-                {"id": c.call_id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
-                for c in calls
-            ]},
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {
+                        "id": c.call_id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in calls
+                ]
+            },
         }
     else:
         done["status"] = "completed"
@@ -79,25 +99,45 @@ def _finish_run(run: dict[str, Any], outcome: TurnOutcome) -> dict[str, Any]:
     return done
 
 
-async def _save(state: ServerState, plan: _RunPlan, run: dict[str, Any], outcome: TurnOutcome) -> None:
+async def _save(
+    state: ServerState, plan: _RunPlan, run: dict[str, Any], outcome: TurnOutcome
+) -> None:
     from threadline.hosting.assistants import thread_messages_from
 
     thread = plan.thread
     assistant_id = run["assistant_id"]
     objects = thread_messages_from(plan.owner, thread.id, plan.new_messages)
-    produced = [(m, {}) for m in outcome.messages if m.role == Role.ASSISTANT]
-    objects += thread_messages_from(plan.owner, thread.id, cast(Any, produced),
-                                    run_id=run["id"], assistant_id=assistant_id)
+    produced: list[tuple[ChatMessage, dict[str, Any]]] = [
+        (m, {}) for m in outcome.messages if m.role == Role.ASSISTANT
+    ]
+    objects += thread_messages_from(
+        plan.owner, thread.id, produced, run_id=run["id"], assistant_id=assistant_id
+    )
     stored_run = {k: v for k, v in run.items() if not k.startswith("_")}
-    objects.append(StoredObject(id=run["id"], owner=plan.owner, kind="run", parent=thread.id,
-                                body=stored_run, created_at=float(run["created_at"])))
+    objects.append(
+        StoredObject(
+            id=run["id"],
+            owner=plan.owner,
+            kind="run",
+            parent=thread.id,
+            body=stored_run,
+            created_at=float(run["created_at"]),
+        )
+    )
     items = [m.to_dict() for m in (*plan.turn.input, *outcome.messages)]
     try:
-        await state.storage.append(thread.container or thread.id, items,
-                                   expected_len=len(plan.turn.history), objects=objects)
+        await state.storage.append(
+            thread.container or thread.id,
+            items,
+            expected_len=len(plan.turn.history),
+            objects=objects,
+        )
     except ItemsChangedError:
-        raise ApiError(409, f"Thread '{thread.id}' changed while the run executed; retry it.",
-                       code="thread_changed") from None
+        raise ApiError(
+            409,
+            f"Thread '{thread.id}' changed while the run executed; retry it.",
+            code="thread_changed",
+        ) from None
 
 
 async def _active_run(state: ServerState, owner: str, thread_id: str) -> StoredObject | None:
@@ -137,8 +177,9 @@ async def _plan_new_run(request: Request) -> tuple[ServerState, _RunPlan, bool]:
     extra = optional(body, "additional_instructions", str)
     if extra:
         instructions = "\n\n".join(p for p in (instructions, extra) if p)
-    tools = client_tools(body if "tools" in body else {"tools": config.get("tools") or []},
-                         nested=True)
+    tools = client_tools(
+        body if "tools" in body else {"tools": config.get("tools") or []}, nested=True
+    )
     new_messages = user_messages(body.get("additional_messages") or [], "additional_messages")
     history = await state.storage.items(thread.container or thread.id)
     options = run_options(body, max_tokens_key="max_completion_tokens")
@@ -146,18 +187,34 @@ async def _plan_new_run(request: Request) -> tuple[ServerState, _RunPlan, bool]:
         options["temperature"] = float(config["temperature"])
     now = int(time.time())
     run: dict[str, Any] = {
-        "id": new_id("run"), "object": "thread.run", "created_at": now,
-        "thread_id": thread.id, "assistant_id": assistant_id, "status": "queued",
-        "required_action": None, "last_error": None, "expires_at": None, "started_at": None,
-        "cancelled_at": None, "failed_at": None, "completed_at": None,
-        "incomplete_details": None, "model": optional(body, "model", str) or config.get("model"),
-        "instructions": instructions or "", "tools": body.get("tools", config.get("tools") or []),
-        "metadata": optional(body, "metadata", dict) or {}, "usage": None,
-        "temperature": options.get("temperature"), "top_p": options.get("top_p"),
-        "max_prompt_tokens": None, "max_completion_tokens": body.get("max_completion_tokens"),
+        "id": new_id("run"),
+        "object": "thread.run",
+        "created_at": now,
+        "thread_id": thread.id,
+        "assistant_id": assistant_id,
+        "status": "queued",
+        "required_action": None,
+        "last_error": None,
+        "expires_at": None,
+        "started_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": None,
+        "incomplete_details": None,
+        "model": optional(body, "model", str) or config.get("model"),
+        "instructions": instructions or "",
+        "tools": body.get("tools", config.get("tools") or []),
+        "metadata": optional_object(body, "metadata") or {},
+        "usage": None,
+        "temperature": options.get("temperature"),
+        "top_p": options.get("top_p"),
+        "max_prompt_tokens": None,
+        "max_completion_tokens": body.get("max_completion_tokens"),
         "truncation_strategy": {"type": "auto", "last_messages": None},
-        "response_format": "auto", "tool_choice": body.get("tool_choice", "auto"),
-        "parallel_tool_calls": True, "_tools": tools,
+        "response_format": "auto",
+        "tool_choice": body.get("tool_choice", "auto"),
+        "parallel_tool_calls": True,
+        "_tools": tools,
     }
     turn = TurnRequest(
         history=[ChatMessage.from_dict(d) for d in history],
@@ -166,8 +223,9 @@ async def _plan_new_run(request: Request) -> tuple[ServerState, _RunPlan, bool]:
         tools=tools,
         options=options,
     )
-    plan = _RunPlan(owner=owner, thread=thread, run=run, turn=turn, tools=tools,
-                    new_messages=new_messages)
+    plan = _RunPlan(
+        owner=owner, thread=thread, run=run, turn=turn, tools=tools, new_messages=new_messages
+    )
     return state, plan, stream
 
 
@@ -188,10 +246,12 @@ async def _execute_stream(state: ServerState, plan: _RunPlan) -> AsyncIterator[b
     if run["status"] == "queued":
         yield sse(_public(run), "thread.run.created")
         yield sse(_public(run), "thread.run.queued")
-    yield sse(_public({**run, "status": "in_progress", "started_at": int(time.time())}),
-              "thread.run.in_progress")
+    yield sse(
+        _public({**run, "status": "in_progress", "started_at": int(time.time())}),
+        "thread.run.in_progress",
+    )
     declared = {t.name for t in plan.tools}
-    updates = []
+    updates: list[AgentRunResponseUpdate] = []
     open_message: dict[str, Any] | None = None
     text: list[str] = []
 
@@ -199,8 +259,12 @@ async def _execute_stream(state: ServerState, plan: _RunPlan) -> AsyncIterator[b
         nonlocal open_message, text
         if open_message is None:
             return None
-        done = {**open_message, "status": "completed", "completed_at": int(time.time()),
-                "content": [{"type": "text", "text": {"value": "".join(text), "annotations": []}}]}
+        done: dict[str, Any] = {
+            **open_message,
+            "status": "completed",
+            "completed_at": int(time.time()),
+            "content": [{"type": "text", "text": {"value": "".join(text), "annotations": []}}],
+        }
         open_message, text = None, []
         return sse(done, "thread.message.completed")
 
@@ -221,16 +285,31 @@ async def _execute_stream(state: ServerState, plan: _RunPlan) -> AsyncIterator[b
 
                     open_message = message_object(
                         ChatMessage(Role.ASSISTANT, contents=[], message_id=message_id),
-                        thread_id, created_at=time.time(), run_id=run["id"],
-                        assistant_id=run["assistant_id"], status="in_progress",
+                        thread_id,
+                        created_at=time.time(),
+                        run_id=run["id"],
+                        assistant_id=run["assistant_id"],
+                        status="in_progress",
                     )
                     yield sse(open_message, "thread.message.created")
                     yield sse(open_message, "thread.message.in_progress")
                 text.append(content.text)
-                yield sse({"id": message_id, "object": "thread.message.delta", "delta": {
-                    "content": [{"index": 0, "type": "text",
-                                 "text": {"value": content.text, "annotations": []}}]}},
-                          "thread.message.delta")
+                yield sse(
+                    {
+                        "id": message_id,
+                        "object": "thread.message.delta",
+                        "delta": {
+                            "content": [
+                                {
+                                    "index": 0,
+                                    "type": "text",
+                                    "text": {"value": content.text, "annotations": []},
+                                }
+                            ]
+                        },
+                    },
+                    "thread.message.delta",
+                )
             elif type(content) is FunctionCallContent and content.name in declared:
                 closed = close()
                 if closed:
@@ -241,8 +320,11 @@ async def _execute_stream(state: ServerState, plan: _RunPlan) -> AsyncIterator[b
     outcome = outcome_of(plan.turn, updates)
     final = _finish_run(run, outcome)
     await _save(state, plan, final, outcome)
-    kind = "thread.run.requires_action" if final["status"] == "requires_action" else (
-        "thread.run.completed")
+    kind = (
+        "thread.run.requires_action"
+        if final["status"] == "requires_action"
+        else ("thread.run.completed")
+    )
     yield sse(_public(final), kind)
     yield sse("[DONE]", "done")
 
@@ -278,14 +360,26 @@ async def list_runs(request: Request) -> Response:
 
 
 async def cancel_run(request: Request) -> Response:
-    """``POST .../runs/{run_id}/cancel``: only a run waiting for tool outputs is still cancellable."""
+    """``POST .../runs/{run_id}/cancel``: only a run waiting for tool outputs can be cancelled."""
     state, owner, thread, run = await _find_run(request)
     if run.body.get("status") != "requires_action":
         raise ApiError.bad(f"Cannot cancel run with status '{run.body.get('status')}'.")
-    body = {**run.body, "status": "cancelled", "cancelled_at": int(time.time()),
-            "required_action": None}
-    await state.storage.put(StoredObject(id=run.id, owner=owner, kind="run", parent=thread.id,
-                                         body=body, created_at=run.created_at))
+    body = {
+        **run.body,
+        "status": "cancelled",
+        "cancelled_at": int(time.time()),
+        "required_action": None,
+    }
+    await state.storage.put(
+        StoredObject(
+            id=run.id,
+            owner=owner,
+            kind="run",
+            parent=thread.id,
+            body=body,
+            created_at=run.created_at,
+        )
+    )
     return JSONResponse(body)
 
 
@@ -294,10 +388,13 @@ async def submit_tool_outputs(request: Request) -> Response:
     state, owner, thread, run = await _find_run(request)
     body = await read_json(request, state.config.max_body_bytes)
     if run.body.get("status") != "requires_action":
-        raise ApiError.bad(f"Run {run.id} is not waiting for tool outputs "
-                           f"(status '{run.body.get('status')}').")
+        raise ApiError.bad(
+            f"Run {run.id} is not waiting for tool outputs (status '{run.body.get('status')}')."
+        )
     pending = {c["id"] for c in run.body["required_action"]["submit_tool_outputs"]["tool_calls"]}
-    raw = field(body, "tool_outputs", list)
+    raw = optional_list(body, "tool_outputs")
+    if raw is None:
+        raise ApiError.bad("Missing required parameter: 'tool_outputs'.", param="tool_outputs")
     results: list[FunctionResultContent] = []
     for i, entry in enumerate(cast(list[object], raw)):
         where = f"tool_outputs[{i}]"
@@ -306,8 +403,10 @@ async def submit_tool_outputs(request: Request) -> Response:
         output = cast(dict[str, Any], entry)
         call_id = output.get("tool_call_id")
         if call_id not in pending:
-            raise ApiError.bad(f"'{where}.tool_call_id' {call_id!r} is not a pending tool call.",
-                               param=f"{where}.tool_call_id")
+            raise ApiError.bad(
+                f"'{where}.tool_call_id' {call_id!r} is not a pending tool call.",
+                param=f"{where}.tool_call_id",
+            )
         text = output.get("output")
         if not isinstance(text, str):
             raise ApiError.bad(f"'{where}.output' must be a string.", param=f"{where}.output")
@@ -321,7 +420,9 @@ async def submit_tool_outputs(request: Request) -> Response:
         raise ApiError.bad(f"Missing tool outputs for {sorted(missing)}.", param="tool_outputs")
     history = await state.storage.items(thread.container or thread.id)
     assistant = await state.storage.get(owner, "assistant", run.body["assistant_id"])
-    tools_json = run.body.get("tools") or (assistant.body.get("tools") if assistant else []) or []
+    tools_json: Any = (
+        run.body.get("tools") or (assistant.body.get("tools") if assistant else []) or []
+    )
     tools = client_tools({"tools": tools_json}, nested=True)
     turn = TurnRequest(
         history=[ChatMessage.from_dict(d) for d in history],
@@ -330,8 +431,14 @@ async def submit_tool_outputs(request: Request) -> Response:
         tools=tools,
         options=run_options(run.body, max_tokens_key="max_completion_tokens"),
     )
-    plan = _RunPlan(owner=owner, thread=thread, run={**run.body, "_tools": tools}, turn=turn,
-                    tools=tools, new_messages=[])
+    plan = _RunPlan(
+        owner=owner,
+        thread=thread,
+        run={**run.body, "_tools": tools},
+        turn=turn,
+        tools=tools,
+        new_messages=[],
+    )
     if optional(body, "stream", bool):
         return sse_response(_execute_stream(state, plan))
     return await idempotent(request, state, owner, lambda: _execute(state, plan))

@@ -54,14 +54,28 @@ _COLUMNS = "id, kind, owner, parent, container, upto, body, created_at"
 
 def _row(row: Sequence[Any]) -> StoredObject:
     return StoredObject(
-        id=row[0], kind=row[1], owner=row[2], parent=row[3], container=row[4], upto=row[5],
-        body=json.loads(row[6]), created_at=row[7],
+        id=row[0],
+        kind=row[1],
+        owner=row[2],
+        parent=row[3],
+        container=row[4],
+        upto=row[5],
+        body=json.loads(row[6]),
+        created_at=row[7],
     )
 
 
 def _put_args(obj: StoredObject) -> tuple[Any, ...]:
-    return (obj.id, obj.kind, obj.owner, obj.parent, obj.container, obj.upto,
-            json.dumps(obj.body, ensure_ascii=False), obj.created_at or time.time())
+    return (
+        obj.id,
+        obj.kind,
+        obj.owner,
+        obj.parent,
+        obj.container,
+        obj.upto,
+        json.dumps(obj.body, ensure_ascii=False),
+        obj.created_at or time.time(),
+    )
 
 
 _PUT = (
@@ -97,21 +111,27 @@ class PostgresServerStorage:
                     "PostgreSQL storage needs psycopg and psycopg-pool: "
                     "pip install 'threadline[postgres-server]'"
                 ) from exc
-            schema = self.schema
+            from psycopg import sql
+
+            ident = sql.Identifier(self.schema)
 
             async def configure(conn: Any) -> None:
-                await conn.execute(f'SET search_path TO "{schema}"')
+                await conn.execute(sql.SQL("SET search_path TO {}").format(ident))
                 await conn.commit()
 
             pool = AsyncConnectionPool(
-                self.url, min_size=1, max_size=self._max_size, open=False, configure=configure,
+                self.url,
+                min_size=1,
+                max_size=self._max_size,
+                open=False,
+                configure=configure,
                 kwargs={"autocommit": False},
             )
             try:
                 await pool.open(wait=True, timeout=10)
                 async with pool.connection() as conn:
-                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                    await conn.execute(f'SET search_path TO "{schema}"')
+                    await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+                    await conn.execute(sql.SQL("SET search_path TO {}").format(ident))
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         await conn.execute(statement)
             except Exception as exc:
