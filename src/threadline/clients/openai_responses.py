@@ -30,9 +30,9 @@ from threadline.clients._openai_wire import (
     tool_to_responses,
 )
 from threadline.clients.base import ChatOptions
-from threadline.exceptions import ClientError, MessageFormatError
-from threadline.types.contents import FunctionCallContent, TextContent, UsageContent
-from threadline.types.messages import ChatMessage
+from threadline.exceptions import ClientError
+from threadline.types.contents import Content, FunctionCallContent, TextContent, UsageContent
+from threadline.types.messages import ChatMessage, Role
 from threadline.types.responses import ChatResponse, ChatResponseUpdate
 
 __all__ = ["OpenAIResponsesClient"]
@@ -144,13 +144,35 @@ class OpenAIResponsesClient:
         return cast(str | None, kwargs.get("conversation")) or response_id
 
     def _messages(self, output: Sequence[Any]) -> list[ChatMessage]:
-        items = [o.model_dump(exclude_none=True) for o in output]
-        try:
-            return items_to_messages(
-                [i for i in items if i.get("type") in ("message", "function_call")], where="output"
-            )
-        except MessageFormatError as exc:
-            raise ClientError(f"{self._service} sent output threadline cannot read: {exc}") from exc
+        # Read the SDK's objects directly: dumping them to dicts first costs more than the rest
+        # of a turn's client-side work.
+        produced: list[ChatMessage] = []
+        calls: list[Content] = []
+        for item in output:
+            kind = getattr(item, "type", None)
+            if kind == "message":
+                parts: list[Content] = []
+                for part in item.content:
+                    text = (
+                        getattr(part, "text", None)
+                        if part.type == "output_text"
+                        else getattr(part, "refusal", None)
+                    )
+                    if isinstance(text, str):
+                        parts.append(TextContent(text))
+                if parts:
+                    produced.append(ChatMessage(Role.ASSISTANT, contents=parts, message_id=item.id))
+            elif kind == "function_call":
+                if not isinstance(item.arguments, str) or not isinstance(item.name, str):
+                    raise ClientError(f"{self._service} sent a malformed function call: {item!r}")
+                calls.append(
+                    FunctionCallContent(
+                        call_id=item.call_id, name=item.name, arguments=item.arguments
+                    )
+                )
+        if calls:
+            produced.append(ChatMessage(Role.ASSISTANT, contents=calls))
+        return produced
 
     async def get_response(
         self, messages: Sequence[ChatMessage], *, options: ChatOptions

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import ServerState
 from threadline.hosting.errors import ApiError
 from threadline.hosting.storage.base import IdempotencyRecord

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from threadline.hosting._json import dumps
 from threadline.hosting.errors import ApiError
 
 __all__ = ["sse", "sse_response"]
@@ -18,9 +18,9 @@ log = logging.getLogger("threadline.hosting")
 
 def sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
     """One event: ``event:`` line (when named), ``data:`` line, blank line."""
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n".encode()
+    payload = data.encode() if isinstance(data, str) else dumps(data)
+    head = b"event: " + event.encode() + b"\ndata: " if event else b"data: "
+    return head + payload + b"\n\n"
 
 
 def _error_event(exc: BaseException) -> bytes:

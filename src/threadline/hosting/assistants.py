@@ -12,10 +12,11 @@ import time
 from typing import Any, cast
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.hosting import runs
+from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
     optional,

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.clients._openai_wire import chat_to_messages
+from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
     optional,

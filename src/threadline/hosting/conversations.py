@@ -6,10 +6,11 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.clients._openai_wire import items_to_messages, messages_to_items
+from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     optional_object,
     read_json,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse
+from threadline.hosting._json import JSONResponse
 
 __all__ = ["ApiError", "error_body", "error_response"]
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import state_of
 from threadline.hosting.errors import ApiError
 

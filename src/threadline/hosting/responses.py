@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.clients._openai_wire import items_to_messages, messages_to_items
 from threadline.hosting._idempotency import idempotent
+from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
     optional,
@@ -353,8 +354,10 @@ async def _create_streaming(state: ServerState, plan: _Plan) -> AsyncIterator[by
     started = _response_json(
         plan, response_id, created, status="in_progress", output=[], outcome=None
     )
-    yield writer.event("response.created", response=started)
-    yield writer.event("response.in_progress", response=started)
+    # Events made together go out in one write: fewer sends per response.
+    yield writer.event("response.created", response=started) + writer.event(
+        "response.in_progress", response=started
+    )
     declared = {t.name for t in plan.tools}
     updates: list[AgentRunResponseUpdate] = []
     fallback_id = new_message_id()
@@ -365,20 +368,17 @@ async def _create_streaming(state: ServerState, plan: _Plan) -> AsyncIterator[by
         message_id = update.message_id or fallback_id
         for content in update.contents:
             if type(content) is TextContent and content.text:
-                for chunk in writer.text(message_id, content.text):
-                    yield chunk
+                yield b"".join(writer.text(message_id, content.text))
             elif type(content) is FunctionCallContent and content.name in declared:
                 message = ChatMessage(Role.ASSISTANT, contents=[content], message_id=message_id)
-                for chunk in writer.call(message, content):
-                    yield chunk
-    for chunk in writer.close_text():
-        yield chunk
+                yield b"".join(writer.call(message, content))
+    closing = b"".join(writer.close_text())
     outcome = outcome_of(plan.turn, updates)
     final = _response_json(
         plan, response_id, created, status="completed", output=writer.output, outcome=outcome
     )
     await _save(state, plan, final, outcome)
-    yield writer.event("response.completed", response=final)
+    yield closing + writer.event("response.completed", response=final)
 
 
 async def create_response(request: Request) -> Response:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.hosting._idempotency import idempotent
+from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
     field,
