@@ -25,7 +25,7 @@ async def main() -> None:
         uvicorn.Config(create_app(hosted, ServerConfig(db_path=":memory:")), log_level="warning")
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes no event for this
         await asyncio.sleep(0.01)
 
     # Responses with store=True: the service keeps the history, the thread holds its id.

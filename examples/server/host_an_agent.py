@@ -27,10 +27,12 @@ async def main() -> None:
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(agent, config), log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes no event for this
         await asyncio.sleep(0.01)
 
-    async with openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="demo-key") as client:
+    async with openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key="demo-key"
+    ) as client:
         first = await client.responses.create(model="threadline", input="I am Ada.")
         print(first.output_text)
         # The server kept the conversation: continue it by id, sending only the new message.
