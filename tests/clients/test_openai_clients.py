@@ -7,12 +7,14 @@ keeps its messages.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,10 +22,15 @@ import pytest
 from tests.hosting.conftest import KEYS, Server, start_server
 from threadline import (
     ChatAgent,
+    ChatMessage,
+    ChatOptions,
+    ChatResponse,
+    ChatResponseUpdate,
     ClientError,
     FunctionCallContent,
     IncompatibleThreadError,
     ScriptedChatClient,
+    TextContent,
 )
 from threadline.clients.openai_chat import OpenAIChatClient
 from threadline.clients.openai_responses import OpenAIResponsesClient
@@ -76,8 +83,6 @@ async def test_responses_store_true_thread_is_a_service_id(server: Server) -> No
             asyncio.run(main())
         """)
         # The server runs in this test's event loop, so the child must not block it: await it.
-        import asyncio
-
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -277,3 +282,73 @@ async def test_assistants_resumes_a_service_thread(server: Server, stream: bool)
     right = _texts(server, 4)
     assert left[-1] == "go left" and "go left" not in right and right[-1] == "go right"
     assert "The answer is forty-two" in right
+
+
+async def test_server_errors_are_retried_with_backoff(tmp_path: Path) -> None:
+    # The hosted model fails once: the server answers 502, the SDK retries, the turn succeeds once.
+    model = ScriptedChatClient([ClientError("flaky model"), "recovered"])
+    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "s.db"))
+    uv, task, url = await start_server(ChatAgent(model), config)
+    try:
+        client = OpenAIResponsesClient("threadline", base_url=url, api_key="key-alice")
+        async with ChatAgent(client) as agent:
+            thread = agent.get_new_thread()
+            assert (await agent.run("hi", thread=thread)).text == "recovered"
+        assert len(model.calls) == 2
+        model.add_replies(ClientError("down for good"))
+        failing = OpenAIResponsesClient(
+            "threadline", base_url=url, api_key="key-alice", max_retries=0
+        )
+        async with ChatAgent(failing) as agent:
+            with pytest.raises(ClientError, match="502.*down for good") as info:
+                await agent.run("again", thread=thread)
+            assert getattr(info.value, "status_code", None) == 502
+    finally:
+        uv.should_exit = True
+        await task
+
+
+class SlowStreamingModel:
+    """Streams many words slowly and records how many it produced before being stopped."""
+
+    service_name = "slow-stream"
+    stores_history = False
+
+    def __init__(self) -> None:
+        self.produced = 0
+        self.closed = asyncio.Event()
+
+    async def get_response(
+        self, messages: Sequence[ChatMessage], *, options: ChatOptions
+    ) -> ChatResponse:
+        raise NotImplementedError
+
+    async def get_streaming_response(
+        self, messages: Sequence[ChatMessage], *, options: ChatOptions
+    ) -> AsyncIterator[ChatResponseUpdate]:
+        try:
+            for i in range(200):
+                self.produced += 1
+                yield ChatResponseUpdate(contents=(TextContent(f"w{i} "),), message_id="msg_slow")
+                await asyncio.sleep(0.01)
+        finally:
+            self.closed.set()
+
+
+async def test_cancelling_a_stream_closes_it(tmp_path: Path) -> None:
+    model = SlowStreamingModel()
+    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "s.db"))
+    uv, task, url = await start_server(ChatAgent(model), config)
+    try:
+        client = OpenAIResponsesClient("threadline", base_url=url, api_key="key-alice")
+        async with ChatAgent(client) as agent:
+            async with contextlib.aclosing(agent.run_stream("talk")) as stream:
+                async for update in stream:
+                    assert update.text.startswith("w0")
+                    break
+            # The client closed the HTTP stream, so the server stopped the model long before 200.
+            await asyncio.wait_for(model.closed.wait(), timeout=5)
+        assert model.produced < 100
+    finally:
+        uv.should_exit = True
+        await task
