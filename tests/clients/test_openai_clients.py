@@ -14,13 +14,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from tests.hosting.conftest import KEYS, Server, start_server
 from threadline import (
+    AgentRunResponseUpdate,
     ChatAgent,
     ChatMessage,
     ChatOptions,
@@ -342,7 +344,8 @@ async def test_cancelling_a_stream_closes_it(tmp_path: Path) -> None:
     try:
         client = OpenAIResponsesClient("threadline", base_url=url, api_key="key-alice")
         async with ChatAgent(client) as agent:
-            async with contextlib.aclosing(agent.run_stream("talk")) as stream:
+            updates = cast(AsyncGenerator[AgentRunResponseUpdate, None], agent.run_stream("talk"))
+            async with contextlib.aclosing(updates) as stream:
                 async for update in stream:
                     assert update.text.startswith("w0")
                     break
