@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from threadline.hosting._json import dumps
 from threadline.hosting.errors import ApiError
@@ -46,10 +49,73 @@ async def _guard(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield _error_event(exc)
 
 
-def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
+class SSEResponse(Response):
+    """A streaming ASGI response that writes whatever events are ready in one send.
+
+    Events made back to back (a fast model, or the bookkeeping events around each delta) leave in
+    one socket write; events that arrive apart still leave as soon as each is made, so coalescing
+    never delays a token. A watcher stops the producer when the client disconnects, so an
+    abandoned stream does not keep the model running.
+    """
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        # Response's own __init__ renders a body; this response has none up front.
+        self._events = events
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the stream."""
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        buffer: list[bytes] = []
+        ready = asyncio.Event()
+        done = False
+
+        async def produce() -> None:
+            nonlocal done
+            try:
+                async for chunk in _guard(self._events):
+                    buffer.append(chunk)
+                    ready.set()
+            finally:
+                done = True
+                ready.set()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not done:
+                producer.cancel()
+
+        producer = asyncio.create_task(produce())
+        watcher = asyncio.create_task(watch())
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                finished = done
+                body = b"".join(buffer)
+                buffer.clear()
+                if finished:
+                    await send({"type": "http.response.body", "body": body, "more_body": False})
+                    break
+                if body:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            watcher.cancel()
+            if not producer.done():
+                producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def sse_response(events: AsyncIterator[bytes]) -> SSEResponse:
     """A streaming response of ready-framed events."""
-    return StreamingResponse(
-        _guard(events),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    return SSEResponse(events)
