@@ -144,3 +144,23 @@ async def test_retry_after_dropped_connection_does_not_duplicate_the_turn(tmp_pa
     finally:
         uv.should_exit = True
         await task
+
+
+async def test_a_retried_stream_is_replayed_not_rerun(server: Server) -> None:
+    server.model.add_replies("streamed once")
+    async with server.client() as client:
+        conversation = await client.conversations.create()
+        texts: list[str] = []
+        for _ in range(2):
+            stream = await client.responses.create(
+                input="hi",
+                conversation=conversation.id,
+                stream=True,
+                extra_headers={"Idempotency-Key": "stream-1"},
+            )
+            deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+            texts.append("".join(deltas))
+        assert texts == ["streamed once", "streamed once"]
+        items = await client.conversations.items.list(conversation.id)
+        assert len(items.data) == 2
+    assert len(server.model.calls) == 1

@@ -21,7 +21,39 @@ from threadline.hosting._request import ServerState
 from threadline.hosting.errors import ApiError
 from threadline.hosting.storage.base import IdempotencyRecord
 
-__all__ = ["idempotent"]
+__all__ = ["claim", "idempotent"]
+
+
+async def claim(
+    request: Request, state: ServerState, owner: str
+) -> tuple[str | None, IdempotencyRecord | None]:
+    """Claim the request's ``Idempotency-Key``.
+
+    Returns ``(key, None)`` when this request must run (and later finish or release ``key``),
+    ``(None, record)`` when an earlier attempt already answered, and ``(None, None)`` without a key.
+    Waits while another attempt with the same key is still running.
+    """
+    key = request.headers.get("idempotency-key")
+    if not key:
+        return None, None
+    scoped = f"{request.url.path}:{key}"
+    storage = state.storage
+    deadline = time.monotonic() + state.config.idempotency_wait_seconds
+    delay = 0.01
+    while True:
+        claimed = await storage.idempotency_begin(owner, scoped)
+        if claimed is True:
+            return scoped, None
+        if isinstance(claimed, IdempotencyRecord):
+            return None, claimed
+        if time.monotonic() > deadline:
+            raise ApiError(
+                409,
+                f"A request with Idempotency-Key '{key}' is still being processed; retry later.",
+                code="idempotency_in_progress",
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 async def idempotent(
@@ -31,33 +63,18 @@ async def idempotent(
     work: Callable[[], Awaitable[dict[str, Any]]],
 ) -> JSONResponse:
     """Run ``work`` once per ``Idempotency-Key`` (or every time without one)."""
-    key = request.headers.get("idempotency-key")
-    if not key:
+    key, record = await claim(request, state, owner)
+    if record is not None:
+        return JSONResponse(record.body, status_code=record.status)
+    if key is None:
         return JSONResponse(await work())
-    scoped = f"{request.url.path}:{key}"
     storage = state.storage
-    deadline = time.monotonic() + state.config.idempotency_wait_seconds
-    delay = 0.01
-    while True:
-        claim = await storage.idempotency_begin(owner, scoped)
-        if claim is True:
-            break
-        if isinstance(claim, IdempotencyRecord):
-            return JSONResponse(claim.body, status_code=claim.status)
-        if time.monotonic() > deadline:
-            raise ApiError(
-                409,
-                f"A request with Idempotency-Key '{key}' is still being processed; retry later.",
-                code="idempotency_in_progress",
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
     try:
         body = await work()
     except BaseException:
-        await asyncio.shield(storage.idempotency_release(owner, scoped))
+        await asyncio.shield(storage.idempotency_release(owner, key))
         raise
     await asyncio.shield(
-        storage.idempotency_finish(owner, scoped, IdempotencyRecord(status=200, body=body))
+        storage.idempotency_finish(owner, key, IdempotencyRecord(status=200, body=body))
     )
     return JSONResponse(body)

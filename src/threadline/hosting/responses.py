@@ -7,6 +7,7 @@ turn are stored, so later requests can continue from it; with ``store: false`` n
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.clients._openai_wire import items_to_messages, messages_to_items
-from threadline.hosting._idempotency import idempotent
+from threadline.hosting._idempotency import claim, idempotent
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
@@ -37,7 +38,7 @@ from threadline.hosting._turns import (
     visible_output,
 )
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import ItemsChangedError, StoredObject
+from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
@@ -347,7 +348,21 @@ class _StreamWriter:
         return events
 
 
-async def _create_streaming(state: ServerState, plan: _Plan) -> AsyncIterator[bytes]:
+async def _create_streaming(
+    state: ServerState, plan: _Plan, key: str | None
+) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        async for chunk in _stream_events(state, plan, key):
+            yield chunk
+        finished = True
+    finally:
+        if key is not None and not finished:
+            # A failed or abandoned stream frees its key, so a retry runs the turn.
+            await asyncio.shield(state.storage.idempotency_release(plan.owner, key))
+
+
+async def _stream_events(state: ServerState, plan: _Plan, key: str | None) -> AsyncIterator[bytes]:
     response_id = new_id("resp")
     created = int(time.time())
     writer = _StreamWriter()
@@ -378,7 +393,31 @@ async def _create_streaming(state: ServerState, plan: _Plan) -> AsyncIterator[by
         plan, response_id, created, status="completed", output=writer.output, outcome=outcome
     )
     await _save(state, plan, final, outcome)
+    if key is not None:
+        record = IdempotencyRecord(status=200, body=final)
+        await state.storage.idempotency_finish(plan.owner, key, record)
     yield closing + writer.event("response.completed", response=final)
+
+
+async def _replay(response: dict[str, Any]) -> AsyncIterator[bytes]:
+    """The events of a stored response, for a retried stream whose first attempt completed."""
+    writer = _StreamWriter()
+    started: dict[str, Any] = {**response, "status": "in_progress", "output": [], "usage": None}
+    yield writer.event("response.created", response=started) + writer.event(
+        "response.in_progress", response=started
+    )
+    events: list[bytes] = []
+    for item in response.get("output", []):
+        if item.get("type") == "message":
+            text = "".join(p.get("text", "") for p in item.get("content", []))
+            events += writer.text(item["id"], text)
+            events += writer.close_text()
+        elif item.get("type") == "function_call":
+            call = FunctionCallContent(
+                call_id=item["call_id"], name=item["name"], arguments=item["arguments"]
+            )
+            events += writer.call(ChatMessage(Role.ASSISTANT, contents=[call]), call)
+    yield b"".join(events) + writer.event("response.completed", response=response)
 
 
 async def create_response(request: Request) -> Response:
@@ -386,7 +425,10 @@ async def create_response(request: Request) -> Response:
     state, owner = state_of(request)
     plan = await _plan(request, state, owner)
     if plan.body.get("stream"):
-        return sse_response(_create_streaming(state, plan))
+        key, done = await claim(request, state, owner)
+        if done is not None:
+            return sse_response(_replay(done.body))
+        return sse_response(_create_streaming(state, plan, key))
     return await idempotent(request, state, owner, lambda: _create_blocking(state, plan))
 
 
