@@ -100,6 +100,14 @@ async def test_tool_outputs(server: Server) -> None:
         assert call.function.name == "lookup" and json.loads(call.function.arguments) == {"q": "x"}
         with pytest.raises(openai.BadRequestError, match="active run"):
             await client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        with pytest.raises(openai.BadRequestError, match="not a pending tool call"):
+            await client.beta.threads.runs.submit_tool_outputs(
+                run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "nope", "output": "1"}]
+            )
+        with pytest.raises(openai.BadRequestError, match="Missing tool outputs"):
+            await client.beta.threads.runs.submit_tool_outputs(
+                run.id, thread_id=thread.id, tool_outputs=[]
+            )
         done = await client.beta.threads.runs.submit_tool_outputs_and_poll(
             run_id=run.id,
             thread_id=thread.id,
@@ -124,6 +132,8 @@ async def test_isolation_and_unknown_ids(server: Server) -> None:
         other_thread = await bob.beta.threads.create()
         with pytest.raises(openai.NotFoundError, match="assistant"):
             await bob.beta.threads.runs.create(thread_id=other_thread.id, assistant_id=assistant.id)
+        with pytest.raises(openai.BadRequestError, match="assistant_id"):
+            await alice.beta.threads.runs.create(thread_id=thread.id, assistant_id=cast(Any, 5))
         with pytest.raises(openai.BadRequestError):
             await alice.beta.threads.messages.create(
                 thread.id, role=cast(Any, "wizard"), content="x"

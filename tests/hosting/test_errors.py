@@ -81,6 +81,8 @@ async def test_bad_responses_requests(server: Server, body: dict[str, object], p
 async def test_bad_json_oversized_and_unknown(server: Server) -> None:
     _assert_error(await _raw(server, "POST", "/v1/responses", content=b"{not json"), 400)
     _assert_error(await _raw(server, "POST", "/v1/responses", content=b"[1, 2]"), 400)
+    _assert_error(await _raw(server, "POST", "/v1/responses", content=b"[" * 50_000), 400)
+    _assert_error(await _raw(server, "POST", "/v1/responses", content=b'{"input": "\xff"}'), 400)
     big = b'{"input": "' + b"x" * 70_000 + b'"}'
     _assert_error(await _raw(server, "POST", "/v1/responses", content=big), 413)
     _assert_error(await _raw(server, "GET", "/v1/nothing-here"), 404)

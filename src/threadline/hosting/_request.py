@@ -72,7 +72,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError.bad(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError.bad("The request body must be a JSON object.")
