@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-
-import uvicorn
+from pathlib import Path
 
 from threadline import ChatAgent, ChatMessage, ChatOptions, ChatResponse, Role
-from threadline.hosting import ServerConfig, create_app
+from threadline.hosting import cli
 from threadline.types import ChatResponseUpdate, TextContent
 
 
@@ -34,14 +33,18 @@ class ConstantChatClient:
             yield ChatResponseUpdate(contents=(TextContent(word),), message_id="msg_bench")
 
 
+agent = ChatAgent(ConstantChatClient(), "You are a benchmark.")
+
+
 def main(argv: Sequence[str]) -> None:
-    port, db = int(argv[0]), argv[1]
-    app = create_app(
-        ChatAgent(ConstantChatClient(), "You are a benchmark."),
-        ServerConfig(api_keys={"bench-key": "bench"}, db_path=db),
-    )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # Through the command users run, so the figures are those of `threadline serve`.
+    port, db = argv[0], argv[1]
+    cli.main(
+        ["serve", "_server_process:agent", "--port", port, "--db", db,
+         "--api-key", "bench-key=bench", "--log-level", "warning"]
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main(sys.argv[1:])
