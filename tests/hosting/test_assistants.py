@@ -143,3 +143,18 @@ async def test_isolation_and_unknown_ids(server: Server) -> None:
         with pytest.raises(openai.NotFoundError):
             await alice.beta.threads.retrieve(thread.id)
     assert server.model.calls == []
+
+
+async def test_create_thread_and_run(server: Server) -> None:
+    server.model.add_replies("made and answered")
+    async with server.client() as client:
+        assistant = await client.beta.assistants.create(model="threadline")
+        run = await client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id,
+            thread={"messages": [{"role": "user", "content": "start here"}]},
+        )
+        assert run.status == "completed"
+        messages = await client.beta.threads.messages.list(run.thread_id, order="asc")
+        assert [_text(m) for m in messages.data] == ["start here", "made and answered"]
+        with pytest.raises(openai.NotFoundError):
+            await client.beta.threads.create_and_run(assistant_id="asst_missing")

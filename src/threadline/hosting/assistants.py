@@ -30,7 +30,7 @@ from threadline.hosting.storage.base import StoredObject
 from threadline.types.contents import DataContent, TextContent, UriContent
 from threadline.types.messages import ChatMessage, Role
 
-__all__ = ["message_object", "routes", "thread_messages_from", "user_messages"]
+__all__ = ["message_object", "new_thread", "routes", "thread_messages_from", "user_messages"]
 
 _LIST_ALL = 10_000
 
@@ -250,10 +250,8 @@ def thread_messages_from(
     return out
 
 
-async def create_thread(request: Request) -> Response:
-    """``POST /v1/threads`` with optional initial ``messages``."""
-    state, owner = state_of(request)
-    body = await read_json(request, state.config.max_body_bytes)
+async def new_thread(state: ServerState, owner: str, body: dict[str, Any]) -> StoredObject:
+    """Create a thread from a ``POST /v1/threads`` body (``messages``, ``metadata``)."""
     initial = user_messages(body.get("messages") or [], "messages")
     metadata = optional_object(body, "metadata") or {}
     now = time.time()
@@ -265,21 +263,21 @@ async def create_thread(request: Request) -> Response:
         "metadata": metadata,
         "tool_resources": {},
     }
-    objects = [
-        StoredObject(
-            id=thread_id,
-            owner=owner,
-            kind="thread",
-            body=thread,
-            container=thread_id,
-            created_at=now,
-        )
-    ]
-    objects += thread_messages_from(owner, thread_id, initial)
+    stored = StoredObject(
+        id=thread_id, owner=owner, kind="thread", body=thread, container=thread_id, created_at=now
+    )
+    objects = [stored, *thread_messages_from(owner, thread_id, initial)]
     await state.storage.append(
         thread_id, [m.to_dict() for m, _ in initial], expected_len=0, objects=objects
     )
-    return JSONResponse(thread)
+    return stored
+
+
+async def create_thread(request: Request) -> Response:
+    """``POST /v1/threads`` with optional initial ``messages``."""
+    state, owner = state_of(request)
+    body = await read_json(request, state.config.max_body_bytes)
+    return JSONResponse((await new_thread(state, owner, body)).body)
 
 
 async def get_thread(request: Request) -> Response:
@@ -350,6 +348,8 @@ def routes() -> list[Route]:
     """The Assistants routes (runs included)."""
     thread = "/v1/threads/{thread_id}"
     return [
+        # Runs first: POST /v1/threads/runs must not be taken for POST /v1/threads/{thread_id}.
+        *runs.routes(),
         Route("/v1/assistants", create_assistant, methods=["POST"]),
         Route("/v1/assistants", list_assistants, methods=["GET"]),
         Route("/v1/assistants/{assistant_id}", get_assistant, methods=["GET"]),
@@ -362,5 +362,4 @@ def routes() -> list[Route]:
         Route(thread + "/messages", create_message, methods=["POST"]),
         Route(thread + "/messages", list_messages, methods=["GET"]),
         Route(thread + "/messages/{message_id}", get_message, methods=["GET"]),
-        *runs.routes(),
     ]

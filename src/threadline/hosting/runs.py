@@ -158,15 +158,21 @@ async def _thread(request: Request) -> tuple[ServerState, str, StoredObject]:
 
 
 async def _plan_new_run(request: Request) -> tuple[ServerState, _RunPlan, bool]:
-    from threadline.hosting.assistants import user_messages
-
     state, owner, thread = await _thread(request)
     body = await read_json(request, state.config.max_body_bytes)
+    return state, await _plan_run(state, owner, thread, body), bool(body.get("stream"))
+
+
+async def _plan_run(
+    state: ServerState, owner: str, thread: StoredObject, body: dict[str, Any]
+) -> _RunPlan:
+    from threadline.hosting.assistants import user_messages
+
     assistant_id = field(body, "assistant_id", str)
     assistant = await state.storage.get(owner, "assistant", assistant_id)
     if assistant is None:
         raise ApiError.not_found("assistant", assistant_id, param="assistant_id")
-    stream = bool(optional(body, "stream", bool))
+    optional(body, "stream", bool)
     active = await _active_run(state, owner, thread.id)
     if active is not None:
         raise ApiError.bad(
@@ -224,10 +230,9 @@ async def _plan_new_run(request: Request) -> tuple[ServerState, _RunPlan, bool]:
         tools=tools,
         options=options,
     )
-    plan = _RunPlan(
+    return _RunPlan(
         owner=owner, thread=thread, run=run, turn=turn, tools=tools, new_messages=new_messages
     )
-    return state, plan, stream
 
 
 async def _execute(state: ServerState, plan: _RunPlan) -> dict[str, Any]:
@@ -336,6 +341,23 @@ async def create_run(request: Request) -> Response:
     if stream:
         return sse_response(_execute_stream(state, plan))
     return await idempotent(request, state, plan.owner, lambda: _execute(state, plan))
+
+
+async def create_thread_and_run(request: Request) -> Response:
+    """``POST /v1/threads/runs``: create a thread (``thread``) and run the assistant on it."""
+    from threadline.hosting.assistants import new_thread
+
+    state, owner = state_of(request)
+    body = await read_json(request, state.config.max_body_bytes)
+    # Check the run's parameters before creating anything.
+    assistant_id = field(body, "assistant_id", str)
+    if await state.storage.get(owner, "assistant", assistant_id) is None:
+        raise ApiError.not_found("assistant", assistant_id, param="assistant_id")
+    thread = await new_thread(state, owner, optional_object(body, "thread") or {})
+    plan = await _plan_run(state, owner, thread, body)
+    if body.get("stream"):
+        return sse_response(_execute_stream(state, plan))
+    return await idempotent(request, state, owner, lambda: _execute(state, plan))
 
 
 async def _find_run(request: Request) -> tuple[ServerState, str, StoredObject, StoredObject]:
@@ -449,6 +471,7 @@ def routes() -> list[Route]:
     """The run routes."""
     base = "/v1/threads/{thread_id}/runs"
     return [
+        Route("/v1/threads/runs", create_thread_and_run, methods=["POST"]),
         Route(base, create_run, methods=["POST"]),
         Route(base, list_runs, methods=["GET"]),
         Route(base + "/{run_id}", get_run, methods=["GET"]),
