@@ -166,3 +166,33 @@ async def test_a_retried_stream_is_replayed_not_rerun(server: Server) -> None:
         items = await client.conversations.items.list(conversation.id)
         assert len(items.data) == 2
     assert len(server.model.calls) == 1
+
+
+async def test_concurrent_turns_on_one_conversation_never_interleave(tmp_path: Path) -> None:
+    model = SlowModel()
+    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "c.db"))
+    uv, task, url = await start_server(ChatAgent(model), config)
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice", max_retries=0) as client:
+            conversation = await client.conversations.create()
+            results = await asyncio.gather(
+                client.responses.create(input="first", conversation=conversation.id),
+                client.responses.create(input="second", conversation=conversation.id),
+                return_exceptions=True,
+            )
+            conflicts = [r for r in results if isinstance(r, openai.ConflictError)]
+            assert len(conflicts) == 1 and "changed" in str(conflicts[0])
+            items = await client.conversations.items.list(conversation.id)
+            assert len(items.data) == 2  # one whole turn; the other stored nothing
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            # With the SDK's retries the losing request runs again on the new history.
+            conversation = await client.conversations.create()
+            await asyncio.gather(
+                client.responses.create(input="a", conversation=conversation.id),
+                client.responses.create(input="b", conversation=conversation.id),
+            )
+            items = await client.conversations.items.list(conversation.id)
+            assert len(items.data) == 4
+    finally:
+        uv.should_exit = True
+        await task

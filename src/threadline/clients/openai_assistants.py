@@ -98,6 +98,7 @@ class OpenAIAssistantsClient:
         self.model = model
         self.assistant_id = assistant_id
         self.run_timeout = run_timeout
+        self._owns_client = client is None
         self.client = build_client(
             client=client,
             base_url=base_url,
@@ -125,8 +126,9 @@ class OpenAIAssistantsClient:
         return True
 
     async def close(self) -> None:
-        """Close the underlying HTTP client."""
-        await self.client.close()
+        """Close the HTTP client this client created (one passed in stays open for its owner)."""
+        if self._owns_client:
+            await self.client.close()
 
     async def _assistant(self) -> str:
         async with self._assistant_lock:

@@ -53,6 +53,7 @@ class OpenAIChatClient:
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
         self.model = model
+        self._owns_client = client is None
         self.client = build_client(
             client=client,
             base_url=base_url,
@@ -79,8 +80,9 @@ class OpenAIChatClient:
         return False
 
     async def close(self) -> None:
-        """Close the underlying HTTP client."""
-        await self.client.close()
+        """Close the HTTP client this client created (one passed in stays open for its owner)."""
+        if self._owns_client:
+            await self.client.close()
 
     def _request(self, messages: Sequence[ChatMessage], options: ChatOptions) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -71,6 +71,7 @@ class OpenAIResponsesClient:
         self.model = model
         self.store = store
         self.use_conversations = use_conversations
+        self._owns_client = client is None
         self.client = build_client(
             client=client,
             base_url=base_url,
@@ -100,8 +101,9 @@ class OpenAIResponsesClient:
         return self.store
 
     async def close(self) -> None:
-        """Close the underlying HTTP client."""
-        await self.client.close()
+        """Close the HTTP client this client created (one passed in stays open for its owner)."""
+        if self._owns_client:
+            await self.client.close()
 
     async def _request(
         self, messages: Sequence[ChatMessage], options: ChatOptions

@@ -56,9 +56,10 @@ def error_body(
 
 def error_response(error: ApiError) -> JSONResponse:
     """An ``ApiError`` as an HTTP response."""
-    headers = (
-        {"x-should-retry": "false"} if 400 <= error.status < 500 and error.status != 429 else None
-    )
+    # 409 (a conversation changed meanwhile: run again on the new history), 429 and 5xx are worth
+    # retrying; other 4xx would fail the same way again.
+    retry = error.status in (409, 429) or error.status >= 500
+    headers = None if retry else {"x-should-retry": "false"}
     return JSONResponse(
         error_body(error.message, type=error.type, param=error.param, code=error.code),
         status_code=error.status,
