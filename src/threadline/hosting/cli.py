@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import importlib
 import logging
@@ -148,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_name=options.model_name,
     )
     app = create_app(agent, config)
+    # Everything loaded so far lives as long as the server: keep it out of the collector's
+    # full passes, which otherwise show up as latency spikes under load.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=options.host, port=options.port, log_level=options.log_level)
     return 0
 
