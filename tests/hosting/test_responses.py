@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, cast
 
 import openai
 import pytest
 
-from tests.hosting.conftest import Server
-from threadline import FunctionCallContent
+from tests.hosting.conftest import KEYS, Server, start_server
+from threadline import ChatAgent, FunctionCallContent, ScriptedChatClient
+from threadline.hosting import ServerConfig
 
 
 async def test_create_continue_and_delete(server: Server) -> None:
@@ -172,3 +174,30 @@ async def test_models(server: Server) -> None:
     async with server.client() as client:
         models = await client.models.list()
         assert [m.id for m in models.data] == ["threadline"]
+
+
+async def test_hosted_agent_tools_run_on_the_server(tmp_path: Path) -> None:
+    looked_up: list[str] = []
+
+    def lookup(q: str) -> str:
+        """Look it up."""
+        looked_up.append(q)
+        return "42"
+
+    model = ScriptedChatClient(
+        [[FunctionCallContent(call_id="call_s", name="lookup", arguments='{"q": "x"}')], "It is 42"]
+    )
+    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "t.db"))
+    uv, task, url = await start_server(ChatAgent(model, tools=[lookup]), config)
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            response = await client.responses.create(input="what is x?")
+            # The caller sees the answer; the server-side tool call stays in the stored history.
+            assert [o.type for o in response.output] == ["message"]
+            assert response.output_text == "It is 42"
+            items = await client.responses.input_items.list(response.id)
+            assert [i.type for i in items.data] == ["message"]
+        assert looked_up == ["x"]
+    finally:
+        uv.should_exit = True
+        await task

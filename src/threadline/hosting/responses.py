@@ -166,11 +166,13 @@ async def _save(
     now = time.time()
 
     def record(container: str, upto: int) -> StoredObject:
+        # Where this response's input ends in its container (private, stripped on reads).
+        input_upto = upto - len(outcome.messages)
         return StoredObject(
             id=response["id"],
             owner=plan.owner,
             kind="response",
-            body=response,
+            body={**response, "_input_upto": input_upto},
             container=container,
             upto=upto,
             created_at=now,
@@ -305,7 +307,7 @@ async def get_response(request: Request) -> Response:
     found = await state.storage.get(owner, "response", response_id)
     if found is None:
         raise ApiError.not_found("response", response_id)
-    return JSONResponse(found.body)
+    return JSONResponse({k: v for k, v in found.body.items() if not k.startswith("_")})
 
 
 async def delete_response(request: Request) -> Response:
@@ -326,10 +328,9 @@ async def list_input_items(request: Request) -> Response:
     found = await state.storage.get(owner, "response", response_id)
     if found is None or found.container is None:
         raise ApiError.not_found("response", response_id)
-    stored = await state.storage.items(found.container, upto=found.upto)
-    output_ids = {item.get("id") for item in found.body.get("output", [])}
-    items = [i for i in stored_items(stored) if i.get("id") not in output_ids]
-    return JSONResponse(paginate(items, dict(request.query_params)))
+    upto = found.body.get("_input_upto", found.upto)
+    stored = await state.storage.items(found.container, upto=upto)
+    return JSONResponse(paginate(stored_items(stored), dict(request.query_params)))
 
 
 def routes() -> list[Route]:
