@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
 
 import openai
 import pytest
@@ -16,6 +21,7 @@ from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig
 from threadline.hosting.storage.postgres import PostgresServerStorage
 
+ROOT = Path(__file__).resolve().parents[2]
 URL = os.environ.get("THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -77,3 +83,48 @@ async def test_two_servers_share_conversations(schema: str) -> None:
         for uv, task, _ in servers:
             uv.should_exit = True
             await task
+
+
+async def test_two_server_processes_share_state(schema: str) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    ports = [_free_port(), _free_port()]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "threadline.hosting.cli", "serve",
+            "tests.hosting._cli_agent:agent", "--port", str(port), "--postgres", URL,
+            "--postgres-schema", schema, "--api-key", "k=acct", "--log-level", "warning",
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]  # fmt: skip
+    try:
+        clients = [
+            openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="k", max_retries=0)
+            for p in ports
+        ]
+        for client in clients:
+            for _ in range(100):
+                try:
+                    await client.models.list()
+                    break
+                except openai.APIConnectionError:
+                    await asyncio.sleep(0.1)
+        first = await clients[0].responses.create(input="on process one")
+        second = await clients[1].responses.create(
+            input="on process two", previous_response_id=first.id
+        )
+        items = await clients[0].responses.input_items.list(second.id, order="asc")
+        texts = [cast(Any, i).content[0].text for i in items.data]
+        assert texts == ["on process one", "pong", "on process two"]
+        for client in clients:
+            await client.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            await proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

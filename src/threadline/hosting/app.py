@@ -30,7 +30,7 @@ def open_storage(config: ServerConfig) -> ServerStorage:
     if config.postgres_url:
         from threadline.hosting.storage.postgres import PostgresServerStorage
 
-        return PostgresServerStorage(config.postgres_url)
+        return PostgresServerStorage(config.postgres_url, schema=config.postgres_schema)
     from threadline.hosting.storage.sqlite import SQLiteServerStorage
 
     return SQLiteServerStorage(config.db_path)

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--db", default="threadline-server.db", help="SQLite file for stored state")
     parser.add_argument("--postgres", metavar="URL", help="store state in PostgreSQL instead")
+    parser.add_argument("--postgres-schema", default="threadline", help="schema for the tables")
     parser.add_argument(
         "--api-key",
         action="append",
@@ -145,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_keys=keys,
         db_path=options.db,
         postgres_url=options.postgres,
+        postgres_schema=options.postgres_schema,
         max_body_bytes=options.max_body_bytes,
         model_name=options.model_name,
     )

@@ -22,6 +22,8 @@ class ServerConfig:
     """The SQLite file for stored objects, when ``postgres_url`` is not set."""
     postgres_url: str | None = None
     """Store in PostgreSQL instead, so several server processes share state."""
+    postgres_schema: str = "threadline"
+    """The PostgreSQL schema holding the server's tables (created when missing)."""
     max_body_bytes: int = 4 * 1024 * 1024
     """Larger request bodies are refused with 413."""
     model_name: str = "threadline"
