@@ -158,3 +158,43 @@ async def test_create_thread_and_run(server: Server) -> None:
         assert [_text(m) for m in messages.data] == ["start here", "made and answered"]
         with pytest.raises(openai.NotFoundError):
             await client.beta.threads.create_and_run(assistant_id="asst_missing")
+
+
+async def test_retried_runs_are_answered_again_not_rerun(server: Server) -> None:
+    server.model.add_replies(
+        [FunctionCallContent(call_id="call_r", name="lookup", arguments="{}")], "done", "streamed"
+    )
+    tools: Any = [{"type": "function", "function": {"name": "lookup"}}]
+    async with server.client() as client:
+        assistant = await client.beta.assistants.create(model="threadline", tools=tools)
+        thread = await client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+        runs = [
+            await client.beta.threads.runs.create(
+                thread_id=thread.id, assistant_id=assistant.id,
+                extra_headers={"Idempotency-Key": "run-1"},
+            )
+            for _ in range(2)
+        ]  # fmt: skip
+        # The second attempt gets the first's answer, though the thread now has an active run.
+        assert runs[0].id == runs[1].id and runs[1].status == "requires_action"
+        outputs: Any = [{"tool_call_id": "call_r", "output": "x"}]
+        for _ in range(2):
+            done = await client.beta.threads.runs.submit_tool_outputs(
+                runs[0].id, thread_id=thread.id, tool_outputs=outputs,
+                extra_headers={"Idempotency-Key": "submit-1"},
+            )  # fmt: skip
+            assert done.status == "completed"
+        texts: list[str] = []
+        for _ in range(2):
+            stream = await client.beta.threads.runs.create(
+                thread_id=thread.id, assistant_id=assistant.id, stream=True,
+                extra_headers={"Idempotency-Key": "stream-run"},
+            )  # fmt: skip
+            deltas = [
+                _delta_text(e.data) async for e in stream if e.event == "thread.message.delta"
+            ]
+            texts.append("".join(deltas))
+        assert texts == ["streamed", "streamed"]
+        messages = await client.beta.threads.messages.list(thread.id, order="asc")
+        assert [_text(m) for m in messages.data] == ["go", "done", "streamed"]
+    assert len(server.model.calls) == 3

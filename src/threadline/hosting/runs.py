@@ -7,9 +7,10 @@ terminal state at once. Streaming runs send the Assistants events as they happen
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.hosting._idempotency import idempotent
+from threadline.hosting._idempotency import claim
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
@@ -32,7 +33,7 @@ from threadline.hosting._runner import TurnOutcome, TurnRequest, outcome_of, run
 from threadline.hosting._sse import sse, sse_response
 from threadline.hosting._turns import client_tools, new_id, paginate, run_options
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import ItemsChangedError, StoredObject
+from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, FunctionResultContent, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
@@ -157,12 +158,6 @@ async def _thread(request: Request) -> tuple[ServerState, str, StoredObject]:
     return state, owner, thread
 
 
-async def _plan_new_run(request: Request) -> tuple[ServerState, _RunPlan, bool]:
-    state, owner, thread = await _thread(request)
-    body = await read_json(request, state.config.max_body_bytes)
-    return state, await _plan_run(state, owner, thread, body), bool(body.get("stream"))
-
-
 async def _plan_run(
     state: ServerState, owner: str, thread: StoredObject, body: dict[str, Any]
 ) -> _RunPlan:
@@ -246,7 +241,77 @@ def _public(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if not k.startswith("_")}
 
 
-async def _execute_stream(state: ServerState, plan: _RunPlan) -> AsyncIterator[bytes]:
+async def _respond(
+    request: Request,
+    state: ServerState,
+    owner: str,
+    stream: bool,
+    make_plan: Callable[[], Awaitable[_RunPlan]],
+) -> Response:
+    """Run once per ``Idempotency-Key``: a retry of a finished request gets its answer again.
+
+    The key is claimed before the request is checked against the thread's state, because a
+    finished first attempt changes that state (a retry of a run that now waits for tool outputs
+    would otherwise be refused as "already has an active run").
+    """
+    key, done = await claim(request, state, owner)
+    if done is not None:
+        if stream:
+            return sse_response(_replay(state, owner, done.body))
+        return JSONResponse(done.body, status_code=done.status)
+    try:
+        plan = await make_plan()
+        if stream:
+            return sse_response(_execute_stream(state, plan, key))
+        body = await _execute(state, plan)
+    except BaseException:
+        if key is not None:
+            await asyncio.shield(state.storage.idempotency_release(owner, key))
+        raise
+    if key is not None:
+        record = IdempotencyRecord(status=200, body=body)
+        await asyncio.shield(state.storage.idempotency_finish(owner, key, record))
+    return JSONResponse(body)
+
+
+async def _replay(state: ServerState, owner: str, run: dict[str, Any]) -> AsyncIterator[bytes]:
+    """The events of a finished run: its messages whole, then its final state."""
+    stored = await state.storage.list_objects(
+        owner, "message", parent=run["thread_id"], limit=10_000
+    )
+    events = [sse(run, "thread.run.created")]
+    for message in reversed(stored):
+        if message.body.get("run_id") != run["id"]:
+            continue
+        body = message.body
+        events.append(
+            sse({**body, "status": "in_progress", "content": []}, "thread.message.created")
+        )
+        delta = {"id": body["id"], "object": "thread.message.delta", "delta": {"content": [
+            {"index": i, **part} for i, part in enumerate(body.get("content", []))
+        ]}}  # fmt: skip
+        events += [sse(delta, "thread.message.delta"), sse(body, "thread.message.completed")]
+    kind = "thread.run.requires_action" if run["status"] == "requires_action" else (
+        "thread.run.completed"
+    )  # fmt: skip
+    yield b"".join(events) + sse(run, kind) + sse("[DONE]", "done")
+
+
+async def _execute_stream(
+    state: ServerState, plan: _RunPlan, key: str | None = None
+) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        async for chunk in _run_events(state, plan, key):
+            yield chunk
+        finished = True
+    finally:
+        if key is not None and not finished:
+            # A failed or abandoned stream frees its key, so a retry runs again.
+            await asyncio.shield(state.storage.idempotency_release(plan.owner, key))
+
+
+async def _run_events(state: ServerState, plan: _RunPlan, key: str | None) -> AsyncIterator[bytes]:
     run = plan.run
     thread_id = plan.thread.id
     if run["status"] == "queued":
@@ -326,6 +391,9 @@ async def _execute_stream(state: ServerState, plan: _RunPlan) -> AsyncIterator[b
     outcome = outcome_of(plan.turn, updates)
     final = _finish_run(run, outcome)
     await _save(state, plan, final, outcome)
+    if key is not None:
+        record = IdempotencyRecord(status=200, body=_public(final))
+        await state.storage.idempotency_finish(plan.owner, key, record)
     kind = (
         "thread.run.requires_action"
         if final["status"] == "requires_action"
@@ -337,10 +405,12 @@ async def _execute_stream(state: ServerState, plan: _RunPlan) -> AsyncIterator[b
 
 async def create_run(request: Request) -> Response:
     """``POST /v1/threads/{id}/runs``."""
-    state, plan, stream = await _plan_new_run(request)
-    if stream:
-        return sse_response(_execute_stream(state, plan))
-    return await idempotent(request, state, plan.owner, lambda: _execute(state, plan))
+    state, owner, thread = await _thread(request)
+    body = await read_json(request, state.config.max_body_bytes)
+    stream = bool(optional(body, "stream", bool))
+    return await _respond(
+        request, state, owner, stream, lambda: _plan_run(state, owner, thread, body)
+    )
 
 
 async def create_thread_and_run(request: Request) -> Response:
@@ -349,15 +419,17 @@ async def create_thread_and_run(request: Request) -> Response:
 
     state, owner = state_of(request)
     body = await read_json(request, state.config.max_body_bytes)
-    # Check the run's parameters before creating anything.
-    assistant_id = field(body, "assistant_id", str)
-    if await state.storage.get(owner, "assistant", assistant_id) is None:
-        raise ApiError.not_found("assistant", assistant_id, param="assistant_id")
-    thread = await new_thread(state, owner, optional_object(body, "thread") or {})
-    plan = await _plan_run(state, owner, thread, body)
-    if body.get("stream"):
-        return sse_response(_execute_stream(state, plan))
-    return await idempotent(request, state, owner, lambda: _execute(state, plan))
+    stream = bool(optional(body, "stream", bool))
+
+    async def plan() -> _RunPlan:
+        # Check the run's parameters before creating anything.
+        assistant_id = field(body, "assistant_id", str)
+        if await state.storage.get(owner, "assistant", assistant_id) is None:
+            raise ApiError.not_found("assistant", assistant_id, param="assistant_id")
+        thread = await new_thread(state, owner, optional_object(body, "thread") or {})
+        return await _plan_run(state, owner, thread, body)
+
+    return await _respond(request, state, owner, stream, plan)
 
 
 async def _find_run(request: Request) -> tuple[ServerState, str, StoredObject, StoredObject]:
@@ -410,61 +482,65 @@ async def submit_tool_outputs(request: Request) -> Response:
     """``POST .../runs/{run_id}/submit_tool_outputs``: continue a run with the tools' results."""
     state, owner, thread, run = await _find_run(request)
     body = await read_json(request, state.config.max_body_bytes)
-    if run.body.get("status") != "requires_action":
-        raise ApiError.bad(
-            f"Run {run.id} is not waiting for tool outputs (status '{run.body.get('status')}')."
-        )
-    pending = {c["id"] for c in run.body["required_action"]["submit_tool_outputs"]["tool_calls"]}
-    raw = optional_list(body, "tool_outputs")
-    if raw is None:
-        raise ApiError.bad("Missing required parameter: 'tool_outputs'.", param="tool_outputs")
-    results: list[FunctionResultContent] = []
-    for i, entry in enumerate(cast(list[object], raw)):
-        where = f"tool_outputs[{i}]"
-        if not isinstance(entry, dict):
-            raise ApiError.bad(f"'{where}' must be an object.", param=where)
-        output = cast(dict[str, Any], entry)
-        call_id = output.get("tool_call_id")
-        if call_id not in pending:
+    stream = bool(optional(body, "stream", bool))
+
+    async def plan() -> _RunPlan:
+        if run.body.get("status") != "requires_action":
             raise ApiError.bad(
-                f"'{where}.tool_call_id' {call_id!r} is not a pending tool call.",
-                param=f"{where}.tool_call_id",
+                f"Run {run.id} is not waiting for tool outputs (status '{run.body.get('status')}')."
             )
-        text = output.get("output")
-        if not isinstance(text, str):
-            raise ApiError.bad(f"'{where}.output' must be a string.", param=f"{where}.output")
-        try:
-            value: Any = json.loads(text)
-        except ValueError:
-            value = text
-        results.append(FunctionResultContent(call_id=cast(str, call_id), result=value))
-    missing = pending - {r.call_id for r in results}
-    if missing:
-        raise ApiError.bad(f"Missing tool outputs for {sorted(missing)}.", param="tool_outputs")
-    history = await state.storage.items(thread.container or thread.id)
-    assistant = await state.storage.get(owner, "assistant", run.body["assistant_id"])
-    tools_json: Any = (
-        run.body.get("tools") or (assistant.body.get("tools") if assistant else []) or []
-    )
-    tools = client_tools({"tools": tools_json}, nested=True)
-    turn = TurnRequest(
-        history=[ChatMessage.from_dict(d) for d in history],
-        input=[ChatMessage(Role.TOOL, contents=results)],
-        instructions=run.body.get("instructions") or None,
-        tools=tools,
-        options=run_options(run.body, max_tokens_key="max_completion_tokens"),
-    )
-    plan = _RunPlan(
-        owner=owner,
-        thread=thread,
-        run={**run.body, "_tools": tools},
-        turn=turn,
-        tools=tools,
-        new_messages=[],
-    )
-    if optional(body, "stream", bool):
-        return sse_response(_execute_stream(state, plan))
-    return await idempotent(request, state, owner, lambda: _execute(state, plan))
+        pending = {
+            c["id"] for c in run.body["required_action"]["submit_tool_outputs"]["tool_calls"]
+        }
+        raw = optional_list(body, "tool_outputs")
+        if raw is None:
+            raise ApiError.bad("Missing required parameter: 'tool_outputs'.", param="tool_outputs")
+        results: list[FunctionResultContent] = []
+        for i, entry in enumerate(cast(list[object], raw)):
+            where = f"tool_outputs[{i}]"
+            if not isinstance(entry, dict):
+                raise ApiError.bad(f"'{where}' must be an object.", param=where)
+            output = cast(dict[str, Any], entry)
+            call_id = output.get("tool_call_id")
+            if call_id not in pending:
+                raise ApiError.bad(
+                    f"'{where}.tool_call_id' {call_id!r} is not a pending tool call.",
+                    param=f"{where}.tool_call_id",
+                )
+            text = output.get("output")
+            if not isinstance(text, str):
+                raise ApiError.bad(f"'{where}.output' must be a string.", param=f"{where}.output")
+            try:
+                value: Any = json.loads(text)
+            except ValueError:
+                value = text
+            results.append(FunctionResultContent(call_id=cast(str, call_id), result=value))
+        missing = pending - {r.call_id for r in results}
+        if missing:
+            raise ApiError.bad(f"Missing tool outputs for {sorted(missing)}.", param="tool_outputs")
+        history = await state.storage.items(thread.container or thread.id)
+        assistant = await state.storage.get(owner, "assistant", run.body["assistant_id"])
+        tools_json: Any = (
+            run.body.get("tools") or (assistant.body.get("tools") if assistant else []) or []
+        )
+        tools = client_tools({"tools": tools_json}, nested=True)
+        turn = TurnRequest(
+            history=[ChatMessage.from_dict(d) for d in history],
+            input=[ChatMessage(Role.TOOL, contents=results)],
+            instructions=run.body.get("instructions") or None,
+            tools=tools,
+            options=run_options(run.body, max_tokens_key="max_completion_tokens"),
+        )
+        return _RunPlan(
+            owner=owner,
+            thread=thread,
+            run={**run.body, "_tools": tools},
+            turn=turn,
+            tools=tools,
+            new_messages=[],
+        )
+
+    return await _respond(request, state, owner, stream, plan)
 
 
 def routes() -> list[Route]:
