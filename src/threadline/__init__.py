@@ -59,7 +59,11 @@ from threadline.types import (
 )
 
 if _typing.TYPE_CHECKING:
+    from threadline.clients._openai_common import OpenAIServiceError
     from threadline.clients.local import LocalChatClient
+    from threadline.clients.openai_assistants import OpenAIAssistantsClient
+    from threadline.clients.openai_chat import OpenAIChatClient
+    from threadline.clients.openai_responses import OpenAIResponsesClient
     from threadline.threads.stores.encryption import EncryptedCodec
     from threadline.threads.stores.postgres import PostgresChatMessageStore
     from threadline.threads.stores.redis import RedisChatMessageStore
@@ -93,6 +97,10 @@ __all__ = [
     "ChatClient",
     "ChatOptions",
     "LocalChatClient",
+    "OpenAIAssistantsClient",
+    "OpenAIChatClient",
+    "OpenAIResponsesClient",
+    "OpenAIServiceError",
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
@@ -133,11 +141,15 @@ __all__ = [
 
 
 _LAZY: dict[str, str] = {
-    "LocalChatClient": "threadline.clients.local",
-    "SQLiteChatMessageStore": "threadline.threads.stores",
-    "RedisChatMessageStore": "threadline.threads.stores",
-    "PostgresChatMessageStore": "threadline.threads.stores",
     "EncryptedCodec": "threadline.threads.stores",
+    "LocalChatClient": "threadline.clients.local",
+    "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
+    "OpenAIChatClient": "threadline.clients.openai_chat",
+    "OpenAIResponsesClient": "threadline.clients.openai_responses",
+    "OpenAIServiceError": "threadline.clients._openai_common",
+    "PostgresChatMessageStore": "threadline.threads.stores",
+    "RedisChatMessageStore": "threadline.threads.stores",
+    "SQLiteChatMessageStore": "threadline.threads.stores",
 }
 """Public names whose modules need optional dependencies: imported on first use only."""
 

@@ -1,0 +1,161 @@
+"""Running the hosted agent on a history the server keeps.
+
+The hosted ``ChatAgent`` keeps history locally; the server hands it each turn's history in a fresh
+in-memory thread and stores what it produced itself. Tools declared in a request are the caller's:
+the model may call them, but the server must return those calls instead of running them, so they are
+wrapped as tools whose invocation ends the run (``_ClientToolCall``) after the call was streamed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from threadline.agents.chat_agent import ChatAgent
+from threadline.clients.base import RunOptions
+from threadline.threads.stores.memory import ChatMessageList
+from threadline.threads.thread import AgentThread
+from threadline.tools import FunctionTool
+from threadline.types.contents import FunctionCallContent, UsageDetails
+from threadline.types.messages import ChatMessage
+from threadline.types.responses import AgentRunResponseUpdate, messages_from_updates
+
+__all__ = ["TurnOutcome", "TurnRequest", "client_tool", "run_turn", "stream_turn"]
+
+
+class _ClientToolCall(BaseException):
+    """Raised by a caller-declared tool: the model called it, so the turn ends and returns the call.
+
+    A ``BaseException`` so the agent's tool loop (which reports ordinary exceptions back to the
+    model) lets it through.
+    """
+
+
+class _AnyArguments(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+async def _defer() -> None:
+    raise _ClientToolCall
+
+
+def client_tool(name: str, description: str, parameters: dict[str, Any]) -> FunctionTool:
+    """A tool the caller declared: offered to the model, returned to the caller when called."""
+    return FunctionTool(
+        name=name,
+        description=description,
+        parameters=parameters,
+        func=_defer,
+        arguments_model=_AnyArguments,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnRequest:
+    """One turn to run: the kept history, the new input, and per-request settings."""
+
+    history: Sequence[ChatMessage]
+    input: Sequence[ChatMessage]
+    instructions: str | None = None
+    tools: Sequence[FunctionTool] = ()
+    options: RunOptions | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnOutcome:
+    """What a turn produced."""
+
+    messages: list[ChatMessage]
+    usage: UsageDetails
+    pending_calls: bool
+    """True when the turn ended on calls to caller-declared tools."""
+
+
+def _agent_for(agent: ChatAgent, request: TurnRequest) -> ChatAgent:
+    if not request.instructions:
+        return agent
+    # A shallow copy shares client, tools and providers; only the instructions differ.
+    view = copy.copy(agent)
+    view.instructions = "\n\n".join(p for p in (agent.instructions, request.instructions) if p)
+    return view
+
+
+def _thread(request: TurnRequest) -> AgentThread:
+    return AgentThread(message_store=ChatMessageList(request.history))
+
+
+def _estimate(messages: Sequence[ChatMessage]) -> int:
+    # Models that report no usage (scripted, some local ones) get an estimate of ~4 chars a token.
+    return sum(math.ceil(len(m.text) / 4) for m in messages)
+
+
+def _usage(
+    request: TurnRequest, produced: Sequence[ChatMessage], usage: UsageDetails | None
+) -> UsageDetails:
+    if usage is not None and usage.input_token_count is not None:
+        return usage
+    prompt = _estimate(request.history) + _estimate(request.input)
+    output = _estimate(produced)
+    return UsageDetails(
+        input_token_count=prompt, output_token_count=output, total_token_count=prompt + output
+    )
+
+
+def _has_pending(messages: Sequence[ChatMessage], declared: set[str]) -> bool:
+    return any(
+        type(c) is FunctionCallContent and c.name in declared for m in messages for c in m.contents
+    )
+
+
+async def run_turn(agent: ChatAgent, request: TurnRequest) -> TurnOutcome:
+    """Run a turn to its end (or to the first call of a caller-declared tool)."""
+    if request.tools:
+        updates = [u async for u in stream_turn(agent, request)]
+        produced, usage = messages_from_updates(updates)
+        return TurnOutcome(
+            messages=produced,
+            usage=_usage(request, produced, usage),
+            pending_calls=_has_pending(produced, {t.name for t in request.tools}),
+        )
+    response = await _agent_for(agent, request).run(
+        list(request.input), thread=_thread(request), **(request.options or {})
+    )
+    produced = list(response.messages)
+    return TurnOutcome(
+        messages=produced, usage=_usage(request, produced, response.usage), pending_calls=False
+    )
+
+
+async def stream_turn(
+    agent: ChatAgent, request: TurnRequest
+) -> AsyncIterator[AgentRunResponseUpdate]:
+    """Stream a turn's updates; ends after a call to a caller-declared tool."""
+    # run_stream is an async generator: closing it explicitly releases the thread at once.
+    stream = _agent_for(agent, request).run_stream(
+        list(request.input),
+        thread=_thread(request),
+        tools=list(request.tools) or None,
+        **(request.options or {}),
+    )
+    try:
+        async for update in stream:
+            yield update
+    except _ClientToolCall:
+        return
+    finally:
+        await stream.aclose()
+
+
+def outcome_of(request: TurnRequest, updates: Sequence[AgentRunResponseUpdate]) -> TurnOutcome:
+    """Fold streamed updates into the turn's outcome."""
+    produced, usage = messages_from_updates(updates)
+    return TurnOutcome(
+        messages=produced,
+        usage=_usage(request, produced, usage),
+        pending_calls=_has_pending(produced, {t.name for t in request.tools}),
+    )

@@ -1,0 +1,174 @@
+"""Parts shared by the API families: request tools and options, ids, item listing, usage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, cast
+
+from threadline.clients._openai_wire import messages_to_items
+from threadline.clients.base import RunOptions
+from threadline.exceptions import MessageFormatError
+from threadline.hosting._request import optional, optional_list
+from threadline.hosting._runner import client_tool
+from threadline.hosting.errors import ApiError
+from threadline.tools import FunctionTool
+from threadline.types.contents import FunctionCallContent, UsageDetails
+from threadline.types.messages import ChatMessage, Role
+
+__all__ = [
+    "client_tools",
+    "decode_messages",
+    "new_id",
+    "paginate",
+    "run_options",
+    "visible_output",
+]
+
+
+def new_id(prefix: str) -> str:
+    """A fresh object id with the API's prefix (``resp``, ``conv``, ``thread`` ...)."""
+    return f"{prefix}_{os.urandom(12).hex()}"
+
+
+def client_tools(body: dict[str, Any], *, nested: bool) -> list[FunctionTool]:
+    """The function tools a request declares.
+
+    ``nested``: the Chat Completions and Assistants form,
+    ``{"type": "function", "function": {...}}``.
+    """
+    raw = optional_list(body, "tools")
+    tools: list[FunctionTool] = []
+    for i, entry in enumerate(cast(list[object], raw or [])):
+        where = f"tools[{i}]"
+        if not isinstance(entry, dict):
+            raise ApiError.bad(f"Invalid '{where}': expected an object.", param=where)
+        spec = cast(dict[str, Any], entry)
+        if spec.get("type") != "function":
+            raise ApiError.bad(
+                f"Unsupported tool type {spec.get('type')!r} in '{where}': only function tools.",
+                param=where,
+            )
+        if nested:
+            fn = spec.get("function")
+            if not isinstance(fn, dict):
+                raise ApiError.bad(f"Missing '{where}.function'.", param=where)
+            spec = cast(dict[str, Any], fn)
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise ApiError.bad(f"Missing or invalid '{where}.name'.", param=f"{where}.name")
+        description = spec.get("description") or ""
+        parameters: object = spec.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(description, str) or not isinstance(parameters, dict):
+            raise ApiError.bad(f"Invalid description or parameters in '{where}'.", param=where)
+        tools.append(client_tool(name, description, cast(dict[str, Any], parameters)))
+    return tools
+
+
+def run_options(body: dict[str, Any], *, max_tokens_key: str) -> RunOptions:
+    """Sampling options of a request, checked, in threadline's form."""
+    options = RunOptions()
+    temperature = optional(body, "temperature", (int, float))
+    if temperature is not None:
+        options["temperature"] = float(cast(float, temperature))
+    top_p = optional(body, "top_p", (int, float))
+    if top_p is not None:
+        options["top_p"] = float(cast(float, top_p))
+    max_tokens = optional(body, max_tokens_key, int)
+    if max_tokens is not None:
+        if max_tokens < 1:
+            raise ApiError.bad(f"'{max_tokens_key}' must be at least 1.", param=max_tokens_key)
+        options["max_tokens"] = max_tokens
+    user = optional(body, "user", str)
+    if user is not None:
+        options["user"] = user
+    choice = body.get("tool_choice")
+    if choice in ("auto", "none", "required"):
+        options["tool_choice"] = choice
+    return options
+
+
+def decode_messages(convert: Any, value: object, param: str) -> list[ChatMessage]:
+    """Run a wire-to-messages conversion, turning format errors into 400s."""
+    try:
+        return cast(list[ChatMessage], convert(value))
+    except MessageFormatError as exc:
+        raise ApiError.bad(f"Invalid '{param}': {exc}", param=param) from None
+    except ValueError as exc:
+        raise ApiError.bad(f"Invalid '{param}': {exc}", param=param) from None
+
+
+def visible_output(
+    produced: Sequence[ChatMessage], declared: Sequence[FunctionTool]
+) -> list[ChatMessage]:
+    """What a response shows: the assistant's messages and its calls to the caller's tools.
+
+    Calls to the hosted agent's own tools and their results stay in the stored history only; the
+    caller could do nothing with them.
+    """
+    names = {t.name for t in declared}
+    out: list[ChatMessage] = []
+    for message in produced:
+        if message.role != Role.ASSISTANT:
+            continue
+        contents = [
+            c for c in message.contents if type(c) is not FunctionCallContent or c.name in names
+        ]
+        if contents:
+            out.append(
+                ChatMessage(
+                    message.role,
+                    contents=contents,
+                    author_name=message.author_name,
+                    message_id=message.message_id,
+                )
+            )
+    return out
+
+
+def usage_json(usage: UsageDetails) -> dict[str, Any]:
+    """Usage in the Responses format."""
+    return {
+        "input_tokens": usage.input_token_count or 0,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": usage.output_token_count or 0,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage.total_token_count or 0,
+    }
+
+
+def paginate(
+    items: list[dict[str, Any]], query: dict[str, str], *, default_order: str = "desc"
+) -> dict[str, Any]:
+    """A list page in the API's cursor format (``limit``, ``order``, ``after``, ``before``)."""
+    order = query.get("order", default_order)
+    if order not in ("asc", "desc"):
+        raise ApiError.bad("'order' must be 'asc' or 'desc'.", param="order")
+    limit_raw = query.get("limit", "20")
+    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 100:
+        raise ApiError.bad("'limit' must be an integer between 1 and 100.", param="limit")
+    limit = int(limit_raw)
+    ordered = items if order == "asc" else list(reversed(items))
+    for cursor_key in ("after", "before"):
+        cursor = query.get(cursor_key)
+        if cursor:
+            ids = [i.get("id") for i in ordered]
+            if cursor not in ids:
+                raise ApiError.bad(
+                    f"No item with id '{cursor}' for '{cursor_key}'.", param=cursor_key
+                )
+            at = ids.index(cursor)
+            ordered = ordered[at + 1 :] if cursor_key == "after" else ordered[:at]
+    page = ordered[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0].get("id") if page else None,
+        "last_id": page[-1].get("id") if page else None,
+        "has_more": len(ordered) > limit,
+    }
+
+
+def stored_items(stored: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored messages as conversation items (with ids)."""
+    return messages_to_items((ChatMessage.from_dict(d) for d in stored), output=True)

@@ -1,0 +1,127 @@
+"""``create_app``: the ASGI app that hosts a ``ChatAgent`` behind the OpenAI wire formats."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from threadline.agents.chat_agent import ChatAgent
+from threadline.exceptions import ClientError, UsageError
+from threadline.hosting import assistants, chat_completions, conversations, models, responses
+from threadline.hosting._request import ServerState
+from threadline.hosting.config import ServerConfig
+from threadline.hosting.errors import ApiError, error_response
+from threadline.hosting.storage.base import ServerStorage
+
+__all__ = ["create_app", "open_storage"]
+
+log = logging.getLogger("threadline.hosting")
+
+
+def open_storage(config: ServerConfig) -> ServerStorage:
+    """The storage ``config`` names: PostgreSQL when given a URL, else the SQLite file."""
+    if config.postgres_url:
+        from threadline.hosting.storage.postgres import PostgresServerStorage
+
+        return PostgresServerStorage(config.postgres_url, schema=config.postgres_schema)
+    from threadline.hosting.storage.sqlite import SQLiteServerStorage
+
+    return SQLiteServerStorage(config.db_path)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
+    message = (
+        f"Unknown endpoint: {request.method} {request.url.path}"
+        if exc.status_code in (404, 405)
+        else exc.detail
+    )
+    return error_response(ApiError(exc.status_code, message, code=kind))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientError):
+        # The hosted agent's model failed: say so (its message is ours), without internals.
+        log.warning("model failed on %s: %s", request.url.path, exc)
+        return error_response(
+            ApiError(502, f"The model failed: {exc}", type="server_error", code="model_error")
+        )
+    # Never a stack trace on the wire: log it, answer with the OpenAI error shape.
+    log.exception("request %s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        ApiError(
+            500,
+            "The server had an error while processing your request.",
+            type="server_error",
+            code="server_error",
+        )
+    )
+
+
+def create_app(
+    agent: ChatAgent,
+    config: ServerConfig | None = None,
+    *,
+    storage: ServerStorage | None = None,
+) -> Starlette:
+    """An ASGI app serving ``agent`` through the OpenAI APIs.
+
+    Responses, Conversations, Chat Completions, Assistants and Models, all backed by ``storage``.
+
+    Args:
+        agent: the agent to host. Its client must keep history locally: the server keeps each
+            conversation itself and hands the agent the history every turn.
+        config: keys, storage location and limits; defaults suit local development.
+        storage: a storage to use instead of the one ``config`` names (closed with the app).
+
+    Raises:
+        UsageError: the agent's client keeps history in its own service.
+    """
+    if agent.chat_client.stores_history:
+        raise UsageError(
+            f"the hosted agent's client {type(agent.chat_client).__name__} keeps history in its "
+            "own "
+            "service; host an agent whose client keeps history locally (the server stores it)"
+        )
+    config = config or ServerConfig()
+    store = storage or open_storage(config)
+    state = ServerState(agent=agent, config=config, storage=store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await store.close()
+
+    route_list: list[BaseRoute] = [
+        *responses.routes(),
+        *conversations.routes(),
+        *chat_completions.routes(),
+        *assistants.routes(),
+        *models.routes(),
+    ]
+    app = Starlette(
+        routes=route_list,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.threadline = state
+    return app

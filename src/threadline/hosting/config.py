@@ -1,0 +1,32 @@
+"""``ServerConfig``: what a threadline server is told at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Settings of a threadline server.
+
+    With no ``api_keys`` the server accepts any (or no) bearer token and all callers share one
+    account, ``"default"``: fine on loopback for development, never on a network.
+    """
+
+    api_keys: Mapping[str, str] = field(default_factory=lambda: {})
+    """Accepted bearer keys, each mapped to the account whose objects it sees."""
+    db_path: str = "threadline-server.db"
+    """The SQLite file for stored objects, when ``postgres_url`` is not set."""
+    postgres_url: str | None = None
+    """Store in PostgreSQL instead, so several server processes share state."""
+    postgres_schema: str = "threadline"
+    """The PostgreSQL schema holding the server's tables (created when missing)."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Larger request bodies are refused with 413."""
+    model_name: str = "threadline"
+    """The model id ``/v1/models`` lists and responses report."""
+    idempotency_wait_seconds: float = 120.0
+    """How long a retry waits for the first attempt of the same ``Idempotency-Key`` to finish."""

@@ -1,0 +1,343 @@
+"""``/v1/responses``: the Responses API, with responses and their histories kept server-side.
+
+A response continues a conversation by ``previous_response_id`` (the history of that response) or
+``conversation`` (a conversation object's items). With ``store`` (the default) the response and its
+turn are stored, so later requests can continue from it; with ``store: false`` nothing is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from threadline.clients._openai_wire import items_to_messages, messages_to_items
+from threadline.hosting._idempotency import claim, idempotent
+from threadline.hosting._json import JSONResponse
+from threadline.hosting._request import (
+    ServerState,
+    optional,
+    optional_object,
+    read_json,
+    state_of,
+)
+from threadline.hosting._response_events import ResponseEventWriter, replay_events
+from threadline.hosting._runner import TurnOutcome, TurnRequest, outcome_of, run_turn, stream_turn
+from threadline.hosting._sse import sse_response
+from threadline.hosting._turns import (
+    client_tools,
+    decode_messages,
+    new_id,
+    run_options,
+    usage_json,
+    visible_output,
+)
+from threadline.hosting.errors import ApiError
+from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
+from threadline.tools import FunctionTool
+from threadline.types.contents import FunctionCallContent, TextContent
+from threadline.types.messages import ChatMessage, Role, new_message_id
+from threadline.types.responses import AgentRunResponseUpdate
+
+__all__ = ["routes"]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Plan:
+    """A parsed ``POST /v1/responses``: what to run and where its turn goes."""
+
+    owner: str
+    body: dict[str, Any]
+    turn: TurnRequest
+    tools: list[FunctionTool]
+    store: bool
+    model: str
+    previous: StoredObject | None
+    conversation: StoredObject | None
+
+
+async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
+    body = await read_json(request, state.config.max_body_bytes)
+    if "input" not in body:
+        raise ApiError.bad("Missing required parameter: 'input'.", param="input")
+    new = decode_messages(items_to_messages, body["input"], "input")
+    instructions = optional(body, "instructions", str)
+    store = optional(body, "store", bool)
+    optional(body, "stream", bool)
+    optional_object(body, "metadata")
+    model = optional(body, "model", str) or state.config.model_name
+    previous_id = optional(body, "previous_response_id", str)
+    conversation_ref = body.get("conversation")
+    conversation_id: str | None
+    if conversation_ref is None or isinstance(conversation_ref, str):
+        conversation_id = conversation_ref
+    elif isinstance(conversation_ref, dict) and isinstance(
+        cast(dict[str, Any], conversation_ref).get("id"), str
+    ):
+        conversation_id = cast(dict[str, Any], conversation_ref)["id"]
+    else:
+        raise ApiError.bad("'conversation' must be an id or {\"id\": ...}.", param="conversation")
+    if previous_id and conversation_id:
+        raise ApiError.bad(
+            "Use 'previous_response_id' or 'conversation', not both.", param="previous_response_id"
+        )
+    storage = state.storage
+    previous = conversation = None
+    history: list[dict[str, Any]] = []
+    if previous_id:
+        previous = await storage.get(owner, "response", previous_id)
+        if previous is None or previous.container is None:
+            raise ApiError.not_found("response", previous_id, param="previous_response_id")
+        history = await storage.items(previous.container, upto=previous.upto)
+    elif conversation_id:
+        conversation = await storage.get(owner, "conversation", conversation_id)
+        if conversation is None or conversation.container is None:
+            raise ApiError.not_found("conversation", conversation_id, param="conversation")
+        history = await storage.items(conversation.container)
+    tools = client_tools(body, nested=False)
+    turn = TurnRequest(
+        history=[ChatMessage.from_dict(d) for d in history],
+        input=new,
+        instructions=instructions,
+        tools=tools,
+        options=run_options(body, max_tokens_key="max_output_tokens"),
+    )
+    return _Plan(
+        owner=owner,
+        body=body,
+        turn=turn,
+        tools=tools,
+        store=store is not False,
+        model=model,
+        previous=previous,
+        conversation=conversation,
+    )
+
+
+def _response_json(
+    plan: _Plan,
+    response_id: str,
+    created_at: int,
+    *,
+    status: str,
+    output: list[dict[str, Any]],
+    outcome: TurnOutcome | None,
+) -> dict[str, Any]:
+    body = plan.body
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": plan.model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": plan.previous.id if plan.previous else None,
+        "conversation": {"id": plan.conversation.id} if plan.conversation else None,
+        "store": plan.store,
+        "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"),
+        "text": {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "truncation": "disabled",
+        "metadata": body.get("metadata") or {},
+        "user": body.get("user"),
+        "usage": usage_json(outcome.usage) if outcome else None,
+    }
+
+
+async def _save(
+    state: ServerState, plan: _Plan, response: dict[str, Any], outcome: TurnOutcome
+) -> None:
+    """Store the turn (input and everything produced) and the response object."""
+    turn_items = [m.to_dict() for m in (*plan.turn.input, *outcome.messages)]
+    storage = state.storage
+    now = time.time()
+
+    def record(container: str, upto: int) -> StoredObject:
+        # Where this response's input ends in its container (private, stripped on reads).
+        input_upto = upto - len(outcome.messages)
+        return StoredObject(
+            id=response["id"],
+            owner=plan.owner,
+            kind="response",
+            body={**response, "_input_upto": input_upto},
+            container=container,
+            upto=upto,
+            created_at=now,
+        )
+
+    if plan.conversation is not None:
+        container = cast(str, plan.conversation.container)
+        expected = len(plan.turn.history)
+        try:
+            new_len = await storage.append(container, turn_items, expected_len=expected)
+        except ItemsChangedError:
+            raise ApiError(
+                409,
+                f"Conversation '{plan.conversation.id}' changed while this response was generated; "
+                "retry the request.",
+                code="conversation_changed",
+            ) from None
+        if plan.store:
+            await storage.put(record(container, new_len))
+        return
+    if not plan.store:
+        return
+    if plan.previous is not None:
+        source = cast(str, plan.previous.container)
+        upto = cast(int, plan.previous.upto)
+        try:
+            # Continuing from the newest response of a chain: append to its container.
+            await storage.append(
+                source,
+                turn_items,
+                expected_len=upto,
+                objects=[record(source, upto + len(turn_items))],
+            )
+            return
+        except ItemsChangedError:
+            pass
+        # Branching from an older response: copy its history into a new container once.
+        container = new_id("chain")
+        await storage.append(
+            container,
+            turn_items,
+            expected_len=upto,
+            copy_from=(source, upto),
+            objects=[record(container, upto + len(turn_items))],
+        )
+        return
+    container = new_id("chain")
+    await storage.append(
+        container, turn_items, expected_len=0, objects=[record(container, len(turn_items))]
+    )
+
+
+async def _create_blocking(state: ServerState, plan: _Plan) -> dict[str, Any]:
+    response_id = new_id("resp")
+    created = int(time.time())
+    outcome = await run_turn(state.agent, plan.turn)
+    output = messages_to_items(visible_output(outcome.messages, plan.tools), output=True)
+    response = _response_json(
+        plan, response_id, created, status="completed", output=output, outcome=outcome
+    )
+    await _save(state, plan, response, outcome)
+    return response
+
+
+async def _create_streaming(
+    state: ServerState, plan: _Plan, key: str | None
+) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        async for chunk in _stream_events(state, plan, key):
+            yield chunk
+        finished = True
+    finally:
+        if key is not None and not finished:
+            # A failed or abandoned stream frees its key, so a retry runs the turn.
+            await asyncio.shield(state.storage.idempotency_release(plan.owner, key))
+
+
+async def _stream_events(state: ServerState, plan: _Plan, key: str | None) -> AsyncIterator[bytes]:
+    response_id = new_id("resp")
+    created = int(time.time())
+    writer = ResponseEventWriter()
+    started = _response_json(
+        plan, response_id, created, status="in_progress", output=[], outcome=None
+    )
+    # Events made together go out in one write: fewer sends per response.
+    yield writer.event("response.created", response=started) + writer.event(
+        "response.in_progress", response=started
+    )
+    declared = {t.name for t in plan.tools}
+    updates: list[AgentRunResponseUpdate] = []
+    fallback_id = new_message_id()
+    async for update in stream_turn(state.agent, plan.turn):
+        updates.append(update)
+        if update.role != Role.ASSISTANT:
+            continue
+        message_id = update.message_id or fallback_id
+        for content in update.contents:
+            if type(content) is TextContent and content.text:
+                yield b"".join(writer.text(message_id, content.text))
+            elif type(content) is FunctionCallContent and content.name in declared:
+                message = ChatMessage(Role.ASSISTANT, contents=[content], message_id=message_id)
+                yield b"".join(writer.call(message, content))
+    closing = b"".join(writer.close_text())
+    outcome = outcome_of(plan.turn, updates)
+    final = _response_json(
+        plan, response_id, created, status="completed", output=writer.output, outcome=outcome
+    )
+    await _save(state, plan, final, outcome)
+    if key is not None:
+        record = IdempotencyRecord(status=200, body=final)
+        await state.storage.idempotency_finish(plan.owner, key, record)
+    yield closing + writer.event("response.completed", response=final)
+
+
+async def create_response(request: Request) -> Response:
+    """``POST /v1/responses``."""
+    state, owner = state_of(request)
+    plan = await _plan(request, state, owner)
+    if plan.body.get("stream"):
+        key, done = await claim(request, state, owner)
+        if done is not None:
+            return sse_response(replay_events(done.body))
+        return sse_response(_create_streaming(state, plan, key))
+    return await idempotent(request, state, owner, lambda: _create_blocking(state, plan))
+
+
+async def get_response(request: Request) -> Response:
+    """``GET /v1/responses/{id}``."""
+    state, owner = state_of(request)
+    response_id = request.path_params["response_id"]
+    found = await state.storage.get(owner, "response", response_id)
+    if found is None:
+        raise ApiError.not_found("response", response_id)
+    return JSONResponse({k: v for k, v in found.body.items() if not k.startswith("_")})
+
+
+async def delete_response(request: Request) -> Response:
+    """``DELETE /v1/responses/{id}``: the response goes; its chain's items stay for others."""
+    state, owner = state_of(request)
+    response_id = request.path_params["response_id"]
+    if not await state.storage.delete(owner, "response", response_id):
+        raise ApiError.not_found("response", response_id)
+    return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Response:
+    """``GET /v1/responses/{id}/input_items``: the history the response answered."""
+    from threadline.hosting._turns import paginate, stored_items
+
+    state, owner = state_of(request)
+    response_id = request.path_params["response_id"]
+    found = await state.storage.get(owner, "response", response_id)
+    if found is None or found.container is None:
+        raise ApiError.not_found("response", response_id)
+    upto = found.body.get("_input_upto", found.upto)
+    stored = await state.storage.items(found.container, upto=upto)
+    return JSONResponse(paginate(stored_items(stored), dict(request.query_params)))
+
+
+def routes() -> list[Route]:
+    """The Responses routes."""
+    return [
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+    ]

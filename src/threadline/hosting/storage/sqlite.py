@@ -1,0 +1,383 @@
+"""``SQLiteServerStorage``: the server's default storage, one SQLite file (WAL).
+
+All work runs on one worker thread that owns the connection, so the event loop never blocks on
+disk. Several server processes may share the file: SQLite's locking serializes their writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from threadline.exceptions import StoreError
+from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
+
+__all__ = ["SQLiteServerStorage"]
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tl_objects (
+    id         TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    parent     TEXT,
+    container  TEXT,
+    upto       INTEGER,
+    body       TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS tl_objects_list ON tl_objects (owner, kind, parent, created_at);
+CREATE TABLE IF NOT EXISTS tl_items (
+    container TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (container, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tl_idempotency (
+    owner      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    status     INTEGER,
+    body       TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+"""
+
+_STALE_CLAIM_SECONDS = 300.0
+"""A claim older than this belongs to a request whose server died; a retry may take it over."""
+
+
+def _row(row: tuple[Any, ...]) -> StoredObject:
+    return StoredObject(
+        id=row[0],
+        kind=row[1],
+        owner=row[2],
+        parent=row[3],
+        container=row[4],
+        upto=row[5],
+        body=json.loads(row[6]),
+        created_at=row[7],
+    )
+
+
+_COLUMNS = "id, kind, owner, parent, container, upto, body, created_at"
+
+
+def _put(conn: sqlite3.Connection, obj: StoredObject) -> None:
+    conn.execute(
+        f"INSERT OR REPLACE INTO tl_objects ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            obj.id,
+            obj.kind,
+            obj.owner,
+            obj.parent,
+            obj.container,
+            obj.upto,
+            json.dumps(obj.body, ensure_ascii=False),
+            obj.created_at or time.time(),
+        ),
+    )
+
+
+def _length(conn: sqlite3.Connection, container: str) -> int:
+    row = conn.execute("SELECT MAX(seq) FROM tl_items WHERE container = ?", (container,)).fetchone()
+    return row[0] or 0
+
+
+@dataclass(slots=True, kw_only=True)
+class _Append:
+    container: str
+    bodies: list[str]
+    expected_len: int | None
+    objects: tuple[StoredObject, ...]
+    copy_from: tuple[str, int] | None
+    future: asyncio.Future[int]
+
+
+def _append_one(conn: sqlite3.Connection, op: _Append) -> int:
+    if op.copy_from is not None:
+        conn.execute(
+            "INSERT INTO tl_items (container, seq, body) SELECT ?, seq, body "
+            "FROM tl_items WHERE container = ? AND seq <= ?",
+            (op.container, op.copy_from[0], op.copy_from[1]),
+        )
+    length = _length(conn, op.container)
+    if op.expected_len is not None and length != op.expected_len:
+        raise ItemsChangedError(
+            f"container {op.container!r} has {length} items, expected {op.expected_len}"
+        )
+    conn.executemany(
+        "INSERT INTO tl_items (container, seq, body) VALUES (?, ?, ?)",
+        [(op.container, length + i + 1, body) for i, body in enumerate(op.bodies)],
+    )
+    for obj in op.objects:
+        _put(conn, obj)
+    return length + len(op.bodies)
+
+
+def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | Exception]:
+    """Write a batch of appends in one transaction, each in a savepoint of its own."""
+    results: list[int | Exception] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for op in batch:
+            conn.execute("SAVEPOINT one_append")
+            try:
+                results.append(_append_one(conn, op))
+            except (ItemsChangedError, sqlite3.IntegrityError) as exc:
+                conn.execute("ROLLBACK TO one_append")
+                results.append(
+                    exc
+                    if isinstance(exc, ItemsChangedError)
+                    else StoreError(f"append to {op.container!r} failed: {exc}")
+                )
+            conn.execute("RELEASE one_append")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return results
+
+
+class SQLiteServerStorage:
+    """Server storage in a SQLite file; ``":memory:"`` keeps it in memory for tests.
+
+    Args:
+        path: the database file, created with its folder when missing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="threadline-server-db"
+        )
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[_Append] = []
+        self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def _call(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+        if self._conn is None:
+            self._conn = self._connect()
+        return fn(self._conn, *args)
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._call, fn, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"server database {self.path!r} failed: {exc}") from exc
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, work: Callable[[], _T]) -> _T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def get(self, owner: str, kind: str, object_id: str) -> StoredObject | None:
+        """The object, or ``None`` when missing or owned by someone else."""
+
+        def query(conn: sqlite3.Connection) -> StoredObject | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM tl_objects WHERE kind = ? AND id = ? AND owner = ?",
+                (kind, object_id, owner),
+            ).fetchone()
+            return None if row is None else _row(row)
+
+        return await self._run(query)
+
+    async def put(self, obj: StoredObject) -> None:
+        """Insert or replace an object."""
+        await self._run(_put, obj)
+
+    async def delete(self, owner: str, kind: str, object_id: str) -> bool:
+        """Delete an object with its children and its container's items."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            def inner() -> bool:
+                row = conn.execute(
+                    "SELECT container FROM tl_objects WHERE kind = ? AND id = ? AND owner = ?",
+                    (kind, object_id, owner),
+                ).fetchone()
+                if row is None:
+                    return False
+                conn.execute("DELETE FROM tl_objects WHERE kind = ? AND id = ?", (kind, object_id))
+                conn.execute(
+                    "DELETE FROM tl_objects WHERE parent = ? AND owner = ?", (object_id, owner)
+                )
+                # A conversation or thread owns its container; a response shares its chain's.
+                if row[0] is not None and kind != "response":
+                    conn.execute("DELETE FROM tl_items WHERE container = ?", (row[0],))
+                return True
+
+            return self._transaction(conn, inner)
+
+        return await self._run(work)
+
+    async def list_objects(
+        self, owner: str, kind: str, *, parent: str | None = None, limit: int = 20
+    ) -> list[StoredObject]:
+        """Objects of one kind (and parent), newest first."""
+
+        def query(conn: sqlite3.Connection) -> list[StoredObject]:
+            sql = f"SELECT {_COLUMNS} FROM tl_objects WHERE owner = ? AND kind = ?"
+            args: list[Any] = [owner, kind]
+            if parent is not None:
+                sql += " AND parent = ?"
+                args.append(parent)
+            sql += " ORDER BY created_at DESC LIMIT ?"
+            args.append(limit)
+            return [_row(r) for r in conn.execute(sql, args).fetchall()]
+
+        return await self._run(query)
+
+    async def items(self, container: str, *, upto: int | None = None) -> list[dict[str, Any]]:
+        """A container's items, oldest first."""
+
+        def query(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT body FROM tl_items WHERE container = ? AND seq <= ? ORDER BY seq",
+                (container, upto if upto is not None else 2**62),
+            ).fetchall()
+            return [json.loads(r[0]) for r in rows]
+
+        return await self._run(query)
+
+    async def append(
+        self,
+        container: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        expected_len: int | None = None,
+        objects: Sequence[StoredObject] = (),
+        copy_from: tuple[str, int] | None = None,
+    ) -> int:
+        """Append items and save objects atomically, optionally branching from another container.
+
+        Appends are group-committed: while one batch is being written, new appends queue up and
+        go together in the next transaction (each in its own savepoint, so one failing check
+        affects only its own append). Under load that turns many small commits and thread hops
+        into a few large ones; alone, an append is written at once.
+        """
+        op = _Append(
+            container=container,
+            bodies=[json.dumps(item, ensure_ascii=False) for item in items],
+            expected_len=expected_len,
+            objects=tuple(objects),
+            copy_from=copy_from,
+            future=asyncio.get_running_loop().create_future(),
+        )
+        self._pending.append(op)
+        if not self._flushing:
+            self._flushing = True
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+        return await asyncio.shield(op.future)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._run(_append_batch, batch)
+                except BaseException as exc:  # the whole transaction failed
+                    for op in batch:
+                        if not op.future.done():
+                            op.future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for op, result in zip(batch, results, strict=True):
+                    if op.future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        op.future.set_exception(result)
+                    else:
+                        op.future.set_result(result)
+        finally:
+            self._flushing = False
+
+    async def idempotency_begin(self, owner: str, key: str) -> IdempotencyRecord | None | bool:
+        """Claim a key, or report its stored outcome, or ``None`` while another request runs it."""
+
+        def work(conn: sqlite3.Connection) -> IdempotencyRecord | None | bool:
+            def inner() -> IdempotencyRecord | None | bool:
+                now = time.time()
+                row = conn.execute(
+                    "SELECT status, body, created_at FROM tl_idempotency "
+                    "WHERE owner = ? AND key = ?",
+                    (owner, key),
+                ).fetchone()
+                if row is None or (row[0] is None and now - row[2] > _STALE_CLAIM_SECONDS):
+                    conn.execute(
+                        "INSERT OR REPLACE INTO tl_idempotency (owner, key, created_at) "
+                        "VALUES (?, ?, ?)",
+                        (owner, key, now),
+                    )
+                    return True
+                if row[0] is None:
+                    return None
+                return IdempotencyRecord(status=row[0], body=json.loads(row[1]))
+
+            return self._transaction(conn, inner)
+
+        return await self._run(work)
+
+    async def idempotency_finish(self, owner: str, key: str, record: IdempotencyRecord) -> None:
+        """Store the outcome of a claimed key."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE tl_idempotency SET status = ?, body = ? WHERE owner = ? AND key = ?",
+                (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
+            )
+
+        await self._run(work)
+
+    async def idempotency_release(self, owner: str, key: str) -> None:
+        """Forget a claim whose request failed."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM tl_idempotency WHERE owner = ? AND key = ? AND status IS NULL",
+                (owner, key),
+            )
+
+        await self._run(work)
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.close()
+
+        if self._flush_task is not None:
+            await self._flush_task
+        if self._conn is not None:
+            await self._run(work)
+            self._conn = None
+        self._executor.shutdown(wait=False)

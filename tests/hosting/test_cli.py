@@ -1,0 +1,94 @@
+"""``threadline serve`` as a real subprocess, driven by the official client."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import openai
+import pytest
+
+from threadline.hosting.cli import main, parse_api_keys
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_serve_subprocess(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "threadline.hosting.cli",
+        "serve",
+        "tests.hosting._cli_agent:agent",
+        "--port",
+        str(port),
+        "--db",
+        str(tmp_path / "cli.db"),
+        "--api-key",
+        "secret=me",
+        "--log-level",
+        "warning",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="secret", max_retries=0
+        ) as client:
+            for _ in range(100):
+                try:
+                    await client.models.list()
+                    break
+                except openai.APIConnectionError:
+                    await asyncio.sleep(0.1)
+            response = await client.responses.create(input="ping")
+            assert response.output_text == "pong"
+        async with openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="other", max_retries=0
+        ) as stranger:
+            with pytest.raises(openai.AuthenticationError):
+                await stranger.responses.retrieve(response.id)
+    finally:
+        proc.terminate()
+        await proc.wait()
+        assert proc.stderr is not None
+        await proc.stderr.read()
+
+
+def test_bad_arguments_exit_with_a_message() -> None:
+    with pytest.raises(SystemExit, match="module:attribute"):
+        main(["serve", "no_colon_here"])
+    with pytest.raises(SystemExit, match="cannot import"):
+        main(["serve", "no_such_module_xyz:agent"])
+    with pytest.raises(SystemExit, match="no attribute"):
+        main(["serve", "tests.hosting._cli_agent:missing"])
+    with pytest.raises(SystemExit, match="agent as module:attribute, or --local"):
+        main(["serve"])
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("threadline.clients.local") is not None,
+    reason="the embedded model is installed, so --local would start it",
+)
+def test_local_without_the_embedded_model() -> None:
+    with pytest.raises(SystemExit, match="embedded model"):
+        main(["serve", "--local"])
+
+
+def test_api_keys() -> None:
+    keys = parse_api_keys(["a=alice", "b"])
+    assert keys["a"] == "alice" and keys["b"].startswith("key-") and "b" not in keys["b"][4:5]

@@ -1,0 +1,130 @@
+"""Two server processes' worth of apps sharing PostgreSQL storage: state started on one continues on
+the other. Needs the PostgreSQL server at ``THREADLINE_POSTGRES_URL``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import openai
+import pytest
+import uvicorn
+
+from tests.hosting.conftest import KEYS, start_server
+from threadline import ChatAgent, ScriptedChatClient
+from threadline.hosting import ServerConfig
+from threadline.hosting.storage.postgres import PostgresServerStorage
+
+ROOT = Path(__file__).resolve().parents[2]
+URL = os.environ.get("THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    name = "tl_server_test_" + os.urandom(4).hex()
+    probe = PostgresServerStorage(URL, schema=name, max_size=1)
+    try:
+        await probe.items("probe")
+    except Exception as exc:
+        await probe.close()
+        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {URL}: {exc}")
+    try:
+        yield name
+    finally:
+        await probe.drop_schema()
+        await probe.close()
+
+
+async def test_two_servers_share_conversations(schema: str) -> None:
+    model_a = ScriptedChatClient(["from A", "A once"])
+    model_b = ScriptedChatClient(["from B", "B again"])
+    config = ServerConfig(api_keys=KEYS)
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None], str]] = []
+    try:
+        for model in (model_a, model_b):
+            storage = PostgresServerStorage(URL, schema=schema, max_size=2)
+            servers.append(await start_server(ChatAgent(model), config, storage=storage))
+        url_a, url_b = servers[0][2], servers[1][2]
+        async with (
+            openai.AsyncOpenAI(base_url=url_a, api_key="key-alice") as a,
+            openai.AsyncOpenAI(base_url=url_b, api_key="key-alice") as b,
+            openai.AsyncOpenAI(base_url=url_b, api_key="key-bob") as bob,
+        ):
+            first = await a.responses.create(input="hello")
+            second = await b.responses.create(input="again", previous_response_id=first.id)
+            assert second.output_text == "from B"
+            assert [m.text for m in model_b.calls[0].messages] == ["hello", "from A", "again"]
+            with pytest.raises(openai.NotFoundError):
+                await bob.responses.retrieve(first.id)
+            conversation = await a.conversations.create(
+                items=[{"type": "message", "role": "user", "content": "seed"}]
+            )
+            await b.responses.create(input="go", conversation=conversation.id)
+            items = await a.conversations.items.list(conversation.id, order="asc")
+            assert len(items.data) == 3
+            # Same Idempotency-Key on the other server: answered from storage, no second turn.
+            again = await a.responses.create(
+                input="x", previous_response_id=first.id, extra_headers={"Idempotency-Key": "k1"}
+            )
+            replay = await b.responses.create(
+                input="x", previous_response_id=first.id, extra_headers={"Idempotency-Key": "k1"}
+            )
+            assert replay.id == again.id and replay.output_text == "A once"
+            assert len(model_b.calls) == 2
+    finally:
+        for uv, task, _ in servers:
+            uv.should_exit = True
+            await task
+
+
+async def test_two_server_processes_share_state(schema: str) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    ports = [_free_port(), _free_port()]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "threadline.hosting.cli", "serve",
+            "tests.hosting._cli_agent:agent", "--port", str(port), "--postgres", URL,
+            "--postgres-schema", schema, "--api-key", "k=acct", "--log-level", "warning",
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]  # fmt: skip
+    try:
+        clients = [
+            openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="k", max_retries=0)
+            for p in ports
+        ]
+        for client in clients:
+            for _ in range(100):
+                try:
+                    await client.models.list()
+                    break
+                except openai.APIConnectionError:
+                    await asyncio.sleep(0.1)
+        first = await clients[0].responses.create(input="on process one")
+        second = await clients[1].responses.create(
+            input="on process two", previous_response_id=first.id
+        )
+        items = await clients[0].responses.input_items.list(second.id, order="asc")
+        texts = [cast(Any, i).content[0].text for i in items.data]
+        assert texts == ["on process one", "pong", "on process two"]
+        for client in clients:
+            await client.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            await proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
