@@ -30,7 +30,7 @@ async def test_serve_subprocess(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "threadline.hosting.cli",
+        "threadline.cli.main",  # the `threadline` command, which hands `serve` to the server
         "serve",
         "tests.hosting._cli_agent:agent",
         "--port",
@@ -92,3 +92,59 @@ def test_local_without_the_embedded_model() -> None:
 def test_api_keys() -> None:
     keys = parse_api_keys(["a=alice", "b"])
     assert keys["a"] == "alice" and keys["b"].startswith("key-") and "b" not in keys["b"][4:5]
+
+
+async def test_serve_local_answers_with_the_embedded_model(
+    tmp_path: Path, local_model_path: Path
+) -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "threadline.cli.main",
+        "serve",
+        "--local",
+        "--port",
+        str(port),
+        "--db",
+        str(tmp_path / "local.db"),
+        "--api-key",
+        "secret=me",
+        "--log-level",
+        "warning",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="secret", max_retries=0
+        ) as client:
+            for _ in range(300):
+                try:
+                    await client.models.list()
+                    break
+                except openai.APIConnectionError:
+                    await asyncio.sleep(0.1)
+            first = await client.responses.create(
+                input="Say hello.", max_output_tokens=8, store=True
+            )
+            assert first.output_text.strip()
+            follow_up = await client.responses.create(
+                input="Again.", previous_response_id=first.id, max_output_tokens=8
+            )
+            items = await client.responses.input_items.list(follow_up.id)
+            texts = [
+                part.text
+                for item in items.data
+                if item.type == "message"
+                for part in item.content
+                if part.type == "input_text"
+            ]
+            assert "Say hello." in texts and "Again." in texts
+    finally:
+        proc.terminate()
+        await proc.wait()
+        assert proc.stderr is not None
+        await proc.stderr.read()

@@ -35,12 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chat.add_parser(subparsers)
     threads_cmd.add_parser(subparsers)
+    # Listed here for --help; main() hands `serve` and its arguments to the server's own parser.
+    subparsers.add_parser(
+        "serve",
+        help="serve an agent over the OpenAI APIs (threadline serve --help)",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 error, 2 bad usage, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        from threadline.hosting.cli import main as serve
+
+        return serve(arguments[1:])
+    args = build_parser().parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
