@@ -24,3 +24,4 @@ bench:
 	python bench/turn_overhead.py
 	python bench/stores.py
 	python bench/local_model.py
+	python bench/server.py
