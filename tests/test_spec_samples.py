@@ -83,9 +83,7 @@ async def test_thread_storage(service_threads: bool) -> None:
     else:
         # "the serialized AgentThread will contain the messages themselves"
         assert "service_thread_id" not in serialized_thread
-        assert [
-            m["contents"][0]["text"] for m in serialized_thread["store"]["state"]["messages"]
-        ] == [
+        assert [m["text"] for m in serialized_thread["store"]["state"]["messages"]] == [
             "Hello, how are you?",
             "Fine.",
         ]

@@ -165,8 +165,21 @@ def _mutations() -> list[tuple[str, Any, str]]:
         ),
         (
             "bad content",
-            set_(["store", "state", "messages", 0, "contents"], [{"type": "hologram"}]),
+            set_(
+                ["store", "state", "messages", 0],
+                {"role": "user", "contents": [{"type": "hologram"}], "message_id": "m1"},
+            ),
             "messages[0]: contents[0]: unknown content type 'hologram'",
+        ),
+        (
+            "text and contents",
+            set_(["store", "state", "messages", 0, "contents"], []),
+            "messages[0]: a message has either 'text' or 'contents', exactly one of them",
+        ),
+        (
+            "text not a string",
+            set_(["store", "state", "messages", 0, "text"], ["hi"]),
+            "messages[0]: message field 'text' must be a string",
         ),
         ("messages not a list", set_(["store", "state", "messages"], {"0": "x"}), "must be a list"),
         (

@@ -112,6 +112,33 @@ async def test_every_thread_survives_serialize_and_deserialize(
     assert json.loads(json.dumps(await restored.serialize())) == state
 
 
+def test_one_text_content_uses_the_text_form_and_others_the_contents_form() -> None:
+    plain = ChatMessage(Role.USER, "hi", message_id="m1", author_name="bob")
+    assert plain.to_dict() == {
+        "role": "user",
+        "text": "hi",
+        "message_id": "m1",
+        "author_name": "bob",
+    }
+    # The same value built from contents encodes the same way: one form per message.
+    assert (
+        ChatMessage(
+            "user", contents=[TextContent("hi")], message_id="m1", author_name="bob"
+        ).to_dict()
+        == plain.to_dict()
+    )
+    two = ChatMessage(Role.ASSISTANT, "b", contents=[TextContent("a")], message_id="m2")
+    assert two.to_dict() == {
+        "role": "assistant",
+        "contents": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        "message_id": "m2",
+    }
+    empty = ChatMessage(Role.ASSISTANT, message_id="m3")
+    assert empty.to_dict() == {"role": "assistant", "contents": [], "message_id": "m3"}
+    for message in (plain, two, empty):
+        assert ChatMessage.from_dict(message.to_dict()) == message
+
+
 def test_text_shorthand_and_text_property() -> None:
     message = ChatMessage("user", "hello", contents=[TextContent("first")])
     assert message.role is Role.USER and message.role == "user"
@@ -145,6 +172,12 @@ MALFORMED: list[tuple[object, str]] = [
     ),
     ({"role": "user", "contents": "hi", "message_id": "m"}, "'contents' must be a list"),
     ({"role": "user", "contents": []}, "'message_id' must be a non-empty string"),
+    ({"role": "user", "message_id": "m"}, "either 'text' or 'contents', exactly one"),
+    ({"role": "user", "text": "a", "contents": [], "message_id": "m"}, "exactly one of them"),
+    ({"role": "user", "text": 5, "message_id": "m"}, "'text' must be a string, got 5"),
+    ({"role": "bot", "text": "a", "message_id": "m"}, "unknown role 'bot'"),
+    ({"role": ["user"], "text": "a", "message_id": "m"}, "'role' must be a string"),
+    ({"role": "user", "text": "a", "message_id": ""}, "'message_id' must be a non-empty"),
     ({"role": 3, "contents": [], "message_id": "m"}, "'role' must be a string"),
     ({"role": "robot", "contents": [], "message_id": "m"}, "unknown role 'robot'"),
     (

@@ -35,7 +35,7 @@ async def test_one_row_per_message_in_wal_mode(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         rows = conn.execute("SELECT seq, body FROM threadline_messages ORDER BY seq").fetchall()
-    assert [(seq, json.loads(body)["contents"][0]["text"]) for seq, body in rows] == [
+    assert [(seq, json.loads(body)["text"]) for seq, body in rows] == [
         (1, "one"),
         (2, "a"),
         (3, "two"),

@@ -56,6 +56,9 @@ def estimate_tokens(message: ChatMessage) -> int:
     code and data slightly, which errs on the side of fitting the model's window. Non-text
     contents are counted by the length of their JSON form.
     """
+    plain = message.plain_text
+    if plain is not None:  # most messages: no need to look at parts
+        return _MESSAGE_OVERHEAD + (len(plain) + 3) // 4
     chars = 0
     for content in message.contents:
         if type(content) is TextContent:
