@@ -12,11 +12,10 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
+from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline.exceptions import StoreError
 from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
 
@@ -128,8 +127,7 @@ def _append_one(conn: sqlite3.Connection, op: _Append) -> int:
 def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | Exception]:
     """Write a batch of appends in one transaction, each in a savepoint of its own."""
     results: list[int | Exception] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(conn):
         for op in batch:
             conn.execute("SAVEPOINT one_append")
             try:
@@ -142,10 +140,6 @@ def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | 
                     else StoreError(f"append to {op.container!r} failed: {exc}")
                 )
             conn.execute("RELEASE one_append")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return results
 
 
@@ -158,46 +152,23 @@ class SQLiteServerStorage:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="threadline-server-db"
+        self._db = SQLiteWorker(
+            self.path,
+            schema=_SCHEMA,
+            thread_name="threadline-server-db",
+            describe="server database",
         )
-        self._conn: sqlite3.Connection | None = None
         self._pending: list[_Append] = []
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
 
-    def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.executescript(_SCHEMA)
-        return conn
-
-    def _call(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
-        if self._conn is None:
-            self._conn = self._connect()
-        return fn(self._conn, *args)
-
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self._call, fn, args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"server database {self.path!r} failed: {exc}") from exc
+        return await self._db.run(fn, *args)
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, work: Callable[[], _T]) -> _T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        with immediate_transaction(conn):
+            return work()
 
     async def get(self, owner: str, kind: str, object_id: str) -> StoredObject | None:
         """The object, or ``None`` when missing or owned by someone else."""
@@ -371,13 +342,6 @@ class SQLiteServerStorage:
 
     async def close(self) -> None:
         """Close the connection and stop the worker thread."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.close()
-
         if self._flush_task is not None:
             await self._flush_task
-        if self._conn is not None:
-            await self._run(work)
-            self._conn = None
-        self._executor.shutdown(wait=False)
+        await self._db.close()

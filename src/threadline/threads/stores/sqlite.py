@@ -15,17 +15,16 @@ All blocking work runs on one worker thread per database file, which owns the co
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline._sqlite import SQLiteWorker, immediate_transaction
+from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError
 from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
@@ -59,55 +58,32 @@ CREATE TABLE IF NOT EXISTS threadline_messages (
 message's count from the store's token counter, kept for bounded reads."""
 
 
-class _Database:
-    """One SQLite file: a connection owned by a single worker thread, shared by its stores."""
+def _add_token_counts(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(threadline_messages)")}
+    if "tokens" not in columns:  # a file written before token counts were stored
+        conn.execute("ALTER TABLE threadline_messages ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0")
 
-    _open: dict[str, _Database] = {}
+
+class _Database:
+    """One SQLite file's worker, shared by every store of that file in this process."""
+
+    _open: dict[str, SQLiteWorker] = {}
     _open_lock = threading.Lock()
 
     @classmethod
-    def get(cls, path: str) -> _Database:
+    def get(cls, path: str) -> SQLiteWorker:
         key = path if path == ":memory:" else str(Path(path).resolve())
         with cls._open_lock:
             db = cls._open.get(key)
             if db is None:
-                db = cls._open[key] = cls(key)
+                db = cls._open[key] = SQLiteWorker(
+                    key,
+                    schema=_SCHEMA,
+                    thread_name="threadline-sqlite",
+                    describe="SQLite database",
+                    migrate=_add_token_counts,
+                )
             return db
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-sqlite")
-        self._conn: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        # NORMAL in WAL mode survives a process crash (SIGKILL); only a power loss can drop the
-        # last commits. FULL would fsync every turn for that.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.executescript(_SCHEMA)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(threadline_messages)")}
-        if "tokens" not in columns:  # a file written before token counts were stored
-            conn.execute(
-                "ALTER TABLE threadline_messages ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0"
-            )
-        return conn
-
-    def _call(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
-        if self._conn is None:
-            self._conn = self._connect()
-        return fn(self._conn, *args)
-
-    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run ``fn(connection, *args)`` on the worker thread."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self._call, fn, args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite database {self.path!r} failed: {exc}") from exc
 
 
 class SQLiteThreadInfo:
@@ -304,8 +280,7 @@ class SQLiteChatMessageStore:
         expected_version: int | None,
     ) -> int:
         now = time.time()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(conn):
             info = _thread_row(conn, thread_id)
             if info is None:
                 conn.execute(
@@ -333,10 +308,6 @@ class SQLiteChatMessageStore:
                 "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
                 (version, now, thread_id),
             )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return version
 
     async def serialize(self) -> dict[str, JSONValue]:
@@ -359,8 +330,7 @@ class SQLiteChatMessageStore:
     @staticmethod
     def _fork(conn: sqlite3.Connection, parent_id: str, child_id: str) -> None:
         now = time.time()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(conn):
             info = _thread_row(conn, parent_id)
             version = 0 if info is None else info[2]
             if info is None:
@@ -375,10 +345,6 @@ class SQLiteChatMessageStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (child_id, parent_id, version, version, now, now),
             )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     async def delete(self) -> None:
         """Delete this thread. Forks of it keep their history: the shared part is copied to them.
@@ -391,8 +357,7 @@ class SQLiteChatMessageStore:
 
     @staticmethod
     def _delete(conn: sqlite3.Connection, thread_id: str, codec: MessageCodec) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(conn):
             children = conn.execute(
                 "SELECT thread_id, fork_version FROM threadline_threads WHERE parent_id = ?",
                 (thread_id,),
@@ -417,10 +382,6 @@ class SQLiteChatMessageStore:
                 )
             conn.execute("DELETE FROM threadline_messages WHERE thread_id = ?", (thread_id,))
             conn.execute("DELETE FROM threadline_threads WHERE thread_id = ?", (thread_id,))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     @classmethod
     async def list_threads(cls, path: str | os.PathLike[str]) -> list[SQLiteThreadInfo]:

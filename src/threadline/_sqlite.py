@@ -1,0 +1,113 @@
+"""One SQLite file served by one worker thread: the common base of threadline's SQLite parts.
+
+The message store and the server's storage both keep a file in WAL mode and must never block the
+event loop. ``sqlite3`` connections belong to the thread that uses them, so each file gets one
+worker thread that owns its connection, and every query runs there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from threadline.exceptions import StoreError
+
+__all__ = ["SQLiteWorker", "immediate_transaction"]
+
+_T = TypeVar("_T")
+
+
+class SQLiteWorker:
+    """A SQLite file (created with its folder), its connection, and the thread that owns both.
+
+    Args:
+        path: the file, or ``":memory:"``.
+        schema: SQL run once per connection (``CREATE ... IF NOT EXISTS``).
+        thread_name: names the worker thread, for debuggers and tests.
+        describe: how errors name the database, e.g. ``"SQLite database"``.
+        migrate: run after the schema, to bring files written by older versions up to date.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        schema: str,
+        thread_name: str,
+        describe: str,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._schema = schema
+        self._describe = describe
+        self._migrate = migrate
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a process crash (SIGKILL); only a power loss can drop the
+        # last commits. FULL would fsync every turn for that.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(self._schema)
+        if self._migrate is not None:
+            self._migrate(conn)
+        return conn
+
+    def _call(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+        if self._conn is None:
+            self._conn = self._connect()
+        return fn(self._conn, *args)
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(connection, *args)`` on the worker thread.
+
+        Raises:
+            StoreError: SQLite failed; the message names the database.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._call, fn, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._describe} {self.path!r} failed: {exc}") from exc
+
+    @property
+    def is_open(self) -> bool:
+        """True once the connection was made and until :meth:`close`."""
+        return self._conn is not None
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread."""
+
+        def close(conn: sqlite3.Connection) -> None:
+            conn.close()
+
+        if self._conn is not None:
+            await self.run(close)
+            self._conn = None
+        self._executor.shutdown(wait=False)
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Generator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error.
+
+    IMMEDIATE takes the write lock at the start, so a read-check-write sequence (a version check
+    before an append) cannot be overtaken by another process between its read and its write.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
