@@ -26,13 +26,12 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.stores._cache import HistoryCache
-from threadline.threads.stores._connections import SharedResource, redact_url
+from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
 from threadline.threads.thread import new_thread_id
-from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage
 
 __all__ = ["PostgresChatMessageStore"]
@@ -143,7 +142,7 @@ _ready: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.
 """The schemas each pool has already set up, so a thousand stores on one pool set up once."""
 
 
-class PostgresChatMessageStore:
+class PostgresChatMessageStore(ConnectedStore):
     """A thread kept in PostgreSQL, shareable by any number of processes and hosts.
 
     Args:
@@ -164,6 +163,7 @@ class PostgresChatMessageStore:
     """
 
     kind = "postgres"
+    namespace_option = "schema"
 
     def __init__(
         self,
@@ -222,18 +222,6 @@ class PostgresChatMessageStore:
 
     def __repr__(self) -> str:
         return f"PostgresChatMessageStore({self._where!r}, thread_id={self.thread_id!r})"
-
-    async def __aenter__(self) -> PostgresChatMessageStore:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Let go of the pool; the last store of a fork family made from a DSN closes it."""
-        if not self._closed:
-            self._closed = True
-            await self._shared.release()
 
     def _error(self, exc: BaseException, thread_id: str | None = None) -> StoreError:
         return StoreError(
@@ -411,39 +399,6 @@ class PostgresChatMessageStore:
         except psycopg.Error as exc:
             raise self._error(exc) from exc
         raise StoreError(f"thread {tid!r} could not be created in PostgreSQL at {self._where}")
-
-    async def serialize(self) -> dict[str, JSONValue]:
-        """The thread id and schema; never the DSN (it may hold a password)."""
-        return {"thread_id": self.thread_id, "schema": self.schema}
-
-    async def load_state(self, state: Mapping[str, Any]) -> None:
-        """Point this store at the thread ``state`` names, on this store's connection.
-
-        Raises:
-            ThreadStateError: the state has no thread id, or was saved in another schema.
-        """
-        thread_id = state.get("thread_id")
-        if not isinstance(thread_id, str) or not thread_id:
-            raise ThreadStateError(
-                f"postgres store state needs a 'thread_id' string, got {thread_id!r}"
-            )
-        schema = state.get("schema", self.schema)
-        if schema != self.schema:
-            raise ThreadStateError(
-                f"postgres thread {thread_id!r} was saved in schema {schema!r}, but this store "
-                f"uses {self.schema!r}; configure the store with schema={schema!r}"
-            )
-        self.thread_id = thread_id
-        self._cache = HistoryCache()
-
-    def _sibling(self, thread_id: str) -> PostgresChatMessageStore:
-        other = object.__new__(PostgresChatMessageStore)
-        other.__dict__.update(self.__dict__)
-        other.thread_id = thread_id
-        other._closed = False
-        other._cache = HistoryCache()
-        self._shared.acquire()
-        return other
 
     async def fork(self) -> PostgresChatMessageStore:
         """A new thread row pointing at this one and its version: no messages are copied."""

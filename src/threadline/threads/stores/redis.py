@@ -19,19 +19,18 @@ Needs the ``redis`` extra (redis-py >= 5, asyncio).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.stores._cache import HistoryCache
-from threadline.threads.stores._connections import SharedResource, redact_url
+from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
 from threadline.threads.thread import new_thread_id
-from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage
 
 __all__ = ["RedisChatMessageStore"]
@@ -179,7 +178,7 @@ def _unpack(data: bytes) -> list[bytes]:
     return out
 
 
-class RedisChatMessageStore:
+class RedisChatMessageStore(ConnectedStore):
     """A thread kept in Redis, shareable by any number of processes and hosts.
 
     Args:
@@ -198,6 +197,7 @@ class RedisChatMessageStore:
     """
 
     kind = "redis"
+    namespace_option = "key_prefix"
 
     def __init__(
         self,
@@ -246,18 +246,6 @@ class RedisChatMessageStore:
 
     def __repr__(self) -> str:
         return f"RedisChatMessageStore({self._where!r}, thread_id={self.thread_id!r})"
-
-    async def __aenter__(self) -> RedisChatMessageStore:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Let go of the connection; the last store of a fork family made from a URL closes it."""
-        if not self._closed:
-            self._closed = True
-            await self._shared.release()
 
     def _key(self, thread_id: str) -> str:
         return f"{self.key_prefix}{thread_id}"
@@ -319,40 +307,6 @@ class RedisChatMessageStore:
             )
         self._cache.appended(messages, int(version))
         return int(version)
-
-    async def serialize(self) -> dict[str, JSONValue]:
-        """The thread id and key prefix; never the URL (it may hold a password)."""
-        return {"thread_id": self.thread_id, "key_prefix": self.key_prefix}
-
-    async def load_state(self, state: Mapping[str, Any]) -> None:
-        """Point this store at the thread ``state`` names, on this store's connection.
-
-        Raises:
-            ThreadStateError: the state has no thread id, or was saved under another key prefix.
-        """
-        thread_id = state.get("thread_id")
-        if not isinstance(thread_id, str) or not thread_id:
-            raise ThreadStateError(
-                f"redis store state needs a 'thread_id' string, got {thread_id!r}"
-            )
-        prefix = state.get("key_prefix", self.key_prefix)
-        if prefix != self.key_prefix:
-            raise ThreadStateError(
-                f"redis thread {thread_id!r} was saved under key prefix {prefix!r}, but this store "
-                f"uses {self.key_prefix!r}; configure the store with key_prefix={prefix!r}"
-            )
-        self.thread_id = thread_id
-        self._cache = HistoryCache()
-
-    def _sibling(self, thread_id: str) -> RedisChatMessageStore:
-        """A store for another thread on the same connection."""
-        other = object.__new__(RedisChatMessageStore)
-        other.__dict__.update(self.__dict__)
-        other.thread_id = thread_id
-        other._closed = False
-        other._cache = HistoryCache()
-        self._shared.acquire()
-        return other
 
     async def fork(self) -> RedisChatMessageStore:
         """A new thread pointing at this one and its version: no records are copied.
