@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import openai
 
@@ -20,6 +20,7 @@ from threadline.exceptions import ClientError, UsageError
 from threadline.types.contents import UsageDetails
 
 __all__ = [
+    "OpenAIConnection",
     "OpenAIServiceError",
     "build_client",
     "call_headers",
@@ -77,6 +78,47 @@ def build_client(
 def endpoint(client: openai.AsyncOpenAI) -> str:
     """The service's base URL, as part of ``service_name``."""
     return str(client.base_url).rstrip("/")
+
+
+class OpenAIConnection:
+    """What every OpenAI client holds besides its API shape: the SDK client and the service.
+
+    The SDK client is made from ``base_url``/``api_key``/``timeout``/``max_retries`` (or taken as
+    given), and ``service_name`` is ``<kind>:<base_url>``, so service-managed threads of one API
+    and endpoint only ever continue there.
+    """
+
+    service_kind: ClassVar[str]
+    """The API family, e.g. ``"openai-chat"``."""
+
+    def __init__(
+        self,
+        *,
+        client: openai.AsyncOpenAI | None,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float | None,
+        max_retries: int,
+    ) -> None:
+        self._owns_client = client is None
+        self.client = build_client(
+            client=client,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._service = f"{self.service_kind}:{endpoint(self.client)}"
+
+    @property
+    def service_name(self) -> str:
+        """``<kind>:<base_url>``: the service a thread of this client belongs to."""
+        return self._service
+
+    async def close(self) -> None:
+        """Close the HTTP client this client created (one passed in stays open for its owner)."""
+        if self._owns_client:
+            await self.client.close()
 
 
 def call_headers() -> dict[str, str]:

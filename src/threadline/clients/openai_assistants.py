@@ -21,9 +21,8 @@ import openai
 
 from threadline.clients._openai_common import (
     DEFAULT_MAX_RETRIES,
-    build_client,
+    OpenAIConnection,
     call_headers,
-    endpoint,
     sampling_kwargs,
     usage_of,
     wrap_error,
@@ -69,7 +68,7 @@ def _message_param(message: ChatMessage) -> dict[str, Any] | None:
     return {"role": str(message.role), "content": parts}
 
 
-class OpenAIAssistantsClient:
+class OpenAIAssistantsClient(OpenAIConnection):
     """A chat client for the Assistants API (OpenAI, Foundry-style agents, a threadline server).
 
     Args:
@@ -82,6 +81,8 @@ class OpenAIAssistantsClient:
         run_timeout: seconds to wait for a run to reach a terminal state when polling.
         client: an ``openai.AsyncOpenAI`` to use instead of building one.
     """
+
+    service_kind = "openai-assistants"
 
     def __init__(
         self,
@@ -98,15 +99,13 @@ class OpenAIAssistantsClient:
         self.model = model
         self.assistant_id = assistant_id
         self.run_timeout = run_timeout
-        self._owns_client = client is None
-        self.client = build_client(
+        super().__init__(
             client=client,
             base_url=base_url,
             api_key=api_key,
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._service = "openai-assistants:" + endpoint(self.client)
         # The SDK marks the whole Assistants API deprecated and its typed overloads cannot be
         # resolved for requests built as dicts: it is used as Any, answers read field by field.
         self._beta: Any = self.client.beta
@@ -116,19 +115,9 @@ class OpenAIAssistantsClient:
         return f"OpenAIAssistantsClient(model={self.model!r}, service={self._service!r})"
 
     @property
-    def service_name(self) -> str:
-        """``openai-assistants:<base_url>``."""
-        return self._service
-
-    @property
     def stores_history(self) -> bool:
         """True: the service keeps each thread's messages."""
         return True
-
-    async def close(self) -> None:
-        """Close the HTTP client this client created (one passed in stays open for its owner)."""
-        if self._owns_client:
-            await self.client.close()
 
     async def _assistant(self) -> str:
         async with self._assistant_lock:

@@ -10,9 +10,8 @@ import openai
 
 from threadline.clients._openai_common import (
     DEFAULT_MAX_RETRIES,
-    build_client,
+    OpenAIConnection,
     call_headers,
-    endpoint,
     sampling_kwargs,
     usage_of,
     wrap_error,
@@ -27,7 +26,7 @@ from threadline.types.responses import ChatResponse, ChatResponseUpdate
 __all__ = ["OpenAIChatClient"]
 
 
-class OpenAIChatClient:
+class OpenAIChatClient(OpenAIConnection):
     """A chat client for the Chat Completions API (OpenAI, a threadline server, or compatible).
 
     Chat Completions is stateless: every call carries the whole history, so threads of this client
@@ -42,6 +41,8 @@ class OpenAIChatClient:
         client: an ``openai.AsyncOpenAI`` to use instead of building one.
     """
 
+    service_kind = "openai-chat"
+
     def __init__(
         self,
         model: str,
@@ -53,15 +54,13 @@ class OpenAIChatClient:
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
         self.model = model
-        self._owns_client = client is None
-        self.client = build_client(
+        super().__init__(
             client=client,
             base_url=base_url,
             api_key=api_key,
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._service = "openai-chat:" + endpoint(self.client)
         # Requests are built as dicts, so the SDK's overloads cannot be resolved statically: its
         # answers are typed Any here and read field by field.
         self._create: Any = self.client.chat.completions.create
@@ -70,19 +69,9 @@ class OpenAIChatClient:
         return f"OpenAIChatClient(model={self.model!r}, service={self._service!r})"
 
     @property
-    def service_name(self) -> str:
-        """``openai-chat:<base_url>``."""
-        return self._service
-
-    @property
     def stores_history(self) -> bool:
         """False: Chat Completions keeps nothing between calls."""
         return False
-
-    async def close(self) -> None:
-        """Close the HTTP client this client created (one passed in stays open for its owner)."""
-        if self._owns_client:
-            await self.client.close()
 
     def _request(self, messages: Sequence[ChatMessage], options: ChatOptions) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -16,9 +16,8 @@ import openai
 
 from threadline.clients._openai_common import (
     DEFAULT_MAX_RETRIES,
-    build_client,
+    OpenAIConnection,
     call_headers,
-    endpoint,
     sampling_kwargs,
     usage_of,
     wrap_error,
@@ -41,7 +40,7 @@ _PAGE = 20
 """Items per request when copying a conversation (the API's limit for one create)."""
 
 
-class OpenAIResponsesClient:
+class OpenAIResponsesClient(OpenAIConnection):
     """A chat client for the Responses API (OpenAI, a threadline server, or compatible).
 
     Args:
@@ -55,6 +54,8 @@ class OpenAIResponsesClient:
         max_retries: retries on connection errors, 429 and 5xx, with backoff (the SDK's).
         client: an ``openai.AsyncOpenAI`` to use instead of building one.
     """
+
+    service_kind = "openai-responses"
 
     def __init__(
         self,
@@ -71,15 +72,13 @@ class OpenAIResponsesClient:
         self.model = model
         self.store = store
         self.use_conversations = use_conversations
-        self._owns_client = client is None
-        self.client = build_client(
+        super().__init__(
             client=client,
             base_url=base_url,
             api_key=api_key,
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._service = "openai-responses:" + endpoint(self.client)
         # Requests are built as dicts, so the SDK's overloads cannot be resolved statically: its
         # answers are typed Any here and read field by field.
         self._create: Any = self.client.responses.create
@@ -91,19 +90,9 @@ class OpenAIResponsesClient:
         )
 
     @property
-    def service_name(self) -> str:
-        """``openai-responses:<base_url>``: threads stored there continue only there."""
-        return self._service
-
-    @property
     def stores_history(self) -> bool:
         """True with ``store``: threads then hold a response or conversation id."""
         return self.store
-
-    async def close(self) -> None:
-        """Close the HTTP client this client created (one passed in stays open for its owner)."""
-        if self._owns_client:
-            await self.client.close()
 
     async def _request(
         self, messages: Sequence[ChatMessage], options: ChatOptions
