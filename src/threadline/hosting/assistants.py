@@ -9,6 +9,7 @@ results live only in its items, where the agent sees them. Runs are in :mod:`run
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, cast
 
 from starlette.requests import Request
@@ -109,15 +110,7 @@ async def update_assistant(request: Request) -> Response:
     state, _, found = await _get(request, "assistant", "assistant_id")
     body = await read_json(request, state.config.max_body_bytes)
     updated = _assistant_fields(body, found.body)
-    await state.storage.put(
-        StoredObject(
-            id=found.id,
-            owner=found.owner,
-            kind=found.kind,
-            body=updated,
-            created_at=found.created_at,
-        )
-    )
+    await state.storage.put(replace(found, body=updated))
     return JSONResponse(updated)
 
 
@@ -291,16 +284,7 @@ async def update_thread(request: Request) -> Response:
     state, _, found = await _get(request, "thread", "thread_id")
     body = await read_json(request, state.config.max_body_bytes)
     updated = {**found.body, "metadata": optional_object(body, "metadata") or {}}
-    await state.storage.put(
-        StoredObject(
-            id=found.id,
-            owner=found.owner,
-            kind="thread",
-            body=updated,
-            container=found.container,
-            created_at=found.created_at,
-        )
-    )
+    await state.storage.put(replace(found, body=updated))
     return JSONResponse(updated)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -78,16 +79,7 @@ async def update_conversation(request: Request) -> Response:
     if metadata is None:
         raise ApiError.bad("Missing required parameter: 'metadata'.", param="metadata")
     updated = {**found.body, "metadata": metadata}
-    await state.storage.put(
-        StoredObject(
-            id=found.id,
-            owner=found.owner,
-            kind=found.kind,
-            body=updated,
-            container=found.container,
-            created_at=found.created_at,
-        )
-    )
+    await state.storage.put(replace(found, body=updated))
     return JSONResponse(updated)
 
 

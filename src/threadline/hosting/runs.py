@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from starlette.requests import Request
@@ -456,7 +456,7 @@ async def list_runs(request: Request) -> Response:
 
 async def cancel_run(request: Request) -> Response:
     """``POST .../runs/{run_id}/cancel``: only a run waiting for tool outputs can be cancelled."""
-    state, owner, thread, run = await _find_run(request)
+    state, _, _, run = await _find_run(request)
     if run.body.get("status") != "requires_action":
         raise ApiError.bad(f"Cannot cancel run with status '{run.body.get('status')}'.")
     body = {
@@ -465,16 +465,7 @@ async def cancel_run(request: Request) -> Response:
         "cancelled_at": int(time.time()),
         "required_action": None,
     }
-    await state.storage.put(
-        StoredObject(
-            id=run.id,
-            owner=owner,
-            kind="run",
-            parent=thread.id,
-            body=body,
-            created_at=run.created_at,
-        )
-    )
+    await state.storage.put(replace(run, body=body))
     return JSONResponse(body)
 
 
