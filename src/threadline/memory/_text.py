@@ -1,0 +1,71 @@
+"""Text helpers shared by the memory components: tokens, BM25, dates and short excerpts."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+__all__ = ["bm25_scores", "excerpt", "format_date", "tokens"]
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP = frozenset(
+    "a an and are as at be but by did do does for from had has have he her his how i i'm if in "
+    "is it its me my of on or our she so than that the their them they this to was we were what "
+    "when where which who why will with you your".split()
+)
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased words without stop words, lightly stemmed (plural ``s`` dropped)."""
+    out: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        if word in _STOP:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        out.append(word)
+    return out
+
+
+def bm25_scores(
+    query: str, documents: Sequence[str], *, k1: float = 1.2, b: float = 0.75
+) -> list[float]:
+    """Okapi BM25 of ``query`` against each document (0.0 when nothing matches)."""
+    query_terms = set(tokens(query))
+    if not query_terms or not documents:
+        return [0.0] * len(documents)
+    docs = [Counter(tokens(d)) for d in documents]
+    lengths = [sum(d.values()) for d in docs]
+    average = (sum(lengths) / len(lengths)) or 1.0
+    n = len(docs)
+    idf = {
+        term: math.log(1 + (n - df + 0.5) / (df + 0.5))
+        for term in query_terms
+        if (df := sum(1 for d in docs if term in d))
+    }
+    scores: list[float] = []
+    for doc, length in zip(docs, lengths, strict=True):
+        score = 0.0
+        for term, weight in idf.items():
+            tf = doc.get(term, 0)
+            if tf:
+                score += weight * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
+        scores.append(score)
+    return scores
+
+
+def format_date(moment: datetime) -> str:
+    """``2026-11-22 (Sunday)``: the form dates take in indexed text and in context."""
+    return f"{moment:%Y-%m-%d} ({moment:%A})"
+
+
+def excerpt(text: str, limit: int) -> str:
+    """``text`` with whitespace collapsed, cut to ``limit`` characters at a word boundary."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0]
+    return cut + " …"

@@ -1,0 +1,297 @@
+"""``ConversationMemory``: past conversations of the same user, found again when they matter.
+
+The ADR's conversation-summary component. Every user and assistant message is indexed as it is
+stored, *with its context*: the previous message and the conversation's date go into the indexed
+text, because a turn alone is often "Yes, that was great!" and a question about it names what came
+before, or when. When a thread is checkpointed or ends, a summary of it is stored too (written by a
+chat client when one is configured, extractive otherwise). Before each model call the most
+relevant turns and summaries of the user's *other* threads are added as context, each with its date
+and thread, so the model can answer "what did we decide last week?".
+
+``ingest`` and ``recall`` are public so existing histories can be imported in bulk and searched
+without an agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
+from threadline.memory._summary import extractive_summary, model_summary
+from threadline.memory._text import excerpt, format_date
+from threadline.memory.context import Context
+from threadline.memory.provider import ContextProvider
+from threadline.memory.records import MemoryHit, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.store import Embedder, MemoryStore
+from threadline.memory.tools import memory_tools
+from threadline.types.messages import ChatMessage, Role
+
+if TYPE_CHECKING:
+    from threadline.clients.base import ChatClient
+    from threadline.threads.thread import AgentThread
+
+__all__ = ["ConversationMemory"]
+
+_PREVIOUS_CHARS = 400
+"""How much of the previous message goes into a turn's indexed text: enough to name the topic,
+short enough that a long answer does not drown the turn itself."""
+_OWN_CHARS = 4000
+_BATCH = 256
+_INTRO = (
+    "Excerpts from this user's earlier conversations that may be relevant (most relevant "
+    "first; each with its date and thread). Use them if they help; do not mention this list."
+)
+
+
+def _indexable(message: ChatMessage) -> bool:
+    return message.role in (Role.USER, Role.ASSISTANT) and bool(message.text.strip())
+
+
+class ConversationMemory(ContextProvider):
+    """Indexes a user's conversations and brings back what is relevant from their other threads.
+
+    Args:
+        store: where turns and summaries live; the embedded default store when omitted.
+        embedder: the embedder of the default store (ignored when ``store`` is given).
+        summarizer: a chat client that writes thread summaries; extractive summaries without it.
+        limit: how many past turns/summaries to add to each model call.
+        agent_id: written on every memory (so reads may be narrowed to this agent).
+        app_id: written on every memory and required on every read.
+        read_scope: ``"user"`` (default) reads all the user's memories, ``"agent"`` only this
+            agent's. Never another user's.
+        context_as: add the past turns to the system ``"instructions"`` or as a context message.
+        tools: also offer the model ``remember``/``recall``/``forget`` on this store.
+        clock: the current time (tests pass a fixed one).
+    """
+
+    holds_user_data = True
+
+    def __init__(
+        self,
+        store: MemoryStore | None = None,
+        *,
+        embedder: Embedder | None | Any = DEFAULT,
+        summarizer: ChatClient | None = None,
+        limit: int = 5,
+        agent_id: str | None = None,
+        app_id: str | None = None,
+        read_scope: ReadScope = "user",
+        context_as: Literal["instructions", "messages"] = "instructions",
+        tools: bool = False,
+        clock: Callable[[], datetime] | None = None,
+        state_key: str | None = None,
+    ) -> None:
+        super().__init__(state_key=state_key)
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if context_as not in ("instructions", "messages"):
+            raise ValueError(f"context_as must be 'instructions' or 'messages', got {context_as!r}")
+        self.store: MemoryStore = store if store is not None else default_store(embedder)
+        self.summarizer = summarizer
+        self.limit = limit
+        self.scoping = Scoping(agent_id=agent_id, app_id=app_id, read=read_scope)
+        self.context_as = context_as
+        self.tools = tools
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # -- public API -----------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        user_id: str,
+        thread_id: str,
+        occurred_at: datetime | None = None,
+    ) -> int:
+        """Index a conversation (bulk import of an existing history); returns the turns added.
+
+        Messages keep their ``message_id``; those of ``thread_id`` already indexed are skipped, so
+        importing twice adds nothing. ``occurred_at`` is when the conversation happened (naive
+        means UTC; now when omitted).
+        """
+        scope = self.scoping.write_scope(user_id)
+        when = as_utc(occurred_at) if occurred_at is not None else self._clock()
+        existing = await self.store.list(scope=scope, kinds=["turn"], thread_id=thread_id)
+        done = {r.message_ids[-1] for r in existing if r.message_ids}
+        records, _ = self._turn_records(
+            messages,
+            scope=scope,
+            thread_id=thread_id,
+            occurred_at=when,
+            previous=None,
+            seq=len(existing),
+            skip=done,
+        )
+        for start in range(0, len(records), _BATCH):
+            await self.store.add(records[start : start + _BATCH])
+        return len(records)
+
+    async def recall(self, query: str, *, user_id: str, limit: int = 5) -> list[MemoryHit]:
+        """The user's past turns and summaries most relevant to ``query``, best first."""
+        return await self.store.search(
+            query, scope=self.scoping.read_scope(user_id), kinds=["turn", "summary"], limit=limit
+        )
+
+    async def aclose(self) -> None:
+        """Close the store."""
+        await self.store.aclose()
+
+    # -- indexing -------------------------------------------------------------------------
+
+    def _turn_records(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        scope: MemoryScope,
+        thread_id: str,
+        occurred_at: datetime,
+        previous: dict[str, str] | None,
+        seq: int,
+        skip: set[str],
+    ) -> tuple[list[MemoryRecord], dict[str, str] | None]:
+        """One record per user/assistant message: date, previous message and the message."""
+        records: list[MemoryRecord] = []
+        date_line = f"Conversation of {format_date(occurred_at)}"
+        for message in messages:
+            if not _indexable(message):
+                continue
+            text = message.text.strip()
+            if message.message_id not in skip:
+                lines = [date_line]
+                ids: list[str] = []
+                if previous is not None:
+                    lines.append(
+                        f"{previous['role']}: {excerpt(previous['text'], _PREVIOUS_CHARS)}"
+                    )
+                    ids.append(previous["id"])
+                lines.append(f"{message.role.value}: {excerpt(text, _OWN_CHARS)}")
+                ids.append(message.message_id)
+                records.append(
+                    MemoryRecord(
+                        kind="turn",
+                        text="\n".join(lines),
+                        scope=scope,
+                        thread_id=thread_id,
+                        message_ids=tuple(ids),
+                        occurred_at=occurred_at,
+                        metadata={
+                            "role": message.role.value,
+                            "content": excerpt(text, _OWN_CHARS),
+                            "seq": seq,
+                        },
+                    )
+                )
+                seq += 1
+            previous = {
+                "id": message.message_id,
+                "role": message.role.value,
+                "text": excerpt(text, _PREVIOUS_CHARS),
+            }
+        return records, previous
+
+    # -- ContextProvider hooks ------------------------------------------------------------
+
+    async def invoking(self, messages: Sequence[ChatMessage], *, thread: AgentThread) -> Context:
+        """Add the most relevant turns and summaries of the user's other threads."""
+        user_id = require_user(thread, type(self).__name__)
+        tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
+        query = "\n".join(m.text for m in messages if m.role == Role.USER and m.text.strip())
+        if not query or not self.limit:
+            return Context(tools=tools)
+        hits = await self.store.search(
+            query,
+            scope=self.scoping.read_scope(user_id),
+            kinds=["turn", "summary"],
+            limit=self.limit,
+            exclude_thread_id=thread.id,
+        )
+        if not hits:
+            return Context(tools=tools)
+        text = "\n".join([_INTRO, *(_render(hit) for hit in hits)])
+        if self.context_as == "instructions":
+            return Context(instructions=text, tools=tools)
+        return Context(messages=[ChatMessage(Role.USER, text)], tools=tools)
+
+    async def invoked(
+        self,
+        request_messages: Sequence[ChatMessage],
+        response_messages: Sequence[ChatMessage],
+        exception: BaseException | None,
+        *,
+        thread: AgentThread,
+    ) -> None:
+        """Index the turn's input and what the agent answered (the input alone if it failed)."""
+        user_id = require_user(thread, type(self).__name__)
+        state = self.state(thread)
+        indexed: list[str] = state.setdefault("indexed", [])
+        done = set(indexed)
+        new = [m for m in [*request_messages, *response_messages] if m.message_id not in done]
+        records, last = self._turn_records(
+            new,
+            scope=self.scoping.write_scope(user_id),
+            thread_id=thread.id,
+            occurred_at=self._clock(),
+            previous=state.get("last"),
+            seq=len(indexed),
+            skip=done,
+        )
+        if records:
+            await self.store.add(records)
+            indexed.extend(r.message_ids[-1] for r in records)
+            state["unsummarized"] = int(state.get("unsummarized", 0)) + len(records)
+        if last is not None:
+            state["last"] = last
+
+    async def thread_checkpoint(self, thread: AgentThread) -> None:
+        """Store (or refresh) the thread's summary when it has new turns."""
+        await self._summarize(thread)
+
+    async def thread_ended(self, thread: AgentThread) -> None:
+        """Store the thread's final summary."""
+        await self._summarize(thread)
+
+    async def _summarize(self, thread: AgentThread) -> None:
+        state = self.state(thread)
+        if not state.get("unsummarized") or not thread.user_id:
+            return
+        scope = self.scoping.write_scope(thread.user_id)
+        turns = await self.store.list(scope=scope, kinds=["turn"], thread_id=thread.id)
+        turns.sort(key=lambda r: int(r.metadata.get("seq", 0)))
+        if not turns:
+            return
+        text: str | None = None
+        ids: list[str] = []
+        if self.summarizer is not None:
+            text = await model_summary(self.summarizer, turns)
+            ids = [r.message_ids[-1] for r in turns]
+        if text is None:
+            text, ids = extractive_summary(turns)
+        if not text:
+            return
+        first = turns[0].occurred_at or self._clock()
+        summary = MemoryRecord(
+            kind="summary",
+            text=f"Summary of a conversation of {format_date(first)}: {text}",
+            scope=scope,
+            thread_id=thread.id,
+            message_ids=tuple(ids),
+            occurred_at=first,
+        )
+        await self.store.add([summary])
+        old = state.get("summary_id")
+        if old:
+            await self.store.delete([old], scope=scope)
+        state["summary_id"] = summary.id
+        state["unsummarized"] = 0
+
+
+def _render(hit: MemoryHit) -> str:
+    """One past turn for the model: its date, its thread, and the text (without the date line)."""
+    when = format_date(hit.occurred_at) if hit.occurred_at else "date unknown"
+    body = (
+        hit.text.split("\n", 1)[1] if hit.record.kind == "turn" and "\n" in hit.text else hit.text
+    )
+    return f"- {when}, thread {hit.thread_id}:\n  " + excerpt(body, 700).replace("\n", "\n  ")
