@@ -88,6 +88,7 @@ class ConversationMemory(ContextProvider):
             raise ValueError(f"limit must be >= 0, got {limit}")
         if context_as not in ("instructions", "messages"):
             raise ValueError(f"context_as must be 'instructions' or 'messages', got {context_as!r}")
+        self._owns_store = store is None
         self.store: MemoryStore = store if store is not None else default_store(embedder)
         self.summarizer = summarizer
         self.limit = limit
@@ -136,8 +137,9 @@ class ConversationMemory(ContextProvider):
         )
 
     async def aclose(self) -> None:
-        """Close the store."""
-        await self.store.aclose()
+        """Close the store if this component made it."""
+        if self._owns_store:
+            await self.store.aclose()
 
     # -- indexing -------------------------------------------------------------------------
 

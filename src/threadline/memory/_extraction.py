@@ -1,0 +1,132 @@
+"""Fact extraction: ask a chat client for durable facts about the user, as strict JSON.
+
+The answer is foreign text from a model, so it is parsed defensively: anything that is not the
+promised shape yields ``None`` (the caller stores nothing and warns), never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from threadline.memory.records import MemoryRecord
+from threadline.types.messages import ChatMessage, Role
+
+if TYPE_CHECKING:
+    from threadline.clients.base import ChatClient, ChatOptions
+
+__all__ = ["FACTS_SCHEMA", "ExtractedFact", "extraction_options", "parse_facts", "request_facts"]
+
+FACTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "facts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "subject": {"type": "string"},
+                    "fact": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["fact", "preference"]},
+                },
+                "required": ["subject", "fact", "kind"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["facts"],
+    "additionalProperties": False,
+}
+"""What the extractor must answer: ``{"facts": [{"subject", "fact", "kind"}]}``."""
+
+_PROMPT = """You maintain a memory of durable facts and preferences about the user.
+From the user's latest messages, extract facts that will still be true in later conversations
+(diet, allergies, family, home, job, likes and dislikes, plans with dates). Ignore small talk,
+questions, and anything about the assistant. Answer with JSON only, exactly this shape:
+{"facts": [{"subject": "diet", "fact": "The user is vegetarian.", "kind": "preference"}]}
+- subject: a short snake_case key naming what the fact is about; reuse the key of a known fact
+  when the new fact updates or contradicts it.
+- fact: one self-contained sentence in the third person.
+- kind: "preference" for likes, dislikes and wishes, else "fact".
+Answer {"facts": []} when there is nothing durable."""
+
+_SUBJECT = re.compile(r"[^a-z0-9]+")
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedFact:
+    """One fact as the extractor stated it."""
+
+    subject: str
+    fact: str
+    kind: Literal["fact", "preference"]
+
+
+def extraction_options(client: ChatClient) -> ChatOptions:
+    """Deterministic settings that ask ``client`` for JSON of :data:`FACTS_SCHEMA`.
+
+    llama.cpp constrains its grammar with ``{"type": "json_object", "schema": ...}``; OpenAI-style
+    endpoints take the ``json_schema`` form with ``strict``.
+    """
+    if client.service_name.startswith("llama-cpp:"):
+        response_format: dict[str, Any] = {"type": "json_object", "schema": FACTS_SCHEMA}
+    else:
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": "user_facts", "strict": True, "schema": FACTS_SCHEMA},
+        }
+    return {"temperature": 0.0, "additional_properties": {"response_format": response_format}}
+
+
+def parse_facts(text: str) -> list[ExtractedFact] | None:
+    """The facts in an extractor's answer, or ``None`` when it is not the promised JSON."""
+    try:
+        data: Any = json.loads(_FENCE.sub("", text.strip()))
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    facts: Any = cast(dict[str, Any], data).get("facts")
+    if not isinstance(facts, list):
+        return None
+    out: list[ExtractedFact] = []
+    for item in cast(list[Any], facts):
+        if not isinstance(item, dict):
+            return None
+        entry = cast(dict[str, Any], item)
+        subject, fact, kind = entry.get("subject"), entry.get("fact"), entry.get("kind", "fact")
+        if not isinstance(subject, str) or not isinstance(fact, str):
+            return None
+        key = _SUBJECT.sub("_", subject.lower()).strip("_")
+        if not key or not fact.strip():
+            continue
+        out.append(
+            ExtractedFact(
+                subject=key[:64],
+                fact=" ".join(fact.split())[:500],
+                kind="preference" if kind == "preference" else "fact",
+            )
+        )
+    return out
+
+
+async def request_facts(
+    client: ChatClient,
+    messages: Sequence[ChatMessage],
+    known: Sequence[MemoryRecord],
+    options: ChatOptions,
+) -> str:
+    """Ask ``client`` for the facts in ``messages``; returns its raw answer text."""
+    lines = [f"- {r.metadata.get('subject', 'other')}: {r.text}" for r in known if r.kind != "turn"]
+    known_text = "Known facts:\n" + "\n".join(lines) if lines else "Known facts: none"
+    transcript = "\n".join(f"{m.role.value}: {m.text}" for m in messages if m.text.strip())
+    request = [
+        ChatMessage(Role.SYSTEM, _PROMPT),
+        ChatMessage(Role.USER, f"{known_text}\n\nLatest messages:\n{transcript}"),
+    ]
+    response = await client.get_response(request, options=options)
+    return response.text

@@ -1,0 +1,252 @@
+"""``UserPreferencesMemory``: durable facts about the user, learnt in one chat, used in the next.
+
+The ADR's user-preferences component. After each run a chat client (the *extractor*) is asked, in
+the background, for durable facts in the user's new messages, as strict JSON with a subject key
+per fact; the run itself never waits for it. A fact whose subject already has a different fact
+supersedes it (the old one gets ``valid_to`` and is kept for audit); an identical fact is not
+stored twice. Before each model call the user's current facts are added as instructions, after any
+extraction still pending for that user has finished (bounded by a timeout), so what was said in
+turn N is known in turn N+1, in this thread or any other of the same user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from threadline.memory._extraction import (
+    ExtractedFact,
+    extraction_options,
+    parse_facts,
+    request_facts,
+)
+from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
+from threadline.memory._text import excerpt
+from threadline.memory.context import Context
+from threadline.memory.provider import ContextProvider
+from threadline.memory.records import MemoryRecord
+from threadline.memory.store import Embedder, MemoryStore
+from threadline.memory.tools import memory_tools
+from threadline.types.messages import ChatMessage, Role
+
+if TYPE_CHECKING:
+    from threadline.clients.base import ChatClient, ChatOptions
+    from threadline.threads.thread import AgentThread
+
+__all__ = ["ExtractedFact", "UserPreferencesMemory"]
+
+logger = logging.getLogger("threadline.memory")
+
+_KINDS: list[Any] = ["fact", "preference"]
+_INTRO = "What you know about the user from earlier conversations (use it when relevant):"
+
+
+class UserPreferencesMemory(ContextProvider):
+    """Learns durable facts about each user and adds them to every model call of that user.
+
+    Args:
+        store: where facts live; the embedded default store when omitted.
+        extractor: the chat client that extracts facts after each run; without one, facts come
+            only from the ``remember`` tool.
+        embedder: the embedder of the default store (ignored when ``store`` is given).
+        limit: at most this many facts per call (the most relevant to the input when there are
+            more).
+        agent_id, app_id, read_scope: as in ``ConversationMemory``.
+        tools: offer the model ``remember``/``recall``/``forget``.
+        extraction_timeout: how long a call waits for the user's pending extraction (seconds).
+        extraction_options: model settings of the extraction call; strict JSON by default.
+    """
+
+    holds_user_data = True
+
+    def __init__(
+        self,
+        store: MemoryStore | None = None,
+        *,
+        extractor: ChatClient | None = None,
+        embedder: Embedder | None | Any = DEFAULT,
+        limit: int = 20,
+        agent_id: str | None = None,
+        app_id: str | None = None,
+        read_scope: ReadScope = "user",
+        tools: bool = True,
+        extraction_timeout: float = 30.0,
+        extraction_options: ChatOptions | None = None,
+        clock: Callable[[], datetime] | None = None,
+        state_key: str | None = None,
+    ) -> None:
+        super().__init__(state_key=state_key)
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self._owns_store = store is None
+        self.store: MemoryStore = store if store is not None else default_store(embedder)
+        self.extractor = extractor
+        self.limit = limit
+        self.scoping = Scoping(agent_id=agent_id, app_id=app_id, read=read_scope)
+        self.tools = tools
+        self.extraction_timeout = extraction_timeout
+        self._options = extraction_options
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._pending: dict[str, set[asyncio.Task[None]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- public API -----------------------------------------------------------------------
+
+    async def facts(self, *, user_id: str, query: str | None = None) -> list[MemoryRecord]:
+        """The user's current facts (most relevant to ``query`` first when there are many)."""
+        scope = self.scoping.read_scope(user_id)
+        current = await self.store.list(scope=scope, kinds=_KINDS)
+        if len(current) <= self.limit or not query:
+            return current[: self.limit]
+        hits = await self.store.search(query, scope=scope, kinds=_KINDS, limit=self.limit)
+        chosen = {h.id: h.record for h in hits}
+        for record in current:  # fill with the newest
+            if len(chosen) >= self.limit:
+                break
+            chosen.setdefault(record.id, record)
+        return list(chosen.values())
+
+    async def add_facts(
+        self,
+        facts: Sequence[ExtractedFact],
+        *,
+        user_id: str,
+        thread_id: str | None = None,
+        message_ids: Sequence[str] = (),
+    ) -> list[MemoryRecord]:
+        """Store facts: identical ones are skipped, one with a known subject supersedes the old.
+
+        Returns the records added. The new fact is stored before the old one is superseded, so a
+        crash in between leaves both rather than neither.
+        """
+        scope = self.scoping.write_scope(user_id)
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
+        added: list[MemoryRecord] = []
+        async with lock:
+            existing = await self.store.list(scope=scope, kinds=_KINDS)
+            for fact in facts:
+                if any(r.text.casefold() == fact.fact.casefold() for r in existing):
+                    continue
+                now = self._clock()
+                record = MemoryRecord(
+                    kind=fact.kind,
+                    text=fact.fact,
+                    scope=scope,
+                    thread_id=thread_id,
+                    message_ids=tuple(message_ids),
+                    occurred_at=now,
+                    valid_from=now,
+                    metadata={"subject": fact.subject},
+                )
+                await self.store.add([record])
+                older = [r for r in existing if r.metadata.get("subject") == fact.subject]
+                for old in older:
+                    await self.store.supersede(old.id, scope=scope, valid_to=now)
+                existing = [r for r in existing if r not in older] + [record]
+                added.append(record)
+        return added
+
+    async def wait_pending(self, user_id: str | None = None) -> None:
+        """Wait for background extractions (of one user, or all) to finish."""
+        tasks = [
+            t
+            for uid, group in self._pending.items()
+            if user_id is None or uid == user_id
+            for t in group
+        ]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Finish pending extractions; close the store if this component made it."""
+        await self.wait_pending()
+        if self._owns_store:
+            await self.store.aclose()
+
+    # -- ContextProvider hooks ------------------------------------------------------------
+
+    async def invoking(self, messages: Sequence[ChatMessage], *, thread: AgentThread) -> Context:
+        """Add the user's facts as instructions, once that user's pending extraction is done."""
+        user_id = require_user(thread, type(self).__name__)
+        pending = list(self._pending.get(user_id, ()))
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.extraction_timeout)
+            if late:
+                logger.warning(
+                    "fact extraction for user %r still running after %.0fs; answering without it",
+                    user_id,
+                    self.extraction_timeout,
+                )
+        tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
+        query = " ".join(m.text for m in messages if m.role == Role.USER)
+        facts = await self.facts(user_id=user_id, query=query)
+        if not facts:
+            return Context(tools=tools)
+        lines = [_INTRO, *(f"- {excerpt(r.text, 300)}" for r in facts)]
+        return Context(instructions="\n".join(lines), tools=tools)
+
+    async def invoked(
+        self,
+        request_messages: Sequence[ChatMessage],
+        response_messages: Sequence[ChatMessage],
+        exception: BaseException | None,
+        *,
+        thread: AgentThread,
+    ) -> None:
+        """Start extracting facts from the user's new messages in the background."""
+        user_id = require_user(thread, type(self).__name__)
+        said = [m for m in request_messages if m.role == Role.USER and m.text.strip()]
+        if self.extractor is None or exception is not None or not said:
+            return
+        state = self.state(thread)
+        done: list[str] = state.setdefault("extracted", [])
+        said = [m for m in said if m.message_id not in done]
+        if not said:
+            return
+        done.extend(m.message_id for m in said)
+        del done[:-200]  # enough to recognise a replayed turn; the state stays small
+        replies = [m for m in response_messages if m.role == Role.ASSISTANT and m.text.strip()]
+        task = asyncio.create_task(self._extract(user_id, thread.id, said, replies[-1:]))
+        group = self._pending.setdefault(user_id, set())
+        group.add(task)
+        task.add_done_callback(group.discard)
+
+    async def thread_checkpoint(self, thread: AgentThread) -> None:
+        """Finish the user's pending extractions, so a saved thread has nothing in flight."""
+        await self.wait_pending(thread.user_id)
+
+    async def thread_ended(self, thread: AgentThread) -> None:
+        """Finish the user's pending extractions."""
+        await self.wait_pending(thread.user_id)
+
+    async def _extract(
+        self,
+        user_id: str,
+        thread_id: str,
+        said: Sequence[ChatMessage],
+        replies: Sequence[ChatMessage],
+    ) -> None:
+        assert self.extractor is not None
+        try:
+            known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
+            options = self._options or extraction_options(self.extractor)
+            answer = await request_facts(self.extractor, [*said, *replies], known, options)
+            facts = parse_facts(answer)
+            if facts is None:
+                logger.warning(
+                    "fact extractor answered %r, not the JSON asked for; nothing stored",
+                    excerpt(answer, 200),
+                )
+                return
+            await self.add_facts(
+                facts,
+                user_id=user_id,
+                thread_id=thread_id,
+                message_ids=[m.message_id for m in said],
+            )
+        except Exception as exc:  # a failed extraction must never fail or block the chat
+            logger.warning("fact extraction for user %r failed: %s", user_id, exc)
+
