@@ -28,7 +28,19 @@ from threadline.exceptions import (
     ThreadStateError,
     UsageError,
 )
-from threadline.memory import Context, ContextProvider
+from threadline.memory import (
+    Context,
+    ContextProvider,
+    ConversationMemory,
+    Embedder,
+    InMemoryMemoryStore,
+    MemoryHit,
+    MemoryKind,
+    MemoryRecord,
+    MemoryScope,
+    MemoryStore,
+    UserPreferencesMemory,
+)
 from threadline.threads import AgentThread, ThreadBinding
 from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
 from threadline.threads.stores import (
@@ -94,6 +106,15 @@ __all__ = [
     # memory
     "Context",
     "ContextProvider",
+    "ConversationMemory",
+    "UserPreferencesMemory",
+    "MemoryStore",
+    "InMemoryMemoryStore",
+    "Embedder",
+    "MemoryRecord",
+    "MemoryScope",
+    "MemoryHit",
+    "MemoryKind",
     # clients
     "ChatClient",
     "ChatOptions",

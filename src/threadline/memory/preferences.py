@@ -249,4 +249,3 @@ class UserPreferencesMemory(ContextProvider):
             )
         except Exception as exc:  # a failed extraction must never fail or block the chat
             logger.warning("fact extraction for user %r failed: %s", user_id, exc)
-
