@@ -49,6 +49,8 @@ class ThreadLibrary:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.db = home / DB_FILE
+        self.user_id: str | None = None
+        """Given to every thread this library hands out: whose memories its chats use."""
 
     def new_thread(self) -> AgentThread:
         """A new thread; it is saved with its first message."""
@@ -57,7 +59,7 @@ class ThreadLibrary:
     def thread(self, thread_id: str) -> AgentThread:
         """The thread with this id (not checked: see :meth:`resolve`)."""
         store = SQLiteChatMessageStore(self.db, thread_id=thread_id)
-        return AgentThread(message_store=store, thread_id=thread_id)
+        return AgentThread(message_store=store, thread_id=thread_id, user_id=self.user_id)
 
     async def messages(self, thread_id: str) -> list[ChatMessage]:
         """A thread's whole history."""

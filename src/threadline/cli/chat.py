@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from threadline.agents.chat_agent import ChatAgent
+from threadline.cli import memory_cmd
 from threadline.cli._library import ThreadLibrary, default_home
 from threadline.cli._progress import Spinner
 from threadline.cli._render import format_history, format_thread_table
@@ -60,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--seed", type=int, metavar="N", help="sampling seed, for repeatable replies"
     )
+    memory_cmd.add_user_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -226,7 +228,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a bad --ctx or --max-tokens
         print(f"threadline chat: {exc}", file=sys.stderr)
         return 2
-    agent = ChatAgent(client, args.system or DEFAULT_INSTRUCTIONS)
+    user = memory_cmd.memory_user(args)
+    store = memory_cmd.open_store(home) if user is not None else None
+    providers = memory_cmd.chat_memory(store, client) if store is not None else []
+    library.user_id = user
+    agent = ChatAgent(client, args.system or DEFAULT_INSTRUCTIONS, context_providers=providers)
     options = ChatOptions(max_tokens=args.max_tokens)
     if args.temperature is not None:
         options["temperature"] = args.temperature
@@ -241,4 +247,7 @@ def run(args: argparse.Namespace) -> int:
                 return _interactive(session, resumed=bool(args.thread))
             return _one_shot(session, text)
         finally:
+            if store is not None:  # summarize this chat, finish learning from it
+                runner.run(session.thread.end())
+                runner.run(store.aclose())
             runner.run(client.aclose())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from threadline import __version__
-from threadline.cli import chat, threads_cmd
+from threadline.cli import chat, memory_cmd, threads_cmd
 from threadline.exceptions import ThreadlineError
 
 __all__ = ["build_parser", "main"]
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chat.add_parser(subparsers)
     threads_cmd.add_parser(subparsers)
+    memory_cmd.add_parser(subparsers)
     # Listed here for --help; main() hands `serve` and its arguments to the server's own parser.
     subparsers.add_parser(
         "serve",

@@ -65,15 +65,29 @@ class Scoping:
         return MemoryScope(user_id=user_id, agent_id=agent, app_id=self.app_id)
 
 
-def default_store(embedder: Embedder | None | Any = DEFAULT) -> MemoryStore:
-    """The embedded durable store when it is installed, else the in-memory reference store."""
+def _default_embedder() -> Embedder | None:
+    """The embedded MiniLM embedder when its extra is installed, else ``None`` (lexical only)."""
+    try:
+        factory: Any = importlib.import_module("threadline.memory.embedders").default_embedder
+    except (ImportError, AttributeError):
+        return None
+    return cast("Embedder | None", factory())
+
+
+def default_store(embedder: Embedder | None | Any = DEFAULT, path: Any = None) -> MemoryStore:
+    """The embedded durable store when it is installed, else the in-memory reference store.
+
+    ``embedder`` left at ``DEFAULT`` means the embedded MiniLM model when its extra is installed;
+    ``None`` means lexical search only.
+    """
     try:
         # Imported by name: the durable store lives in its own module and may not be installed.
-        factory: Any = importlib.import_module("threadline.memory.sqlite").SQLiteMemoryStore
+        factory: Any = importlib.import_module("threadline.memory.stores").SQLiteMemoryStore
     except (ImportError, AttributeError):
         from threadline.memory.in_memory import InMemoryMemoryStore
 
         logger.warning("SQLiteMemoryStore is not available; memories are kept in this process only")
         return InMemoryMemoryStore()
-    store = factory() if embedder is DEFAULT else factory(embedder=embedder)
-    return cast(MemoryStore, store)
+    if embedder is DEFAULT:
+        embedder = _default_embedder()
+    return cast(MemoryStore, factory(path, embedder=embedder))

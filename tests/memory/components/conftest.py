@@ -14,7 +14,7 @@ from threadline.memory.in_memory import InMemoryMemoryStore
 from threadline.memory.store import MemoryStore
 
 STORES = ["in_memory"]
-if importlib.util.find_spec("threadline.memory.sqlite") is not None:
+if importlib.util.find_spec("threadline.memory.stores") is not None:
     STORES.append("sqlite")
 
 
@@ -24,7 +24,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "in_memory":
         memory: MemoryStore = InMemoryMemoryStore()
     else:
-        factory: Any = importlib.import_module("threadline.memory.sqlite").SQLiteMemoryStore
+        factory: Any = importlib.import_module("threadline.memory.stores").SQLiteMemoryStore
         memory = cast(MemoryStore, factory(tmp_path / "memory.db", embedder=None))
     yield memory
     await memory.aclose()

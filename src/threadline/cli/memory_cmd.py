@@ -1,0 +1,184 @@
+"""``threadline memory list | search | forget`` and the memory of ``threadline chat --user``.
+
+Memories live in one SQLite file beside the saved threads (``$THREADLINE_HOME/memory.sqlite3``),
+per user: ``--user`` defaults to the account running the command, so a new chat remembers the
+earlier chats of the same person and nobody else's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import importlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from threadline.cli._library import default_home
+from threadline.clients.base import ChatClient
+from threadline.exceptions import UsageError
+from threadline.memory import (
+    ContextProvider,
+    ConversationMemory,
+    MemoryRecord,
+    MemoryScope,
+    MemoryStore,
+    UserPreferencesMemory,
+)
+
+__all__ = [
+    "MEMORY_FILE",
+    "add_parser",
+    "add_user_option",
+    "chat_memory",
+    "memory_user",
+    "open_store",
+    "run",
+]
+
+MEMORY_FILE = "memory.sqlite3"
+_LISTED: list[Any] = ["fact", "preference", "summary"]
+
+
+def os_user() -> str:
+    """The account running the command: the default owner of memories."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (some containers)
+        return "default"
+
+
+def add_user_option(parser: argparse.ArgumentParser) -> None:
+    """``--user NAME`` and ``--no-memory``, for ``chat``."""
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="whose memories to use: facts and past chats are remembered per user "
+        "(default: the OS user)",
+    )
+    parser.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="do not remember anything from this chat, nor use earlier ones",
+    )
+
+
+def open_store(home: Path) -> MemoryStore:
+    """The user memories of ``home`` (created on first use).
+
+    Raises:
+        UsageError: the SQLite memory store is not installed with this threadline.
+    """
+    try:
+        factory: Any = importlib.import_module("threadline.memory.stores").SQLiteMemoryStore
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(
+            "this threadline has no SQLite memory store; reinstall it, or chat with --no-memory"
+        ) from exc
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        embedder: Any = importlib.import_module("threadline.memory.embedders").default_embedder()
+    except (ImportError, AttributeError):
+        embedder = None
+    return cast(MemoryStore, factory(home / MEMORY_FILE, embedder=embedder))
+
+
+def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:
+    """Both memories, extraction done by the chat's own model (slow: waits up to two minutes)."""
+    return [
+        ConversationMemory(store, limit=3),
+        UserPreferencesMemory(store, extractor=client, extraction_timeout=120.0),
+    ]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``memory`` and its subcommands."""
+    parser = subparsers.add_parser("memory", help="list, search or forget what chats remember")
+    commands = parser.add_subparsers(dest="memory_command", metavar="COMMAND", required=True)
+    listing = commands.add_parser(
+        "list", help="facts, preferences and chat summaries, newest first"
+    )
+    search = commands.add_parser("search", help="the memories most relevant to a query")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--limit", type=int, default=10, metavar="N", help="at most N (10)")
+    forget = commands.add_parser("forget", help="delete one memory, or all of the user's")
+    which = forget.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", metavar="ID", help="the memory's id (from list/search)")
+    which.add_argument("--all", action="store_true", help="every memory of the user")
+    for sub in (listing, search, forget):
+        sub.add_argument("--user", metavar="NAME", help="whose memories (default: the OS user)")
+    for sub in (listing, search):
+        sub.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.set_defaults(handler=run)
+
+
+def _line(record: MemoryRecord, score: float | None = None) -> str:
+    when = f"{record.occurred_at:%Y-%m-%d}" if record.occurred_at else "----------"
+    text = " ".join(record.text.split())
+    text = text if len(text) <= 100 else text[:99] + "…"
+    prefix = f"{score:6.3f}  " if score is not None else ""
+    return f"{prefix}{record.id}  {when}  {record.kind:<10}  {text}"
+
+
+def _json(record: MemoryRecord, score: float | None = None) -> str:
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    data: dict[str, Any] = {
+        "id": record.id,
+        "kind": record.kind,
+        "text": record.text,
+        "thread_id": record.thread_id,
+        "message_ids": list(record.message_ids),
+        "occurred_at": iso(record.occurred_at),
+        "recorded_at": iso(record.recorded_at),
+    }
+    if score is not None:
+        data["score"] = score
+    return json.dumps(data)
+
+
+async def _run(args: argparse.Namespace, store: MemoryStore, user: str) -> int:
+    scope = MemoryScope(user_id=user)
+    command: str = args.memory_command
+    if command == "list":
+        for record in await store.list(scope=scope, kinds=_LISTED):
+            print(_json(record) if args.json else _line(record))
+    elif command == "search":
+        if args.limit < 1:
+            raise UsageError(f"--limit must be at least 1, got {args.limit}")
+        for hit in await store.search(args.query, scope=scope, limit=args.limit):
+            print(_json(hit.record, hit.score) if args.json else _line(hit.record, hit.score))
+    elif args.all:
+        count = await store.forget(user_id=user)
+        print(f"forgot {count} memor{'y' if count == 1 else 'ies'} of {user}")
+    else:
+        if not await store.delete([args.id], scope=scope):
+            raise UsageError(
+                f"no memory {args.id!r} of user {user!r}; `threadline memory list` shows the ids"
+            )
+        print(f"forgot {args.id}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``threadline memory``."""
+    user: str = args.user or os_user()
+    store = open_store(args.home or default_home())
+
+    async def go() -> int:
+        try:
+            return await _run(args, store, user)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(go())
+
+
+def memory_user(args: argparse.Namespace) -> str | None:
+    """The chat's user, or ``None`` with ``--no-memory``."""
+    if getattr(args, "no_memory", False):
+        return None
+    return cast("str | None", getattr(args, "user", None)) or os_user()
