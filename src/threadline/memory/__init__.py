@@ -6,14 +6,17 @@ from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 from threadline.memory.store import Embedder, MemoryStore
+from threadline.memory.stores import Fusion, SQLiteMemoryStore
 
 __all__ = [
     "Context",
     "ContextProvider",
     "Embedder",
+    "Fusion",
     "MemoryHit",
     "MemoryKind",
     "MemoryRecord",
     "MemoryScope",
     "MemoryStore",
+    "SQLiteMemoryStore",
 ]
