@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Generator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["bulk_allocation"]
+import platformdirs
+
+__all__ = ["bulk_allocation", "data_home"]
 
 _BULK = 1_000
 """Below this many items the collector's passes cost too little to be worth pausing."""
@@ -30,3 +34,13 @@ def bulk_allocation(count: int) -> Generator[None]:
         yield
     finally:
         gc.enable()
+
+
+def data_home() -> Path:
+    """``$THREADLINE_HOME``, or the per-user data directory of this platform.
+
+    Where threadline keeps what it saves by default (the command's threads, long-term memory).
+    Shared here rather than in the CLI so lower layers (memory stores) can use it too.
+    """
+    home = os.environ.get("THREADLINE_HOME")
+    return Path(home) if home else Path(platformdirs.user_data_dir("threadline", appauthor=False))

@@ -9,6 +9,7 @@ from threadline.memory.preferences import ExtractedFact, UserPreferencesMemory
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 from threadline.memory.store import Embedder, MemoryStore
+from threadline.memory.stores import Fusion, SQLiteMemoryStore
 from threadline.memory.tools import memory_tools
 
 __all__ = [
@@ -17,12 +18,14 @@ __all__ = [
     "ConversationMemory",
     "Embedder",
     "ExtractedFact",
+    "Fusion",
     "InMemoryMemoryStore",
     "MemoryHit",
     "MemoryKind",
     "MemoryRecord",
     "MemoryScope",
     "MemoryStore",
+    "SQLiteMemoryStore",
     "UserPreferencesMemory",
     "memory_tools",
 ]

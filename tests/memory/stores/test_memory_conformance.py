@@ -1,0 +1,17 @@
+"""Every shipped memory store passes the public conformance kit, on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from threadline.memory.stores import SQLiteMemoryStore
+from threadline.testing.memory_conformance import MemoryHarness, MemoryStoreConformance
+
+
+class TestSQLiteLexical(MemoryStoreConformance):
+    @pytest.fixture
+    def memory_harness(self, tmp_path: Path) -> MemoryHarness:
+        return MemoryHarness(factory=functools.partial(SQLiteMemoryStore, tmp_path / "memory.db"))
