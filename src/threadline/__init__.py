@@ -39,6 +39,7 @@ from threadline.memory import (
     MemoryRecord,
     MemoryScope,
     MemoryStore,
+    SQLiteMemoryStore,
     UserPreferencesMemory,
 )
 from threadline.threads import AgentThread, ThreadBinding
@@ -110,6 +111,7 @@ __all__ = [
     "UserPreferencesMemory",
     "MemoryStore",
     "InMemoryMemoryStore",
+    "SQLiteMemoryStore",
     "Embedder",
     "MemoryRecord",
     "MemoryScope",

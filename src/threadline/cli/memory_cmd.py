@@ -25,6 +25,7 @@ from threadline.memory import (
     MemoryRecord,
     MemoryScope,
     MemoryStore,
+    SQLiteMemoryStore,
     UserPreferencesMemory,
 )
 
@@ -66,23 +67,13 @@ def add_user_option(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(home: Path) -> MemoryStore:
-    """The user memories of ``home`` (created on first use).
-
-    Raises:
-        UsageError: the SQLite memory store is not installed with this threadline.
-    """
-    try:
-        factory: Any = importlib.import_module("threadline.memory.stores").SQLiteMemoryStore
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(
-            "this threadline has no SQLite memory store; reinstall it, or chat with --no-memory"
-        ) from exc
+    """The user memories of ``home`` (created on first use); semantic search when installed."""
     home.mkdir(parents=True, exist_ok=True)
     try:
         embedder: Any = importlib.import_module("threadline.memory.embedders").default_embedder()
     except (ImportError, AttributeError):
         embedder = None
-    return cast(MemoryStore, factory(home / MEMORY_FILE, embedder=embedder))
+    return SQLiteMemoryStore(home / MEMORY_FILE, embedder=embedder)
 
 
 def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:

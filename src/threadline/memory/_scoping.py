@@ -75,19 +75,13 @@ def _default_embedder() -> Embedder | None:
 
 
 def default_store(embedder: Embedder | None | Any = DEFAULT, path: Any = None) -> MemoryStore:
-    """The embedded durable store when it is installed, else the in-memory reference store.
+    """The embedded durable store (``SQLiteMemoryStore``, under ``$THREADLINE_HOME``).
 
     ``embedder`` left at ``DEFAULT`` means the embedded MiniLM model when its extra is installed;
     ``None`` means lexical search only.
     """
-    try:
-        # Imported by name: the durable store lives in its own module and may not be installed.
-        factory: Any = importlib.import_module("threadline.memory.stores").SQLiteMemoryStore
-    except (ImportError, AttributeError):
-        from threadline.memory.in_memory import InMemoryMemoryStore
+    from threadline.memory.stores import SQLiteMemoryStore
 
-        logger.warning("SQLiteMemoryStore is not available; memories are kept in this process only")
-        return InMemoryMemoryStore()
     if embedder is DEFAULT:
         embedder = _default_embedder()
-    return cast(MemoryStore, factory(path, embedder=embedder))
+    return SQLiteMemoryStore(path, embedder=embedder)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
 from threadline.memory.in_memory import InMemoryMemoryStore
 from threadline.memory.store import MemoryStore
+from threadline.memory.stores import SQLiteMemoryStore
 
-STORES = ["in_memory"]
-if importlib.util.find_spec("threadline.memory.stores") is not None:
-    STORES.append("sqlite")
+STORES = ["in_memory", "sqlite"]
 
 
 @pytest.fixture(params=STORES)
@@ -24,7 +20,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "in_memory":
         memory: MemoryStore = InMemoryMemoryStore()
     else:
-        factory: Any = importlib.import_module("threadline.memory.stores").SQLiteMemoryStore
-        memory = cast(MemoryStore, factory(tmp_path / "memory.db", embedder=None))
+        memory = SQLiteMemoryStore(tmp_path / "memory.db", embedder=None)
     yield memory
     await memory.aclose()
