@@ -77,10 +77,10 @@ def open_store(home: Path) -> MemoryStore:
 
 
 def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:
-    """Both memories, extraction done by the chat's own model (slow: waits up to two minutes)."""
+    """Both memories; the chat's model extracts facts. No memory tools: small models misuse them."""
     return [
         ConversationMemory(store, limit=3),
-        UserPreferencesMemory(store, extractor=client, extraction_timeout=120.0),
+        UserPreferencesMemory(store, extractor=client, extraction_timeout=120.0, tools=False),
     ]
 
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,7 +26,14 @@ from threadline.types.contents import FunctionCallContent, UsageDetails
 from threadline.types.messages import ChatMessage
 from threadline.types.responses import AgentRunResponseUpdate, messages_from_updates
 
-__all__ = ["TurnOutcome", "TurnRequest", "client_tool", "run_turn", "stream_turn"]
+__all__ = [
+    "TurnOutcome",
+    "TurnRequest",
+    "client_tool",
+    "memory_user_id",
+    "run_turn",
+    "stream_turn",
+]
 
 
 class _ClientToolCall(BaseException):
@@ -64,6 +72,8 @@ class TurnRequest:
     instructions: str | None = None
     tools: Sequence[FunctionTool] = ()
     options: RunOptions | None = None
+    user_id: str | None = None
+    """Whose long-term memory the agent's memory components use (see :func:`memory_user_id`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +96,17 @@ def _agent_for(agent: ChatAgent, request: TurnRequest) -> ChatAgent:
 
 
 def _thread(request: TurnRequest) -> AgentThread:
-    return AgentThread(message_store=ChatMessageList(request.history))
+    return AgentThread(message_store=ChatMessageList(request.history), user_id=request.user_id)
+
+
+def memory_user_id(owner: str, user: str | None) -> str:
+    """The memory owner of a request: the API key's account, narrowed by the request's ``user``.
+
+    Two keys never share memories, nor do two ``user`` values of one key. Both parts are quoted so
+    no pair of (account, user) can spell another's id.
+    """
+    account = quote(owner, safe="")
+    return f"{account}/{quote(user, safe='')}" if user else account
 
 
 def _estimate(messages: Sequence[ChatMessage]) -> int:

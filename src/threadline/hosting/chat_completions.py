@@ -19,7 +19,13 @@ from threadline.hosting._request import (
     read_json,
     state_of,
 )
-from threadline.hosting._runner import TurnRequest, outcome_of, run_turn, stream_turn
+from threadline.hosting._runner import (
+    TurnRequest,
+    memory_user_id,
+    outcome_of,
+    run_turn,
+    stream_turn,
+)
 from threadline.hosting._sse import sse, sse_response
 from threadline.hosting._turns import (
     client_tools,
@@ -121,7 +127,7 @@ async def _stream(
 
 async def create_chat_completion(request: Request) -> Response:
     """``POST /v1/chat/completions``."""
-    state, _ = state_of(request)
+    state, owner = state_of(request)
     body = await read_json(request, state.config.max_body_bytes)
     if "messages" not in body:
         from threadline.hosting.errors import ApiError
@@ -136,7 +142,8 @@ async def create_chat_completion(request: Request) -> Response:
         options.update(run_options(body, max_tokens_key="max_completion_tokens"))
     history, new = _split(messages)
     tools = client_tools(body, nested=True)
-    turn = TurnRequest(history=history, input=new, tools=tools, options=options)
+    user_id = memory_user_id(owner, options.get("user"))
+    turn = TurnRequest(history=history, input=new, tools=tools, options=options, user_id=user_id)
     if stream:
         include_usage = bool(stream_options.get("include_usage"))
         return sse_response(_stream(state, turn, model, include_usage))

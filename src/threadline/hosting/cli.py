@@ -18,7 +18,7 @@ from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
 
-__all__ = ["build_parser", "load_agent", "main", "parse_api_keys"]
+__all__ = ["build_parser", "load_agent", "main", "parse_api_keys", "with_memory"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-name", default="threadline", help="the model id to advertise")
     parser.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--memory",
+        metavar="PATH",
+        help="remember each caller across requests (facts and past conversations), per API key "
+        "and per request 'user', in this SQLite file; off by default",
+    )
     return parser
 
 
@@ -117,6 +123,33 @@ def _local_agent() -> ChatAgent:
     return ChatAgent(client, "You are a helpful assistant.")
 
 
+def with_memory(agent: ChatAgent, path: str) -> ChatAgent:
+    """``agent`` plus user-preferences and conversation memory in the SQLite file ``path``.
+
+    The agent's own model extracts the facts. Each request's thread carries the caller's memory
+    owner (API key account, narrowed by the request's ``user``), so nothing is shared across them.
+    """
+    from threadline.memory import ConversationMemory, SQLiteMemoryStore, UserPreferencesMemory
+
+    store = SQLiteMemoryStore(path)
+    return ChatAgent(
+        agent.chat_client,
+        agent.instructions,
+        id=agent.id,
+        name=agent.name,
+        description=agent.description,
+        tools=list(agent.tools.values()),
+        context_providers=[
+            *agent.context_providers,
+            ConversationMemory(store),
+            UserPreferencesMemory(store, extractor=agent.chat_client, tools=False),
+        ],
+        chat_message_store_factory=agent.chat_message_store_factory,
+        max_tool_iterations=agent.max_tool_iterations,
+        default_options=agent.default_options,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``serve``; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -135,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"threadline serve needs the server extra: pip install 'threadline[server]' ({exc})"
         ) from exc
     agent = _local_agent() if options.local else load_agent(options.agent)
+    if options.memory:
+        agent = with_memory(agent, options.memory)
     env_keys = [k for k in os.environ.get("THREADLINE_API_KEYS", "").split(",") if k.strip()]
     keys = parse_api_keys([*options.api_key, *env_keys])
     if not keys:

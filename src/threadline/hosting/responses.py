@@ -28,7 +28,14 @@ from threadline.hosting._request import (
     state_of,
 )
 from threadline.hosting._response_events import ResponseEventWriter, replay_events
-from threadline.hosting._runner import TurnOutcome, TurnRequest, outcome_of, run_turn, stream_turn
+from threadline.hosting._runner import (
+    TurnOutcome,
+    TurnRequest,
+    memory_user_id,
+    outcome_of,
+    run_turn,
+    stream_turn,
+)
 from threadline.hosting._sse import sse_response
 from threadline.hosting._turns import (
     client_tools,
@@ -101,12 +108,14 @@ async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
             raise ApiError.not_found("conversation", conversation_id, param="conversation")
         history = await storage.items(conversation.container)
     tools = client_tools(body, nested=False)
+    options = run_options(body, max_tokens_key="max_output_tokens")
     turn = TurnRequest(
         history=[ChatMessage.from_dict(d) for d in history],
         input=new,
         instructions=instructions,
         tools=tools,
-        options=run_options(body, max_tokens_key="max_output_tokens"),
+        options=options,
+        user_id=memory_user_id(owner, options.get("user")),
     )
     return _Plan(
         owner=owner,

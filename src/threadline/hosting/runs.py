@@ -29,7 +29,14 @@ from threadline.hosting._request import (
     read_json,
     state_of,
 )
-from threadline.hosting._runner import TurnOutcome, TurnRequest, outcome_of, run_turn, stream_turn
+from threadline.hosting._runner import (
+    TurnOutcome,
+    TurnRequest,
+    memory_user_id,
+    outcome_of,
+    run_turn,
+    stream_turn,
+)
 from threadline.hosting._sse import sse, sse_response
 from threadline.hosting._turns import client_tools, new_id, paginate, run_options
 from threadline.hosting.errors import ApiError
@@ -224,6 +231,7 @@ async def _plan_run(
         instructions=instructions,
         tools=tools,
         options=options,
+        user_id=memory_user_id(owner, None),
     )
     return _RunPlan(
         owner=owner, thread=thread, run=run, turn=turn, tools=tools, new_messages=new_messages
@@ -521,6 +529,7 @@ async def submit_tool_outputs(request: Request) -> Response:
             instructions=run.body.get("instructions") or None,
             tools=tools,
             options=run_options(run.body, max_tokens_key="max_completion_tokens"),
+            user_id=memory_user_id(owner, None),
         )
         return _RunPlan(
             owner=owner,

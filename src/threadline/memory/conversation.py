@@ -203,13 +203,24 @@ class ConversationMemory(ContextProvider):
         query = "\n".join(m.text for m in messages if m.role == Role.USER and m.text.strip())
         if not query or not self.limit:
             return Context(tools=tools)
-        hits = await self.store.search(
+        found = await self.store.search(
             query,
             scope=self.scoping.read_scope(user_id),
             kinds=["turn", "summary"],
-            limit=self.limit,
+            limit=self.limit * 2,
             exclude_thread_id=thread.id,
         )
+        # A hit whose messages were all shown already (a summary of one shown turn, a turn inside
+        # a shown window) would only repeat them: skip it and keep the next one.
+        hits: list[MemoryHit] = []
+        shown: set[str] = set()
+        for hit in found:
+            if hit.message_ids and shown.issuperset(hit.message_ids):
+                continue
+            hits.append(hit)
+            shown.update(hit.message_ids)
+            if len(hits) == self.limit:
+                break
         if not hits:
             return Context(tools=tools)
         text = "\n".join([_INTRO, *(_render(hit) for hit in hits)])
