@@ -1,0 +1,82 @@
+"""Two processes writing one user's memory in one SQLite file, and the examples running."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from threadline.memory import ConversationMemory, SQLiteMemoryStore, UserPreferencesMemory
+
+ROOT = Path(__file__).resolve().parents[3]
+WRITER = """
+import asyncio, sys
+from threadline import ChatMessage, Role
+from threadline.memory import (
+    ConversationMemory, ExtractedFact, SQLiteMemoryStore, UserPreferencesMemory,
+)
+
+async def main(path: str, name: str) -> None:
+    store = SQLiteMemoryStore(path, embedder=None)
+    facts = UserPreferencesMemory(store)
+    conversations = ConversationMemory(store)
+    for i in range(20):
+        await facts.add_facts(
+            [ExtractedFact(f"{name}_{i}", f"Fact {i} from writer {name}.", "fact")],
+            user_id="alice",
+        )
+        message = ChatMessage(Role.USER, f"Writer {name} says hello number {i}.")
+        await conversations.ingest([message], user_id="alice", thread_id=f"{name}-{i}")
+    await store.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_two_processes_write_one_users_memory(tmp_path: Path) -> None:
+    path = tmp_path / "memory.sqlite3"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WRITER, str(path), name, env=env, stderr=subprocess.PIPE
+        )
+        for name in ("a", "b")
+    ]
+    for proc in procs:
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=300)
+        assert proc.returncode == 0, stderr.decode()
+    store = SQLiteMemoryStore(path, embedder=None)
+    facts = UserPreferencesMemory(store, limit=100)
+    texts = {r.text for r in await facts.facts(user_id="alice")}
+    assert texts == {f"Fact {i} from writer {w}." for i in range(20) for w in "ab"}
+    hits = await ConversationMemory(store).recall("writer b hello number 7", user_id="alice")
+    assert hits[0].thread_id == "b-7"
+    await store.aclose()
+
+
+async def run_example(name: str, *args: str) -> str:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / "memory" / name),
+        *args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, stderr.decode()
+    return stdout.decode()
+
+
+async def test_the_examples_run(tmp_path: Path) -> None:
+    out = await run_example("remember_the_user.py", str(tmp_path))
+    told = out.split("What the model was told a week later:")[1].split("Agent:")[0]
+    assert "- The user is vegetarian." in told
+    assert "2026-11-16 (Monday)" in told and "I love Italian food" in told
+    assert "Agent: How about a mushroom risotto?" in out
+    out = await run_example("import_history.py")
+    assert "What did I think of the exhibition? -> s1" in out
+    assert "What is my beagle called? -> s2 ['s2-0'] 2023-06-02" in out
