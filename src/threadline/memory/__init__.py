@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from threadline.memory.context import Context
+from threadline.memory.embedders import MiniLMEmbedder, default_embedder
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 from threadline.memory.store import Embedder, MemoryStore
@@ -18,5 +19,7 @@ __all__ = [
     "MemoryRecord",
     "MemoryScope",
     "MemoryStore",
+    "MiniLMEmbedder",
     "SQLiteMemoryStore",
+    "default_embedder",
 ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from threadline.memory.embedders import MiniLMEmbedder
 from threadline.memory.stores import SQLiteMemoryStore
 from threadline.testing.memory_conformance import MemoryHarness, MemoryStoreConformance
 
@@ -15,3 +16,11 @@ class TestSQLiteLexical(MemoryStoreConformance):
     @pytest.fixture
     def memory_harness(self, tmp_path: Path) -> MemoryHarness:
         return MemoryHarness(factory=functools.partial(SQLiteMemoryStore, tmp_path / "memory.db"))
+
+
+class TestSQLiteWithEmbeddings(MemoryStoreConformance):
+    @pytest.fixture
+    def memory_harness(self, tmp_path: Path, minilm: MiniLMEmbedder) -> MemoryHarness:
+        return MemoryHarness(
+            factory=functools.partial(SQLiteMemoryStore, tmp_path / "memory.db", embedder=minilm)
+        )
