@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from threadline.memory._temporal import TimeWindow
+from threadline.memory.records import MemoryHit
 
-__all__ = ["Fusion", "fuse", "fts_terms"]
+__all__ = ["Fusion", "diversify", "fts_terms", "fuse"]
 
 _STOPWORDS = frozenset(
     """a about above after again all am an and any are as at be been before being below between
@@ -113,3 +114,27 @@ def fuse(
         relevant |= {m for m, t in when.items() if t is not None and t in window}
     ranked = sorted(((m, s) for m, s in scores.items() if m in relevant), key=lambda p: -p[1])
     return ranked
+
+
+REPEAT_PENALTY = 0.5
+"""Score factor for a hit that repeats source messages of a better hit of the same thread."""
+
+
+def diversify(hits: Sequence[MemoryHit]) -> list[MemoryHit]:
+    """``hits`` re-ranked so near-copies do not crowd out other evidence.
+
+    Turns are indexed with their previous turn as context, so one striking message appears in two
+    records; both would rank high and fill the results with one moment twice. A hit that shares a
+    source message with a better hit of the same thread has its score halved (and so moves below
+    hits that add something new); it is kept, not dropped.
+    """
+    seen: set[tuple[str | None, str]] = set()
+    out: list[MemoryHit] = []
+    for hit in hits:
+        keys = {(hit.thread_id, m) for m in hit.message_ids}
+        if keys & seen:
+            hit = MemoryHit(record=hit.record, score=hit.score * REPEAT_PENALTY)
+        seen |= keys
+        out.append(hit)
+    out.sort(key=lambda h: -h.score)
+    return out

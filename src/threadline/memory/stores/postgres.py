@@ -45,7 +45,7 @@ from threadline.memory.stores._common import (
     vector_order,
     warn_lexical_only,
 )
-from threadline.memory.stores._ranking import Fusion, fts_terms, fuse
+from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
 
 __all__ = ["PostgresMemoryStore"]
 
@@ -365,7 +365,7 @@ class PostgresMemoryStore:
                 pool.update((mid, bytes(blob)) for mid, blob in found)
             vector = vector_order(pool, query_vector, self.embedder.dimension)
         top = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
-        top = top[:limit]
+        top = top[: 2 * limit]  # room for diversify() to promote hits below near-copies
         if not top:
             return []
         rows = await self._rows(
@@ -373,7 +373,8 @@ class PostgresMemoryStore:
             [[mid for mid, _ in top]],
         )
         by_id = {row[0]: _record(row) for row in rows}
-        return [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
+        hits = [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
+        return diversify(hits)[:limit]
 
     async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
         """One record, or ``None`` if it does not exist in this scope."""

@@ -52,7 +52,7 @@ from threadline.memory.stores._common import (
     vector_order,
     warn_lexical_only,
 )
-from threadline.memory.stores._ranking import Fusion, fts_terms, fuse
+from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
 
 __all__ = ["SQLiteMemoryStore"]
 
@@ -342,7 +342,7 @@ class SQLiteMemoryStore:
         if query_vector is not None:
             vector = self._vector_ranking(conn, where, params, when, query_vector, dimension)
         ranked = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
-        top = ranked[:limit]
+        top = ranked[: 2 * limit]  # room for diversify() to promote hits below near-copies
         if not top:
             return []
         ids = [mid for mid, _ in top]
@@ -350,7 +350,8 @@ class SQLiteMemoryStore:
             f"SELECT {_COLUMNS} FROM memories WHERE id IN ({', '.join('?' * len(ids))})", ids
         ).fetchall()
         by_id = {row[0]: _record(row) for row in rows}
-        return [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
+        hits = [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
+        return diversify(hits)[:limit]
 
     def _vector_ranking(
         self,
