@@ -21,7 +21,11 @@ def test_query_terms_drop_function_words() -> None:
 def test_weights_decide_between_lists() -> None:
     when = dict.fromkeys(["a", "b"], OLD)
     lexical_first = fuse(
-        lexical=["a", "b"], vector=["b", "a"], when=when, window=None, fusion=Fusion()
+        lexical=["a", "b"],
+        vector=["b", "a"],
+        when=when,
+        window=None,
+        fusion=Fusion(lexical_weight=1.0, vector_weight=0.5),
     )
     assert [m for m, _ in lexical_first] == ["a", "b"]
     vector_first = Fusion(lexical_weight=0.5, vector_weight=1.0)
