@@ -39,7 +39,6 @@ from threadline.memory import (
     MemoryRecord,
     MemoryScope,
     MemoryStore,
-    SQLiteMemoryStore,
     UserPreferencesMemory,
 )
 from threadline.threads import AgentThread, ThreadBinding
@@ -78,6 +77,8 @@ if _typing.TYPE_CHECKING:
     from threadline.clients.openai_assistants import OpenAIAssistantsClient
     from threadline.clients.openai_chat import OpenAIChatClient
     from threadline.clients.openai_responses import OpenAIResponsesClient
+    from threadline.memory.embedders import MiniLMEmbedder, default_embedder
+    from threadline.memory.stores import PostgresMemoryStore, SQLiteMemoryStore
     from threadline.threads.stores.encryption import EncryptedCodec
     from threadline.threads.stores.postgres import PostgresChatMessageStore
     from threadline.threads.stores.redis import RedisChatMessageStore
@@ -109,14 +110,17 @@ __all__ = [
     "ContextProvider",
     "ConversationMemory",
     "UserPreferencesMemory",
-    "MemoryStore",
     "InMemoryMemoryStore",
-    "SQLiteMemoryStore",
+    "MemoryKind",
     "Embedder",
+    "MemoryHit",
     "MemoryRecord",
     "MemoryScope",
-    "MemoryHit",
-    "MemoryKind",
+    "MemoryStore",
+    "MiniLMEmbedder",
+    "PostgresMemoryStore",
+    "SQLiteMemoryStore",
+    "default_embedder",
     # clients
     "ChatClient",
     "ChatOptions",
@@ -168,13 +172,17 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "EncryptedCodec": "threadline.threads.stores",
     "LocalChatClient": "threadline.clients.local",
+    "MiniLMEmbedder": "threadline.memory.embedders",
     "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
     "OpenAIChatClient": "threadline.clients.openai_chat",
     "OpenAIResponsesClient": "threadline.clients.openai_responses",
     "OpenAIServiceError": "threadline.clients._openai_common",
     "PostgresChatMessageStore": "threadline.threads.stores",
+    "PostgresMemoryStore": "threadline.memory.stores",
     "RedisChatMessageStore": "threadline.threads.stores",
     "SQLiteChatMessageStore": "threadline.threads.stores",
+    "SQLiteMemoryStore": "threadline.memory.stores",
+    "default_embedder": "threadline.memory.embedders",
 }
 """Public names whose modules need optional dependencies: imported on first use only."""
 

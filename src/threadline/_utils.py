@@ -7,10 +7,11 @@ import os
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
-__all__ = ["bulk_allocation", "data_home"]
+__all__ = ["bulk_allocation", "data_home", "redact_url"]
 
 _BULK = 1_000
 """Below this many items the collector's passes cost too little to be worth pausing."""
@@ -44,3 +45,23 @@ def data_home() -> Path:
     """
     home = os.environ.get("THREADLINE_HOME")
     return Path(home) if home else Path(platformdirs.user_data_dir("threadline", appauthor=False))
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for error messages and logs.
+
+    Secrets in a connection URL must never reach an error message, a log or a serialized thread.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, ""))

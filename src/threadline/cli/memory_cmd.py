@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import importlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from threadline.memory import (
     MemoryStore,
     SQLiteMemoryStore,
     UserPreferencesMemory,
+    default_embedder,
 )
 
 __all__ = [
@@ -69,11 +69,7 @@ def add_user_option(parser: argparse.ArgumentParser) -> None:
 def open_store(home: Path) -> MemoryStore:
     """The user memories of ``home`` (created on first use); semantic search when installed."""
     home.mkdir(parents=True, exist_ok=True)
-    try:
-        embedder: Any = importlib.import_module("threadline.memory.embedders").default_embedder()
-    except (ImportError, AttributeError):
-        embedder = None
-    return SQLiteMemoryStore(home / MEMORY_FILE, embedder=embedder)
+    return SQLiteMemoryStore(home / MEMORY_FILE, embedder=default_embedder())
 
 
 def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:

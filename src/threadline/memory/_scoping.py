@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from threadline.exceptions import UsageError
 from threadline.memory.records import MemoryScope
@@ -65,23 +64,16 @@ class Scoping:
         return MemoryScope(user_id=user_id, agent_id=agent, app_id=self.app_id)
 
 
-def _default_embedder() -> Embedder | None:
-    """The embedded MiniLM embedder when its extra is installed, else ``None`` (lexical only)."""
-    try:
-        factory: Any = importlib.import_module("threadline.memory.embedders").default_embedder
-    except (ImportError, AttributeError):
-        return None
-    return cast("Embedder | None", factory())
-
-
 def default_store(embedder: Embedder | None | Any = DEFAULT, path: Any = None) -> MemoryStore:
     """The embedded durable store (``SQLiteMemoryStore``, under ``$THREADLINE_HOME``).
 
     ``embedder`` left at ``DEFAULT`` means the embedded MiniLM model when its extra is installed;
     ``None`` means lexical search only.
     """
+    # Imported here: the store and the embedder load on first use, not with the package.
+    from threadline.memory.embedders import default_embedder
     from threadline.memory.stores import SQLiteMemoryStore
 
     if embedder is DEFAULT:
-        embedder = _default_embedder()
+        embedder = default_embedder()
     return SQLiteMemoryStore(path, embedder=embedder)

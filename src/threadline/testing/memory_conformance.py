@@ -81,6 +81,11 @@ async def _write(factory: Callable[[], MemoryStore], name: str, count: int, barr
         await store.aclose()
 
 
+async def _ids(store: MemoryStore, query: str, **options: Any) -> list[str]:
+    """The ids a search returns (a store with vectors may return weak matches: tests check ids)."""
+    return [hit.id for hit in await store.search(query, **options)]
+
+
 class MemoryStoreConformance:
     """Subclass in a test module and provide a ``memory_harness`` fixture."""
 
@@ -165,12 +170,12 @@ class MemoryStoreConformance:
             coach.id,
             app.id,
         }
-        assert await memory_store.search("marathons", scope=as_chef) == []
+        assert coach.id not in await _ids(memory_store, "marathons", scope=as_chef)
         assert await memory_store.get(coach.id, scope=as_chef) is None
         assert await memory_store.delete([coach.id], scope=as_chef) == 0
         mobile = MemoryScope(user_id="alice", app_id="mobile")
-        assert await memory_store.search("dark mode", scope=mobile) == []
-        assert [h.id for h in await memory_store.search("dark mode", scope=ALICE)] == [app.id]
+        assert app.id not in await _ids(memory_store, "dark mode", scope=mobile)
+        assert (await _ids(memory_store, "dark mode", scope=ALICE))[:1] == [app.id]
 
     async def test_forget_removes_one_user_entirely(self, memory_store: MemoryStore) -> None:
         """After forget nothing of the user is found by any query; the other user keeps all."""
@@ -243,18 +248,18 @@ class MemoryStoreConformance:
         assert hits and hits[0].id == target.id
         assert hits[0].message_ids == ("m7",) and hits[0].occurred_at == _T0
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-        assert await memory_store.search("dentist", scope=ALICE, kinds=["fact"]) == []
+        assert target.id not in await _ids(memory_store, "dentist", scope=ALICE, kinds=["fact"])
         assert [
             h.id for h in await memory_store.search("dentist", scope=ALICE, kinds=["turn"])
         ] == [target.id]
-        assert await memory_store.search("dentist", scope=ALICE, since=_T0 + timedelta(1)) == []
-        assert await memory_store.search("dentist", scope=ALICE, until=_T0) == []
+        assert await _ids(memory_store, "dentist", scope=ALICE, since=_T0 + timedelta(1)) == []
+        assert target.id not in await _ids(memory_store, "dentist", scope=ALICE, until=_T0)
         bounded = await memory_store.search(
             "dentist", scope=ALICE, since=_T0, until=_T0 + timedelta(1)
         )
         assert [h.id for h in bounded] == [target.id]
-        assert (
-            await memory_store.search("dentist", scope=ALICE, exclude_thread_id="t-dentist") == []
+        assert target.id not in await _ids(
+            memory_store, "dentist", scope=ALICE, exclude_thread_id="t-dentist"
         )
         assert len(await memory_store.search("weather football", scope=ALICE, limit=3)) == 3
         listed = await memory_store.list(scope=ALICE, thread_id="t-dentist")
@@ -280,7 +285,7 @@ class MemoryStoreConformance:
             for i in range(5):
                 record = fact(f"checkpoint {i} reached with codeword quokka{i}")
                 await memory_store.add([record])
-                assert [h.id for h in await other.search(f"quokka{i}", scope=ALICE)] == [record.id]
+                assert (await _ids(other, f"quokka{i}", scope=ALICE))[:1] == [record.id]
                 assert (await memory_store.get(record.id, scope=ALICE)) is not None
         finally:
             await other.aclose()
@@ -295,7 +300,10 @@ class MemoryStoreConformance:
         assert [r.text for r in await memory_store.list(scope=ALICE)] == [
             "drinks coffee with oat milk"
         ]
-        assert await memory_store.search("black", scope=ALICE) == []
+        assert [h.text for h in await memory_store.search("black", scope=ALICE)] in (
+            [],
+            ["drinks coffee with oat milk"],
+        )
         with pytest.raises(UsageError, match="another user"):
             await memory_store.add([fact("hijack", scope=BOB, id=record.id)])
         assert await memory_store.list(scope=BOB) == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,18 +30,23 @@ __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
     "KINDS",
     "check_forget_user",
+    "check_ids",
+    "check_list_limit",
     "check_kinds",
     "check_query",
     "check_records",
     "check_scope",
+    "check_valid_to",
     "decode_metadata",
     "encode_metadata",
     "embed_texts",
     "from_epoch",
     "pack_vector",
+    "record_filter",
     "scope_filter",
     "to_epoch",
     "unpack_vectors",
+    "vector_order",
     "warn_lexical_only",
 ]
 
@@ -183,6 +188,78 @@ def scope_filter(scope: MemoryScope, mark: str, prefix: str = "") -> tuple[str, 
             clauses.append(f"({prefix}{column} = {mark} OR {prefix}{column} IS NULL)")
             params.append(value)
     return " AND ".join(clauses), params
+
+
+def record_filter(
+    scope: MemoryScope,
+    *,
+    mark: str,
+    prefix: str,
+    time: Callable[[datetime], Any],
+    kinds: Sequence[MemoryKind] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    exclude_thread_id: str | None = None,
+    thread_id: str | None = None,
+    include_superseded: bool = False,
+) -> tuple[str, list[Any]]:
+    """The SQL condition and parameters of a search or list (``time`` converts datetimes)."""
+    where, params = scope_filter(check_scope(scope), mark, prefix)
+    clauses = [where]
+    kind_list = check_kinds(kinds)
+    if kind_list is not None:
+        marks = ", ".join([mark] * len(kind_list))
+        clauses.append(f"{prefix}kind IN ({marks})" if kind_list else "1 = 0")
+        params += kind_list
+    if since is not None:
+        clauses.append(f"{prefix}occurred_at >= {mark}")
+        params.append(time(since))
+    if until is not None:
+        clauses.append(f"{prefix}occurred_at < {mark}")
+        params.append(time(until))
+    if exclude_thread_id is not None:
+        clauses.append(f"({prefix}thread_id IS NULL OR {prefix}thread_id != {mark})")
+        params.append(exclude_thread_id)
+    if thread_id is not None:
+        clauses.append(f"{prefix}thread_id = {mark}")
+        params.append(thread_id)
+    if not include_superseded:
+        clauses.append(f"{prefix}valid_to IS NULL")
+    return " AND ".join(clauses), params
+
+
+def check_list_limit(limit: object) -> None:
+    """``list``'s limit must be ``None`` or an int >= 0."""
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise UsageError(f"list limit must be an int >= 0 or None, got {limit!r}")
+
+
+def check_ids(memory_ids: Sequence[str]) -> list[str]:
+    """``memory_ids`` deduplicated, in order."""
+    if isinstance(memory_ids, str):
+        raise UsageError("delete() takes a sequence of memory ids; wrap one id in a list")
+    return list(dict.fromkeys(memory_ids))
+
+
+def check_valid_to(valid_to: object) -> datetime:
+    """``valid_to`` if it is a datetime."""
+    if not isinstance(valid_to, datetime):
+        raise UsageError(f"valid_to must be a datetime, got {valid_to!r}")
+    return valid_to
+
+
+def vector_order(pool: dict[str, bytes], query_vector: bytes, dimension: int) -> list[str]:
+    """The ids of ``pool`` by cosine similarity to the query, most similar first.
+
+    Vectors are normalised, so a matrix-vector product is the cosine: exact, and for a few
+    thousand candidates well under a millisecond.
+    """
+    if not pool:
+        return []
+    ids = list(pool)
+    matrix = unpack_vectors([pool[m] for m in ids], dimension)
+    similarity = matrix @ unpack_vectors([query_vector], dimension)[0]
+    return [ids[int(i)] for i in similarity.argsort(kind="stable")[::-1]]
 
 
 def _numpy() -> Any:

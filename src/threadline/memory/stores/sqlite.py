@@ -36,20 +36,23 @@ from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
     check_forget_user,
-    check_kinds,
+    check_ids,
+    check_list_limit,
     check_query,
     check_records,
     check_scope,
+    check_valid_to,
     decode_metadata,
     embed_texts,
     encode_metadata,
     from_epoch,
+    record_filter,
     scope_filter,
     to_epoch,
-    unpack_vectors,
+    vector_order,
     warn_lexical_only,
 )
-from threadline.memory.stores._ranking import Fusion, fts_terms, fuse
+from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
 
 __all__ = ["SQLiteMemoryStore"]
 
@@ -262,38 +265,8 @@ class SQLiteMemoryStore:
 
         await self._worker.run(write)
 
-    def _filters(
-        self,
-        scope: MemoryScope,
-        *,
-        kinds: Sequence[MemoryKind] | None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        exclude_thread_id: str | None = None,
-        thread_id: str | None = None,
-        include_superseded: bool,
-    ) -> tuple[str, list[Any]]:
-        where, params = scope_filter(check_scope(scope), "?", "m.")
-        clauses = [where]
-        kind_list = check_kinds(kinds)
-        if kind_list is not None:
-            clauses.append(f"m.kind IN ({', '.join('?' * len(kind_list))})" if kind_list else "0")
-            params += kind_list
-        if since is not None:
-            clauses.append("m.occurred_at >= ?")
-            params.append(to_epoch(since))
-        if until is not None:
-            clauses.append("m.occurred_at < ?")
-            params.append(to_epoch(until))
-        if exclude_thread_id is not None:
-            clauses.append("(m.thread_id IS NULL OR m.thread_id != ?)")
-            params.append(exclude_thread_id)
-        if thread_id is not None:
-            clauses.append("m.thread_id = ?")
-            params.append(thread_id)
-        if not include_superseded:
-            clauses.append("m.valid_to IS NULL")
-        return " AND ".join(clauses), params
+    def _filters(self, scope: MemoryScope, **options: Any) -> tuple[str, list[Any]]:
+        return record_filter(scope, mark="?", prefix="m.", time=to_epoch, **options)
 
     async def search(
         self,
@@ -369,7 +342,7 @@ class SQLiteMemoryStore:
         if query_vector is not None:
             vector = self._vector_ranking(conn, where, params, when, query_vector, dimension)
         ranked = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
-        top = ranked[:limit]
+        top = ranked[: 2 * limit]  # room for diversify() to promote hits below near-copies
         if not top:
             return []
         ids = [mid for mid, _ in top]
@@ -377,7 +350,8 @@ class SQLiteMemoryStore:
             f"SELECT {_COLUMNS} FROM memories WHERE id IN ({', '.join('?' * len(ids))})", ids
         ).fetchall()
         by_id = {row[0]: _record(row) for row in rows}
-        return [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
+        hits = [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
+        return diversify(hits)[:limit]
 
     def _vector_ranking(
         self,
@@ -408,14 +382,7 @@ class SQLiteMemoryStore:
                 chunk,
             ).fetchall()
             pool.update((mid, blob) for mid, blob in found)
-        if not pool:
-            return []
-        ids = list(pool)
-        matrix = unpack_vectors([pool[m] for m in ids], dimension)
-        query = unpack_vectors([query_vector], dimension)[0]
-        similarity = matrix @ query
-        order = similarity.argsort()[::-1]
-        return [ids[int(i)] for i in order]
+        return vector_order(pool, query_vector, dimension)
 
     async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
         """One record, or ``None`` if it does not exist in this scope."""
@@ -442,8 +409,7 @@ class SQLiteMemoryStore:
         where, params = self._filters(
             scope, kinds=kinds, thread_id=thread_id, include_superseded=include_superseded
         )
-        if limit is not None and (not isinstance(limit, int) or limit < 0):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise UsageError(f"list limit must be an int >= 0 or None, got {limit!r}")
+        check_list_limit(limit)
 
         def read(conn: sqlite3.Connection) -> list[MemoryRecord]:
             rows = conn.execute(
@@ -457,9 +423,7 @@ class SQLiteMemoryStore:
 
     async def delete(self, memory_ids: Sequence[str], *, scope: MemoryScope) -> int:
         """Delete records of ``scope`` with their index entries and vectors; returns how many."""
-        if isinstance(memory_ids, str):
-            raise UsageError("delete() takes a sequence of memory ids; wrap one id in a list")
-        ids = list(dict.fromkeys(memory_ids))
+        ids = check_ids(memory_ids)
         where, params = scope_filter(check_scope(scope), "?")
 
         def write(conn: sqlite3.Connection) -> int:
@@ -479,8 +443,7 @@ class SQLiteMemoryStore:
     async def supersede(self, memory_id: str, *, scope: MemoryScope, valid_to: datetime) -> bool:
         """Mark a record no longer valid (kept for audit); False if not found in ``scope``."""
         where, params = scope_filter(check_scope(scope), "?")
-        if not isinstance(valid_to, datetime):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise UsageError(f"valid_to must be a datetime, got {valid_to!r}")
+        check_valid_to(valid_to)
 
         def write(conn: sqlite3.Connection) -> bool:
             return (
