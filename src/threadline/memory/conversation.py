@@ -156,7 +156,8 @@ class ConversationMemory(ContextProvider):
     ) -> tuple[list[MemoryRecord], dict[str, str] | None]:
         """One record per user/assistant message: date, previous message and the message."""
         records: list[MemoryRecord] = []
-        date_line = f"Conversation of {format_date(occurred_at)}"
+        # Both spellings of the date: "May 2023" and "2023-05-20" questions both find it.
+        date_line = f"Conversation of {occurred_at:%A, %d %B %Y} ({occurred_at:%Y-%m-%d})"
         for message in messages:
             if not _indexable(message):
                 continue
