@@ -39,6 +39,7 @@ _PREVIOUS_CHARS = 400
 short enough that a long answer does not drown the turn itself."""
 _OWN_CHARS = 4000
 _BATCH = 256
+_REMEMBERED_IDS = 500
 _INTRO = (
     "Excerpts from this user's earlier conversations that may be relevant (most relevant "
     "first; each with its date and thread). Use them if they help; do not mention this list."
@@ -243,18 +244,22 @@ class ConversationMemory(ContextProvider):
         indexed: list[str] = state.setdefault("indexed", [])
         done = set(indexed)
         new = [m for m in [*request_messages, *response_messages] if m.message_id not in done]
+        count = int(state.get("count", len(indexed)))
         records, last = self._turn_records(
             new,
             scope=self.scoping.write_scope(user_id),
             thread_id=thread.id,
             occurred_at=self._clock(),
             previous=state.get("last"),
-            seq=len(indexed),
+            seq=count,
             skip=done,
         )
         if records:
             await self.store.add(records)
             indexed.extend(r.message_ids[-1] for r in records)
+            # The latest ids are enough to recognise a replayed turn; the state stays small.
+            del indexed[:-_REMEMBERED_IDS]
+            state["count"] = count + len(records)
             state["unsummarized"] = int(state.get("unsummarized", 0)) + len(records)
         if last is not None:
             state["last"] = last

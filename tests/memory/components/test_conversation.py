@@ -161,3 +161,15 @@ async def test_unbound_threads_and_failed_runs_index_the_input(store: MemoryStor
         await agent.run("Remember the blue door on Elm street.", thread=thread)
     hits = await memory.recall("blue door Elm", user_id="alice")
     assert [h.record.metadata["role"] for h in hits] == ["user"]
+
+
+async def test_per_thread_state_stays_small_on_long_threads(store: MemoryStore) -> None:
+    memory = ConversationMemory(store)
+    thread = AgentThread(user_id="alice")
+    thread.context_state[memory.state_key] = {}
+    messages = [ChatMessage(Role.USER, f"note number {i} about topic {i}") for i in range(600)]
+    await memory.invoked(messages, [], None, thread=thread)
+    state = memory.state(thread)
+    assert len(state["indexed"]) == 500 and state["count"] == 600
+    await memory.invoked(messages[-3:], [], None, thread=thread)  # a replay: nothing new
+    assert len(await store.list(scope=MemoryScope(user_id="alice"), kinds=["turn"])) == 600
