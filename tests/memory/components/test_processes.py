@@ -42,7 +42,7 @@ async def test_two_processes_write_one_users_memory(tmp_path: Path) -> None:
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", WRITER, str(path), name, env=env, stderr=subprocess.PIPE
         )
-        for name in ("a", "b")
+        for name in ("amber", "basil")
     ]
     for proc in procs:
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout=300)
@@ -50,9 +50,9 @@ async def test_two_processes_write_one_users_memory(tmp_path: Path) -> None:
     store = SQLiteMemoryStore(path, embedder=None)
     facts = UserPreferencesMemory(store, limit=100)
     texts = {r.text for r in await facts.facts(user_id="alice")}
-    assert texts == {f"Fact {i} from writer {w}." for i in range(20) for w in "ab"}
-    hits = await ConversationMemory(store).recall("writer b hello number 7", user_id="alice")
-    assert hits[0].thread_id == "b-7"
+    assert texts == {f"Fact {i} from writer {w}." for i in range(20) for w in ("amber", "basil")}
+    hits = await ConversationMemory(store).recall("writer basil hello number 7", user_id="alice")
+    assert hits[0].thread_id == "basil-7"
     await store.aclose()
 
 
