@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 # The script's folder is on sys.path when run as `python bench/memory.py`.
 from _memory_data import Question, Session, generate
@@ -44,6 +44,7 @@ from threadline.memory import (
     SQLiteMemoryStore,
 )
 from threadline.memory.stores import Fusion
+from threadline.types import ChatMessage
 
 EMBEDDINGS_ONLY = Fusion(lexical_weight=0.0, recency_weight=0.0, time_weight=0.0)
 
@@ -99,11 +100,49 @@ class StoreBackend:
         await self.store.aclose()
 
 
+@dataclass
+class ConversationMemoryBackend:
+    """Memory driven through ``ConversationMemory().ingest/recall``, as users (and the held-out
+    benchmark) drive it; it builds its own turn records from the messages."""
+
+    memory: Any
+    store: SQLiteMemoryStore
+
+    async def ingest(self, session: Session) -> None:
+        messages = [ChatMessage(t.role, t.text, message_id=t.message_id) for t in session.turns]
+        await self.memory.ingest(
+            messages,
+            user_id=session.user_id,
+            thread_id=session.thread_id,
+            occurred_at=session.occurred_at,
+        )
+
+    async def recall(self, question: Question, limit: int) -> list[MemoryHit]:
+        return list(await self.memory.recall(question.text, user_id=question.user_id, limit=limit))
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
 def make_backend(
-    path: Path, *, embedder: Embedder | None, context: bool, fusion: Fusion | None = None
+    path: Path,
+    *,
+    embedder: Embedder | None,
+    context: bool,
+    fusion: Fusion | None = None,
+    via: str = "store",
 ) -> Backend:
-    """The one switch between driving the store and driving ``ConversationMemory``."""
-    return StoreBackend(SQLiteMemoryStore(path, embedder=embedder, fusion=fusion), context)
+    """The one switch between driving the store and driving ``ConversationMemory`` (``via``)."""
+    store = SQLiteMemoryStore(path, embedder=embedder, fusion=fusion)
+    if via == "conversation" and context:
+        import threadline.memory
+
+        conversation_memory = getattr(threadline.memory, "ConversationMemory", None)
+        if conversation_memory is None:
+            raise SystemExit("--via conversation needs ConversationMemory (issue 8 components)")
+        memory = conversation_memory(store, embedder=embedder)
+        return ConversationMemoryBackend(memory, store)
+    return StoreBackend(store, context)
 
 
 @dataclass
@@ -172,7 +211,7 @@ async def quality(args: argparse.Namespace, embedder: MiniLMEmbedder, work: Path
     single = make_backend(work / "single.db", embedder=None, context=False)
     for session in sessions:
         await single.ingest(session)
-    with_vectors = make_backend(work / "context.db", embedder=embedder, context=True)
+    with_vectors = make_backend(work / "context.db", embedder=embedder, context=True, via=args.via)
     started = time.perf_counter()
     for session in sessions:
         await with_vectors.ingest(session)
@@ -181,12 +220,16 @@ async def quality(args: argparse.Namespace, embedder: MiniLMEmbedder, work: Path
         ("BM25, single turns", single),
         (
             "BM25, turn + previous + date",
-            make_backend(work / "context.db", embedder=None, context=True),
+            make_backend(work / "context.db", embedder=None, context=True, via=args.via),
         ),
         (
             "embeddings only (MiniLM)",
             make_backend(
-                work / "context.db", embedder=embedder, context=True, fusion=EMBEDDINGS_ONLY
+                work / "context.db",
+                embedder=embedder,
+                context=True,
+                fusion=EMBEDDINGS_ONLY,
+                via=args.via,
             ),
         ),
         ("default fusion", with_vectors),
@@ -194,7 +237,9 @@ async def quality(args: argparse.Namespace, embedder: MiniLMEmbedder, work: Path
     for weights in args.fusion:
         lex, vec, rec = (float(w) for w in weights.split(","))
         fusion = Fusion(lexical_weight=lex, vector_weight=vec, recency_weight=rec)
-        backend = make_backend(work / "context.db", embedder=embedder, context=True, fusion=fusion)
+        backend = make_backend(
+            work / "context.db", embedder=embedder, context=True, fusion=fusion, via=args.via
+        )
         rows.append((f"fusion {lex:g}/{vec:g}/{rec:g}", backend))
     print(
         f"  {'retrieval':32} {'turn R@1':>8} {'R@5':>6} {'R@10':>6} | "
@@ -274,6 +319,12 @@ async def main() -> None:
         default=[],
         metavar="LEX,VEC,RECENCY",
         help="also evaluate these fusion weights (repeatable), to compare with the default",
+    )
+    parser.add_argument(
+        "--via",
+        choices=["store", "conversation"],
+        default="store",
+        help="drive memory through the store (records built here) or ConversationMemory",
     )
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -38,6 +38,7 @@ __all__ = [
     "check_scope",
     "check_valid_to",
     "decode_metadata",
+    "demote_similar",
     "encode_metadata",
     "embed_texts",
     "from_epoch",
@@ -260,6 +261,33 @@ def vector_order(pool: dict[str, bytes], query_vector: bytes, dimension: int) ->
     matrix = unpack_vectors([pool[m] for m in ids], dimension)
     similarity = matrix @ unpack_vectors([query_vector], dimension)[0]
     return [ids[int(i)] for i in similarity.argsort(kind="stable")[::-1]]
+
+
+def demote_similar(
+    ranked: Sequence[tuple[str, float]],
+    pool: dict[str, bytes],
+    dimension: int,
+    threshold: float,
+) -> list[tuple[str, float]]:
+    """``ranked`` with near-duplicates of a better candidate halved in score, then re-sorted.
+
+    People repeat themselves ("is it better to rent or buy?" in five sessions); without this, one
+    repeated line can fill every result slot and push out the one turn that answers. Candidates
+    whose vectors have cosine >= ``threshold`` with a better-ranked one are demoted, not dropped.
+    """
+    np = _numpy()
+    kept: list[Any] = []
+    out: list[tuple[str, float]] = []
+    for memory_id, score in ranked:
+        blob = pool.get(memory_id)
+        if blob is not None:
+            vector = unpack_vectors([blob], dimension)[0]
+            if kept and float(np.max(np.stack(kept) @ vector)) >= threshold:
+                score *= 0.5
+            kept.append(vector)
+        out.append((memory_id, score))
+    out.sort(key=lambda pair: -pair[1])
+    return out
 
 
 def _numpy() -> Any:

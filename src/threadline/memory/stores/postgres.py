@@ -39,6 +39,7 @@ from threadline.memory.stores._common import (
     check_records,
     check_scope,
     check_valid_to,
+    demote_similar,
     embed_texts,
     record_filter,
     scope_filter,
@@ -121,7 +122,8 @@ class PostgresMemoryStore:
             with :meth:`aclose`). Give ``pool`` instead to share one (its owner closes it).
         pool: a ``psycopg_pool.AsyncConnectionPool`` opened with ``kwargs={"autocommit": True}``.
         schema: the PostgreSQL schema holding the tables; created if missing.
-        embedder, fusion, max_text_chars, lexical_candidates, recent_candidates: as for
+        embedder, fusion, max_text_chars, lexical_candidates, recent_candidates,
+            near_copy_similarity: as for
             :class:`~threadline.memory.SQLiteMemoryStore`.
         connect_timeout: seconds to wait for a connection from a pool made from ``dsn``.
     """
@@ -137,8 +139,10 @@ class PostgresMemoryStore:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         lexical_candidates: int = 200,
         recent_candidates: int = 1000,
+        near_copy_similarity: float = 0.85,
         connect_timeout: float = 10.0,
     ) -> None:
+        self.near_copy_similarity = near_copy_similarity
         if (dsn is None) == (pool is None):
             raise ValueError("give PostgresMemoryStore exactly one of dsn or pool=")
         if pool is None:
@@ -340,6 +344,7 @@ class PostgresMemoryStore:
             )
             when.update((mid, at) for mid, at in rows)
         vector: list[str] = []
+        pool: dict[str, bytes] = {}
         if self.embedder is not None:
             await self._check_embedder()
             query_vector = (await embed_texts(self.embedder, [query]))[0]
@@ -350,7 +355,7 @@ class PostgresMemoryStore:
                 ),
                 [*params, self.recent_candidates],
             )
-            pool = {mid: bytes(blob) for mid, _, blob in rows}
+            pool.update((mid, bytes(blob)) for mid, _, blob in rows)
             for mid, at, _ in rows:
                 when.setdefault(mid, at)
             missing = [mid for mid in when if mid not in pool]
@@ -365,6 +370,9 @@ class PostgresMemoryStore:
                 pool.update((mid, bytes(blob)) for mid, blob in found)
             vector = vector_order(pool, query_vector, self.embedder.dimension)
         top = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
+        if pool and self.embedder is not None and self.near_copy_similarity < 1.0:
+            dimension = self.embedder.dimension
+            top = demote_similar(top[: 3 * limit], pool, dimension, self.near_copy_similarity)
         top = top[: 2 * limit]  # room for diversify() to promote hits below near-copies
         if not top:
             return []

@@ -43,6 +43,7 @@ from threadline.memory.stores._common import (
     check_scope,
     check_valid_to,
     decode_metadata,
+    demote_similar,
     embed_texts,
     encode_metadata,
     from_epoch,
@@ -150,6 +151,9 @@ class SQLiteMemoryStore:
         max_text_chars: the longest text a record may have.
         lexical_candidates: how many BM25 hits enter the fusion.
         recent_candidates: how many of the scope's newest records are scored by vector too.
+        near_copy_similarity: a hit whose vector is at least this close (cosine) to a better
+            hit's has its score halved, so a line repeated across sessions cannot fill every
+            slot; 1.0 turns this off.
 
     SQL runs on a worker thread that owns the connection, so the event loop never waits on disk.
     """
@@ -163,7 +167,9 @@ class SQLiteMemoryStore:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         lexical_candidates: int = 200,
         recent_candidates: int = 1000,
+        near_copy_similarity: float = 0.85,
     ) -> None:
+        self.near_copy_similarity = near_copy_similarity
         self.path = str(data_home() / "memory.sqlite3") if path is None else str(path)
         self.embedder = embedder
         self.fusion = fusion or Fusion()
@@ -339,9 +345,12 @@ class SQLiteMemoryStore:
             ).fetchall()
             when.update((mid, from_epoch(moment)) for mid, moment in rows)
         vector: list[str] = []
+        pool: dict[str, bytes] = {}
         if query_vector is not None:
-            vector = self._vector_ranking(conn, where, params, when, query_vector, dimension)
+            vector, pool = self._vector_ranking(conn, where, params, when, query_vector, dimension)
         ranked = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
+        if pool and self.near_copy_similarity < 1.0:
+            ranked = demote_similar(ranked[: 3 * limit], pool, dimension, self.near_copy_similarity)
         top = ranked[: 2 * limit]  # room for diversify() to promote hits below near-copies
         if not top:
             return []
@@ -361,8 +370,11 @@ class SQLiteMemoryStore:
         when: dict[str, datetime | None],
         query_vector: bytes,
         dimension: int,
-    ) -> list[str]:
-        """Candidate ids by cosine similarity: the recent pool plus everything already found."""
+    ) -> tuple[list[str], dict[str, bytes]]:
+        """Candidate ids by cosine similarity, and the candidates' vectors.
+
+        The candidates: the scope's most recent records plus everything the other lists found.
+        """
         rows = conn.execute(
             "SELECT m.id, coalesce(m.occurred_at, m.recorded_at), m.vector FROM memories m "
             f"WHERE {where} AND m.vector IS NOT NULL "
@@ -382,7 +394,7 @@ class SQLiteMemoryStore:
                 chunk,
             ).fetchall()
             pool.update((mid, blob) for mid, blob in found)
-        return vector_order(pool, query_vector, dimension)
+        return vector_order(pool, query_vector, dimension), pool
 
     async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
         """One record, or ``None`` if it does not exist in this scope."""
