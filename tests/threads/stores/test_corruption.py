@@ -283,3 +283,23 @@ async def test_sqlite_record_of_the_wrong_type(tmp_path: Path) -> None:
     store = SQLiteChatMessageStore(path, thread_id="thread_t")
     with pytest.raises(StoreError, match=r"thread 'thread_t': stored message #1 cannot be read"):
         await store.list_messages()
+
+
+async def test_redis_values_that_are_not_numbers(redis_url: str, redis_prefix: str) -> None:
+    raw = aioredis.Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]
+    try:
+        async with RedisChatMessageStore(
+            url=redis_url, key_prefix=redis_prefix, thread_id="thread_t"
+        ) as store:
+            await store.add_messages(turn("one"))
+            await raw.lset(f"{redis_prefix}thread_t:t", 1, "many")
+            with pytest.raises(StoreError, match=r"thread 'thread_t'.*token count .* many"):
+                await store.list_messages(max_tokens=1000)
+            await raw.hset(f"{redis_prefix}thread_t:h", "version", "two")
+            message = await _refused(store, "thread_t")
+            assert "its version is two" in message
+            with pytest.raises(StoreError, match="thread_t") as info:
+                await store.add_messages(turn("x"))
+            assert not isinstance(info.value, ConcurrentThreadUpdateError)
+    finally:
+        await raw.aclose()
