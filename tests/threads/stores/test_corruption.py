@@ -303,3 +303,11 @@ async def test_redis_values_that_are_not_numbers(redis_url: str, redis_prefix: s
             assert not isinstance(info.value, ConcurrentThreadUpdateError)
     finally:
         await raw.aclose()
+
+
+async def test_sqlite_file_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    store = SQLiteChatMessageStore(blocker / "sub" / "threads.db", thread_id="thread_t")
+    with pytest.raises(StoreError, match=r"a_file/sub/threads\.db"):
+        await store.add_messages(turn("one"))
