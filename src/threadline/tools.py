@@ -9,6 +9,7 @@ type hints become a JSON schema. Arguments the model sends are foreign JSON, so 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -207,9 +208,25 @@ class FunctionTool:
         return to_jsonable_python(result, fallback=str)
 
 
+@functools.lru_cache(maxsize=512)
+def _described(func: Callable[..., Any]) -> FunctionTool:
+    return FunctionTool.from_function(func)
+
+
 def as_tool(obj: FunctionTool | Callable[..., Any]) -> FunctionTool:
-    """Return ``obj`` as a :class:`FunctionTool`, describing plain functions on the way."""
-    return obj if isinstance(obj, FunctionTool) else FunctionTool.from_function(obj)
+    """Return ``obj`` as a :class:`FunctionTool`, describing plain functions on the way.
+
+    Descriptions are cached per function: context providers may hand the same function to every
+    model call, and building its schema each time would cost more than the call's bookkeeping.
+    """
+    if isinstance(obj, FunctionTool):
+        return obj
+    try:
+        return _described(obj)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        return FunctionTool.from_function(obj)
 
 
 def tool(
