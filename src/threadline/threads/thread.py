@@ -43,13 +43,8 @@ class ThreadBinding:
     agent_name: str | None = None
 
     def to_dict(self) -> dict[str, JSONValue]:
-        """The JSON form, ``None`` fields left out."""
-        raw: dict[str, JSONValue] = {
-            "service": self.service,
-            "agent_id": self.agent_id,
-            "agent_name": self.agent_name,
-        }
-        return {k: v for k, v in raw.items() if v is not None}
+        """The JSON form: every field, ``None`` ones as ``null``."""
+        return {"service": self.service, "agent_id": self.agent_id, "agent_name": self.agent_name}
 
 
 class AgentThread:
@@ -153,6 +148,7 @@ class AgentThread:
         """The thread's whole state as a plain JSON-able dict, for ``agent.deserialize_thread``.
 
         A service-managed thread saves its conversation id only; a local one its store's full state.
+        Every key is written, ``null`` where empty, so a state missing one is known to be damaged.
         Context providers are checkpointed first, so their latest per-thread state is included.
         """
         for provider in self._providers.values():
@@ -163,10 +159,10 @@ class AgentThread:
             "thread_id": self.id,
             "user_id": self.user_id,
             "binding": (self.binding or ThreadBinding()).to_dict(),
+            "service_thread_id": self._service_thread_id,
+            "store": None,
         }
-        if self._service_thread_id is not None:
-            state["service_thread_id"] = self._service_thread_id
-        elif self._message_store is not None:
+        if self._message_store is not None:
             state["store"] = {
                 "kind": store_kind(self._message_store),
                 "state": await self._message_store.serialize(),
