@@ -139,8 +139,15 @@ class AgentThread:
         return self._service_thread_id is not None or self._message_store is not None
 
     def attach(self, providers: dict[str, ContextProvider], client: ChatClient | None) -> None:
-        """Called by agents: remember whose providers to checkpoint and which client can fork."""
-        self._providers.update(providers)
+        """Called by agents as they take the thread: its providers now own checkpoint and end.
+
+        The rule is "the agent that last prepared the thread owns its providers": attaching
+        replaces the previous agent's providers instead of adding to them, so ``serialize()`` and
+        ``end()`` call only the current agent's hooks. Other providers' saved state stays in
+        ``context_state`` untouched and is serialized as it is, ready for when their agent takes
+        the thread again. ``client`` is the one ``fork()`` asks to branch a service conversation.
+        """
+        self._providers = dict(providers)
         if client is not None:
             self._client = client
 
