@@ -26,6 +26,7 @@ from threadline.exceptions import (
     StoreError,
     ThreadlineError,
     ThreadStateError,
+    ToolArgumentsError,
     UsageError,
 )
 from threadline.memory import Context, ContextProvider
@@ -40,7 +41,7 @@ from threadline.threads.stores import (
     estimate_tokens,
     register_store_kind,
 )
-from threadline.tools import FunctionTool, ToolArgumentsError, tool
+from threadline.tools import FunctionTool, tool
 from threadline.types import (
     AgentRunResponse,
     AgentRunResponseUpdate,

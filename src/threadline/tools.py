@@ -19,14 +19,10 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from threadline.exceptions import UsageError
+from threadline.exceptions import ToolArgumentsError, UsageError
 from threadline.types.contents import JSONValue
 
-__all__ = ["FunctionTool", "ToolArgumentsError", "as_tool", "tool"]
-
-
-class ToolArgumentsError(UsageError, ValueError):
-    """The model called a tool with arguments that do not fit its parameters."""
+__all__ = ["FunctionTool", "as_tool", "tool"]
 
 
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")

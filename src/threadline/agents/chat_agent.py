@@ -54,7 +54,8 @@ class ChatAgent:
         chat_message_store_factory: makes the store of each new local thread, and the store that
             restored threads load their state into; in-memory ``ChatMessageList`` by default.
         max_tool_iterations: model calls that may ask for tools in one run; the call after that
-            must answer without tools.
+            must answer without tools (a model that calls them anyway fails with
+            ``AgentRunError``).
         default_options: options for every call (``model``, ``temperature``, ...).
     """
 
@@ -319,6 +320,7 @@ class ChatAgent:
             IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
             ConcurrentThreadUpdateError: another writer changed the thread's store meanwhile.
             ClientError: the model call failed; the input is still stored in a local thread.
+            AgentRunError: the model still called tools after ``max_tool_iterations`` rounds.
         """
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
