@@ -15,7 +15,6 @@ from threadline.clients import (
     RunOptions,
     ScriptedChatClient,
     SupportsAddMessages,
-    SupportsConversationFork,
 )
 from threadline.exceptions import (
     AgentRunError,
@@ -29,9 +28,9 @@ from threadline.exceptions import (
     ToolArgumentsError,
     UsageError,
 )
+from threadline.history import TokenBudgetReducer, reduce_to_token_budget
 from threadline.memory import Context, ContextProvider
-from threadline.threads import AgentThread, ThreadBinding
-from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
+from threadline.threads import AgentThread, SupportsConversationFork, ThreadBinding
 from threadline.threads.stores import (
     ChatMessageList,
     ChatMessageStore,
