@@ -16,6 +16,7 @@ from threadline.clients import (
     ScriptedChatClient,
     SupportsAddMessages,
 )
+from threadline.closing import SupportsAclose
 from threadline.exceptions import (
     AgentRunError,
     ClientError,
@@ -105,6 +106,7 @@ __all__ = [
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
+    "SupportsAclose",
     "SupportsAddMessages",
     "SupportsConversationFork",
     # tools
