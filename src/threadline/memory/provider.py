@@ -6,6 +6,10 @@ A provider sees each turn's input before the model does (``invoking``) and the o
 agent and serve many threads, so they must keep anything thread-specific in that state (or key it
 by ``thread.id``), never in plain attributes.
 
+When agents share a thread, the agent that last prepared it owns its providers: only theirs are
+checkpointed on ``thread.serialize()`` and ended on ``thread.end()``, while other providers' state
+stays in the thread untouched (see docs/threads.md).
+
 It is a base class rather than a Protocol so a provider overrides only the hooks it needs.
 """
 
