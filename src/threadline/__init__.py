@@ -15,8 +15,8 @@ from threadline.clients import (
     RunOptions,
     ScriptedChatClient,
     SupportsAddMessages,
-    SupportsConversationFork,
 )
+from threadline.closing import SupportsAclose
 from threadline.exceptions import (
     AgentRunError,
     ClientError,
@@ -26,11 +26,12 @@ from threadline.exceptions import (
     StoreError,
     ThreadlineError,
     ThreadStateError,
+    ToolArgumentsError,
     UsageError,
 )
+from threadline.history import TokenBudgetReducer, reduce_to_token_budget
 from threadline.memory import Context, ContextProvider
-from threadline.threads import AgentThread, ThreadBinding
-from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
+from threadline.threads import AgentThread, SupportsConversationFork, ThreadBinding
 from threadline.threads.stores import (
     ChatMessageList,
     ChatMessageStore,
@@ -40,7 +41,7 @@ from threadline.threads.stores import (
     estimate_tokens,
     register_store_kind,
 )
-from threadline.tools import FunctionTool, ToolArgumentsError, tool
+from threadline.tools import FunctionTool, tool
 from threadline.types import (
     AgentRunResponse,
     AgentRunResponseUpdate,
@@ -105,6 +106,7 @@ __all__ = [
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
+    "SupportsAclose",
     "SupportsAddMessages",
     "SupportsConversationFork",
     # tools
