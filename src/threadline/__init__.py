@@ -21,6 +21,7 @@ from threadline.exceptions import (
     AgentRunError,
     ClientError,
     ConcurrentThreadUpdateError,
+    GroupChatError,
     IncompatibleThreadError,
     MessageFormatError,
     StoreError,
@@ -29,6 +30,18 @@ from threadline.exceptions import (
     UsageError,
 )
 from threadline.memory import Context, ContextProvider
+from threadline.multiagent import (
+    AgentManager,
+    FunctionManager,
+    GroupChat,
+    GroupChatManager,
+    GroupChatResponse,
+    GroupChatThread,
+    PropagationFilter,
+    RoundRobinManager,
+    SpeakerSelection,
+    skip_tool_messages,
+)
 from threadline.threads import AgentThread, ThreadBinding
 from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
 from threadline.threads.stores import (
@@ -94,6 +107,17 @@ __all__ = [
     # memory
     "Context",
     "ContextProvider",
+    # multi-agent
+    "AgentManager",
+    "FunctionManager",
+    "GroupChat",
+    "GroupChatManager",
+    "GroupChatResponse",
+    "GroupChatThread",
+    "PropagationFilter",
+    "RoundRobinManager",
+    "SpeakerSelection",
+    "skip_tool_messages",
     # clients
     "ChatClient",
     "ChatOptions",
@@ -130,6 +154,7 @@ __all__ = [
     "AgentRunError",
     "ClientError",
     "ConcurrentThreadUpdateError",
+    "GroupChatError",
     "IncompatibleThreadError",
     "MessageFormatError",
     "StoreError",

@@ -12,6 +12,7 @@ must act::
     ├── StoreError                  a message store could not read or write a thread
     │   └── ConcurrentThreadUpdateError  another writer changed the thread first
     └── AgentRunError               the run itself could not complete (e.g. the tool loop)
+        └── GroupChatError          a multi-agent run could not go on (bad speaker, handoff loop)
 
 Errors that describe bad values also derive from :class:`ValueError`, so code that already catches
 ``ValueError`` for bad input keeps working.
@@ -23,6 +24,7 @@ __all__ = [
     "AgentRunError",
     "ClientError",
     "ConcurrentThreadUpdateError",
+    "GroupChatError",
     "IncompatibleThreadError",
     "MessageFormatError",
     "StoreError",
@@ -83,3 +85,11 @@ class ConcurrentThreadUpdateError(StoreError):
 
 class AgentRunError(ThreadlineError):
     """An agent run could not complete for a reason other than the model or the store."""
+
+
+class GroupChatError(AgentRunError):
+    """A group chat or process could not go on.
+
+    For example a manager named no participant, or handoffs bounced between agents past the
+    configured bound. The conversation's state is left as it was after its last complete turn.
+    """
