@@ -20,8 +20,9 @@ from threadline.memory.provider import ContextProvider
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool
-from threadline.types.contents import UsageContent, UsageDetails
+from threadline.types.contents import FunctionCallContent, UsageContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role
+from threadline.types.responses import AgentRunResponse
 
 __all__ = ["Turn", "begin_turn"]
 
@@ -48,10 +49,25 @@ class Turn:
     produced: list[ChatMessage] = field(default_factory=lambda: [])
     usage: UsageDetails | None = None
     response_id: str | None = None
+    pending: tuple[FunctionCallContent, ...] = ()
+    """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
 
     def first_request(self) -> list[ChatMessage]:
-        """What the model is sent first: system, history (local threads), context, input."""
-        return [*self.system, *self.history, *self.context.messages, *self.input]
+        """What the model is sent first: system, history (local threads), context, input.
+
+        Tool results that open the input (answers to deferred calls) go before the context
+        messages, so they directly follow the calls they answer, as every chat API requires.
+        """
+        answers = 0
+        while answers < len(self.input) and self.input[answers].role == Role.TOOL:
+            answers += 1
+        return [
+            *self.system,
+            *self.history,
+            *self.input[:answers],
+            *self.context.messages,
+            *self.input[answers:],
+        ]
 
     def next_request(
         self, previous: list[ChatMessage], answer: Sequence[ChatMessage], tool_results: ChatMessage
@@ -102,6 +118,16 @@ class Turn:
         ):
             return message
         return message.replace(author_name=self.author_name)
+
+    def response(self) -> AgentRunResponse:
+        """What ``agent.run`` returns for this turn."""
+        return AgentRunResponse(
+            messages=tuple(self.produced),
+            response_id=self.response_id,
+            usage=self.usage,
+            thread=self.thread,
+            pending_calls=self.pending,
+        )
 
     async def commit(self) -> None:
         """Store what the run produced and let providers learn from it."""

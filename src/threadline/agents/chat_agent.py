@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, Self, Unpack
 
-from threadline.agents._tool_calls import function_calls, run_function_calls
+from threadline.agents._run_loop import run_loop
 from threadline.agents._turn import Turn, begin_turn
 from threadline.clients.base import ChatClient, RunOptions, SupportsAddMessages
 from threadline.exceptions import IncompatibleThreadError, UsageError
@@ -27,13 +28,10 @@ from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool, as_tool
-from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import (
     AgentRunResponse,
     AgentRunResponseUpdate,
-    ChatResponseUpdate,
-    messages_from_updates,
 )
 
 __all__ = ["ChatAgent"]
@@ -305,7 +303,9 @@ class ChatAgent:
     ) -> AgentRunResponse:
         """Run one turn and return everything the agent produced.
 
-        Without ``thread`` a throwaway thread is created; ``response.thread`` continues it.
+        Without ``thread`` a throwaway thread is created; ``response.thread`` continues it. When
+        the model calls a deferred tool (one without a Python function), the run stops with the
+        calls in ``response.pending_calls``; pass their results as the next run's input.
 
         Raises:
             IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
@@ -316,37 +316,12 @@ class ChatAgent:
         thread = self._prepare_thread(thread)
         async with thread._lock:
             turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
-            try:
-                await self._complete(turn)
-            except BaseException as exc:
-                await turn.fail(exc)
-                raise
-            await turn.commit()
-        return AgentRunResponse(
-            messages=tuple(turn.produced),
-            response_id=turn.response_id,
-            usage=turn.usage,
-            thread=thread,
-        )
+            async for _ in self._loop(turn, stream=False):
+                pass  # not streaming: the loop yields nothing and leaves its outcome in turn
+        return turn.response()
 
-    async def _complete(self, turn: Turn) -> None:
-        client = self.chat_client
-        request = turn.first_request()
-        for iteration in range(self.max_tool_iterations + 1):
-            final = iteration == self.max_tool_iterations
-            response = await client.get_response(request, options=turn.call_options(final=final))
-            answer = turn.record(
-                response.messages,
-                usage=response.usage,
-                response_id=response.response_id,
-                conversation_id=response.conversation_id,
-            )
-            calls = function_calls(answer)
-            if not calls or final:
-                return
-            results = await run_function_calls(calls, turn.tools)
-            turn.produced.append(results)
-            request = turn.next_request(request, answer, results)
+    def _loop(self, turn: Turn, *, stream: bool) -> AsyncGenerator[AgentRunResponseUpdate, None]:
+        return run_loop(turn, max_tool_iterations=self.max_tool_iterations, stream=stream)
 
     async def run_stream(
         self,
@@ -359,54 +334,18 @@ class ChatAgent:
         """Run one turn, yielding text as it is generated and each tool call and result whole.
 
         The thread is updated when the stream ends. A caller that stops iterating early leaves the
-        thread with the turn's input stored and nothing of the partial answer.
+        thread with the turn's input stored and nothing of the partial answer. A call to a
+        deferred tool is yielded like any call, and the stream then ends (see ``run``).
         """
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
         async with thread._lock:
             turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
-            try:
-                request = turn.first_request()
-                for iteration in range(self.max_tool_iterations + 1):
-                    final = iteration == self.max_tool_iterations
-                    updates: list[ChatResponseUpdate] = []
-                    stream = self.chat_client.get_streaming_response(
-                        request, options=turn.call_options(final=final)
-                    )
-                    async for update in stream:
-                        updates.append(update)
-                        yield AgentRunResponseUpdate(
-                            contents=update.contents,
-                            role=update.role,
-                            author_name=update.author_name or self.name,
-                            response_id=update.response_id,
-                            message_id=update.message_id,
-                        )
-                    folded, usage = messages_from_updates(updates)
-                    answer = turn.record(
-                        folded,
-                        usage=usage,
-                        response_id=next(
-                            (u.response_id for u in reversed(updates) if u.response_id), None
-                        ),
-                        conversation_id=next(
-                            (u.conversation_id for u in reversed(updates) if u.conversation_id),
-                            None,
-                        ),
-                    )
-                    calls: list[FunctionCallContent] = function_calls(answer)
-                    if not calls or final:
-                        break
-                    results = await run_function_calls(calls, turn.tools)
-                    turn.produced.append(results)
-                    yield AgentRunResponseUpdate(
-                        contents=results.contents, role=results.role, message_id=results.message_id
-                    )
-                    request = turn.next_request(request, answer, results)
-            except BaseException as exc:
-                await turn.fail(exc)
-                raise
-            await turn.commit()
+            # aclosing: a consumer that stops early closes the loop now, under the lock, so the
+            # turn is failed before the next run may start.
+            async with aclosing(self._loop(turn, stream=True)) as updates:
+                async for update in updates:
+                    yield update
 
     def run_sync(
         self,
