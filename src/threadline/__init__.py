@@ -37,8 +37,11 @@ from threadline.multiagent import (
     GroupChatManager,
     GroupChatResponse,
     GroupChatThread,
+    Handoff,
+    HistoryView,
     PropagationFilter,
     RoundRobinManager,
+    SequentialProcess,
     SpeakerSelection,
     skip_tool_messages,
 )
@@ -114,8 +117,11 @@ __all__ = [
     "GroupChatManager",
     "GroupChatResponse",
     "GroupChatThread",
+    "Handoff",
+    "HistoryView",
     "PropagationFilter",
     "RoundRobinManager",
+    "SequentialProcess",
     "SpeakerSelection",
     "skip_tool_messages",
     # clients

@@ -8,6 +8,7 @@ serializes to one dict that resumes exactly where it stopped.
 from threadline.multiagent._relay import PropagationFilter, skip_tool_messages
 from threadline.multiagent._runner import GroupChatResponse
 from threadline.multiagent.group_chat import GroupChat
+from threadline.multiagent.handoff import Handoff, HistoryView
 from threadline.multiagent.managers import (
     AgentManager,
     FunctionManager,
@@ -15,6 +16,7 @@ from threadline.multiagent.managers import (
     RoundRobinManager,
     SpeakerSelection,
 )
+from threadline.multiagent.sequential import SequentialProcess
 from threadline.multiagent.thread import GroupChatThread
 
 __all__ = [
@@ -24,8 +26,11 @@ __all__ = [
     "GroupChatManager",
     "GroupChatResponse",
     "GroupChatThread",
+    "Handoff",
+    "HistoryView",
     "PropagationFilter",
     "RoundRobinManager",
+    "SequentialProcess",
     "SpeakerSelection",
     "skip_tool_messages",
 ]

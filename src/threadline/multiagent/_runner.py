@@ -15,23 +15,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import SupportsAddMessages
 from threadline.exceptions import ThreadStateError, UsageError
+from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter, relay
 from threadline.multiagent.thread import GroupChatThread, RunnerKind, parse_group_state
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
+from threadline.tools import FunctionTool
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import AgentRunResponseUpdate, messages_from_updates
 
-if TYPE_CHECKING:
-    from threadline.threads.thread import AgentThread
-
-__all__ = ["GroupChatResponse", "MultiAgentInput", "StopReason"]
+__all__ = [
+    "GroupChatResponse",
+    "MultiAgentInput",
+    "MultiAgentRunner",
+    "StopReason",
+    "check_rounds",
+    "with_providers",
+]
 
 MultiAgentInput = str | ChatMessage | Sequence[str | ChatMessage] | None
 StopReason = Literal["max_rounds", "termination", "manager", "done", "pending"]
@@ -75,6 +81,42 @@ class _Finished:
     stop_reason: StopReason
 
 
+def check_rounds(max_rounds: int) -> int:
+    """``max_rounds`` itself, or ``ValueError`` when it is not an int >= 1."""
+    if type(max_rounds) is not int or max_rounds < 1:
+        raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
+    return max_rounds
+
+
+def with_providers(
+    agent: ChatAgent, runner: Sequence[ContextProvider], *, user_data: bool
+) -> ChatAgent:
+    """``agent`` as it runs inside a runner: the runner's providers first, then its own.
+
+    Without ``user_data`` every provider that ``holds_user_data`` is left out, the agent's own
+    included: the agent is never consulted on the user's behalf with them, so nothing they produce
+    reaches its requests. Returns ``agent`` itself when nothing changes; otherwise an agent of the
+    same id, name, client, tools and settings.
+    """
+    providers = [
+        p for p in (*runner, *agent.context_providers) if user_data or not p.holds_user_data
+    ]
+    if tuple(providers) == agent.context_providers:
+        return agent
+    return ChatAgent(
+        agent.chat_client,
+        agent.instructions,
+        id=agent.id,
+        name=agent.name,
+        description=agent.description,
+        tools=list(agent.tools.values()),
+        context_providers=providers,
+        chat_message_store_factory=agent.chat_message_store_factory,
+        max_tool_iterations=agent.max_tool_iterations,
+        default_options=agent.default_options,
+    )
+
+
 def check_agents(agents: Sequence[ChatAgent], *, what: str) -> dict[str, ChatAgent]:
     """Participants by name; names must be set, distinct and usable in tool names."""
     if not agents:
@@ -106,10 +148,26 @@ class MultiAgentRunner:
         *,
         name: str | None,
         filters: Mapping[str, PropagationFilter] | None,
+        context_providers: Sequence[ContextProvider] | None,
+        allow_user_data: Sequence[str] | None,
         transcript_store_factory: Callable[[], ChatMessageStore] | None,
         what: str,
     ) -> None:
-        self.agents = check_agents(agents, what=what)
+        given = check_agents(agents, what=what)
+        allowed = set(given) if allow_user_data is None else set(allow_user_data)
+        if allowed - set(given):
+            raise UsageError(
+                f"allow_user_data names {sorted(allowed - set(given))}, which are not "
+                f"participants ({', '.join(given)})"
+            )
+        self.context_providers = tuple(context_providers or ())
+        self.allow_user_data = frozenset(allowed)
+        """Agents on whose behalf providers that ``holds_user_data`` are consulted."""
+        self.agents = {
+            n: with_providers(a, self.context_providers, user_data=n in allowed)
+            for n, a in given.items()
+        }
+        """The participants as they run here (with the runner's providers), by name."""
         self.name = name
         self.filters: dict[str, PropagationFilter] = dict(filters or {})
         unknown = set(self.filters) - set(self.agents)
@@ -206,18 +264,18 @@ class MultiAgentRunner:
         input_messages: Sequence[ChatMessage],
         *,
         stream: bool,
-        participant_thread: AgentThread | None = None,
+        tools: Sequence[FunctionTool] | None = None,
     ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
         """One agent turn on its own thread; yields updates when streaming, then ``_Finished``."""
         agent = self.agents[name]
-        own = participant_thread or thread.participants[name]
+        own = thread.participants[name]
         messages = list(input_messages) or None
         if not stream:
-            response = await agent.run(messages, thread=own)
+            response = await agent.run(messages, thread=own, tools=tools)
             yield _Finished(list(response.messages), "done")
             return
         updates: list[AgentRunResponseUpdate] = []
-        async for update in agent.run_stream(messages, thread=own):
+        async for update in agent.run_stream(messages, thread=own, tools=tools):
             updates.append(update)
             yield update
         folded, _ = messages_from_updates(updates)

@@ -20,6 +20,7 @@ from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import GroupChatError
+from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter
 from threadline.multiagent._runner import (
     GroupChatResponse,
@@ -27,6 +28,7 @@ from threadline.multiagent._runner import (
     MultiAgentRunner,
     StopReason,
     _Finished,
+    check_rounds,
 )
 from threadline.multiagent.managers import GroupChatManager, RoundRobinManager, SpeakerSelection
 from threadline.multiagent.thread import GroupChatThread, RunnerKind
@@ -50,6 +52,10 @@ class GroupChat(MultiAgentRunner):
         name: the chat's name, for humans.
         filters: per participant, which of the others' messages it sees (e.g.
             ``skip_tool_messages``); everything by default.
+        context_providers: memory consulted on behalf of every participant, before its own.
+        allow_user_data: the participants on whose behalf providers with ``holds_user_data``
+            (the runner's and their own) are consulted; every participant by default, since
+            the user talks to all of them.
         transcript_store_factory: where each thread's shared transcript lives; in memory by
             default. Give a durable store (SQLite, PostgreSQL) when several processes may
             continue one chat, so the version check can see them.
@@ -70,16 +76,20 @@ class GroupChat(MultiAgentRunner):
         termination: Termination | None = None,
         name: str | None = None,
         filters: Mapping[str, PropagationFilter] | None = None,
+        context_providers: Sequence[ContextProvider] | None = None,
+        allow_user_data: Sequence[str] | None = None,
         transcript_store_factory: Callable[[], ChatMessageStore] | None = None,
     ) -> None:
         super().__init__(
             participants,
             name=name,
             filters=filters,
+            context_providers=context_providers,
+            allow_user_data=allow_user_data,
             transcript_store_factory=transcript_store_factory,
             what="group chat",
         )
-        _check_rounds(max_rounds)
+        check_rounds(max_rounds)
         self.manager: GroupChatManager = manager or RoundRobinManager()
         self.max_rounds = max_rounds
         self.termination = termination
@@ -134,7 +144,7 @@ class GroupChat(MultiAgentRunner):
         self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
     ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
         limit: int | None = kw.get("max_rounds")
-        limit = self.max_rounds if limit is None else _check_rounds(limit)
+        limit = self.max_rounds if limit is None else check_rounds(limit)
         produced: list[ChatMessage] = []
         if messages:
             await self._claim(thread)
@@ -170,9 +180,3 @@ class GroupChat(MultiAgentRunner):
                 stop = "termination"
                 break
         yield _Finished(produced, stop)
-
-
-def _check_rounds(max_rounds: int) -> int:
-    if type(max_rounds) is not int or max_rounds < 1:
-        raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
-    return max_rounds
