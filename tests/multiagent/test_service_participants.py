@@ -8,10 +8,12 @@ conversation without a model call.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from tests.hosting.conftest import KEYS, start_server
 from threadline import ChatAgent, GroupChat, OpenAIResponsesClient, ScriptedChatClient
@@ -21,7 +23,7 @@ from threadline.hosting import ServerConfig
 @pytest.fixture
 async def remote(tmp_path: Path) -> AsyncIterator[dict[str, tuple[str, ScriptedChatClient]]]:
     started: dict[str, tuple[str, ScriptedChatClient]] = {}
-    handles = []
+    handles: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
     for name in ("north", "south"):
         model = ScriptedChatClient([f"{name} says hi.", f"{name} again."])
         config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / f"{name}.db"))
