@@ -10,6 +10,7 @@ import asyncio
 from threadline import (
     ChatAgent,
     FunctionCallContent,
+    FunctionResultContent,
     Handoff,
     ScriptedChatClient,
     SequentialProcess,
@@ -31,9 +32,13 @@ async def main() -> None:
     handoff = Handoff([triage, billing], start="triage", max_handoffs=3)
     response = await handoff.run("Has invoice 33-22 been paid?")
     for message in response.messages:
-        print(
-            f"[{message.author_name}] {message.role.value}: {message.text or message.contents[0]}"
-        )
+        for content in message.contents:
+            if isinstance(content, FunctionCallContent):
+                print(f"[{message.author_name}] calls {content.name}")
+            elif isinstance(content, FunctionResultContent):
+                print(f"[{message.author_name}] {content.result}")
+        if message.text:
+            print(f"[{message.author_name}] {message.text}")
     again = await handoff.run("Please refund it.", thread=response.thread)
     print(f"[{again.messages[-1].author_name}] {again.text}")
 
