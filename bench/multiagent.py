@@ -120,7 +120,7 @@ async def resume_ms(size: int, repeats: int) -> tuple[float, float]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Group chat overhead and resume time.")
     parser.add_argument("--turns", type=int, default=200, help="measured messages per size")
     parser.add_argument("--sizes", default="10,1000", help="transcript sizes, comma-separated")
     parser.add_argument("--repeats", type=int, default=15, help="serialize/resume repeats")
