@@ -162,3 +162,14 @@ def test_bad_configuration_is_refused() -> None:
         Handoff(agents, history="everything")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_bounces"):
         Handoff(agents, max_bounces=-1)
+
+
+async def test_stream_shows_the_handoff_and_the_answer_with_their_authors() -> None:
+    agents, _ = cast(SCRIPTS)
+    handoff = Handoff(agents)
+    thread = handoff.get_new_thread()
+    updates = [u async for u in handoff.run_stream("Is my invoice paid?", thread=thread)]
+    assert [u.author_name for u in updates if u.contents][0] == "triage"
+    assert "".join(u.text for u in updates if u.author_name == "billing") == "Your invoice is paid."
+    assert shape(await thread.messages()) == UNINTERRUPTED
+    assert thread.last_speaker == "billing" and thread.next_speaker is None
