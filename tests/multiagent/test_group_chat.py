@@ -271,3 +271,40 @@ async def test_round_robin_starts_with_the_first_participant() -> None:
     manager = RoundRobinManager()
     sel = SpeakerSelection(transcript=[], participants=["a", "b"], last_speaker=None, state={})
     assert await manager.select(sel) == "a"
+
+
+async def test_a_failed_turn_leaves_the_chat_to_be_retried_with_the_same_speaker() -> None:
+    from threadline import ClientError
+
+    agents, clients = cast({"a": ["a1", "a2"], "b": [ClientError("model down"), "b1"]})
+    chat = GroupChat(agents, max_rounds=3)
+    thread = chat.get_new_thread()
+    with pytest.raises(ClientError, match="model down"):
+        await chat.run("Go.", thread=thread)
+    assert thread.next_speaker == "b" and thread.rounds_used == 1
+    assert [m.text for m in await thread.messages()] == ["Go.", "a1"]
+    response = await chat.run(thread=thread, max_rounds=2)
+    assert [(m.author_name, m.text) for m in response.messages] == [("b", "b1"), ("a", "a2")]
+    assert await thread_shape(thread.participants["b"]) == [
+        ("user", None, "Go."),
+        ("user", "a", "a1"),
+        ("assistant", "b", "b1"),
+        ("user", "a", "a2"),
+    ]
+    assert len(clients["b"].calls) == 2
+
+
+async def test_tool_results_carry_their_authors_name_in_the_transcript() -> None:
+    @tool
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    client = ScriptedChatClient([[FunctionCallContent(call_id="p", name="ping")], "done"])
+    chat = GroupChat([ChatAgent(client, name="a", tools=[ping])], max_rounds=1)
+    response = await chat.run("Go.")
+    assert [(m.role.value, m.author_name) for m in response.messages] == [
+        ("assistant", "a"),
+        ("tool", "a"),
+        ("assistant", "a"),
+    ]

@@ -173,3 +173,34 @@ async def test_stream_shows_the_handoff_and_the_answer_with_their_authors() -> N
     assert "".join(u.text for u in updates if u.author_name == "billing") == "Your invoice is paid."
     assert shape(await thread.messages()) == UNINTERRUPTED
     assert thread.last_speaker == "billing" and thread.next_speaker is None
+
+
+async def test_an_agent_taking_control_back_never_sees_its_own_messages_again() -> None:
+    from threadline import ChatAgent, ScriptedChatClient, tool
+
+    @tool
+    def lookup() -> str:
+        """Look it up."""
+        return "found"
+
+    a_client = ScriptedChatClient(
+        [[FunctionCallContent(call_id="t", name="lookup")], transfer("b", "h1"), "a again."]
+    )
+    b_client = ScriptedChatClient([transfer("a", "h2")])
+    agents = [ChatAgent(a_client, name="a", tools=[lookup]), ChatAgent(b_client, name="b")]
+    response = await Handoff(agents).run("Hi.")
+    assert response.last_text == "a again."
+    own = response.thread.participants["a"].message_store
+    assert own is not None
+    stored = await own.list_messages()
+    assert well_formed(stored)
+    ids = [m.message_id for m in stored]
+    assert len(ids) == len(set(ids))
+    # What a got when it took control back: only b's handoff, as text.
+    assert shape(a_client.calls[2].messages)[-2:] == [
+        ("user", "b", "[called tool transfer_to_a({})]"),
+        ("user", "b", '[tool transfer_to_a returned "Transferred to a."]'),
+    ]
+    assert not any(
+        t == '[tool lookup returned "found"]' for _, _, t in shape(a_client.calls[2].messages)
+    )

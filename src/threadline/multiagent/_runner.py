@@ -272,7 +272,8 @@ class MultiAgentRunner:
         messages = list(input_messages) or None
         if not stream:
             response = await agent.run(messages, thread=own, tools=tools)
-            yield _Finished(list(response.messages), "done")
+            # Named throughout (tool results too), so the transcript says whose turn each was.
+            yield _Finished([self._named(m, name) for m in response.messages], "done")
             return
         updates: list[AgentRunResponseUpdate] = []
         async for update in agent.run_stream(messages, thread=own, tools=tools):
