@@ -131,7 +131,8 @@ class GroupChatThread:
         """The whole conversation as one plain JSON-able, versioned dict.
 
         Restore it with the runner's ``deserialize_thread``; it continues exactly here. Call it
-        between runs: a run in progress on this object is waited for first.
+        between runs: a run in progress on this object is waited for first (so never call it from
+        inside the loop consuming that run's ``run_stream``: it would wait for itself).
         """
         async with self._lock:
             participants = {
