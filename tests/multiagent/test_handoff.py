@@ -204,3 +204,24 @@ async def test_an_agent_taking_control_back_never_sees_its_own_messages_again() 
     assert not any(
         t == '[tool lookup returned "found"]' for _, _, t in shape(a_client.calls[2].messages)
     )
+
+
+CHAIN = {"a": [transfer("b", "1")], "b": [transfer("c", "2")], "c": ["c answers."]}
+
+
+@pytest.mark.parametrize("k", [1, 2])
+async def test_a_handoff_chain_stopped_at_any_turn_resumes_identically(k: int) -> None:
+    agents, clients = cast(CHAIN)
+    whole = await Handoff(agents).run("Go.")
+    expected = shape(await whole.thread.messages())
+    expected_calls = {n: [shape(c.messages) for c in cl.calls] for n, cl in clients.items()}
+
+    agents, clients = cast(CHAIN)
+    first = await Handoff(agents).run("Go.", max_rounds=k)
+    state = json.loads(json.dumps(await first.thread.serialize()))
+    fresh, _ = cast(CHAIN, clients=clients)
+    handoff = Handoff(fresh)
+    thread = await handoff.deserialize_thread(state)
+    await handoff.run(thread=thread)
+    assert shape(await thread.messages()) == expected
+    assert {n: [shape(c.messages) for c in cl.calls] for n, cl in clients.items()} == expected_calls
