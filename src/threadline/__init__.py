@@ -15,7 +15,6 @@ from threadline.clients import (
     RunOptions,
     ScriptedChatClient,
     SupportsAddMessages,
-    SupportsConversationFork,
 )
 from threadline.exceptions import (
     AgentRunError,
@@ -27,8 +26,10 @@ from threadline.exceptions import (
     StoreError,
     ThreadlineError,
     ThreadStateError,
+    ToolArgumentsError,
     UsageError,
 )
+from threadline.history import TokenBudgetReducer, reduce_to_token_budget
 from threadline.memory import Context, ContextProvider
 from threadline.multiagent import (
     AgentManager,
@@ -45,8 +46,7 @@ from threadline.multiagent import (
     SpeakerSelection,
     skip_tool_messages,
 )
-from threadline.threads import AgentThread, ThreadBinding
-from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
+from threadline.threads import AgentThread, SupportsConversationFork, ThreadBinding
 from threadline.threads.stores import (
     ChatMessageList,
     ChatMessageStore,
@@ -56,7 +56,7 @@ from threadline.threads.stores import (
     estimate_tokens,
     register_store_kind,
 )
-from threadline.tools import FunctionTool, ToolArgumentsError, tool
+from threadline.tools import FunctionTool, tool
 from threadline.types import (
     AgentRunResponse,
     AgentRunResponseUpdate,

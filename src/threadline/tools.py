@@ -9,6 +9,7 @@ type hints become a JSON schema. Arguments the model sends are foreign JSON, so 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -18,14 +19,10 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from threadline.exceptions import UsageError
+from threadline.exceptions import ToolArgumentsError, UsageError
 from threadline.types.contents import JSONValue
 
-__all__ = ["FunctionTool", "ToolArgumentsError", "as_tool", "tool"]
-
-
-class ToolArgumentsError(UsageError, ValueError):
-    """The model called a tool with arguments that do not fit its parameters."""
+__all__ = ["FunctionTool", "as_tool", "tool"]
 
 
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
@@ -207,9 +204,25 @@ class FunctionTool:
         return to_jsonable_python(result, fallback=str)
 
 
+@functools.lru_cache(maxsize=512)
+def _described(func: Callable[..., Any]) -> FunctionTool:
+    return FunctionTool.from_function(func)
+
+
 def as_tool(obj: FunctionTool | Callable[..., Any]) -> FunctionTool:
-    """Return ``obj`` as a :class:`FunctionTool`, describing plain functions on the way."""
-    return obj if isinstance(obj, FunctionTool) else FunctionTool.from_function(obj)
+    """Return ``obj`` as a :class:`FunctionTool`, describing plain functions on the way.
+
+    Descriptions are cached per function: context providers may hand the same function to every
+    model call, and building its schema each time would cost more than the call's bookkeeping.
+    """
+    if isinstance(obj, FunctionTool):
+        return obj
+    try:
+        return _described(obj)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        return FunctionTool.from_function(obj)
 
 
 def tool(

@@ -3,7 +3,9 @@
 ``ChatAgent.run`` and ``run_stream`` both drive :func:`run_loop`; ``run`` only collects it, so the
 two cannot disagree on what is called, stored or reported. The loop guarantees:
 
-* The model is called at most ``max_tool_iterations + 1`` times; the last call forbids tools.
+* The model is called at most ``max_tool_iterations + 1`` times; the last call forbids tools, and
+  a model that calls them anyway fails the run with ``AgentRunError`` (unanswered calls would
+  leave a history no chat API accepts).
 * Each round's tool results are sent back in one tool message, in call order.
 * A call to a *deferred* tool (a ``FunctionTool`` without a Python function: the caller runs it)
   ends the run normally: ordinary calls of the same answer still run, the assistant's call message
@@ -19,6 +21,7 @@ from collections.abc import AsyncGenerator
 
 from threadline.agents._tool_calls import function_calls, run_function_calls
 from threadline.agents._turn import Turn
+from threadline.exceptions import AgentRunError
 from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage
 from threadline.types.responses import (
@@ -89,8 +92,15 @@ async def run_loop(
                 else:
                     yield item
             calls = function_calls(answer)
-            if not calls or final:
+            if not calls:
                 break
+            if final:
+                raise AgentRunError(
+                    f"the model still called {', '.join(repr(c.name) for c in calls)} on its last "
+                    f"allowed call, after max_tool_iterations={max_tool_iterations} rounds of "
+                    "tools, though tools were withheld; only the input was stored. Raise "
+                    "max_tool_iterations, or use a model that follows tool_choice='none'"
+                )
             deferred = [c for c in calls if _is_deferred(c, turn)]
             ordinary = [c for c in calls if not _is_deferred(c, turn)]
             results: ChatMessage | None = None

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from threadline.clients.base import ChatClient, ChatOptions, RunOptions
+from threadline.exceptions import UsageError
 from threadline.memory.context import Context, merge_contexts
 from threadline.memory.provider import ContextProvider
 from threadline.threads.stores.base import ChatMessageStore
@@ -146,6 +147,20 @@ class Turn:
             await provider.invoked(self.input, (), exception, thread=self.thread)
 
 
+def _check_clash(
+    name: str, provider: str, tools: Mapping[str, FunctionTool], offered_by: Mapping[str, str]
+) -> None:
+    """Refuse a provider tool that would silently replace another tool of the same name."""
+    if name not in tools:
+        return
+    other = offered_by.get(name)
+    owner = f"context provider {other!r}" if other is not None else "the agent (or this run)"
+    raise UsageError(
+        f"context provider {provider!r} offers a tool named {name!r}, but {owner} already has "
+        f"a tool of that name; rename one, e.g. with tool(name=...) or FunctionTool(name=...)"
+    )
+
+
 async def begin_turn(
     *,
     thread: AgentThread,
@@ -170,18 +185,22 @@ async def begin_turn(
             version = await store.add_messages(input_messages, expected_version=version)
 
     context = Context()
+    all_tools = dict(tools)
     if providers:
         contexts: list[Context] = []
+        offered_by: dict[str, str] = {}
         for provider in providers:
             if provider.state_key not in thread.context_state:
                 thread.context_state[provider.state_key] = {}
                 await provider.thread_created(thread)
-            contexts.append(await provider.invoking(input_messages, thread=thread))
+            provided = await provider.invoking(input_messages, thread=thread)
+            for extra in provided.tools:
+                _check_clash(extra.name, provider.state_key, all_tools, offered_by)
+                offered_by[extra.name] = provider.state_key
+                all_tools[extra.name] = extra
+            contexts.append(provided)
         context = merge_contexts(contexts)
 
-    all_tools = dict(tools)
-    for extra in context.tools:
-        all_tools[extra.name] = extra
     parts = [p for p in (instructions, context.instructions) if p]
     system = [ChatMessage(Role.SYSTEM, "\n\n".join(parts))] if parts else []
     return Turn(

@@ -54,7 +54,8 @@ class ChatAgent:
         chat_message_store_factory: makes the store of each new local thread, and the store that
             restored threads load their state into; in-memory ``ChatMessageList`` by default.
         max_tool_iterations: model calls that may ask for tools in one run; the call after that
-            must answer without tools.
+            must answer without tools (a model that calls them anyway fails with
+            ``AgentRunError``).
         default_options: options for every call (``model``, ``temperature``, ...).
     """
 
@@ -87,12 +88,7 @@ class ChatAgent:
         if isinstance(context_providers, ContextProvider):
             context_providers = [context_providers]
         self.context_providers: tuple[ContextProvider, ...] = tuple(context_providers or ())
-        keys = [p.state_key for p in self.context_providers]
-        if len(set(keys)) != len(keys):
-            raise UsageError(
-                f"context providers share a state_key ({keys}); give each a distinct one with "
-                "ContextProvider(state_key=...), e.g. MyProvider(state_key='work_facts')"
-            )
+        self._check_state_keys(self.context_providers)
         self._provider_map = {p.state_key: p for p in self.context_providers}
         self.chat_message_store_factory = chat_message_store_factory
         self.max_tool_iterations = max_tool_iterations
@@ -112,6 +108,19 @@ class ChatAgent:
             result = close()
             if asyncio.iscoroutine(result):
                 await result
+
+    @staticmethod
+    def _check_state_keys(providers: Sequence[ContextProvider]) -> None:
+        seen: dict[str, ContextProvider] = {}
+        for provider in providers:
+            first = seen.setdefault(provider.state_key, provider)
+            if first is not provider:
+                cls = type(provider).__name__
+                raise UsageError(
+                    f"context providers {type(first).__name__} and {cls} share the state_key "
+                    f"{provider.state_key!r}, so their per-thread state would collide; give each "
+                    f"its own with the constructor argument, e.g. {cls}(state_key='work_facts')"
+                )
 
     @staticmethod
     def _tool_map(tools: Sequence[ToolInput] | None) -> dict[str, FunctionTool]:
@@ -311,6 +320,7 @@ class ChatAgent:
             IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
             ConcurrentThreadUpdateError: another writer changed the thread's store meanwhile.
             ClientError: the model call failed; the input is still stored in a local thread.
+            AgentRunError: the model still called tools after ``max_tool_iterations`` rounds.
         """
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)

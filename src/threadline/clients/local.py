@@ -47,7 +47,7 @@ from threadline.clients._llama_messages import (
 )
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError, ThreadlineError
-from threadline.threads.reducers import reduce_to_token_budget
+from threadline.history import reduce_to_token_budget
 from threadline.types.contents import Content, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import ChatResponse, ChatResponseUpdate, messages_from_updates
