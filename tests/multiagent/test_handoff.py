@@ -225,3 +225,14 @@ async def test_a_handoff_chain_stopped_at_any_turn_resumes_identically(k: int) -
     await handoff.run(thread=thread)
     assert shape(await thread.messages()) == expected
     assert {n: [shape(c.messages) for c in cl.calls] for n, cl in clients.items()} == expected_calls
+
+
+async def test_new_input_after_a_stopped_handoff_goes_to_the_agent_handed_to() -> None:
+    agents, clients = cast(SCRIPTS)
+    handoff = Handoff(agents)
+    first = await handoff.run("Is my invoice paid?", max_rounds=1)
+    assert first.next_speaker == "billing"
+    response = await handoff.run("Also, hello.", thread=first.thread)
+    assert response.text == "Your invoice is paid."
+    assert [t for _, _, t in shape(clients["billing"].calls[0].messages)][-1] == "Also, hello."
+    assert len(clients["triage"].calls) == 1

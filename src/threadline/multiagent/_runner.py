@@ -254,7 +254,11 @@ class MultiAgentRunner:
     # -- one turn ----------------------------------------------------------------------------
 
     async def _claim(self, thread: GroupChatThread) -> None:
-        """Fail with ``ConcurrentThreadUpdateError`` if someone else continued this conversation."""
+        """Fail with ``ConcurrentThreadUpdateError`` if someone else continued this conversation.
+
+        An empty, version-checked append: every built-in store checks the version even when there
+        is nothing to add, and a transcript store must do the same for this guard to hold.
+        """
         thread.version = await thread.transcript.add_messages([], expected_version=thread.version)
 
     async def _speak(

@@ -179,7 +179,8 @@ class Handoff(MultiAgentRunner):
         if messages:
             await self._claim(thread)
             await self._record(thread, messages)
-            thread.next_speaker = thread.last_speaker or self.start
+            # The agent in control: a handoff's target not yet run, else the last speaker.
+            thread.next_speaker = thread.next_speaker or thread.last_speaker or self.start
             state["handoffs"] = 0
             state["pairs"] = {}
         produced: list[ChatMessage] = []
