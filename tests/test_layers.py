@@ -17,6 +17,7 @@ SRC = Path(threadline.__file__).parent
 
 LAYERS: dict[str, int] = {
     "exceptions": 0,
+    "closing": 0,
     "_utils": 0,
     "types": 1,
     "_sqlite": 1,

@@ -16,6 +16,7 @@ from threadline.clients import (
     ScriptedChatClient,
     SupportsAddMessages,
 )
+from threadline.closing import SupportsAclose
 from threadline.exceptions import (
     AgentRunError,
     ClientError,
@@ -135,6 +136,7 @@ __all__ = [
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
+    "SupportsAclose",
     "SupportsAddMessages",
     "SupportsConversationFork",
     # tools

@@ -20,6 +20,7 @@ from typing import Any, Self, Unpack
 from threadline.agents._run_loop import run_loop
 from threadline.agents._turn import Turn, begin_turn
 from threadline.clients.base import ChatClient, RunOptions, SupportsAddMessages
+from threadline.closing import aclose_if_closable
 from threadline.exceptions import IncompatibleThreadError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.threads.state import parse_thread_state
@@ -101,13 +102,8 @@ class ChatAgent:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        close = getattr(self.chat_client, "aclose", None) or getattr(
-            self.chat_client, "close", None
-        )
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+        """Close the chat client (``aclose()``, see :mod:`threadline.closing`) if it holds one."""
+        await aclose_if_closable(self.chat_client)
 
     @staticmethod
     def _check_state_keys(providers: Sequence[ContextProvider]) -> None:
