@@ -49,7 +49,7 @@ async def test_messages_reach_participants_behind_a_server(
         await _chat(clients, remote)
     finally:
         for client in clients.values():
-            await client.close()
+            await client.aclose()
 
 
 async def _chat(
@@ -110,7 +110,7 @@ async def test_an_assistants_participant_gets_the_others_messages(
             "local first.",
         ]
     finally:
-        await client.close()
+        await client.aclose()
 
 
 async def test_a_responses_thread_that_cannot_take_messages_is_refused() -> None:
@@ -125,6 +125,6 @@ async def test_a_responses_thread_that_cannot_take_messages_is_refused() -> None
         )
         with pytest.raises(UsageError, match="store=False"):
             await local.add_conversation_messages(None, [])
-        await local.close()
+        await local.aclose()
     finally:
-        await client.close()
+        await client.aclose()
