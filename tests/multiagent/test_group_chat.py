@@ -225,6 +225,8 @@ def test_bad_participants_are_refused() -> None:
         GroupChat([ChatAgent(client)])
     with pytest.raises(UsageError, match="needs a name"):
         GroupChat([ChatAgent(client, name="two words")])
+    with pytest.raises(UsageError, match="needs a name"):
+        GroupChat([ChatAgent(client, name="café")])  # tool names must be ASCII
     with pytest.raises(UsageError, match="named 'a'"):
         GroupChat([ChatAgent(client, name="a"), ChatAgent(client, name="a")])
     with pytest.raises(UsageError, match="at least one"):

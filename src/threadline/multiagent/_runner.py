@@ -126,7 +126,7 @@ def check_agents(agents: Sequence[ChatAgent], *, what: str) -> dict[str, ChatAge
         if not isinstance(agent, ChatAgent):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(f"{what} participants must be ChatAgents, got {agent!r}")
         name = agent.name
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
+        if not name or not (name.isascii() and name.replace("_", "").replace("-", "").isalnum()):
             raise UsageError(
                 f"every {what} participant needs a name of letters, digits, '_' or '-' (it "
                 f"labels its messages), got {name!r} for {agent!r}; set ChatAgent(name=...)"
