@@ -223,3 +223,14 @@ async def test_providers_work_with_service_threads() -> None:
     assert client.calls[1].sent[0].text == "The user's name is Alice."
     state = await thread.serialize()
     assert state["context_providers"] == {"UserFacts": {"name": "Alice"}}
+
+
+def test_a_state_key_fixed_by_a_subclass_cannot_be_silently_overridden() -> None:
+    class Fixed(ContextProvider):
+        state_key = "fixed"  # pyright: ignore[reportAssignmentType, reportIncompatibleMethodOverride]
+
+    assert Fixed().state_key == "fixed"
+    with pytest.raises(UsageError, match=r"fixes state_key='fixed'.*pass state_key=\.\.\. to"):
+        Fixed(state_key="other")
+    with pytest.raises(ValueError, match="state_key must be a non-empty string"):
+        Style(state_key="")

@@ -33,32 +33,20 @@ from threadline.types.responses import (
 __all__ = ["run_loop"]
 
 
-async def _answer(
-    turn: Turn, request: list[ChatMessage], *, final: bool, stream: bool
-) -> AsyncGenerator[AgentRunResponseUpdate | list[ChatMessage], None]:
-    """One model call: its updates while streaming, then the recorded answer as the last item."""
-    options = turn.call_options(final=final)
-    if not stream:
-        response = await turn.client.get_response(request, options=options)
-        yield turn.record(
-            response.messages,
-            usage=response.usage,
-            response_id=response.response_id,
-            conversation_id=response.conversation_id,
-        )
-        return
-    updates: list[ChatResponseUpdate] = []
-    async for update in turn.client.get_streaming_response(request, options=options):
-        updates.append(update)
-        yield AgentRunResponseUpdate(
-            contents=update.contents,
-            role=update.role,
-            author_name=update.author_name or turn.author_name,
-            response_id=update.response_id,
-            message_id=update.message_id,
-        )
+def _agent_update(update: ChatResponseUpdate, turn: Turn) -> AgentRunResponseUpdate:
+    return AgentRunResponseUpdate(
+        contents=update.contents,
+        role=update.role,
+        author_name=update.author_name or turn.author_name,
+        response_id=update.response_id,
+        message_id=update.message_id,
+    )
+
+
+def _record_stream(turn: Turn, updates: list[ChatResponseUpdate]) -> list[ChatMessage]:
+    """Fold a streamed answer into messages and keep it, as ``turn.record`` keeps a whole one."""
     folded, usage = messages_from_updates(updates)
-    yield turn.record(
+    return turn.record(
         folded,
         usage=usage,
         response_id=next((u.response_id for u in reversed(updates) if u.response_id), None),
@@ -85,12 +73,21 @@ async def run_loop(
         request = turn.first_request()
         for iteration in range(max_tool_iterations + 1):
             final = iteration == max_tool_iterations
-            answer: list[ChatMessage] = []
-            async for item in _answer(turn, request, final=final, stream=stream):
-                if isinstance(item, list):
-                    answer = item
-                else:
-                    yield item
+            options = turn.call_options(final=final)
+            if stream:
+                updates: list[ChatResponseUpdate] = []
+                async for update in turn.client.get_streaming_response(request, options=options):
+                    updates.append(update)
+                    yield _agent_update(update, turn)
+                answer = _record_stream(turn, updates)
+            else:
+                response = await turn.client.get_response(request, options=options)
+                answer = turn.record(
+                    response.messages,
+                    usage=response.usage,
+                    response_id=response.response_id,
+                    conversation_id=response.conversation_id,
+                )
             calls = function_calls(answer)
             if not calls:
                 break
@@ -98,8 +95,8 @@ async def run_loop(
                 raise AgentRunError(
                     f"the model still called {', '.join(repr(c.name) for c in calls)} on its last "
                     f"allowed call, after max_tool_iterations={max_tool_iterations} rounds of "
-                    "tools, though tools were withheld; only the input was stored. Raise "
-                    "max_tool_iterations, or use a model that follows tool_choice='none'"
+                    "tools, though tools were withheld; the thread keeps only the run's input. "
+                    "Raise max_tool_iterations, or use a model that follows tool_choice='none'"
                 )
             deferred = [c for c in calls if _is_deferred(c, turn)]
             ordinary = [c for c in calls if not _is_deferred(c, turn)]

@@ -311,6 +311,8 @@ class ChatAgent:
         Without ``thread`` a throwaway thread is created; ``response.thread`` continues it. When
         the model calls a deferred tool (one without a Python function), the run stops with the
         calls in ``response.pending_calls``; pass their results as the next run's input.
+        ``tools`` are added to the agent's for this run only (one named like an agent tool
+        replaces it for the run); ``options`` override ``default_options``.
 
         Raises:
             IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
