@@ -21,6 +21,7 @@ from threadline.exceptions import (
     AgentRunError,
     ClientError,
     ConcurrentThreadUpdateError,
+    GroupChatError,
     IncompatibleThreadError,
     MessageFormatError,
     StoreError,
@@ -31,6 +32,21 @@ from threadline.exceptions import (
 )
 from threadline.history import TokenBudgetReducer, reduce_to_token_budget
 from threadline.memory import Context, ContextProvider
+from threadline.multiagent import (
+    AgentManager,
+    FunctionManager,
+    GroupChat,
+    GroupChatManager,
+    GroupChatResponse,
+    GroupChatThread,
+    Handoff,
+    HistoryView,
+    PropagationFilter,
+    RoundRobinManager,
+    SequentialProcess,
+    SpeakerSelection,
+    skip_tool_messages,
+)
 from threadline.threads import AgentThread, SupportsConversationFork, ThreadBinding
 from threadline.threads.stores import (
     ChatMessageList,
@@ -95,6 +111,20 @@ __all__ = [
     # memory
     "Context",
     "ContextProvider",
+    # multi-agent
+    "AgentManager",
+    "FunctionManager",
+    "GroupChat",
+    "GroupChatManager",
+    "GroupChatResponse",
+    "GroupChatThread",
+    "Handoff",
+    "HistoryView",
+    "PropagationFilter",
+    "RoundRobinManager",
+    "SequentialProcess",
+    "SpeakerSelection",
+    "skip_tool_messages",
     # clients
     "ChatClient",
     "ChatOptions",
@@ -132,6 +162,7 @@ __all__ = [
     "AgentRunError",
     "ClientError",
     "ConcurrentThreadUpdateError",
+    "GroupChatError",
     "IncompatibleThreadError",
     "MessageFormatError",
     "StoreError",

@@ -13,6 +13,7 @@ must act::
     ├── StoreError                  a message store could not read or write a thread
     │   └── ConcurrentThreadUpdateError  another writer changed the thread first
     └── AgentRunError               the run could not complete: the model kept calling tools
+        └── GroupChatError          a multi-agent run could not go on (bad speaker, handoff loop)
 
 Errors that describe bad values also derive from :class:`ValueError`, so code that already catches
 ``ValueError`` for bad input keeps working.
@@ -24,6 +25,7 @@ __all__ = [
     "AgentRunError",
     "ClientError",
     "ConcurrentThreadUpdateError",
+    "GroupChatError",
     "IncompatibleThreadError",
     "MessageFormatError",
     "StoreError",
@@ -97,4 +99,12 @@ class AgentRunError(ThreadlineError):
     Raised by the tool loop when the model still calls tools on the last call it may make
     (``max_tool_iterations`` exhausted, tools withheld): storing those unanswered calls would leave
     a history no chat API accepts, so the run fails instead, keeping only its input.
+    """
+
+
+class GroupChatError(AgentRunError):
+    """A group chat or process could not go on.
+
+    For example a manager named no participant, or handoffs bounced between agents past the
+    configured bound. The conversation's state is left as it was after its last complete turn.
     """
