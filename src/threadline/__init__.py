@@ -31,7 +31,15 @@ from threadline.exceptions import (
     UsageError,
 )
 from threadline.history import TokenBudgetReducer, reduce_to_token_budget
-from threadline.memory import Context, ContextProvider
+from threadline.memory import (
+    Context,
+    ContextProvider,
+    Embedder,
+    MemoryHit,
+    MemoryRecord,
+    MemoryScope,
+    MemoryStore,
+)
 from threadline.multiagent import (
     AgentManager,
     FunctionManager,
@@ -82,6 +90,8 @@ if _typing.TYPE_CHECKING:
     from threadline.clients.openai_assistants import OpenAIAssistantsClient
     from threadline.clients.openai_chat import OpenAIChatClient
     from threadline.clients.openai_responses import OpenAIResponsesClient
+    from threadline.memory.embedders import MiniLMEmbedder, default_embedder
+    from threadline.memory.stores import PostgresMemoryStore, SQLiteMemoryStore
     from threadline.threads.stores.encryption import EncryptedCodec
     from threadline.threads.stores.postgres import PostgresChatMessageStore
     from threadline.threads.stores.redis import RedisChatMessageStore
@@ -111,6 +121,15 @@ __all__ = [
     # memory
     "Context",
     "ContextProvider",
+    "Embedder",
+    "MemoryHit",
+    "MemoryRecord",
+    "MemoryScope",
+    "MemoryStore",
+    "MiniLMEmbedder",
+    "PostgresMemoryStore",
+    "SQLiteMemoryStore",
+    "default_embedder",
     # multi-agent
     "AgentManager",
     "FunctionManager",
@@ -178,13 +197,17 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "EncryptedCodec": "threadline.threads.stores",
     "LocalChatClient": "threadline.clients.local",
+    "MiniLMEmbedder": "threadline.memory.embedders",
     "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
     "OpenAIChatClient": "threadline.clients.openai_chat",
     "OpenAIResponsesClient": "threadline.clients.openai_responses",
     "OpenAIServiceError": "threadline.clients._openai_common",
     "PostgresChatMessageStore": "threadline.threads.stores",
+    "PostgresMemoryStore": "threadline.memory.stores",
     "RedisChatMessageStore": "threadline.threads.stores",
     "SQLiteChatMessageStore": "threadline.threads.stores",
+    "SQLiteMemoryStore": "threadline.memory.stores",
+    "default_embedder": "threadline.memory.embedders",
 }
 """Public names whose modules need optional dependencies: imported on first use only."""
 
