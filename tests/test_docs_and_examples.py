@@ -158,6 +158,12 @@ EXPECTED: dict[str, list[str]] = {
         "encrypted with a different master key",
     ],
     "stores/shared_servers.py": ["redis: Agent: You are Alice.", "postgres: fork holds 4 messages"],
+    "memory/memory_store.py": [
+        "2024-03-14 'user: We hiked up to the glacier lagoon in Iceland!'",
+        "['I am vegan now']",
+        "forgot 3 memories of ada",
+        "['I am vegetarian']",
+    ],
 }
 """Lines (or parts of lines) an example must print; every other example must just run."""
 
