@@ -15,19 +15,22 @@ from threadline.clients import (
     RunOptions,
     ScriptedChatClient,
     SupportsAddMessages,
-    SupportsConversationFork,
 )
+from threadline.closing import SupportsAclose
 from threadline.exceptions import (
     AgentRunError,
     ClientError,
     ConcurrentThreadUpdateError,
+    GroupChatError,
     IncompatibleThreadError,
     MessageFormatError,
     StoreError,
     ThreadlineError,
     ThreadStateError,
+    ToolArgumentsError,
     UsageError,
 )
+from threadline.history import TokenBudgetReducer, reduce_to_token_budget
 from threadline.memory import (
     Context,
     ContextProvider,
@@ -41,8 +44,22 @@ from threadline.memory import (
     MemoryStore,
     UserPreferencesMemory,
 )
-from threadline.threads import AgentThread, ThreadBinding
-from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
+from threadline.multiagent import (
+    AgentManager,
+    FunctionManager,
+    GroupChat,
+    GroupChatManager,
+    GroupChatResponse,
+    GroupChatThread,
+    Handoff,
+    HistoryView,
+    PropagationFilter,
+    RoundRobinManager,
+    SequentialProcess,
+    SpeakerSelection,
+    skip_tool_messages,
+)
+from threadline.threads import AgentThread, SupportsConversationFork, ThreadBinding
 from threadline.threads.stores import (
     ChatMessageList,
     ChatMessageStore,
@@ -52,7 +69,7 @@ from threadline.threads.stores import (
     estimate_tokens,
     register_store_kind,
 )
-from threadline.tools import FunctionTool, ToolArgumentsError, tool
+from threadline.tools import FunctionTool, tool
 from threadline.types import (
     AgentRunResponse,
     AgentRunResponseUpdate,
@@ -121,6 +138,20 @@ __all__ = [
     "PostgresMemoryStore",
     "SQLiteMemoryStore",
     "default_embedder",
+    # multi-agent
+    "AgentManager",
+    "FunctionManager",
+    "GroupChat",
+    "GroupChatManager",
+    "GroupChatResponse",
+    "GroupChatThread",
+    "Handoff",
+    "HistoryView",
+    "PropagationFilter",
+    "RoundRobinManager",
+    "SequentialProcess",
+    "SpeakerSelection",
+    "skip_tool_messages",
     # clients
     "ChatClient",
     "ChatOptions",
@@ -132,6 +163,7 @@ __all__ = [
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
+    "SupportsAclose",
     "SupportsAddMessages",
     "SupportsConversationFork",
     # tools
@@ -157,6 +189,7 @@ __all__ = [
     "AgentRunError",
     "ClientError",
     "ConcurrentThreadUpdateError",
+    "GroupChatError",
     "IncompatibleThreadError",
     "MessageFormatError",
     "StoreError",

@@ -49,6 +49,7 @@ class SQLiteWorker:
         self._migrate = migrate
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
@@ -73,12 +74,17 @@ class SQLiteWorker:
         """Run ``fn(connection, *args)`` on the worker thread.
 
         Raises:
-            StoreError: SQLite failed; the message names the database.
+            StoreError: SQLite failed, or the file or its folder could not be made (``OSError``);
+                the message names the database.
         """
+        if self._closed:
+            raise StoreError(
+                f"{self._describe} {self.path!r} was closed; open a new store to use it again"
+            )
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._call, fn, args)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self._describe} {self.path!r} failed: {exc}") from exc
 
     @property
@@ -87,15 +93,19 @@ class SQLiteWorker:
         return self._conn is not None
 
     async def close(self) -> None:
-        """Close the connection and stop the worker thread."""
+        """Close the connection and stop the worker thread; later calls raise ``StoreError``."""
 
         def close(conn: sqlite3.Connection) -> None:
             conn.close()
 
+        if self._closed:
+            return
         if self._conn is not None:
             await self.run(close)
             self._conn = None
-        self._executor.shutdown(wait=False)
+        self._closed = True
+        # Joined, not abandoned: once close() returns, the worker thread is gone.
+        await asyncio.to_thread(self._executor.shutdown, True)
 
 
 _BUSY_SECONDS = 10.0

@@ -52,7 +52,9 @@ async def test_two_processes_write_one_users_memory(tmp_path: Path) -> None:
     texts = {r.text for r in await facts.facts(user_id="alice")}
     assert texts == {f"Fact {i} from writer {w}." for i in range(20) for w in ("amber", "basil")}
     hits = await ConversationMemory(store).recall("writer basil hello number 7", user_id="alice")
-    assert hits[0].thread_id == "basil-7"
+    # both writers' turns are searchable (the fused ranking also weighs recency, so which of two
+    # near-identical lines comes first depends on the interleaving of the writes)
+    assert "basil-7" in [h.thread_id for h in hits[:2]]
     await store.aclose()
 
 

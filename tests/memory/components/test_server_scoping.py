@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tests.hosting.conftest import KEYS, start_server
 from threadline import ChatAgent, Role, ScriptedChatClient
+from threadline.cli.serve_cmd import with_memory
 from threadline.hosting import ServerConfig
 from threadline.hosting._runner import memory_user_id
-from threadline.hosting.cli import with_memory
 from threadline.memory import (
     ConversationMemory,
     ExtractedFact,
