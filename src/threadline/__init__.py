@@ -21,7 +21,9 @@ from threadline.exceptions import (
     ClientError,
     ConcurrentThreadUpdateError,
     IncompatibleThreadError,
+    ItemsChangedError,
     MessageFormatError,
+    OpenAIServiceError,
     StoreError,
     ThreadlineError,
     ThreadStateError,
@@ -59,7 +61,6 @@ from threadline.types import (
 )
 
 if _typing.TYPE_CHECKING:
-    from threadline.clients._openai_common import OpenAIServiceError
     from threadline.clients.local import LocalChatClient
     from threadline.clients.openai_assistants import OpenAIAssistantsClient
     from threadline.clients.openai_chat import OpenAIChatClient
@@ -100,7 +101,6 @@ __all__ = [
     "OpenAIAssistantsClient",
     "OpenAIChatClient",
     "OpenAIResponsesClient",
-    "OpenAIServiceError",
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
@@ -129,7 +129,9 @@ __all__ = [
     "ClientError",
     "ConcurrentThreadUpdateError",
     "IncompatibleThreadError",
+    "ItemsChangedError",
     "MessageFormatError",
+    "OpenAIServiceError",
     "StoreError",
     "ThreadStateError",
     "ThreadlineError",
@@ -146,7 +148,6 @@ _LAZY: dict[str, str] = {
     "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
     "OpenAIChatClient": "threadline.clients.openai_chat",
     "OpenAIResponsesClient": "threadline.clients.openai_responses",
-    "OpenAIServiceError": "threadline.clients._openai_common",
     "PostgresChatMessageStore": "threadline.threads.stores",
     "RedisChatMessageStore": "threadline.threads.stores",
     "SQLiteChatMessageStore": "threadline.threads.stores",

@@ -9,8 +9,10 @@ must act::
     ├── ThreadStateError            serialized thread state is malformed, unknown or tampered with
     ├── MessageFormatError          a message or content's JSON form is malformed
     ├── ClientError                 the model endpoint failed or sent something unusable
+    │   └── OpenAIServiceError      an OpenAI-compatible service answered with an error status
     ├── StoreError                  a message store could not read or write a thread
-    │   └── ConcurrentThreadUpdateError  another writer changed the thread first
+    │   ├── ConcurrentThreadUpdateError  another writer changed the thread first
+    │   └── ItemsChangedError       a server conversation's items changed under an append
     └── AgentRunError               the run itself could not complete (e.g. the tool loop)
 
 Errors that describe bad values also derive from :class:`ValueError`, so code that already catches
@@ -24,7 +26,9 @@ __all__ = [
     "ClientError",
     "ConcurrentThreadUpdateError",
     "IncompatibleThreadError",
+    "ItemsChangedError",
     "MessageFormatError",
+    "OpenAIServiceError",
     "StoreError",
     "ThreadStateError",
     "ThreadlineError",
@@ -59,6 +63,18 @@ class ClientError(ThreadlineError):
     """The model endpoint failed or sent something threadline cannot use."""
 
 
+class OpenAIServiceError(ClientError):
+    """An OpenAI-compatible service answered with an error status.
+
+    ``status_code`` and ``code`` are the service's; the message includes the service's own.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None, code: str | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+
+
 class StoreError(ThreadlineError):
     """A message store could not read or write a thread."""
 
@@ -79,6 +95,14 @@ class ConcurrentThreadUpdateError(StoreError):
         self.thread_id = thread_id
         self.expected_version = expected_version
         self.actual_version = actual_version
+
+
+class ItemsChangedError(StoreError):
+    """A threadline server's append expected a conversation length that another writer changed.
+
+    Raised by the server's storage when two turns race on one conversation (or a conversation was
+    deleted under a turn); the server answers 409 and the caller retries on the new history.
+    """
 
 
 class AgentRunError(ThreadlineError):
