@@ -7,10 +7,8 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -126,10 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.local == bool(options.agent):
         raise SystemExit("threadline serve: give an agent as module:attribute, or --local")
     try:
-        import uvicorn
-
-        from threadline.hosting.app import create_app
         from threadline.hosting.config import ServerConfig
+        from threadline.hosting.serve import serve
     except ImportError as exc:
         raise SystemExit(
             f"threadline serve needs the server extra: pip install 'threadline[server]' ({exc})"
@@ -137,11 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     agent = _local_agent() if options.local else load_agent(options.agent)
     env_keys = [k for k in os.environ.get("THREADLINE_API_KEYS", "").split(",") if k.strip()]
     keys = parse_api_keys([*options.api_key, *env_keys])
-    if not keys:
-        logging.getLogger("threadline.hosting").warning(
-            "no API keys configured: every caller shares one account. Pass --api-key for anything "
-            "beyond local development."
-        )
     config = ServerConfig(
         api_keys=keys,
         db_path=options.db,
@@ -150,12 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_body_bytes=options.max_body_bytes,
         model_name=options.model_name,
     )
-    app = create_app(agent, config)
-    # Everything loaded so far lives as long as the server: keep it out of the collector's
-    # full passes, which otherwise show up as latency spikes under load.
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(app, host=options.host, port=options.port, log_level=options.log_level)
+    serve(agent, config=config, host=options.host, port=options.port, log_level=options.log_level)
     return 0
 
 
