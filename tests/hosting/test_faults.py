@@ -438,3 +438,31 @@ async def test_assistants_threads_never_hold_a_call_without_its_result(server: S
     assert getattr(result, "call_id", None) == "call_c"
     assert "cancelled" in str(getattr(result, "exception", ""))
     assert isinstance(sent[4], ChatMessage) and sent[4].text == "hello?"
+
+
+async def test_an_unanswered_call_to_the_agents_own_tool_never_blocks_a_conversation(
+    tmp_path: Path,
+) -> None:
+    # The caller never sees the hosted agent's own tool calls, so it could never answer one (an
+    # agent stopped by its tool-iteration limit may leave one): only the caller's are required.
+    def lookup(q: str) -> str:
+        """Look something up."""
+        return q
+
+    model = ScriptedChatClient(["still answering"])
+    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "own.db"))
+    uv, task, url = await start_server(ChatAgent(model, tools=[lookup]), config)
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            seeded = {
+                "type": "function_call",
+                "call_id": "call_o",
+                "name": "lookup",
+                "arguments": "{}",
+            }
+            conversation = await client.conversations.create(items=[seeded])
+            answer = await client.responses.create(input="hi", conversation=conversation.id)
+            assert answer.output_text == "still answering"
+    finally:
+        uv.should_exit = True
+        await task

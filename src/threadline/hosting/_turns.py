@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, cast
 
+from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import RunOptions
 from threadline.exceptions import MessageFormatError
 from threadline.hosting._request import is_decimal, optional, optional_list
@@ -108,21 +109,35 @@ def sampling_number(body: dict[str, Any], key: str, highest: float) -> float | N
     return number
 
 
-def require_tool_results(messages: Sequence[ChatMessage], param: str) -> None:
+def require_tool_results(
+    messages: Sequence[ChatMessage], param: str, *, agent: ChatAgent | None = None
+) -> None:
     """400 when a function call in ``messages`` has no result, as the OpenAI APIs answer.
 
     A model shown a call without its result, followed by new text, answers a history no OpenAI
     service would accept; refusing here keeps every stored history one the APIs could produce.
+    Calls to ``agent``'s own tools are exempt: the caller never sees them, so could never answer
+    them (an agent stopped by its tool-iteration limit may leave one unanswered).
     """
+    own = _tool_names(agent) if agent is not None else set[str]()
     answered = {c.call_id for m in messages for c in m.contents if type(c) is FunctionResultContent}
     for message in messages:
         for content in message.contents:
-            if type(content) is FunctionCallContent and content.call_id not in answered:
+            if (
+                type(content) is FunctionCallContent
+                and content.call_id not in answered
+                and content.name not in own
+            ):
                 raise ApiError.bad(
                     f"No tool output found for function call {content.call_id}: send its "
                     "result (a function_call_output item, or a tool message) with this request.",
                     param=param,
                 )
+
+
+def _tool_names(agent: ChatAgent) -> set[str]:
+    names: set[str] = set(agent.tools)  # the agent's tools by name
+    return names
 
 
 def decode_messages(convert: Any, value: object, param: str) -> list[ChatMessage]:

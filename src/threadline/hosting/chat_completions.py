@@ -129,7 +129,7 @@ async def create_chat_completion(request: Request) -> Response:
 
         raise ApiError.bad("Missing required parameter: 'messages'.", param="messages")
     messages = decode_messages(chat_to_messages, body["messages"], "messages")
-    require_tool_results(messages, "messages")
+    require_tool_results(messages, "messages", agent=state.agent)
     model = optional(body, "model", str) or state.config.model_name
     stream = optional(body, "stream", bool)
     stream_options = optional_object(body, "stream_options") or {}

@@ -118,7 +118,7 @@ async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
         history = await storage.items(conversation.container)
     tools = client_tools(body, nested=False)
     past = [ChatMessage.from_dict(d) for d in history]
-    require_tool_results([*past, *new], "input")
+    require_tool_results([*past, *new], "input", agent=state.agent)
     turn = TurnRequest(
         history=past,
         input=new,
