@@ -454,7 +454,7 @@ async def test_an_unanswered_call_to_the_agents_own_tool_never_blocks_a_conversa
     uv, task, url = await start_server(ChatAgent(model, tools=[lookup]), config)
     try:
         async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
-            seeded = {
+            seeded: Any = {
                 "type": "function_call",
                 "call_id": "call_o",
                 "name": "lookup",
