@@ -15,10 +15,16 @@ from threadline.exceptions import ThreadStateError
 __all__ = ["SCHEMA_VERSION", "THREAD_STATE_TYPE", "ThreadState", "parse_thread_state"]
 
 THREAD_STATE_TYPE = "threadline.thread"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when the layout changes, and add the step from the old layout to ``_MIGRATIONS``."""
 
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added the thread's ``user_id``; threads saved before it belong to nobody."""
+    return {**state, "schema_version": 2, "user_id": None}
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 """``version -> function`` turning a state of that version into one of ``version + 1``."""
 
 
@@ -27,6 +33,7 @@ class ThreadState:
     """A validated thread state, ready to be turned back into an ``AgentThread``."""
 
     thread_id: str
+    user_id: str | None
     service: str | None
     agent_id: str | None
     agent_name: str | None
@@ -79,6 +86,7 @@ def parse_thread_state(state: object) -> ThreadState:
         "type",
         "schema_version",
         "thread_id",
+        "user_id",
         "binding",
         "service_thread_id",
         "store",
@@ -142,6 +150,7 @@ def parse_thread_state(state: object) -> ThreadState:
 
     return ThreadState(
         thread_id=thread_id,
+        user_id=_optional_str(d, "user_id", ""),
         service=service,
         agent_id=_optional_str(binding_map, "agent_id", "binding."),
         agent_name=_optional_str(binding_map, "agent_name", "binding."),
