@@ -466,3 +466,20 @@ async def test_an_unanswered_call_to_the_agents_own_tool_never_blocks_a_conversa
     finally:
         uv.should_exit = True
         await task
+
+
+async def test_a_response_continues_after_an_item_of_its_conversation_was_deleted(
+    server: Server,
+) -> None:
+    server.model.add_replies("one", "two")
+    async with server.client(max_retries=0) as client:
+        conversation = await client.conversations.create(
+            items=[{"type": "message", "role": "user", "content": "forget me"}]
+        )
+        r1 = await client.responses.create(input="first", conversation=conversation.id)
+        seed = (await client.conversations.items.list(conversation.id, order="asc")).data[0]
+        assert seed.id is not None
+        await client.conversations.items.delete(seed.id, conversation_id=conversation.id)
+        r2 = await client.responses.create(input="second", previous_response_id=r1.id)
+        assert r2.output_text == "two"
+    assert [m.text for m in server.model.calls[1].messages[1:]] == ["first", "one", "second"]

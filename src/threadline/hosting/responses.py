@@ -59,6 +59,8 @@ class _Plan:
     store: bool
     model: str
     previous: StoredObject | None
+    previous_upto: int = 0
+    """How many items of the previous response's container its history holds now."""
     conversation: StoredObject | None
 
 
@@ -74,6 +76,19 @@ def _history_gone(previous: StoredObject) -> ApiError:
         param="previous_response_id",
         code="history_deleted",
     )
+
+
+async def _conversation_lives(state: ServerState, owner: str, previous: StoredObject) -> bool:
+    """Whether the response was made in a conversation that still exists.
+
+    Its history is then that conversation's items as they are now, shorter when items were
+    deleted from it since; a response whose items are gone otherwise cannot be continued.
+    """
+    conversation = cast(dict[str, Any], previous.body.get("conversation") or {})
+    conversation_id = conversation.get("id")
+    if not isinstance(conversation_id, str):
+        return False
+    return await state.storage.get(owner, "conversation", conversation_id) is not None
 
 
 async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
@@ -109,7 +124,7 @@ async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
         if previous is None or previous.container is None:
             raise ApiError.not_found("response", previous_id, param="previous_response_id")
         history = await storage.items(previous.container, upto=previous.upto)
-        if len(history) != previous.upto:
+        if len(history) != previous.upto and not await _conversation_lives(state, owner, previous):
             raise _history_gone(previous)
     elif conversation_id:
         conversation = await storage.get(owner, "conversation", conversation_id)
@@ -134,6 +149,7 @@ async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
         store=store is not False,
         model=model,
         previous=previous,
+        previous_upto=len(history) if previous else 0,
         conversation=conversation,
     )
 
@@ -215,7 +231,7 @@ async def _save(
         return
     if plan.previous is not None:
         source = cast(str, plan.previous.container)
-        upto = cast(int, plan.previous.upto)
+        upto = plan.previous_upto
         # Continuing from the newest response of a chain: append to its container. A
         # conversation's container is the conversation's own: a turn not made in it branches.
         if not plan.previous.body.get("conversation"):
