@@ -1,18 +1,16 @@
 """``threadline serve``: host an agent behind the OpenAI APIs (argument parsing only).
 
 The server is a library (``threadline.hosting``): this module turns ``serve module:agent
-[options]`` (or ``serve --local``) into a ``ServerConfig``, builds the app with ``create_app`` and
-runs it on uvicorn. Nothing here knows how requests are served.
+[options]`` (or ``serve --local``) into a ``ServerConfig`` and hands it to
+``threadline.hosting.serve``. Nothing here knows how requests are served.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import importlib
 import importlib.util
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -193,9 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if args.local == bool(args.agent):
         raise UsageError("serve: give an agent as module:attribute, or --local (not both)")
     try:
-        import uvicorn
-
-        from threadline.hosting import ServerConfig, create_app
+        from threadline.hosting import ServerConfig, serve
     except ImportError as exc:
         raise UsageError(
             f"serve needs the server extra: pip install 'threadline[server]' ({exc})"
@@ -205,11 +201,6 @@ def run(args: argparse.Namespace) -> int:
     agent = _local_agent() if args.local else load_agent(args.agent)
     if args.memory:
         agent = with_memory(agent, args.memory)
-    if not keys:
-        logging.getLogger("threadline.hosting").warning(
-            "no API keys configured: every caller shares one account. Pass --api-key for anything "
-            "beyond local development."
-        )
     config = ServerConfig(
         api_keys=keys,
         db_path=args.db or default_db(args.home),
@@ -218,10 +209,6 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
     )
-    app = create_app(agent, config)
-    # Everything loaded so far lives as long as the server: keep it out of the collector's
-    # full passes, which otherwise show up as latency spikes under load.
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # The library runs it (and warns when no key is configured): the command only parses.
+    serve(agent, config=config, host=args.host, port=args.port, log_level=args.log_level)
     return 0
