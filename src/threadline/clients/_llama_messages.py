@@ -256,7 +256,7 @@ class ReplyParser:
         body = text.strip()
         if body.startswith("```"):
             body = body.removeprefix("```").removesuffix("```").strip()
-            body = body[4:] if body.lower().startswith("json") else body
+            body = (body[4:] if body.lower().startswith("json") else body).strip()
         decoder = json.JSONDecoder()
         items: list[Any] = []
         position = 0
