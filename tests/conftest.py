@@ -166,7 +166,10 @@ def _local_model_or_reason() -> tuple[Path | None, str]:
 
 @pytest.fixture(scope="session")
 def local_model_path() -> Path:
-    """The default GGUF model (qwen-0.5b), assembled; skips (or fails with THREADLINE_REQUIRE_LOCAL_MODEL=1) without it."""
+    """The default model's GGUF file, assembled on first use.
+
+    Skips without it, or fails with THREADLINE_REQUIRE_LOCAL_MODEL=1.
+    """
     path, reason = _local_model_or_reason()
     if path is None:
         if os.environ.get("THREADLINE_REQUIRE_LOCAL_MODEL") == "1":

@@ -57,7 +57,8 @@ def test_messages_render_as_chatml_in_qwen_form() -> None:
     )
     result = render_message(RESULT, names=call_names([CALL]))
     assert result.startswith(
-        '<|im_start|>user\n<tool_response>\nget_weather returned: {"sky": "grey"}\n</tool_response>\n'
+        "<|im_start|>user\n<tool_response>\n"
+        'get_weather returned: {"sky": "grey"}\n</tool_response>\n'
     )
     assert "Now answer my question in plain words." in result
     failed = ChatMessage(

