@@ -165,7 +165,7 @@ def median(runs: list[Run], what: str) -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="The default local model, quiet and under load.")
     parser.add_argument("--tokens", type=int, default=128, help="tokens per run (128)")
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement (5)")
     args = parser.parse_args()
@@ -232,7 +232,7 @@ async def main() -> None:
         ),
         ("first-use assembly", f"{assembled:.1f} s", "<= 10 s", assembled <= 10),
     ]
-    print(f"\n{'measure':<40} {"value":>26}  {'target':<16} ok")
+    print(f"\n{'measure':<40} {'value':>26}  {'target':<16} ok")
     for row in rows:
         name, value, target = row[0], row[1], row[2]
         verdict = ("yes" if row[3] else "NO") if len(row) > 3 else ""
