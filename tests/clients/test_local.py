@@ -183,6 +183,7 @@ async def test_the_model_remembers_a_name_and_a_city(client: LocalChatClient) ->
         await agent.run("Hi! My name is Alice and I live in Lisbon.", thread=thread)
         reply = await agent.run("What is my name and where do I live?", thread=thread)
         right = "alice" in reply.text.lower() and "lisbon" in reply.text.lower()
+        assert reply.usage is not None and reply.usage.input_token_count  # the agent reports it
         outcomes.append((seed, right, reply.text))
     for seed, right, text in outcomes:
         print(f"seed {seed}: {'right' if right else 'WRONG'}: {text!r}")
