@@ -237,3 +237,27 @@ def test_the_large_model_is_an_extra() -> None:
             LocalChatClient("qwen-1.5b")
     else:
         assert LocalChatClient("qwen-1.5b").n_ctx == 8192
+
+
+def test_small_parts_are_joined_in_order_and_leftovers_of_a_killed_run_removed(
+    tmp_path: Path,
+) -> None:
+    pieces = [b"first-", b"second-", b"third"]
+    parts: list[Path] = []
+    for number, data in enumerate(pieces, start=1):
+        part = tmp_path / f"part{number:02d}.bin"
+        part.write_bytes(data)
+        parts.append(part)
+    target = tmp_path / "models" / "small.gguf"
+    target.parent.mkdir()
+    stale = target.parent / ".small.gguf.abc123.tmp"  # what a killed assembly leaves behind
+    stale.write_bytes(b"half")
+    sha = hashlib.sha256(b"".join(pieces)).hexdigest()
+    assemble(parts, target, sha256=sha, name="small", hint="")
+    assert target.read_bytes() == b"first-second-third"
+    assert not stale.exists()
+    wrong = "f" * 64
+    target.unlink()
+    with pytest.raises(ClientError, match=f"expected {wrong}"):
+        assemble(parts, target, sha256=wrong, name="small", hint="reinstall them")
+    assert not target.exists() and leftovers(target.parent) == []

@@ -218,19 +218,29 @@ def _write_marker(target: Path, sha256: str) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Generator[None]:
-    """Hold an exclusive lock on ``lock_path`` (a no-op where ``fcntl`` is missing: Windows)."""
+def _exclusive(lock_path: Path) -> Generator[bool]:
+    """Hold an exclusive lock on ``lock_path``; yields whether a lock is really held.
+
+    Where ``fcntl`` is missing (Windows) nothing is locked: the atomic replace alone keeps the
+    file whole, at the cost of both processes doing the work.
+    """
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - the atomic replace alone keeps the file whole
-        yield
+    except ImportError:  # pragma: no cover
+        yield False
         return
     with open(lock_path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale(target: Path) -> None:
+    """Delete temporary files left by an assembly that was killed (call with the lock held)."""
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def assemble(
@@ -252,9 +262,11 @@ def assemble(
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _exclusive(target.with_name(target.name + ".lock")):
+        with _exclusive(target.with_name(target.name + ".lock")) as locked:
             if _is_verified(target, sha256):  # another process finished while we waited
                 return target
+            if locked:  # no other process is writing now
+                _remove_stale(target)
             _assemble_verified(
                 parts, target, sha256=sha256, name=name, hint=hint, progress=progress
             )
