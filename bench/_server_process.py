@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from threadline import ChatAgent, ChatMessage, ChatOptions, ChatResponse, Role
-from threadline.hosting import cli
+from threadline.cli.main import main as threadline
 from threadline.types import ChatResponseUpdate, TextContent
 
 
@@ -39,7 +39,7 @@ agent = ChatAgent(ConstantChatClient(), "You are a benchmark.")
 def main(argv: Sequence[str]) -> None:
     # Through the command users run, so the figures are those of `threadline serve`.
     port, db = argv[0], argv[1]
-    cli.main(
+    threadline(
         ["serve", "_server_process:agent", "--port", port, "--db", db,
          "--api-key", "bench-key=bench", "--log-level", "warning"]
     )  # fmt: skip

@@ -14,6 +14,7 @@ from threadline.clients import (
     RecordedCall,
     RunOptions,
     ScriptedChatClient,
+    SupportsAddMessages,
     SupportsConversationFork,
 )
 from threadline.exceptions import (
@@ -104,6 +105,7 @@ __all__ = [
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
+    "SupportsAddMessages",
     "SupportsConversationFork",
     # tools
     "FunctionTool",

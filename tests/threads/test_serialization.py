@@ -67,7 +67,7 @@ async def make_thread() -> tuple[ChatAgent, AgentThread, dict[str, Any]]:
 async def test_state_is_plain_versioned_json_and_restores_exactly() -> None:
     agent, thread, state = await make_thread()
     assert json.loads(json.dumps(state)) == state
-    assert state["type"] == "threadline.thread" and state["schema_version"] == 1
+    assert state["type"] == "threadline.thread" and state["schema_version"] == 2
     assert state["binding"] == {"agent_id": agent.id}
     assert state["context_providers"] == {"Counter": {"turns": 2}}
 

@@ -18,7 +18,7 @@ from typing import Any, Self, Unpack
 
 from threadline.agents._tool_calls import function_calls, run_function_calls
 from threadline.agents._turn import Turn, begin_turn
-from threadline.clients.base import ChatClient, RunOptions
+from threadline.clients.base import ChatClient, RunOptions, SupportsAddMessages
 from threadline.exceptions import IncompatibleThreadError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.threads.state import parse_thread_state
@@ -92,7 +92,8 @@ class ChatAgent:
         keys = [p.state_key for p in self.context_providers]
         if len(set(keys)) != len(keys):
             raise UsageError(
-                f"context providers share a state_key ({keys}); give each a distinct state_key"
+                f"context providers share a state_key ({keys}); give each a distinct one with "
+                "ContextProvider(state_key=...), e.g. MyProvider(state_key='work_facts')"
             )
         self._provider_map = {p.state_key: p for p in self.context_providers}
         self.chat_message_store_factory = chat_message_store_factory
@@ -136,14 +137,17 @@ class ChatAgent:
         factory = self.chat_message_store_factory
         return factory() if factory is not None else ChatMessageList()
 
-    def get_new_thread(self, *, service_thread_id: str | None = None) -> AgentThread:
+    def get_new_thread(
+        self, *, service_thread_id: str | None = None, user_id: str | None = None
+    ) -> AgentThread:
         """A new thread of the kind this agent's client needs.
 
         Local threads get a store from ``chat_message_store_factory`` at once; service-managed
         threads get their conversation id from the service on the first run, unless one is given.
+        ``user_id`` names whose conversation it is, for memory that outlives the thread.
         """
         if self.chat_client.stores_history:
-            thread = AgentThread(service_thread_id=service_thread_id)
+            thread = AgentThread(service_thread_id=service_thread_id, user_id=user_id)
             if service_thread_id is not None:
                 thread.binding = self._binding()
         else:
@@ -152,7 +156,7 @@ class ChatAgent:
                     f"agent {self.name or self.id!r} keeps history locally; it has no use for "
                     f"service_thread_id {service_thread_id!r}"
                 )
-            thread = AgentThread(message_store=self._new_store())
+            thread = AgentThread(message_store=self._new_store(), user_id=user_id)
             thread.binding = self._binding()
         thread.attach(self._provider_map, self.chat_client)
         return thread
@@ -211,7 +215,7 @@ class ChatAgent:
             IncompatibleThreadError: the thread cannot be continued by this agent.
         """
         parsed = parse_thread_state(state)
-        thread = AgentThread(thread_id=parsed.thread_id)
+        thread = AgentThread(thread_id=parsed.thread_id, user_id=parsed.user_id)
         if parsed.service_thread_id is not None:
             thread.service_thread_id = parsed.service_thread_id
         elif parsed.store_kind is not None and parsed.store_state is not None:
@@ -225,6 +229,49 @@ class ChatAgent:
         thread.context_state = parsed.context_state
         self.check_thread(thread)
         thread.attach(self._provider_map, self.chat_client)
+        return thread
+
+    async def add_chat_message(
+        self,
+        message: str | ChatMessage | Sequence[str | ChatMessage],
+        *,
+        thread: AgentThread | None = None,
+    ) -> AgentThread:
+        """Add messages to ``thread`` without a model call: the ADR's ``AddChatMessage``.
+
+        Used to let an agent see what others said (a group chat's propagation) or to seed a
+        thread with an existing history. A local thread's append goes through the store's version
+        check, so a concurrent writer gets ``ConcurrentThreadUpdateError`` rather than an
+        interleaved history. Returns the thread (a new one when none was given).
+
+        Raises:
+            UsageError: the thread is kept by a service whose client cannot take messages without
+                running the model (it does not implement ``SupportsAddMessages``).
+            ConcurrentThreadUpdateError: another writer changed the thread meanwhile.
+        """
+        messages = as_messages(message)
+        thread = self._prepare_thread(thread)
+        async with thread._lock:
+            store = thread.message_store
+            if store is not None:
+                if messages:
+                    version = len(await store.list_messages())
+                    await store.add_messages(messages, expected_version=version)
+                return thread
+            client = self.chat_client
+            if not isinstance(client, SupportsAddMessages):
+                raise UsageError(
+                    f"agent {self.name or self.id!r} keeps history in service "
+                    f"{client.service_name!r}, whose client {type(client).__name__} cannot add "
+                    "messages without running the model; use a client that keeps history "
+                    "locally or one that implements SupportsAddMessages"
+                )
+            conversation_id = await client.add_conversation_messages(
+                thread.service_thread_id, messages
+            )
+            if thread.service_thread_id is None:
+                thread.service_thread_id = conversation_id
+                thread.binding = self._binding()
         return thread
 
     # -- runs --------------------------------------------------------------------------------

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from threadline.clients.base import ChatClient, ChatOptions, RunOptions, SupportsConversationFork
+from threadline.clients.base import (
+    ChatClient,
+    ChatOptions,
+    RunOptions,
+    SupportsAddMessages,
+    SupportsConversationFork,
+)
 from threadline.clients.scripted import RecordedCall, ScriptedChatClient
 
 if TYPE_CHECKING:
@@ -17,6 +23,7 @@ __all__ = [
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
+    "SupportsAddMessages",
     "SupportsConversationFork",
 ]
 

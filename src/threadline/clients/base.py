@@ -14,7 +14,13 @@ from threadline.tools import FunctionTool
 from threadline.types.messages import ChatMessage
 from threadline.types.responses import ChatResponse, ChatResponseUpdate
 
-__all__ = ["ChatClient", "ChatOptions", "RunOptions", "SupportsConversationFork"]
+__all__ = [
+    "ChatClient",
+    "ChatOptions",
+    "RunOptions",
+    "SupportsAddMessages",
+    "SupportsConversationFork",
+]
 
 
 class RunOptions(TypedDict, total=False):
@@ -79,4 +85,20 @@ class SupportsConversationFork(Protocol):
 
     async def fork_conversation(self, conversation_id: str) -> str:
         """Return the id of a new conversation holding the same history as ``conversation_id``."""
+        ...
+
+
+@runtime_checkable
+class SupportsAddMessages(Protocol):
+    """A client whose service can take messages into a conversation without running the model.
+
+    Used by ``ChatAgent.add_chat_message`` for service-managed threads (OpenAI Conversations items,
+    Assistants thread messages), so a group chat can show a service-hosted participant what the
+    others said.
+    """
+
+    async def add_conversation_messages(
+        self, conversation_id: str | None, messages: Sequence[ChatMessage]
+    ) -> str:
+        """Append ``messages`` to the conversation (a new one when ``None``); return its id."""
         ...

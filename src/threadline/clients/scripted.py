@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from threadline.clients.base import ChatOptions
-from threadline.exceptions import ClientError
+from threadline.exceptions import ClientError, UsageError
 from threadline.types.contents import Content, TextContent
 from threadline.types.messages import ChatMessage, Role
 from threadline.types.responses import ChatResponse, ChatResponseUpdate
@@ -101,6 +101,24 @@ class ScriptedChatClient:
         new_id = f"conv_{next(self._ids)}"
         self.conversations[new_id] = list(history)
         return new_id
+
+    async def add_conversation_messages(
+        self, conversation_id: str | None, messages: Sequence[ChatMessage]
+    ) -> str:
+        """Append messages to a stored conversation without a model call (a new one for ``None``).
+
+        Raises:
+            UsageError: the client was made without ``service_threads``.
+        """
+        if not self._service_threads:
+            raise UsageError(
+                "this ScriptedChatClient keeps no conversations; make it with service_threads=True"
+            )
+        if conversation_id is None:
+            conversation_id = f"conv_{next(self._ids)}"
+            self.conversations[conversation_id] = []
+        self._conversation(conversation_id).extend(messages)
+        return conversation_id
 
     def _conversation(self, conversation_id: str) -> list[ChatMessage]:
         try:

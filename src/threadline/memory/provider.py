@@ -26,15 +26,36 @@ _EMPTY = Context()
 
 
 class ContextProvider:
-    """Base class for memory components; every hook is a no-op until overridden."""
+    """Base class for memory components; every hook is a no-op until overridden.
+
+    Args:
+        state_key: the key of this provider's per-thread state in ``thread.context_state``;
+            defaults to the class name. Give each instance its own when one agent holds two
+            providers of one class (two scopes, two configurations).
+    """
+
+    holds_user_data: bool = False
+    """True for a provider that remembers user data beyond the thread (preferences, past
+    conversations). Multi-agent runners consult such a provider only on behalf of agents allowed to
+    see the user's data; memory components that remember across threads set it to ``True``."""
+
+    _state_key: str | None = None
+
+    def __init__(self, *, state_key: str | None = None) -> None:
+        if state_key is not None and (not isinstance(state_key, str) or not state_key):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ValueError(f"state_key must be a non-empty string, got {state_key!r}")
+        self._state_key = state_key
 
     @property
     def state_key(self) -> str:
-        """The key of this provider's state in ``thread.context_state``.
+        """The key of this provider's state in ``thread.context_state`` (class name by default)."""
+        return self._state_key or type(self).__name__
 
-        Defaults to the class name; override it when one agent holds two providers of one class.
-        """
-        return type(self).__name__
+    @state_key.setter
+    def state_key(self, value: str) -> None:
+        if not isinstance(value, str) or not value:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ValueError(f"state_key must be a non-empty string, got {value!r}")
+        self._state_key = value
 
     def state(self, thread: AgentThread) -> dict[str, Any]:
         """This provider's mutable, JSON-able state for ``thread``, saved with the thread."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from threadline.exceptions import UsageError
-from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE
+from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE, check_thread_id
 from threadline.threads.stores.base import ChatMessageStore, store_kind
 from threadline.types.contents import JSONValue
 
@@ -59,6 +59,8 @@ class AgentThread:
         service_thread_id: the id of a conversation kept by a service.
         message_store: where a local thread keeps its messages.
         thread_id: a stable id for this thread; generated when omitted.
+        user_id: whose conversation this is. Memory that outlives the thread (user preferences,
+            past conversations) is scoped by it; saved with the thread.
 
     Raises:
         UsageError: both ``service_thread_id`` and ``message_store`` were given.
@@ -70,14 +72,21 @@ class AgentThread:
         service_thread_id: str | None = None,
         message_store: ChatMessageStore | None = None,
         thread_id: str | None = None,
+        user_id: str | None = None,
     ) -> None:
         if service_thread_id is not None and message_store is not None:
             raise UsageError(
                 "a thread holds a service_thread_id or a message_store, never both: a service "
                 "keeps the history of a service-managed thread, a store that of a local one"
             )
-        self.id: str = thread_id or new_thread_id()
+        self.id: str = (
+            check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
+        )
         """Stable across serialization; context providers key per-thread memory by it."""
+        if user_id is not None and (not isinstance(user_id, str) or not user_id):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(f"user_id must be a non-empty string or None, got {user_id!r}")
+        self.user_id: str | None = user_id
+        """Whose conversation this is; long-term memory is scoped by it. ``None``: anonymous."""
         self._service_thread_id = service_thread_id
         self._message_store = message_store
         self.binding: ThreadBinding | None = None
@@ -95,7 +104,8 @@ class AgentThread:
             where = f"message_store={store_kind(self._message_store)}"
         else:
             where = "unbound"
-        return f"AgentThread(id={self.id!r}, {where})"
+        user = f", user_id={self.user_id!r}" if self.user_id is not None else ""
+        return f"AgentThread(id={self.id!r}, {where}{user})"
 
     @property
     def service_thread_id(self) -> str | None:
@@ -153,6 +163,7 @@ class AgentThread:
             "type": THREAD_STATE_TYPE,
             "schema_version": SCHEMA_VERSION,
             "thread_id": self.id,
+            "user_id": self.user_id,
             "binding": (self.binding or ThreadBinding()).to_dict(),
         }
         if self._service_thread_id is not None:
@@ -174,7 +185,7 @@ class AgentThread:
         Raises:
             UsageError: the thread's service cannot branch conversations.
         """
-        branch = AgentThread()
+        branch = AgentThread(user_id=self.user_id)
         if self._service_thread_id is not None:
             fork_conversation = getattr(self._client, "fork_conversation", None)
             if fork_conversation is None:

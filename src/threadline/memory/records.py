@@ -1,0 +1,121 @@
+"""Long-term memory values: what a ``MemoryStore`` keeps, whose it is, and what a search returns.
+
+Memories outlive threads, so every record names its owner (``MemoryScope``: user, and optionally
+agent and app) and where it came from (thread and message ids). Time is kept twice: when the
+remembered thing happened (``occurred_at``, what "last week" questions are about) and when it was
+recorded; validity (``valid_from``/``valid_to``) lets a newer fact supersede an older one without
+deleting it, so the history of what was believed stays auditable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from threadline.exceptions import UsageError
+
+__all__ = ["MemoryHit", "MemoryKind", "MemoryRecord", "MemoryScope", "as_utc", "new_memory_id"]
+
+MemoryKind = Literal["fact", "preference", "turn", "summary"]
+"""``fact``/``preference``: durable statements about the user; ``turn``: an indexed piece of a
+conversation (with its surrounding context); ``summary``: a summary of a whole thread."""
+
+
+def new_memory_id() -> str:
+    """A fresh random memory id."""
+    return "mem_" + os.urandom(12).hex()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryScope:
+    """Whose memories a read or write touches. A user is always required: never "all users".
+
+    ``agent_id``/``app_id`` narrow a scope; ``None`` there means "any agent/app of this user" on
+    reads and "not tied to one" on writes.
+    """
+
+    user_id: str
+    agent_id: str | None = None
+    app_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.user_id, str) or not self.user_id:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(
+                f"a memory scope needs a non-empty user_id, got {self.user_id!r}: memories are "
+                "private to their user; give the thread one with agent.get_new_thread(user_id=...)"
+            )
+        for name in ("agent_id", "app_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise UsageError(f"memory scope {name} must be a non-empty string or None")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryRecord:
+    """One remembered thing."""
+
+    kind: MemoryKind
+    text: str
+    scope: MemoryScope
+    id: str = field(default_factory=new_memory_id)
+    thread_id: str | None = None
+    """The thread it was learned from, if any."""
+    message_ids: tuple[str, ...] = ()
+    """The source messages, in order (for a turn: the messages its text was built from)."""
+    occurred_at: datetime | None = None
+    """When the remembered thing happened (aware UTC); ``None`` when unknown."""
+    recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When it was stored."""
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    """Set when a newer memory superseded this one; such records are kept for audit only."""
+    metadata: Mapping[str, Any] = field(default_factory=lambda: {})
+    """JSON-able extras (e.g. a fact's subject key used to detect contradictions)."""
+
+    @property
+    def is_valid(self) -> bool:
+        """False once superseded."""
+        return self.valid_to is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryHit:
+    """A search result: the record and how well it matched (higher is better)."""
+
+    record: MemoryRecord
+    score: float
+
+    @property
+    def id(self) -> str:
+        """The record's id (what ``forget(memory_id)`` takes)."""
+        return self.record.id
+
+    @property
+    def text(self) -> str:
+        """The remembered text."""
+        return self.record.text
+
+    @property
+    def thread_id(self) -> str | None:
+        """The thread it came from."""
+        return self.record.thread_id
+
+    @property
+    def message_ids(self) -> tuple[str, ...]:
+        """The source messages it came from, in order."""
+        return self.record.message_ids
+
+    @property
+    def occurred_at(self) -> datetime | None:
+        """When it happened."""
+        return self.record.occurred_at
