@@ -36,6 +36,8 @@ async def serve_local(db: Path) -> AsyncGenerator[openai.AsyncOpenAI]:
         "threadline.cli.main",
         "serve",
         "--local",
+        "--model",
+        "qwen-0.5b",  # the default, named explicitly: --model reaches the client
         "--db",
         str(db),
         "--port",
