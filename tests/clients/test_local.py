@@ -7,7 +7,6 @@ it is the point (remembering a name across turns, using a tool's result), over s
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -294,19 +293,3 @@ async def test_a_model_own_chat_format_chats_but_refuses_tools(local_model_path:
             await client.get_response([ChatMessage(Role.USER, "Hi")], options=options)
     finally:
         await client.aclose()
-
-
-def test_the_local_chat_example_runs(local_model_path: Path) -> None:
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, str(root / "examples" / "chat" / "local_chat.py")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(root / "src")},
-    )
-    assert result.returncode == 0, result.stderr
-    assert "4 messages saved in thread thread_" in result.stdout

@@ -17,7 +17,7 @@ tool calls are read back from the reply (see :mod:`._llama_messages` for why); a
 template is not ChatML is prompted through llama-cpp-python with its own template, without tools.
 
 Context window: the request is cut to fit with the token-budget reducer
-(:mod:`threadline.threads.reducers`), counting each message with the model's own tokenizer as
+(:mod:`threadline.history`), counting each message with the model's own tokenizer as
 it is rendered into the prompt, and keeping room for the reply; the finished prompt is counted
 again, so the window is never overrun. Only the request is reduced; the thread keeps its whole
 history. Usage reports the prompt's tokens and the reply's tokens (re-tokenized).
@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from threadline.clients._llama_loading import (
     GENERATION_LOCK,
@@ -63,7 +63,7 @@ from threadline.clients._model_files import (
 )
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError, ThreadlineError
-from threadline.threads.reducers import reduce_to_token_budget
+from threadline.history import reduce_to_token_budget
 from threadline.types.contents import Content, TextContent, UsageContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import ChatResponse, ChatResponseUpdate, messages_from_updates
@@ -273,6 +273,12 @@ class LocalChatClient:
         """
         if self._llama is None:
             await asyncio.get_running_loop().run_in_executor(self._worker(), self._load_sync)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Wait for the running call to stop, then free the model and the worker thread."""
