@@ -46,10 +46,6 @@ ALLOWED = {
 }
 """(module, import) pairs that break the rule on purpose, each for the reason given."""
 
-PRIVATE_PENDING = {"hosting"}
-"""Packages whose imports of other packages' private modules another branch of issue 9 removes
-(the hosting branch moves ``clients/_openai_wire`` to ``openai_wire/``); empty once merged."""
-
 
 def _imports(path: Path) -> list[str]:
     found: list[str] = []
@@ -79,7 +75,6 @@ def test_imports_point_down(path: Path) -> None:
         assert LAYERS[target] < LAYERS[own], (
             f"{rel} (layer {own}) imports {module} (layer {target}): imports must point down"
         )
-        if own not in PRIVATE_PENDING:
-            assert not any(p.startswith("_") for p in parts[2:]), (
-                f"{rel} imports {module}, a private module of another package"
-            )
+        assert not any(p.startswith("_") for p in parts[2:]), (
+            f"{rel} imports {module}, a private module of another package"
+        )

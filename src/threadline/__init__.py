@@ -23,7 +23,9 @@ from threadline.exceptions import (
     ConcurrentThreadUpdateError,
     GroupChatError,
     IncompatibleThreadError,
+    ItemsChangedError,
     MessageFormatError,
+    OpenAIServiceError,
     StoreError,
     ThreadlineError,
     ThreadStateError,
@@ -85,7 +87,6 @@ from threadline.types import (
 )
 
 if _typing.TYPE_CHECKING:
-    from threadline.clients._openai_common import OpenAIServiceError
     from threadline.clients.local import LocalChatClient
     from threadline.clients.openai_assistants import OpenAIAssistantsClient
     from threadline.clients.openai_chat import OpenAIChatClient
@@ -151,7 +152,6 @@ __all__ = [
     "OpenAIAssistantsClient",
     "OpenAIChatClient",
     "OpenAIResponsesClient",
-    "OpenAIServiceError",
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
@@ -183,7 +183,9 @@ __all__ = [
     "ConcurrentThreadUpdateError",
     "GroupChatError",
     "IncompatibleThreadError",
+    "ItemsChangedError",
     "MessageFormatError",
+    "OpenAIServiceError",
     "StoreError",
     "ThreadStateError",
     "ThreadlineError",
@@ -201,7 +203,6 @@ _LAZY: dict[str, str] = {
     "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
     "OpenAIChatClient": "threadline.clients.openai_chat",
     "OpenAIResponsesClient": "threadline.clients.openai_responses",
-    "OpenAIServiceError": "threadline.clients._openai_common",
     "PostgresChatMessageStore": "threadline.threads.stores",
     "PostgresMemoryStore": "threadline.memory.stores",
     "RedisChatMessageStore": "threadline.threads.stores",

@@ -10,8 +10,10 @@ must act::
     ├── ThreadStateError            serialized thread state is malformed, unknown or tampered with
     ├── MessageFormatError          a message or content's JSON form is malformed
     ├── ClientError                 the model endpoint failed or sent something unusable
+    │   └── OpenAIServiceError      an OpenAI-compatible service answered with an error status
     ├── StoreError                  a message store could not read or write a thread
-    │   └── ConcurrentThreadUpdateError  another writer changed the thread first
+    │   ├── ConcurrentThreadUpdateError  another writer changed the thread first
+    │   └── ItemsChangedError       a server conversation's items changed under an append
     └── AgentRunError               the run could not complete: the model kept calling tools
         └── GroupChatError          a multi-agent run could not go on (bad speaker, handoff loop)
 
@@ -27,7 +29,9 @@ __all__ = [
     "ConcurrentThreadUpdateError",
     "GroupChatError",
     "IncompatibleThreadError",
+    "ItemsChangedError",
     "MessageFormatError",
+    "OpenAIServiceError",
     "StoreError",
     "ThreadStateError",
     "ThreadlineError",
@@ -71,6 +75,18 @@ class ClientError(ThreadlineError):
     """The model endpoint failed or sent something threadline cannot use."""
 
 
+class OpenAIServiceError(ClientError):
+    """An OpenAI-compatible service answered with an error status.
+
+    ``status_code`` and ``code`` are the service's; the message includes the service's own.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None, code: str | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+
+
 class StoreError(ThreadlineError):
     """A message store could not read or write a thread."""
 
@@ -91,6 +107,14 @@ class ConcurrentThreadUpdateError(StoreError):
         self.thread_id = thread_id
         self.expected_version = expected_version
         self.actual_version = actual_version
+
+
+class ItemsChangedError(StoreError):
+    """A threadline server's append expected a conversation length that another writer changed.
+
+    Raised by the server's storage when two turns race on one conversation (or a conversation was
+    deleted under a turn); the server answers 409 and the caller retries on the new history.
+    """
 
 
 class AgentRunError(ThreadlineError):

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import httpx2
 import openai
 import pytest
 
+from tests.hosting._raw_http import RawResponse
+from tests.hosting._raw_http import request as raw_request
 from tests.hosting.conftest import KEYS, Server, start_server
 from threadline import ChatAgent, ChatMessage, ChatOptions, ChatResponse, Role
 from threadline.hosting import ServerConfig
@@ -42,14 +43,14 @@ async def test_unknown_key_is_401(server: Server) -> None:
             await client.models.list()
 
 
-async def _raw(server: Server, method: str, path: str, **kwargs: object) -> httpx2.Response:
-    async with httpx2.AsyncClient(base_url=server.url.removesuffix("/v1")) as http:
-        headers = {"authorization": "Bearer key-alice"}
-        return await http.request(method, path, headers=headers, **kwargs)  # pyright: ignore[reportArgumentType]
+async def _raw(
+    server: Server, method: str, path: str, *, json: object = None, content: bytes | None = None
+) -> RawResponse:
+    return await raw_request(server.url, method, path, json_body=json, content=content)
 
 
-def _assert_error(response: httpx2.Response, status: int, param: str | None = None) -> None:
-    assert response.status_code == status, response.text
+def _assert_error(response: RawResponse, status: int, param: str | None = None) -> None:
+    assert response.status == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["message"] and "Traceback" not in error["message"]

@@ -128,3 +128,41 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def test_faults_hold_on_postgres(schema: str) -> None:
+    """Item deletion, lone surrogates and turn leaks behave on PostgreSQL as on SQLite."""
+    from tests.hosting._raw_http import request as raw
+
+    model = ScriptedChatClient(["one", "two", "three"])
+    storage = PostgresServerStorage(URL, schema=schema, max_size=2)
+    uv, task, url = await start_server(
+        ChatAgent(model), ServerConfig(api_keys=KEYS), storage=storage
+    )
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice", max_retries=0) as client:
+            conversation = await client.conversations.create(
+                items=[
+                    {"type": "message", "role": "user", "content": "keep"},
+                    {"type": "message", "role": "user", "content": "drop"},
+                ]
+            )
+            listed = await client.conversations.items.list(conversation.id, order="asc")
+            doomed = listed.data[1].id
+            assert doomed is not None
+            await client.conversations.items.delete(doomed, conversation_id=conversation.id)
+            r1 = await client.responses.create(input="first", conversation=conversation.id)
+            assert [m.text for m in model.calls[0].messages] == ["keep", "first"]
+            r2 = await client.responses.create(input="second", previous_response_id=r1.id)
+            assert r2.conversation is None
+            assert len((await client.conversations.items.list(conversation.id)).data) == 3
+            await client.conversations.delete(conversation.id)
+            with pytest.raises(openai.BadRequestError, match="was deleted"):
+                await client.responses.create(input="more", previous_response_id=r1.id)
+        bad = await raw(
+            url, "POST", "/v1/responses", content=b'{"input": "hi", "metadata": {"k": "\\udfff"}}'
+        )
+        assert bad.status == 400 and bad.json()["error"]["param"] == "metadata.k"
+    finally:
+        uv.should_exit = True
+        await task

@@ -1,18 +1,16 @@
 """``threadline serve``: host an agent behind the OpenAI APIs (argument parsing only).
 
 The server is a library (``threadline.hosting``): this module turns ``serve module:agent
-[options]`` (or ``serve --local``) into a ``ServerConfig``, builds the app with ``create_app`` and
-runs it on uvicorn. Nothing here knows how requests are served.
+[options]`` (or ``serve --local``) into a ``ServerConfig`` and hands it to
+``threadline.hosting.serve``. Nothing here knows how requests are served.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import importlib
 import importlib.util
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -166,9 +164,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None and not args.local:
         raise UsageError("serve: --model chooses the embedded model of --local; add --local")
     try:
-        import uvicorn
-
-        from threadline.hosting import ServerConfig, create_app
+        from threadline.hosting import ServerConfig, serve
     except ImportError as exc:
         raise UsageError(
             f"serve needs the server extra: pip install 'threadline[server]' ({exc})"
@@ -176,11 +172,6 @@ def run(args: argparse.Namespace) -> int:
     env_keys = [k for k in os.environ.get("THREADLINE_API_KEYS", "").split(",") if k.strip()]
     keys = parse_api_keys([*args.api_key, *env_keys])
     agent = _local_agent(args.model) if args.local else load_agent(args.agent)
-    if not keys:
-        logging.getLogger("threadline.hosting").warning(
-            "no API keys configured: every caller shares one account. Pass --api-key for anything "
-            "beyond local development."
-        )
     config = ServerConfig(
         api_keys=keys,
         db_path=args.db or default_db(args.home),
@@ -189,10 +180,6 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
     )
-    app = create_app(agent, config)
-    # Everything loaded so far lives as long as the server: keep it out of the collector's
-    # full passes, which otherwise show up as latency spikes under load.
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # The library runs it (and warns when no key is configured): the command only parses.
+    serve(agent, config=config, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -16,12 +16,11 @@ from typing import Any, ClassVar, Self, cast
 import openai
 
 from threadline.clients.base import ChatOptions
-from threadline.exceptions import ClientError, UsageError
+from threadline.exceptions import ClientError, OpenAIServiceError, UsageError
 from threadline.types.contents import UsageDetails
 
 __all__ = [
     "OpenAIConnection",
-    "OpenAIServiceError",
     "build_client",
     "call_headers",
     "endpoint",
@@ -31,18 +30,6 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 3
-
-
-class OpenAIServiceError(ClientError):
-    """An OpenAI-compatible service answered with an error status.
-
-    ``status_code`` and ``code`` are the service's; the message includes the service's own.
-    """
-
-    def __init__(self, message: str, *, status_code: int | None, code: str | None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
 
 
 def build_client(

@@ -27,9 +27,9 @@ from threadline.clients._openai_common import (
     usage_of,
     wrap_error,
 )
-from threadline.clients._openai_wire import split_system, tool_to_chat
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError
+from threadline.openai_wire import split_system, tool_to_chat
 from threadline.types.contents import (
     Content,
     DataContent,
@@ -163,7 +163,7 @@ class OpenAIAssistantsClient(OpenAIConnection):
         if results:
             waiting = await self._waiting_run(thread_id)
             if waiting is not None:
-                from threadline.clients._openai_wire import result_text
+                from threadline.openai_wire import result_text
 
                 outputs = [{"tool_call_id": r.call_id, "output": result_text(r)} for r in results]
                 run = await _quiet(

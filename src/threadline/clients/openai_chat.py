@@ -16,9 +16,9 @@ from threadline.clients._openai_common import (
     usage_of,
     wrap_error,
 )
-from threadline.clients._openai_wire import messages_to_chat, tool_to_chat
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError
+from threadline.openai_wire import messages_to_chat, tool_to_chat
 from threadline.types.contents import Content, FunctionCallContent, TextContent, UsageContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import ChatResponse, ChatResponseUpdate

@@ -22,14 +22,14 @@ from threadline.clients._openai_common import (
     usage_of,
     wrap_error,
 )
-from threadline.clients._openai_wire import (
+from threadline.clients.base import ChatOptions
+from threadline.exceptions import ClientError, UsageError
+from threadline.openai_wire import (
     items_to_messages,
     messages_to_items,
     split_system,
     tool_to_responses,
 )
-from threadline.clients.base import ChatOptions
-from threadline.exceptions import ClientError, UsageError
 from threadline.types.contents import Content, FunctionCallContent, TextContent, UsageContent
 from threadline.types.messages import ChatMessage, Role
 from threadline.types.responses import ChatResponse, ChatResponseUpdate

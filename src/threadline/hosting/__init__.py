@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from threadline.hosting.app import create_app
 from threadline.hosting.config import ServerConfig
+from threadline.hosting.serve import open_store, serve
 
-__all__ = ["ServerConfig", "create_app"]
+__all__ = ["ServerConfig", "create_app", "open_store", "serve"]

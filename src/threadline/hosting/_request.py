@@ -16,6 +16,7 @@ from threadline.hosting.storage.base import ServerStorage
 __all__ = [
     "ServerState",
     "field",
+    "is_decimal",
     "optional",
     "optional_list",
     "optional_object",
@@ -58,7 +59,7 @@ def state_of(request: Request) -> tuple[ServerState, str]:
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object; 413 when larger than ``limit``, 400 when not a JSON object."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and is_decimal(declared) and int(declared) > limit:
         raise ApiError(413, f"Request body of {declared} bytes exceeds the limit of {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
@@ -76,7 +77,53 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise ApiError.bad(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError.bad("The request body must be a JSON object.")
+    # A lone surrogate can only arrive as a \uD800-\uDFFF escape: look for one only then.
+    if b"\\ud" in raw or b"\\uD" in raw:
+        where = _lone_surrogate(cast(object, body))
+        if where is not None:
+            raise ApiError.bad(
+                f"Invalid '{where}': the text contains a lone UTF-16 surrogate (an unpaired "
+                "\\uD800-\\uDFFF escape), which is not valid Unicode; send well-formed text.",
+                param=where,
+            )
     return cast(dict[str, Any], body)
+
+
+def is_decimal(text: str) -> bool:
+    """True for a plain ASCII decimal number (``str.isdigit`` also accepts ``²`` and ``٣``)."""
+    return text.isascii() and text.isdigit()
+
+
+def _lone_surrogate(body: object) -> str | None:
+    """The path of the first string (value or key) holding a lone surrogate, or None.
+
+    Such text cannot be encoded as UTF-8, so storing or sending it would fail later, far from the
+    field at fault. Iterative, so a deep body cannot exhaust the stack.
+    """
+    stack: list[tuple[str, object]] = [("", body)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return path or "body"
+        elif isinstance(value, dict):
+            for key, child in cast(dict[str, object], value).items():
+                child_path = f"{path}.{key}" if path else key
+                if not _encodable(key):
+                    return path or "body"
+                stack.append((child_path, child))
+        elif isinstance(value, list):
+            for i, child in enumerate(cast(list[object], value)):
+                stack.append((f"{path}[{i}]", child))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:

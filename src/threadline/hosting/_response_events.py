@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from threadline.clients._openai_wire import messages_to_items
 from threadline.hosting._sse import sse
+from threadline.openai_wire import messages_to_items
 from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage, Role
 

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from threadline.exceptions import ClientError
 from threadline.hosting._json import dumps
 from threadline.hosting.errors import ApiError
 
@@ -29,6 +30,16 @@ def sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
 def _error_event(exc: BaseException) -> bytes:
     if isinstance(exc, ApiError):
         error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+    elif isinstance(exc, ClientError):
+        # The hosted agent's model failed: say so with its message, as a non-streamed request's
+        # 502 does (the message is ours, not a stack trace).
+        log.warning("model failed while streaming: %s", exc)
+        error = {
+            "message": f"The model failed: {exc}",
+            "type": "server_error",
+            "param": None,
+            "code": "model_error",
+        }
     else:
         log.exception("stream failed", exc_info=exc)
         error = {
@@ -37,7 +48,8 @@ def _error_event(exc: BaseException) -> bytes:
             "param": None,
             "code": "server_error",
         }
-    return sse({"type": "error", **error, "error": error}, "error")
+    # The event's own type is "error" (as OpenAI sends it); the error's kind is in "error".
+    return sse({**error, "type": "error", "error": error}, "error")
 
 
 async def _guard(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any, cast
 
-from threadline.clients._openai_wire import messages_to_items
+from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import RunOptions
 from threadline.exceptions import MessageFormatError
-from threadline.hosting._request import optional, optional_list
+from threadline.hosting._request import is_decimal, optional, optional_list
 from threadline.hosting._runner import client_tool
 from threadline.hosting.errors import ApiError
+from threadline.openai_wire import messages_to_items
 from threadline.tools import FunctionTool
-from threadline.types.contents import FunctionCallContent, UsageDetails
+from threadline.types.contents import FunctionCallContent, FunctionResultContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role
 
 __all__ = [
@@ -21,7 +23,9 @@ __all__ = [
     "decode_messages",
     "new_id",
     "paginate",
+    "require_tool_results",
     "run_options",
+    "sampling_number",
     "visible_output",
 ]
 
@@ -68,12 +72,12 @@ def client_tools(body: dict[str, Any], *, nested: bool) -> list[FunctionTool]:
 def run_options(body: dict[str, Any], *, max_tokens_key: str) -> RunOptions:
     """Sampling options of a request, checked, in threadline's form."""
     options = RunOptions()
-    temperature = optional(body, "temperature", (int, float))
+    temperature = sampling_number(body, "temperature", 2.0)
     if temperature is not None:
-        options["temperature"] = float(cast(float, temperature))
-    top_p = optional(body, "top_p", (int, float))
+        options["temperature"] = temperature
+    top_p = sampling_number(body, "top_p", 1.0)
     if top_p is not None:
-        options["top_p"] = float(cast(float, top_p))
+        options["top_p"] = top_p
     max_tokens = optional(body, max_tokens_key, int)
     if max_tokens is not None:
         if max_tokens < 1:
@@ -86,6 +90,54 @@ def run_options(body: dict[str, Any], *, max_tokens_key: str) -> RunOptions:
     if choice in ("auto", "none", "required"):
         options["tool_choice"] = choice
     return options
+
+
+def sampling_number(body: dict[str, Any], key: str, highest: float) -> float | None:
+    """``temperature`` or ``top_p``: a finite number from 0 to ``highest``, or absent.
+
+    JSON parsers (Python's included) accept ``NaN`` and ``Infinity``, and ``1e999`` reads as
+    infinity; none of them is a sampling setting a model can use.
+    """
+    value = optional(body, key, (int, float))
+    if value is None:
+        return None
+    number = float(cast(float, value))
+    if not math.isfinite(number) or not 0.0 <= number <= highest:
+        raise ApiError.bad(
+            f"Invalid '{key}': {value!r}; expected a number from 0 to {highest:g}.", param=key
+        )
+    return number
+
+
+def require_tool_results(
+    messages: Sequence[ChatMessage], param: str, *, agent: ChatAgent | None = None
+) -> None:
+    """400 when a function call in ``messages`` has no result, as the OpenAI APIs answer.
+
+    A model shown a call without its result, followed by new text, answers a history no OpenAI
+    service would accept; refusing here keeps every stored history one the APIs could produce.
+    Calls to ``agent``'s own tools are exempt: the caller never sees them, so could never answer
+    them (an agent stopped by its tool-iteration limit may leave one unanswered).
+    """
+    own = _tool_names(agent) if agent is not None else set[str]()
+    answered = {c.call_id for m in messages for c in m.contents if type(c) is FunctionResultContent}
+    for message in messages:
+        for content in message.contents:
+            if (
+                type(content) is FunctionCallContent
+                and content.call_id not in answered
+                and content.name not in own
+            ):
+                raise ApiError.bad(
+                    f"No tool output found for function call {content.call_id}: send its "
+                    "result (a function_call_output item, or a tool message) with this request.",
+                    param=param,
+                )
+
+
+def _tool_names(agent: ChatAgent) -> set[str]:
+    names: set[str] = set(agent.tools)  # the agent's tools by name
+    return names
 
 
 def decode_messages(convert: Any, value: object, param: str) -> list[ChatMessage]:
@@ -145,7 +197,7 @@ def paginate(
     if order not in ("asc", "desc"):
         raise ApiError.bad("'order' must be 'asc' or 'desc'.", param="order")
     limit_raw = query.get("limit", "20")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 100:
+    if not is_decimal(limit_raw) or not 1 <= int(limit_raw) <= 100:
         raise ApiError.bad("'limit' must be an integer between 1 and 100.", param="limit")
     limit = int(limit_raw)
     ordered = items if order == "asc" else list(reversed(items))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import ClientError, UsageError
@@ -56,19 +59,55 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ClientError):
         # The hosted agent's model failed: say so (its message is ours), without internals.
         log.warning("model failed on %s: %s", request.url.path, exc)
-        return error_response(
-            ApiError(502, f"The model failed: {exc}", type="server_error", code="model_error")
+        return _closing(
+            error_response(
+                ApiError(502, f"The model failed: {exc}", type="server_error", code="model_error")
+            )
         )
     # Never a stack trace on the wire: log it, answer with the OpenAI error shape.
     log.exception("request %s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(
-        ApiError(
-            500,
-            "The server had an error while processing your request.",
-            type="server_error",
-            code="server_error",
+    return _closing(
+        error_response(
+            ApiError(
+                500,
+                "The server had an error while processing your request.",
+                type="server_error",
+                code="server_error",
+            )
         )
     )
+
+
+def _closing(response: Response) -> Response:
+    # Starlette re-raises an unhandled error after this response is sent, and the server then
+    # drops the connection: say so, or a client reusing the keep-alive connection fails its next
+    # request with a read error.
+    response.headers["connection"] = "close"
+    return response
+
+
+class _EncodedSlashes:
+    """Keep ``%2F`` inside a path segment from acting as a path separator.
+
+    The ASGI server decodes the path before routing, so ``/v1/responses/a%2Finput_items`` would
+    reach the ``input_items`` route of response ``a``. No id this server issues has a slash, so a
+    segment holding one names no object: answer 404 for it, as for any unknown id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if raw and b"%2f" in raw.lower():
+            segment = next(s for s in raw.split(b"/") if b"%2f" in s.lower())
+            object_id = unquote(segment.decode("latin-1"), errors="replace")
+            response = error_response(
+                ApiError(404, f"No object found with id {object_id!r}.", code="not_found")
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -117,6 +156,7 @@ def create_app(
     app = Starlette(
         routes=route_list,
         lifespan=lifespan,
+        middleware=[Middleware(_EncodedSlashes)],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

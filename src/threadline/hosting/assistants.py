@@ -1,16 +1,14 @@
 """The Assistants thread API: ``/v1/assistants``, ``/v1/threads`` and their messages.
 
-An assistant is a stored configuration (instructions, tools) over the one hosted agent. A thread
-is an item container like a conversation; its user-visible messages are also stored as
-``thread.message`` objects (with the run and assistant that produced them), while tool calls and
-results live only in its items, where the agent sees them. Runs are in :mod:`runs`.
+An assistant is a stored configuration (instructions, tools) over the one hosted agent. How
+threads and their messages are stored is in :mod:`_threads`; runs are in :mod:`runs`.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,15 +23,14 @@ from threadline.hosting._request import (
     read_json,
     state_of,
 )
-from threadline.hosting._turns import client_tools, decode_messages, new_id, paginate
+from threadline.hosting._run_plan import active_run
+from threadline.hosting._threads import LIST_ALL, new_thread, one_message, thread_messages_from
+from threadline.hosting._turns import client_tools, new_id, paginate, sampling_number
 from threadline.hosting.errors import ApiError
 from threadline.hosting.storage.base import StoredObject
-from threadline.types.contents import DataContent, TextContent, UriContent
-from threadline.types.messages import ChatMessage, Role
+from threadline.openai_wire import message_object
 
-__all__ = ["message_object", "new_thread", "routes", "thread_messages_from", "user_messages"]
-
-_LIST_ALL = 10_000
+__all__ = ["routes"]
 
 
 # -- assistants ------------------------------------------------------------------------------------
@@ -47,11 +44,12 @@ def _assistant_fields(body: dict[str, Any], base: dict[str, Any]) -> dict[str, A
         ("description", str),
         ("instructions", str),
         ("metadata", dict),
-        ("temperature", (int, float)),
-        ("top_p", (int, float)),
     ):
         if key in body:
             out[key] = optional(body, key, kind)
+    for key, highest in (("temperature", 2.0), ("top_p", 1.0)):
+        if key in body:
+            out[key] = sampling_number(body, key, highest)
     if "tools" in body:
         client_tools(body, nested=True)  # validates
         out["tools"] = body["tools"] or []
@@ -124,146 +122,12 @@ async def delete_assistant(request: Request) -> Response:
 async def list_assistants(request: Request) -> Response:
     """``GET /v1/assistants``."""
     state, owner = state_of(request)
-    found = await state.storage.list_objects(owner, "assistant", limit=_LIST_ALL)
+    found = await state.storage.list_objects(owner, "assistant", limit=LIST_ALL)
     bodies = [f.body for f in reversed(found)]
     return JSONResponse(paginate(bodies, dict(request.query_params)))
 
 
 # -- threads and messages --------------------------------------------------------------------------
-
-
-def user_messages(raw: object, param: str) -> list[tuple[ChatMessage, dict[str, Any]]]:
-    """Messages as the Assistants API takes them (``role``, ``content``, ``metadata``)."""
-    if not isinstance(raw, list):
-        raise ApiError.bad(f"'{param}' must be a list of messages.", param=param)
-    out: list[tuple[ChatMessage, dict[str, Any]]] = []
-    for i, entry in enumerate(cast(list[object], raw)):
-        where = f"{param}[{i}]"
-        if not isinstance(entry, dict):
-            raise ApiError.bad(f"'{where}' must be an object.", param=where)
-        item = cast(dict[str, Any], entry)
-        out.append(_one_message(item, where))
-    return out
-
-
-def _one_message(item: dict[str, Any], where: str) -> tuple[ChatMessage, dict[str, Any]]:
-    role = item.get("role")
-    if role not in ("user", "assistant"):
-        raise ApiError.bad(f"'{where}.role' must be 'user' or 'assistant'.", param=f"{where}.role")
-    content = item.get("content")
-    if isinstance(content, list):
-        parts: list[dict[str, Any]] = []
-        for part in cast(list[Any], content):
-            if isinstance(part, dict) and cast(dict[str, Any], part).get("type") == "image_url":
-                parts.append(
-                    {
-                        "type": "input_image",
-                        "image_url": cast(dict[str, Any], part).get("image_url"),
-                    }
-                )
-            else:
-                parts.append(cast(dict[str, Any], part))
-        content = parts
-    wire = [{"type": "message", "role": role, "content": content}]
-    from threadline.clients._openai_wire import items_to_messages
-
-    message = decode_messages(items_to_messages, wire, where)[0]
-    metadata = optional_object(item, "metadata") or {}
-    return message, metadata
-
-
-def message_object(
-    message: ChatMessage,
-    thread_id: str,
-    *,
-    created_at: float,
-    run_id: str | None = None,
-    assistant_id: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    status: str = "completed",
-) -> dict[str, Any]:
-    """A message as a ``thread.message`` object."""
-    content: list[dict[str, Any]] = []
-    for part in message.contents:
-        if type(part) is TextContent:
-            content.append({"type": "text", "text": {"value": part.text, "annotations": []}})
-        elif type(part) is DataContent or type(part) is UriContent:
-            content.append({"type": "image_url", "image_url": {"url": part.uri, "detail": "auto"}})
-    return {
-        "id": message.message_id,
-        "object": "thread.message",
-        "created_at": int(created_at),
-        "thread_id": thread_id,
-        "role": "assistant" if message.role == Role.ASSISTANT else "user",
-        "content": content,
-        "assistant_id": assistant_id,
-        "run_id": run_id,
-        "attachments": [],
-        "metadata": metadata or {},
-        "status": status,
-        "incomplete_details": None,
-        "completed_at": int(created_at) if status == "completed" else None,
-        "incomplete_at": None,
-    }
-
-
-def thread_messages_from(
-    owner: str,
-    thread_id: str,
-    messages: list[tuple[ChatMessage, dict[str, Any]]],
-    *,
-    run_id: str | None = None,
-    assistant_id: str | None = None,
-) -> list[StoredObject]:
-    """Stored ``thread.message`` objects for messages that show text or images."""
-    now = time.time()
-    out: list[StoredObject] = []
-    for i, (message, metadata) in enumerate(messages):
-        if not any(type(c) in (TextContent, DataContent, UriContent) for c in message.contents):
-            continue
-        created = now + i * 1e-6  # distinct, ordered timestamps within one write
-        body = message_object(
-            message,
-            thread_id,
-            created_at=created,
-            run_id=run_id,
-            assistant_id=assistant_id,
-            metadata=metadata,
-        )
-        out.append(
-            StoredObject(
-                id=message.message_id,
-                owner=owner,
-                kind="message",
-                parent=thread_id,
-                body=body,
-                created_at=created,
-            )
-        )
-    return out
-
-
-async def new_thread(state: ServerState, owner: str, body: dict[str, Any]) -> StoredObject:
-    """Create a thread from a ``POST /v1/threads`` body (``messages``, ``metadata``)."""
-    initial = user_messages(body.get("messages") or [], "messages")
-    metadata = optional_object(body, "metadata") or {}
-    now = time.time()
-    thread_id = new_id("thread")
-    thread = {
-        "id": thread_id,
-        "object": "thread",
-        "created_at": int(now),
-        "metadata": metadata,
-        "tool_resources": {},
-    }
-    stored = StoredObject(
-        id=thread_id, owner=owner, kind="thread", body=thread, container=thread_id, created_at=now
-    )
-    objects = [stored, *thread_messages_from(owner, thread_id, initial)]
-    await state.storage.append(
-        thread_id, [m.to_dict() for m, _ in initial], expected_len=0, objects=objects
-    )
-    return stored
 
 
 async def create_thread(request: Request) -> Response:
@@ -299,7 +163,14 @@ async def create_message(request: Request) -> Response:
     """``POST /v1/threads/{id}/messages``: add a message without running the assistant."""
     state, owner, found = await _get(request, "thread", "thread_id")
     body = await read_json(request, state.config.max_body_bytes)
-    message, metadata = _one_message(body, "message")
+    message, metadata = one_message(body, "message")
+    active = await active_run(state, owner, found.id)
+    if active is not None:
+        # As OpenAI refuses it: the message would land between the run's calls and results.
+        raise ApiError.bad(
+            f"Can't add messages to {found.id} while a run {active.id} is active; submit its "
+            "tool outputs or cancel it first."
+        )
     objects = thread_messages_from(owner, found.id, [(message, metadata)])
     await state.storage.append(found.container or found.id, [message.to_dict()], objects=objects)
     return JSONResponse(
@@ -310,7 +181,7 @@ async def create_message(request: Request) -> Response:
 async def list_messages(request: Request) -> Response:
     """``GET /v1/threads/{id}/messages`` (newest first unless ``order=asc``; ``run_id`` filter)."""
     state, owner, found = await _get(request, "thread", "thread_id")
-    stored = await state.storage.list_objects(owner, "message", parent=found.id, limit=_LIST_ALL)
+    stored = await state.storage.list_objects(owner, "message", parent=found.id, limit=LIST_ALL)
     bodies = [s.body for s in reversed(stored)]
     run_id = request.query_params.get("run_id")
     if run_id:
@@ -326,6 +197,20 @@ async def get_message(request: Request) -> Response:
     if message is None or message.parent != found.id:
         raise ApiError.not_found("message", message_id)
     return JSONResponse(message.body)
+
+
+async def update_message(request: Request) -> Response:
+    """``POST /v1/threads/{id}/messages/{message_id}``: replace its metadata (all OpenAI allows)."""
+    state, owner, found = await _get(request, "thread", "thread_id")
+    body = await read_json(request, state.config.max_body_bytes)
+    message_id = request.path_params["message_id"]
+    message = await state.storage.get(owner, "message", message_id)
+    if message is None or message.parent != found.id:
+        raise ApiError.not_found("message", message_id)
+    metadata = optional_object(body, "metadata")
+    updated = message.body if metadata is None else {**message.body, "metadata": metadata}
+    await state.storage.put(replace(message, body=updated))
+    return JSONResponse(updated)
 
 
 def routes() -> list[Route]:
@@ -346,4 +231,5 @@ def routes() -> list[Route]:
         Route(thread + "/messages", create_message, methods=["POST"]),
         Route(thread + "/messages", list_messages, methods=["GET"]),
         Route(thread + "/messages/{message_id}", get_message, methods=["GET"]),
+        Route(thread + "/messages/{message_id}", update_message, methods=["POST"]),
     ]

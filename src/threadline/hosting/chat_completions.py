@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.clients._openai_wire import chat_to_messages
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
@@ -25,9 +24,11 @@ from threadline.hosting._turns import (
     client_tools,
     decode_messages,
     new_id,
+    require_tool_results,
     run_options,
     visible_output,
 )
+from threadline.openai_wire import chat_to_messages
 from threadline.types.contents import FunctionCallContent, TextContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role
 from threadline.types.responses import AgentRunResponseUpdate
@@ -128,6 +129,7 @@ async def create_chat_completion(request: Request) -> Response:
 
         raise ApiError.bad("Missing required parameter: 'messages'.", param="messages")
     messages = decode_messages(chat_to_messages, body["messages"], "messages")
+    require_tool_results(messages, "messages", agent=state.agent)
     model = optional(body, "model", str) or state.config.model_name
     stream = optional(body, "stream", bool)
     stream_options = optional_object(body, "stream_options") or {}

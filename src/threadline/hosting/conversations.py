@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.clients._openai_wire import items_to_messages, messages_to_items
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     optional_object,
@@ -19,7 +18,11 @@ from threadline.hosting._request import (
 )
 from threadline.hosting._turns import decode_messages, new_id, paginate, stored_items
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import StoredObject
+from threadline.hosting.storage.base import ItemsChangedError, StoredObject
+from threadline.openai_wire import item_id as wire_item_id
+from threadline.openai_wire import items_to_messages, messages_to_items
+from threadline.types.contents import Content, FunctionCallContent, FunctionResultContent
+from threadline.types.messages import ChatMessage
 
 __all__ = ["routes"]
 
@@ -127,6 +130,59 @@ async def get_item(request: Request) -> Response:
     raise ApiError.not_found("item", item_id)
 
 
+def _without_item(stored: list[dict[str, Any]], item_id: str) -> list[dict[str, Any]] | None:
+    """The stored messages without the item ``item_id`` (None when no item has that id).
+
+    An item is a message's text and media (its id is the message's), or one function call or
+    result (ids derived from the call's id); a message left with no contents is dropped.
+    """
+    found = False
+    out: list[dict[str, Any]] = []
+    for data in stored:
+        message = ChatMessage.from_dict(data)
+        kept: list[Content] = []
+        for content in message.contents:
+            if type(content) in (FunctionCallContent, FunctionResultContent):
+                gone = wire_item_id(message, content) == item_id
+            else:
+                gone = message.message_id == item_id
+            found = found or gone
+            if not gone:
+                kept.append(content)
+        if len(kept) == len(message.contents):
+            out.append(data)
+        elif kept:
+            out.append(
+                ChatMessage(
+                    message.role,
+                    contents=kept,
+                    author_name=message.author_name,
+                    message_id=message.message_id,
+                ).to_dict()
+            )
+    return out if found else None
+
+
+async def delete_item(request: Request) -> Response:
+    """``DELETE /v1/conversations/{id}/items/{item_id}``: answers the conversation."""
+    state, _, found = await _find(request)
+    item_id = request.path_params["item_id"]
+    container = found.container or found.id
+    stored = await state.storage.items(container)
+    remaining = _without_item(stored, item_id)
+    if remaining is None:
+        raise ApiError.not_found("item", item_id)
+    try:
+        await state.storage.replace_items(container, remaining, expected_len=len(stored))
+    except ItemsChangedError:
+        raise ApiError(
+            409,
+            f"Conversation '{found.id}' changed while the item was deleted; retry the request.",
+            code="conversation_changed",
+        ) from None
+    return JSONResponse(found.body)
+
+
 def routes() -> list[Route]:
     """The Conversations routes."""
     base = "/v1/conversations/{conversation_id}"
@@ -138,4 +194,5 @@ def routes() -> list[Route]:
         Route(base + "/items", list_items, methods=["GET"]),
         Route(base + "/items", create_items, methods=["POST"]),
         Route(base + "/items/{item_id}", get_item, methods=["GET"]),
+        Route(base + "/items/{item_id}", delete_item, methods=["DELETE"]),
     ]

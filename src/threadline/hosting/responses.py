@@ -7,7 +7,6 @@ turn are stored, so later requests can continue from it; with ``store: false`` n
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.clients._openai_wire import items_to_messages, messages_to_items
-from threadline.hosting._idempotency import claim, idempotent
+from threadline.hosting._idempotency import Claim, claim, idempotent
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
@@ -34,12 +32,14 @@ from threadline.hosting._turns import (
     client_tools,
     decode_messages,
     new_id,
+    require_tool_results,
     run_options,
     usage_json,
     visible_output,
 )
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
+from threadline.hosting.storage.base import ItemsChangedError, StoredObject
+from threadline.openai_wire import items_to_messages, messages_to_items
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
@@ -59,7 +59,36 @@ class _Plan:
     store: bool
     model: str
     previous: StoredObject | None
+    previous_upto: int = 0
+    """How many items of the previous response's container its history holds now."""
     conversation: StoredObject | None
+
+
+def _history_gone(previous: StoredObject) -> ApiError:
+    conversation = cast(dict[str, Any], previous.body.get("conversation") or {})
+    where = f"conversation '{conversation.get('id')}', which was deleted" if conversation else (
+        "a history that no longer exists"
+    )  # fmt: skip
+    return ApiError(
+        400,
+        f"Response '{previous.id}' was made in {where}; it cannot be continued. Continue from "
+        "another response, or start a new conversation.",
+        param="previous_response_id",
+        code="history_deleted",
+    )
+
+
+async def _conversation_lives(state: ServerState, owner: str, previous: StoredObject) -> bool:
+    """Whether the response was made in a conversation that still exists.
+
+    Its history is then that conversation's items as they are now, shorter when items were
+    deleted from it since; a response whose items are gone otherwise cannot be continued.
+    """
+    conversation = cast(dict[str, Any], previous.body.get("conversation") or {})
+    conversation_id = conversation.get("id")
+    if not isinstance(conversation_id, str):
+        return False
+    return await state.storage.get(owner, "conversation", conversation_id) is not None
 
 
 async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
@@ -95,14 +124,18 @@ async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
         if previous is None or previous.container is None:
             raise ApiError.not_found("response", previous_id, param="previous_response_id")
         history = await storage.items(previous.container, upto=previous.upto)
+        if len(history) != previous.upto and not await _conversation_lives(state, owner, previous):
+            raise _history_gone(previous)
     elif conversation_id:
         conversation = await storage.get(owner, "conversation", conversation_id)
         if conversation is None or conversation.container is None:
             raise ApiError.not_found("conversation", conversation_id, param="conversation")
         history = await storage.items(conversation.container)
     tools = client_tools(body, nested=False)
+    past = [ChatMessage.from_dict(d) for d in history]
+    require_tool_results([*past, *new], "input", agent=state.agent)
     turn = TurnRequest(
-        history=[ChatMessage.from_dict(d) for d in history],
+        history=past,
         input=new,
         instructions=instructions,
         tools=tools,
@@ -116,6 +149,7 @@ async def _plan(request: Request, state: ServerState, owner: str) -> _Plan:
         store=store is not False,
         model=model,
         previous=previous,
+        previous_upto=len(history) if previous else 0,
         conversation=conversation,
     )
 
@@ -197,27 +231,33 @@ async def _save(
         return
     if plan.previous is not None:
         source = cast(str, plan.previous.container)
-        upto = cast(int, plan.previous.upto)
-        try:
-            # Continuing from the newest response of a chain: append to its container.
-            await storage.append(
-                source,
-                turn_items,
-                expected_len=upto,
-                objects=[record(source, upto + len(turn_items))],
-            )
-            return
-        except ItemsChangedError:
-            pass
+        upto = plan.previous_upto
+        # Continuing from the newest response of a chain: append to its container. A
+        # conversation's container is the conversation's own: a turn not made in it branches.
+        if not plan.previous.body.get("conversation"):
+            try:
+                await storage.append(
+                    source,
+                    turn_items,
+                    expected_len=upto,
+                    objects=[record(source, upto + len(turn_items))],
+                )
+                return
+            except ItemsChangedError:
+                pass
         # Branching from an older response: copy its history into a new container once.
         container = new_id("chain")
-        await storage.append(
-            container,
-            turn_items,
-            expected_len=upto,
-            copy_from=(source, upto),
-            objects=[record(container, upto + len(turn_items))],
-        )
+        try:
+            await storage.append(
+                container,
+                turn_items,
+                expected_len=upto,
+                copy_from=(source, upto),
+                objects=[record(container, upto + len(turn_items))],
+            )
+        except ItemsChangedError:
+            # The source lost items while this turn ran (its conversation was deleted).
+            raise _history_gone(plan.previous) from None
         return
     container = new_id("chain")
     await storage.append(
@@ -238,7 +278,7 @@ async def _create_blocking(state: ServerState, plan: _Plan) -> dict[str, Any]:
 
 
 async def _create_streaming(
-    state: ServerState, plan: _Plan, key: str | None
+    state: ServerState, plan: _Plan, key: Claim | None
 ) -> AsyncIterator[bytes]:
     finished = False
     try:
@@ -248,10 +288,12 @@ async def _create_streaming(
     finally:
         if key is not None and not finished:
             # A failed or abandoned stream frees its key, so a retry runs the turn.
-            await asyncio.shield(state.storage.idempotency_release(plan.owner, key))
+            await key.release(state.storage)
 
 
-async def _stream_events(state: ServerState, plan: _Plan, key: str | None) -> AsyncIterator[bytes]:
+async def _stream_events(
+    state: ServerState, plan: _Plan, key: Claim | None
+) -> AsyncIterator[bytes]:
     response_id = new_id("resp")
     created = int(time.time())
     writer = ResponseEventWriter()
@@ -283,8 +325,7 @@ async def _stream_events(state: ServerState, plan: _Plan, key: str | None) -> As
     )
     await _save(state, plan, final, outcome)
     if key is not None:
-        record = IdempotencyRecord(status=200, body=final)
-        await state.storage.idempotency_finish(plan.owner, key, record)
+        await key.finish(state.storage, final)
     yield closing + writer.event("response.completed", response=final)
 
 
@@ -293,11 +334,11 @@ async def create_response(request: Request) -> Response:
     state, owner = state_of(request)
     plan = await _plan(request, state, owner)
     if plan.body.get("stream"):
-        key, done = await claim(request, state, owner)
+        key, done = await claim(request, state, owner, plan.body)
         if done is not None:
             return sse_response(replay_events(done.body))
         return sse_response(_create_streaming(state, plan, key))
-    return await idempotent(request, state, owner, lambda: _create_blocking(state, plan))
+    return await idempotent(request, state, owner, plan.body, lambda: _create_blocking(state, plan))
 
 
 async def get_response(request: Request) -> Response:

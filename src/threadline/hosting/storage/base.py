@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from threadline.exceptions import StoreError
+from threadline.exceptions import ItemsChangedError
 
 __all__ = ["IdempotencyRecord", "ItemsChangedError", "ServerStorage", "StoredObject"]
 
@@ -49,10 +49,6 @@ class IdempotencyRecord:
 
     status: int
     body: dict[str, Any]
-
-
-class ItemsChangedError(StoreError):
-    """An append expected a container length that another writer changed first."""
 
 
 class ServerStorage(Protocol):
@@ -94,6 +90,15 @@ class ServerStorage(Protocol):
         ``copy_from=(source, upto)`` first fills a new container with a prefix of another (a
         branch). ``expected_len`` makes the write fail with ``ItemsChangedError`` if the
         container's length differs (checked after the copy).
+        """
+        ...
+
+    async def replace_items(
+        self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
+    ) -> None:
+        """Rewrite a container's items in one transaction (deleting an item from a conversation).
+
+        Fails with ``ItemsChangedError`` if the container no longer holds ``expected_len`` items.
         """
         ...
 

@@ -248,6 +248,36 @@ class PostgresServerStorage:
         except Exception as exc:
             raise StoreError(f"PostgreSQL storage failed: {exc}") from exc
 
+    async def replace_items(
+        self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
+    ) -> None:
+        """Rewrite a container's items atomically, if it still holds ``expected_len`` items."""
+        bodies = [json.dumps(item, ensure_ascii=False) for item in items]
+        pool = await self._get_pool()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (container,))
+                cursor = await conn.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM tl_items WHERE container = %s", (container,)
+                )
+                row = await cursor.fetchone()
+                length = int(row[0]) if row else 0
+                if length != expected_len:
+                    raise ItemsChangedError(
+                        f"container {container!r} has {length} items, expected {expected_len}"
+                    )
+                await conn.execute("DELETE FROM tl_items WHERE container = %s", (container,))
+                if bodies:
+                    async with conn.cursor() as cur:
+                        await cur.executemany(
+                            "INSERT INTO tl_items (container, seq, body) VALUES (%s, %s, %s)",
+                            [(container, i + 1, b) for i, b in enumerate(bodies)],
+                        )
+        except ItemsChangedError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"PostgreSQL storage failed: {exc}") from exc
+
     async def idempotency_begin(self, owner: str, key: str) -> IdempotencyRecord | None | bool:
         """Claim a key, or report its stored outcome, or ``None`` while another request runs it."""
         now = time.time()

@@ -132,7 +132,9 @@ def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | 
             conn.execute("SAVEPOINT one_append")
             try:
                 results.append(_append_one(conn, op))
-            except (ItemsChangedError, sqlite3.IntegrityError) as exc:
+            except (ItemsChangedError, sqlite3.IntegrityError, ValueError) as exc:
+                # Whatever fails in one append (a changed length, a clash, text SQLite cannot
+                # encode) is that append's own failure: the others in the batch still commit.
                 conn.execute("ROLLBACK TO one_append")
                 results.append(
                     exc
@@ -291,6 +293,29 @@ class SQLiteServerStorage:
                         op.future.set_result(result)
         finally:
             self._flushing = False
+
+    async def replace_items(
+        self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
+    ) -> None:
+        """Rewrite a container's items atomically, if it still holds ``expected_len`` items."""
+        bodies = [json.dumps(item, ensure_ascii=False) for item in items]
+
+        def work(conn: sqlite3.Connection) -> None:
+            def inner() -> None:
+                length = _length(conn, container)
+                if length != expected_len:
+                    raise ItemsChangedError(
+                        f"container {container!r} has {length} items, expected {expected_len}"
+                    )
+                conn.execute("DELETE FROM tl_items WHERE container = ?", (container,))
+                conn.executemany(
+                    "INSERT INTO tl_items (container, seq, body) VALUES (?, ?, ?)",
+                    [(container, i + 1, body) for i, body in enumerate(bodies)],
+                )
+
+            self._transaction(conn, inner)
+
+        await self._run(work)
 
     async def idempotency_begin(self, owner: str, key: str) -> IdempotencyRecord | None | bool:
         """Claim a key, or report its stored outcome, or ``None`` while another request runs it."""
