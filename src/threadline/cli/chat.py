@@ -21,7 +21,7 @@ from threadline.cli._library import ThreadLibrary, default_home
 from threadline.cli._progress import Spinner
 from threadline.cli._render import format_history, format_thread_table
 from threadline.clients.base import ChatOptions
-from threadline.clients.local import LocalChatClient
+from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient, resolve_model
 from threadline.exceptions import ThreadlineError
 from threadline.threads.thread import AgentThread
 
@@ -48,11 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--thread", metavar="ID", help="resume a saved thread")
     parser.add_argument(
-        "--model", metavar="PATH.gguf", help="a GGUF chat model (default: SmolLM2-135M-Instruct)"
+        "--model",
+        metavar="NAME|PATH",
+        help=f"{' | '.join(MODELS)} or a GGUF file (default: {DEFAULT_MODEL})",
     )
     parser.add_argument("--system", metavar="TEXT", help="the assistant's instructions")
     parser.add_argument(
-        "--ctx", type=int, default=4096, metavar="N", help="context window in tokens (4096)"
+        "--ctx", type=int, metavar="N", help="context window in tokens (8192 for the Qwen models)"
     )
     parser.add_argument(
         "--max-tokens", type=int, default=512, metavar="N", help="reply length limit (512)"
@@ -212,13 +214,32 @@ def _one_shot(session: _Session, text: str) -> int:
     return 0
 
 
+class _AssemblyProgress:
+    """Shows ``assembling the model (first use): NN%`` on ``out`` while a model file is made."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if percent // 10 != self.shown // 10 or percent == 100:
+            if self.shown < 0:
+                self.out.write("assembling the model's file (first use only)...")
+            self.out.write(f" {percent}%" if percent != self.shown else "")
+            if percent == 100:
+                self.out.write("\n")
+            self.out.flush()
+            self.shown = percent
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline chat``."""
     if args.group:
         from threadline.cli.group_chat import run_group
 
         return run_group(args)
-    if not 0 < args.max_tokens < args.ctx:
+    if args.max_tokens <= 0 or (args.ctx is not None and args.max_tokens >= args.ctx):
         print(
             f"threadline chat: --max-tokens ({args.max_tokens}) must be positive and smaller "
             f"than --ctx ({args.ctx})",
@@ -234,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         client = LocalChatClient(args.model, n_ctx=args.ctx, max_tokens=args.max_tokens)
+        # Assembles a named model's file on its first use, with progress, before the chat starts.
+        resolve_model(args.model, progress=_AssemblyProgress(sys.stderr))
     except ValueError as exc:  # a bad --ctx or --max-tokens
         print(f"threadline chat: {exc}", file=sys.stderr)
         return 2

@@ -44,6 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--local", action="store_true", help="serve a plain agent on the embedded local model"
     )
+    parser.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="with --local: qwen-0.5b (default), qwen-1.5b, smollm2-135m or a GGUF file",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     parser.add_argument(
@@ -141,7 +146,7 @@ def load_agent(spec: str) -> ChatAgent:
     return target
 
 
-def _local_agent() -> ChatAgent:
+def _local_agent(model: str | None) -> ChatAgent:
     # Checked here, at start-up: the client itself only imports llama.cpp on the first request,
     # which would start a server that fails every call.
     if importlib.util.find_spec("llama_cpp") is None:
@@ -152,7 +157,7 @@ def _local_agent() -> ChatAgent:
         )
     try:
         local: Any = importlib.import_module("threadline.clients.local")
-        client: Any = local.LocalChatClient()
+        client: Any = local.LocalChatClient(model)
     except Exception as exc:  # the model is missing or unusable: say so without a traceback
         raise UsageError(f"serve --local: the embedded model did not start: {exc}") from exc
     return ChatAgent(client, "You are a helpful assistant.")
@@ -190,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline serve``: blocks until the server stops."""
     if args.local == bool(args.agent):
         raise UsageError("serve: give an agent as module:attribute, or --local (not both)")
+    if args.model is not None and not args.local:
+        raise UsageError("serve: --model chooses the embedded model of --local; add --local")
     try:
         from threadline.hosting import ServerConfig, serve
     except ImportError as exc:
@@ -198,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         ) from exc
     env_keys = [k for k in os.environ.get("THREADLINE_API_KEYS", "").split(",") if k.strip()]
     keys = parse_api_keys([*args.api_key, *env_keys])
-    agent = _local_agent() if args.local else load_agent(args.agent)
+    agent = _local_agent(args.model) if args.local else load_agent(args.agent)
     if args.memory:
         agent = with_memory(agent, args.memory)
     config = ServerConfig(

