@@ -7,12 +7,21 @@ it is the point (remembering a name across turns, using a tool's result), over s
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from threadline import ChatAgent, ChatOptions, ClientError, tool
+from threadline import (
+    ChatAgent,
+    ChatOptions,
+    ClientError,
+    InMemoryMemoryStore,
+    ScriptedChatClient,
+    UserPreferencesMemory,
+    tool,
+)
 from threadline.clients.local import LocalChatClient
 from threadline.types import (
     ChatMessage,
@@ -293,3 +302,41 @@ async def test_a_model_own_chat_format_chats_but_refuses_tools(local_model_path:
             await client.get_response([ChatMessage(Role.USER, "Hi")], options=options)
     finally:
         await client.aclose()
+
+
+async def test_response_format_json_schema_constrains_the_reply(client: LocalChatClient) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    options = ChatOptions(
+        max_tokens=24,
+        temperature=0.0,
+        additional_properties={
+            "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}
+        },
+    )
+    reply = await client.get_response(
+        [SYSTEM, ChatMessage(Role.USER, "I live in Lisbon. Which city do I live in?")],
+        options=options,
+    )
+    assert set(json.loads(reply.text)) == {"city"}
+
+
+async def test_unknown_response_format_is_a_clear_error(client: LocalChatClient) -> None:
+    options = ChatOptions(additional_properties={"response_format": {"type": "yaml"}})
+    with pytest.raises(ClientError, match="response_format type 'yaml' is not supported"):
+        await client.get_response([ChatMessage(Role.USER, "hi")], options=options)
+
+
+async def test_the_embedded_model_extracts_a_preference(client: LocalChatClient) -> None:
+    # The chat's real path: the embedded model is the extractor of UserPreferencesMemory.
+    memory = UserPreferencesMemory(InMemoryMemoryStore(), extractor=client, tools=False)
+    agent = ChatAgent(ScriptedChatClient(["Noted."]), context_providers=[memory])
+    thread = agent.get_new_thread(user_id="alice")
+    await agent.run("I'm vegetarian.", thread=thread)
+    await memory.wait_pending()
+    facts = await memory.facts(user_id="alice")
+    assert any("vegetarian" in f.text.lower() for f in facts), facts

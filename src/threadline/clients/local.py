@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, cast
 
+from threadline.clients._llama_grammar import response_format_to_grammar
 from threadline.clients._llama_loading import (
     GENERATION_LOCK,
     cpu_has_amx,
@@ -381,6 +382,7 @@ class LocalChatClient:
                 kwargs[key] = value
         kwargs["stop"] = [END, *(options.get("stop") or ())]
         kwargs.update(options.get("additional_properties") or {})
+        response_format_to_grammar(kwargs)
         if not self._chatml:
             dicts = [d for m in kept if (d := to_llama_message(m, names)) is not None]
             return _Request(prompt=dicts, prefill="", tool_names=(), kwargs=kwargs)

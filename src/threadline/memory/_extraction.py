@@ -66,19 +66,16 @@ class ExtractedFact:
     kind: Literal["fact", "preference"]
 
 
-def extraction_options(client: ChatClient) -> ChatOptions:
+def extraction_options() -> ChatOptions:
     """Deterministic settings that ask ``client`` for JSON of :data:`FACTS_SCHEMA`.
 
-    llama.cpp constrains its grammar with ``{"type": "json_object", "schema": ...}``; OpenAI-style
-    endpoints take the ``json_schema`` form with ``strict``.
+    Every client takes OpenAI's ``json_schema`` form with ``strict``; ``LocalChatClient`` turns
+    it into a llama.cpp grammar, so even the small embedded model answers only that JSON.
     """
-    if client.service_name.startswith("llama-cpp:"):
-        response_format: dict[str, Any] = {"type": "json_object", "schema": FACTS_SCHEMA}
-    else:
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": "user_facts", "strict": True, "schema": FACTS_SCHEMA},
-        }
+    response_format: dict[str, Any] = {
+        "type": "json_schema",
+        "json_schema": {"name": "user_facts", "strict": True, "schema": FACTS_SCHEMA},
+    }
     return {"temperature": 0.0, "additional_properties": {"response_format": response_format}}
 
 

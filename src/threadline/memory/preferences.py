@@ -232,7 +232,7 @@ class UserPreferencesMemory(ContextProvider):
         assert self.extractor is not None
         try:
             known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
-            options = self._options or extraction_options(self.extractor)
+            options = self._options or extraction_options()
             answer = await request_facts(self.extractor, [*said, *replies], known, options)
             facts = parse_facts(answer)
             if facts is None:
