@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from threadline.exceptions import ClientError
 
@@ -47,13 +47,16 @@ def _schema_of(response_format: object) -> Mapping[str, Any] | None:
         raise ClientError(f"response_format must be an object, got {response_format!r}")
     fmt: Mapping[str, Any] = response_format  # pyright: ignore[reportUnknownVariableType]
     kind = fmt.get("type")
+    schema: object
     if kind == "text":
         return None
     if kind == "json_object":
         schema = fmt.get("schema", _ANY_JSON_OBJECT)
     elif kind == "json_schema":
-        spec = fmt.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None  # pyright: ignore[reportUnknownMemberType]
+        spec: object = fmt.get("json_schema")
+        schema = (
+            cast("Mapping[str, Any]", spec).get("schema") if isinstance(spec, Mapping) else None
+        )
     else:
         raise ClientError(
             f"response_format type {kind!r} is not supported; use 'json_schema', 'json_object' "
