@@ -24,4 +24,5 @@ bench:
 	python bench/stores.py
 	python bench/local_model.py
 	python bench/server.py
+	python bench/memory.py
 	python bench/multiagent.py
