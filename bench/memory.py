@@ -283,7 +283,7 @@ async def latency(args: argparse.Namespace, embedder: MiniLMEmbedder, work: Path
     await lexical.aclose()
     print(f"  store size: {_size(path) / turns * 1000 / 1e6:.2f} MB per 1,000 turns (with vectors)")
     print("  target: search p50 <= 20 ms at 100,000 turns")
-    fresh = SQLiteMemoryStore(work / "ingest.db", embedder=embedder)
+    fresh = make_backend(work / "ingest.db", embedder=embedder, context=True, via=args.via)
     fill, _ = generate(
         users=max(1, args.ingest_turns // per_user + 1),
         sessions=args.sessions,
@@ -294,7 +294,7 @@ async def latency(args: argparse.Namespace, embedder: MiniLMEmbedder, work: Path
     for session in fill:
         if done >= args.ingest_turns:
             break
-        await fresh.add(turn_records(session, context=True))
+        await fresh.ingest(session)
         done += len(session.turns)
     elapsed = time.perf_counter() - started
     await fresh.aclose()
@@ -323,8 +323,9 @@ async def main() -> None:
     parser.add_argument(
         "--via",
         choices=["store", "conversation"],
-        default="store",
-        help="drive memory through the store (records built here) or ConversationMemory",
+        default="conversation",
+        help="drive memory through ConversationMemory().ingest/recall (the default: what users "
+        "and the held-out benchmark use) or through the store with records built here",
     )
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

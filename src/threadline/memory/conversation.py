@@ -38,6 +38,8 @@ _PREVIOUS_CHARS = 400
 """How much of the previous message goes into a turn's indexed text: enough to name the topic,
 short enough that a long answer does not drown the turn itself."""
 _OWN_CHARS = 4000
+_SHORT_CHARS = 80
+"""A message shorter than this is embedded with (up to twice as much of) the previous turn."""
 _BATCH = 256
 _REMEMBERED_IDS = 500
 _INTRO = (
@@ -171,12 +173,22 @@ class ConversationMemory(ContextProvider):
                         f"{previous['role']}: {excerpt(previous['text'], _PREVIOUS_CHARS)}"
                     )
                     ids.append(previous["id"])
-                lines.append(f"{message.role.value}: {excerpt(text, _OWN_CHARS)}")
+                own = f"{message.role.value}: {excerpt(text, _OWN_CHARS)}"
+                lines.append(own)
                 ids.append(message.message_id)
+                # The vector gets the message itself, and the previous turn only when the message
+                # is too short to say what it is about ("Yes, that was great!"): the embedder's
+                # cost grows with every token, and a date line only dilutes its vector.
+                embedding_text = own
+                if previous is not None and len(text) < _SHORT_CHARS:
+                    embedding_text = (
+                        f"{previous['role']}: {excerpt(previous['text'], _SHORT_CHARS * 2)}\n{own}"
+                    )
                 records.append(
                     MemoryRecord(
                         kind="turn",
                         text="\n".join(lines),
+                        embedding_text=embedding_text,
                         scope=scope,
                         thread_id=thread_id,
                         message_ids=tuple(ids),

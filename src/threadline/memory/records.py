@@ -79,6 +79,10 @@ class MemoryRecord:
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     """Set when a newer memory superseded this one; such records are kept for audit only."""
+    embedding_text: str | None = None
+    """What a store with an embedder embeds instead of ``text``, when set. Indexed text may carry
+    context (the date, the previous turn) that helps full-text search but dilutes a small embedding
+    model's vector and costs it time in proportion to its length; not stored."""
     metadata: Mapping[str, Any] = field(default_factory=lambda: {})
     """JSON-able extras (e.g. a fact's subject key used to detect contradictions)."""
 

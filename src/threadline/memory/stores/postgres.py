@@ -258,7 +258,9 @@ class PostgresMemoryStore:
         vectors: list[bytes | None] = [None] * len(batch)
         if self.embedder is not None:
             await self._check_embedder()
-            vectors = list(await embed_texts(self.embedder, [r.text for r in batch]))
+            vectors = list(
+                await embed_texts(self.embedder, [r.embedding_text or r.text for r in batch])
+            )
         await self.setup()
         try:
             async with self._pool.connection() as conn, conn.transaction():

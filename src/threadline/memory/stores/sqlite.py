@@ -238,7 +238,9 @@ class SQLiteMemoryStore:
         vectors: list[bytes | None] = [None] * len(batch)
         if self.embedder is not None:
             await self._check_embedder()
-            vectors = list(await embed_texts(self.embedder, [r.text for r in batch]))
+            vectors = list(
+                await embed_texts(self.embedder, [r.embedding_text or r.text for r in batch])
+            )
         rows = [
             (
                 r.id,
