@@ -1,4 +1,4 @@
-"""A record's ``embedding_text`` is what the store embeds; its ``text`` is what it indexes and shows."""
+"""A record's ``embedding_text`` is what a store embeds; its ``text`` is indexed and shown."""
 
 from __future__ import annotations
 
