@@ -1,13 +1,15 @@
 """Third-party OpenAI clients against the server: the OpenAI Agents SDK, Microsoft Agent
 Framework's OpenAI clients and LangChain's ``ChatOpenAI``.
 
-They are optional (``pip install 'threadline[thirdparty]'``, not part of the ``test`` extra, not
-required by CI): each test skips only when its package is not installed. Each drives the real
-server on loopback with a scripted hosted agent, the way a user of that library would.
+They come with the ``test`` extra (``thirdparty``). Without a package a test skips, unless
+``THREADLINE_REQUIRE_SERVICES=1`` (set by CI), when it fails instead. Each drives the real server
+on loopback with a scripted hosted agent, the way a user of that library would.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,16 @@ import pytest
 from tests.hosting.conftest import KEYS, Server, start_server
 from threadline import ChatAgent, FunctionCallContent, ScriptedChatClient
 from threadline.hosting import ServerConfig
+
+
+def _client_library(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        message = f"{module} is not installed (pip install 'threadline[thirdparty]'): {exc}"
+        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " (THREADLINE_REQUIRE_SERVICES=1)")
+        pytest.skip(message)
 
 
 @pytest.fixture
@@ -32,7 +44,7 @@ async def hosted(tmp_path: Path) -> AsyncIterator[Server]:
 
 
 async def test_openai_agents_sdk(hosted: Server) -> None:
-    agents: Any = pytest.importorskip("agents")
+    agents: Any = _client_library("agents")
     agents.set_tracing_disabled(True)  # tracing would export to a remote service
 
     @agents.function_tool
@@ -77,7 +89,7 @@ async def test_openai_agents_sdk(hosted: Server) -> None:
 
 
 async def test_langchain_chat_openai(hosted: Server) -> None:
-    langchain_openai: Any = pytest.importorskip("langchain_openai")
+    langchain_openai: Any = _client_library("langchain_openai")
     hosted.model.add_replies("chat answer", "streamed answer", "responses answer")
     llm = langchain_openai.ChatOpenAI(model="threadline", base_url=hosted.url, api_key="key-alice")
     assert (await llm.ainvoke("hi")).content == "chat answer"
@@ -90,7 +102,7 @@ async def test_langchain_chat_openai(hosted: Server) -> None:
 
 
 async def test_microsoft_agent_framework_openai_clients(hosted: Server) -> None:
-    af_openai: Any = pytest.importorskip("agent_framework.openai")
+    af_openai: Any = _client_library("agent_framework.openai")
     hosted.model.add_replies("from responses", "from chat completions")
     async with hosted.client() as client, hosted.client() as chat_client:
         responses = af_openai.OpenAIChatClient(model="threadline", async_client=client)
