@@ -17,7 +17,7 @@ from threadline.hosting.app import create_app
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.storage.base import ServerStorage
 
-__all__ = ["open_store", "serve"]
+__all__ = ["open_store", "open_thread_store", "serve"]
 
 log = logging.getLogger("threadline.hosting")
 
@@ -45,6 +45,45 @@ def open_store(spec: str, *, postgres_schema: str = "threadline") -> ServerStora
             "use sqlite:PATH or postgresql://..."
         )
     raise UsageError(f"unknown store {spec!r}: give sqlite:PATH or postgresql://USER@HOST:PORT/DB")
+
+
+def open_thread_store(
+    spec: str, *, objects_path: str = "threadline-server.db", key_prefix: str = "threadline-server:"
+) -> ServerStorage:
+    """EXPERIMENTAL: the storage a spec names, keeping conversations as threads of a message store.
+
+    ``sqlite:PATH`` keeps threads and objects in one file (threads in the tables of
+    ``SQLiteChatMessageStore``, so ``threadline threads`` sees them); ``redis://...`` keeps the
+    threads in Redis (``RedisChatMessageStore``) and the object table in the SQLite file
+    ``objects_path``.
+
+    Raises:
+        UsageError: the spec names no storage this server can keep threads in.
+    """
+    from threadline.hosting.storage.sqlite import SQLiteServerStorage
+    from threadline.hosting.storage.threads import ThreadServerStorage
+
+    if spec.startswith("sqlite:"):
+        from threadline.threads.stores.sqlite import SQLiteChatMessageStore
+
+        path = spec.removeprefix("sqlite:").removeprefix("//")
+        if not path:
+            raise UsageError("store 'sqlite:' needs a file: sqlite:PATH (e.g. sqlite:server.db)")
+        return ThreadServerStorage(
+            SQLiteServerStorage(path), lambda thread_id: SQLiteChatMessageStore(path, thread_id)
+        )
+    if spec.startswith(("redis://", "rediss://")):
+        import redis.asyncio as aioredis
+
+        from threadline.threads.stores.redis import RedisChatMessageStore
+
+        client = aioredis.Redis.from_url(spec, decode_responses=False)  # pyright: ignore[reportUnknownMemberType]
+
+        def thread(thread_id: str) -> RedisChatMessageStore:
+            return RedisChatMessageStore(client=client, thread_id=thread_id, key_prefix=key_prefix)
+
+        return ThreadServerStorage(SQLiteServerStorage(objects_path), thread, close=client.aclose)
+    raise UsageError(f"unknown thread store {spec!r}: give sqlite:PATH or redis://HOST:PORT/DB")
 
 
 def serve(
