@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from threadline import ChatAgent, ChatMessage, ChatOptions, ChatResponse, Role
-from threadline.hosting import cli
+from threadline.cli.main import main as threadline
 from threadline.types import ChatResponseUpdate, TextContent
 
 
@@ -49,7 +49,7 @@ def main(argv: Sequence[str]) -> None:
         serve(agent, config=config, store=open_thread_store(f"sqlite:{db}"), port=int(port),
               log_level="warning")  # fmt: skip
         return
-    cli.main(
+    threadline(
         ["serve", "_server_process:agent", "--port", port, "--db", db,
          "--api-key", "bench-key=bench", "--log-level", "warning"]
     )  # fmt: skip

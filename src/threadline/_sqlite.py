@@ -72,12 +72,13 @@ class SQLiteWorker:
         """Run ``fn(connection, *args)`` on the worker thread.
 
         Raises:
-            StoreError: SQLite failed; the message names the database.
+            StoreError: SQLite failed, or the file or its folder could not be made (``OSError``);
+                the message names the database.
         """
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._call, fn, args)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self._describe} {self.path!r} failed: {exc}") from exc
 
     @property

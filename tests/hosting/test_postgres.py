@@ -90,7 +90,7 @@ async def test_two_server_processes_share_state(schema: str) -> None:
     ports = [_free_port(), _free_port()]
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "threadline.hosting.cli", "serve",
+            sys.executable, "-m", "threadline.cli.main", "serve",
             "tests.hosting._cli_agent:agent", "--port", str(port), "--postgres", URL,
             "--postgres-schema", schema, "--api-key", "k=acct", "--log-level", "warning",
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

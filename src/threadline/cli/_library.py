@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import platformdirs
 
-from threadline.exceptions import UsageError
+from threadline.exceptions import StoreError, UsageError
 from threadline.threads.portable import PortableThread
-from threadline.threads.stores.sqlite import SQLiteChatMessageStore
+from threadline.threads.state import check_thread_id
+from threadline.threads.stores.sqlite import SQLiteChatMessageStore, SQLiteThreadInfo
 from threadline.threads.thread import AgentThread, new_thread_id
 from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage, Role
@@ -41,6 +43,8 @@ class ThreadSummary:
     parent_id: str | None
     title: str
     """The start of the first user message, for humans scanning a list."""
+    error: str | None = None
+    """Why the thread cannot be read (corrupt data), when it cannot; listed, not hidden."""
 
 
 class ThreadLibrary:
@@ -64,23 +68,44 @@ class ThreadLibrary:
         return await SQLiteChatMessageStore(self.db, thread_id=thread_id).list_messages()
 
     async def summaries(self) -> list[ThreadSummary]:
-        """All saved threads, most recently updated first."""
+        """All saved threads, most recently updated first.
+
+        A thread that cannot be read (corrupt rows, an invalid id written by another program) is
+        listed with the reason in ``error``: one bad thread never hides the others.
+        """
         if not self.db.exists():  # don't create a database just to find it empty
             return []
         out: list[ThreadSummary] = []
         for info in await SQLiteChatMessageStore.list_threads(self.db):
-            messages = await self.messages(info.thread_id)
-            first = next((m.text for m in messages if m.role == Role.USER and m.text), "")
-            out.append(
-                ThreadSummary(
-                    thread_id=info.thread_id,
-                    messages=info.version,
-                    updated_at=info.updated_at,
-                    parent_id=info.parent_id,
-                    title=" ".join(first.split())[:60],
-                )
-            )
+            out.append(await self._summary(info))
         return out
+
+    async def _summary(self, info: SQLiteThreadInfo) -> ThreadSummary:
+        thread_id = str(info.thread_id)
+        parent_id = None if info.parent_id is None else str(info.parent_id)
+        # Any type can sit in a SQLite column: a bad value must not break the listing.
+        raw_updated = cast(object, info.updated_at)
+        updated_at = raw_updated if isinstance(raw_updated, int | float) else 0.0
+        count = info.version if type(info.version) is int else 0
+        try:
+            messages = await self.messages(thread_id)
+        except (StoreError, ValueError) as exc:  # ValueError: an id no thread may have
+            return ThreadSummary(
+                thread_id=thread_id,
+                messages=count,
+                updated_at=updated_at,
+                parent_id=parent_id,
+                title="",
+                error=str(exc),
+            )
+        first = next((m.text for m in messages if m.role == Role.USER and m.text), "")
+        return ThreadSummary(
+            thread_id=thread_id,
+            messages=len(messages),
+            updated_at=updated_at,
+            parent_id=parent_id,
+            title=" ".join(first.split())[:60],
+        )
 
     async def exists(self, thread_id: str) -> bool:
         """True when a thread with this exact id is saved."""
@@ -106,6 +131,7 @@ class ThreadLibrary:
         Raises:
             UsageError: no thread, or several, match.
         """
+        check_thread_id(id_or_prefix, field="thread id (or start of one)", error=UsageError)
         ids = [s.thread_id for s in await self._ids()]
         if id_or_prefix in ids:
             return id_or_prefix
@@ -117,9 +143,9 @@ class ThreadLibrary:
                 f"no saved thread {id_or_prefix!r} in {str(self.db)!r}; "
                 "see `threadline threads list`"
             )
+        shown = ", ".join(repr(m) for m in matches[:3])
         raise UsageError(
-            f"{id_or_prefix!r} matches {len(matches)} threads ({', '.join(matches[:3])}, ...); "
-            "give more of the id"
+            f"{id_or_prefix!r} matches {len(matches)} threads ({shown}, ...); give more of the id"
         )
 
     async def fork(self, thread_id: str) -> str:
@@ -157,4 +183,5 @@ def summary_json(summary: ThreadSummary) -> dict[str, JSONValue]:
         "updated_at": summary.updated_at,
         "parent_id": summary.parent_id,
         "title": summary.title,
+        "error": summary.error,
     }

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from threadline.cli._library import ThreadSummary
+from threadline.cli._text import printable
 from threadline.types.contents import (
     DataContent,
     ErrorContent,
@@ -23,7 +24,7 @@ _WHO = {Role.USER: "you", Role.ASSISTANT: "assistant", Role.SYSTEM: "system", Ro
 
 
 def format_message(message: ChatMessage) -> str:
-    """``who: text``, with calls, results and attachments spelled out."""
+    """``who: text``, with calls, results and attachments spelled out; control codes escaped."""
     parts: list[str] = []
     for content in message.contents:
         if isinstance(content, TextContent):
@@ -42,7 +43,8 @@ def format_message(message: ChatMessage) -> str:
         elif isinstance(content, ErrorContent):
             parts.append(f"[error: {content.message}]")
     who = message.author_name if message.role == Role.ASSISTANT and message.author_name else None
-    return f"{who or _WHO[message.role]}: {' '.join(p for p in parts if p)}"
+    who = printable(who, multiline=False) if who else _WHO[message.role]
+    return f"{who}: {printable(' '.join(p for p in parts if p))}"
 
 
 def format_history(messages: Sequence[ChatMessage]) -> Iterable[str]:
@@ -56,14 +58,17 @@ def format_history(messages: Sequence[ChatMessage]) -> Iterable[str]:
 def format_thread_table(
     summaries: Sequence[ThreadSummary], *, current: str | None = None
 ) -> Iterable[str]:
-    """An aligned table of threads; the current one is starred."""
+    """An aligned table of threads; the current one is starred, unreadable ones say why."""
     if not summaries:
         yield "(no saved threads)"
         return
-    width = max(len(s.thread_id) for s in summaries)
+    ids = [printable(s.thread_id, multiline=False) for s in summaries]
+    width = max(len(i) for i in ids)
     yield f"  {'ID'.ljust(width)}  MSGS  UPDATED           TITLE"
-    for s in summaries:
+    for s, shown_id in zip(summaries, ids, strict=True):
         mark = "*" if s.thread_id == current else " "
         updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated_at))
-        fork = f" (fork of {s.parent_id})" if s.parent_id else ""
-        yield f"{mark} {s.thread_id.ljust(width)}  {s.messages:>4}  {updated}  {s.title}{fork}"
+        fork = f" (fork of {printable(s.parent_id, multiline=False)})" if s.parent_id else ""
+        title = f"[unreadable: {s.error}]" if s.error else s.title
+        title = printable(title, multiline=False)
+        yield f"{mark} {shown_id.ljust(width)}  {s.messages:>4}  {updated}  {title}{fork}"

@@ -1,4 +1,9 @@
-"""``threadline``: the command's entry point, which parses arguments and reports errors.
+"""``threadline``: the command's one parser, which dispatches to each subcommand's handler.
+
+Every subcommand lives in a module of this package exposing ``add_parser(subparsers)``, which
+registers its arguments and sets ``handler`` (``Namespace -> exit status``); adding a command is
+one entry in ``COMMANDS``. Global options (``--home``) are parsed here, before the subcommand, and
+are also accepted after it.
 
 Errors threadline raises on purpose are shown as one line (they say what to do); anything else is a
 bug and keeps its traceback.
@@ -10,12 +15,27 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from threadline import __version__
-from threadline.cli import chat, threads_cmd
+from threadline.cli import chat, serve_cmd, threads_cmd
+from threadline.cli._text import printable
 from threadline.exceptions import ThreadlineError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: tuple[ModuleType, ...] = (chat, threads_cmd, serve_cmd)
+"""The subcommands' modules, in the order ``--help`` lists them."""
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument(
+        "--home",
+        type=Path,
+        metavar="DIR",
+        default=default,
+        help="where threads are saved (overrides $THREADLINE_HOME)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,38 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Agents that hold multi-turn conversations. Threads are saved under "
         "$THREADLINE_HOME (default: a per-user data directory).",
     )
+    _add_global_options(parser, default=None)
     parser.add_argument("--version", action="version", version=f"threadline {__version__}")
-    parser.add_argument(
-        "--home",
-        type=Path,
-        metavar="DIR",
-        help="where threads are saved (overrides $THREADLINE_HOME)",
-    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chat.add_parser(subparsers)
-    threads_cmd.add_parser(subparsers)
-    # Listed here for --help; main() hands `serve` and its arguments to the server's own parser.
-    subparsers.add_parser(
-        "serve",
-        help="serve an agent over the OpenAI APIs (threadline serve --help)",
-        add_help=False,
-    )
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    # `threadline serve --home X` must mean what `threadline --home X serve` means.
+    # SUPPRESS: given only before the subcommand, the subcommand must not reset it to None.
+    for sub in subparsers.choices.values():
+        _add_global_options(sub, default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 error, 2 bad usage, 130 interrupted)."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["serve"]:
-        from threadline.hosting.cli import main as serve
-
-        return serve(arguments[1:])
-    args = build_parser().parse_args(arguments)
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except ThreadlineError as exc:
-        print(f"threadline: error: {exc}", file=sys.stderr)
+        print(f"threadline: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

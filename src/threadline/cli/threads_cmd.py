@@ -10,8 +10,10 @@ from pathlib import Path
 
 from threadline.cli._library import ThreadLibrary, default_home, summary_json
 from threadline.cli._render import format_history, format_thread_table
-from threadline.exceptions import ThreadStateError, UsageError
-from threadline.threads.portable import parse_portable_thread, portable_thread_state
+from threadline.cli._text import printable
+from threadline.cli._thread_file import MAX_IMPORT_BYTES, read_thread_file
+from threadline.threads.portable import portable_thread_state
+from threadline.types.contents import JSONValue
 
 __all__ = ["add_parser", "run"]
 
@@ -27,7 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export = commands.add_parser("export", help="write a thread, messages included, as JSON")
     export.add_argument("id", metavar="ID")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    imp = commands.add_parser("import", help="save a thread from an exported JSON file")
+    imp = commands.add_parser(
+        "import",
+        help="save a thread from an exported JSON file",
+        description="Save a thread from a file written by `threads export` (at most "
+        f"{MAX_IMPORT_BYTES // (1024 * 1024)} MiB). The whole file is checked first; a bad "
+        "file changes nothing.",
+    )
     imp.add_argument("file", metavar="FILE", help="the file, or - for stdin")
     imp.add_argument(
         "--new-id", action="store_true", help="save under a new id (to keep the original too)"
@@ -39,15 +47,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run)
 
 
-def _read_state(file: str) -> object:
-    try:
-        raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {file!r}: {exc}") from exc
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ThreadStateError(f"{file!r} is not a thread file: invalid JSON ({exc})") from exc
+def _export_text(state: dict[str, JSONValue], *, terminal: bool) -> str:
+    """The file's text: readable UTF-8, or all-ASCII escapes where raw text would do harm.
+
+    Text that is not valid Unicode (a lone surrogate stored before imports were checked) cannot
+    be written as UTF-8; JSON's escapes carry it, and importing the file names the field. On a
+    terminal, escapes also keep control codes in the text from acting on it.
+    """
+    text = json.dumps(state, ensure_ascii=terminal, indent=2) + "\n"
+    if not terminal:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(state, indent=2) + "\n"
+    return text
 
 
 async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
@@ -60,13 +73,17 @@ async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
         else:
             for line in format_thread_table(summaries):
                 print(line)
+        for bad in (s for s in summaries if s.error):
+            shown = printable(bad.thread_id, multiline=False)
+            print(
+                f"threadline: warning: thread {shown} cannot be read: {printable(bad.error or '')}"
+                f"; `threadline threads delete {shown}` removes it",
+                file=sys.stderr,
+            )
         return 0
     if command == "import":
         # Everything is validated before the database is touched: bad input changes nothing.
-        try:
-            portable = parse_portable_thread(_read_state(args.file))
-        except ThreadStateError as exc:
-            raise ThreadStateError(f"{args.file!r} was not imported: {exc}") from exc
+        portable = read_thread_file(args.file)
         thread_id = await library.import_thread(portable, new_id=args.new_id)
         print(f"imported thread {thread_id} ({len(portable.messages)} messages)")
         return 0
@@ -76,7 +93,7 @@ async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
             print(line)
     elif command == "export":
         state = await portable_thread_state(library.thread(thread_id))
-        text = json.dumps(state, ensure_ascii=False, indent=2) + "\n"
+        text = _export_text(state, terminal=not args.output and sys.stdout.isatty())
         if args.output:
             await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
             print(f"exported thread {thread_id} to {args.output}", file=sys.stderr)

@@ -108,8 +108,8 @@ def serve(
     config = config or ServerConfig()
     if not config.api_keys:
         log.warning(
-            "no API keys configured: every caller shares one account. Pass api keys for "
-            "anything beyond local development."
+            "no API keys configured: every caller shares one account. Configure API keys "
+            "(threadline serve --api-key) for anything beyond local development."
         )
     storage = open_store(store, postgres_schema=config.postgres_schema) if isinstance(
         store, str

@@ -6,13 +6,21 @@ and every problem is reported with the path of the offending field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from threadline.exceptions import ThreadStateError
 
-__all__ = ["SCHEMA_VERSION", "THREAD_STATE_TYPE", "ThreadState", "parse_thread_state"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "THREAD_ID_MAX_LENGTH",
+    "THREAD_STATE_TYPE",
+    "ThreadState",
+    "check_thread_id",
+    "parse_thread_state",
+]
 
 THREAD_STATE_TYPE = "threadline.thread"
 SCHEMA_VERSION = 2
@@ -26,6 +34,32 @@ def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
 
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 """``version -> function`` turning a state of that version into one of ``version + 1``."""
+
+
+THREAD_ID_MAX_LENGTH = 128
+_THREAD_ID = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,{THREAD_ID_MAX_LENGTH - 1}}}")
+
+
+def check_thread_id(
+    value: object, *, field: str = "thread_id", error: type[Exception] = ThreadStateError
+) -> str:
+    """Return ``value`` if it can be a thread id, else raise ``error`` naming ``field``.
+
+    Thread ids arrive from files, databases and requests, and end up in keys, SQL parameters and
+    terminals; one rule everywhere keeps them harmless: 1 to 128 characters of ASCII letters,
+    digits and ``_ . : -``, not starting with ``.``, ``:`` or ``-`` (no paths, no options, no
+    control codes). Generated ids (``thread_<hex>``) and service ids (``conv_...``, ``resp_...``,
+    ``thread_...``) all fit.
+    """
+    if isinstance(value, str) and _THREAD_ID.fullmatch(value):
+        return value
+    shown = repr(value)
+    if isinstance(value, str) and len(value) > 40:  # a megabyte id stays out of the message
+        shown = f"{value[:40]!r}... ({len(value)} characters)"
+    raise error(
+        f"{field} {shown} is not a valid thread id: use 1 to {THREAD_ID_MAX_LENGTH} ASCII letters, "
+        "digits, '_', '.', ':' or '-', starting with a letter, digit or '_'"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +133,7 @@ def parse_thread_state(state: object) -> ThreadState:
     thread_id = _optional_str(d, "thread_id", "")
     if thread_id is None:
         raise ThreadStateError("thread state is missing 'thread_id'")
+    check_thread_id(thread_id, field="field 'thread_id'")
 
     binding = d.get("binding", {})
     if not isinstance(binding, Mapping):
@@ -110,6 +145,8 @@ def parse_thread_state(state: object) -> ThreadState:
     service = _optional_str(binding_map, "service", "binding.")
 
     service_thread_id = _optional_str(d, "service_thread_id", "")
+    if service_thread_id is not None:
+        check_thread_id(service_thread_id, field="field 'service_thread_id'")
     store = d.get("store")
     if service_thread_id is not None and store is not None:
         raise ThreadStateError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from threadline.exceptions import UsageError
-from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE
+from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE, check_thread_id
 from threadline.threads.stores.base import ChatMessageStore, store_kind
 from threadline.types.contents import JSONValue
 
@@ -79,7 +79,9 @@ class AgentThread:
                 "a thread holds a service_thread_id or a message_store, never both: a service "
                 "keeps the history of a service-managed thread, a store that of a local one"
             )
-        self.id: str = thread_id or new_thread_id()
+        self.id: str = (
+            check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
+        )
         """Stable across serialization; context providers key per-thread memory by it."""
         if user_id is not None and (not isinstance(user_id, str) or not user_id):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(f"user_id must be a non-empty string or None, got {user_id!r}")

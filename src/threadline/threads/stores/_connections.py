@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from threadline.exceptions import ThreadStateError
+from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.types.contents import JSONValue
 
@@ -108,7 +109,7 @@ class ConnectedStore:
                 f"{self.kind} thread {thread_id!r} was saved with {option}={saved!r}, but this "
                 f"store uses {option}={mine!r}; configure the store with {option}={saved!r}"
             )
-        self.thread_id = thread_id
+        self.thread_id = check_thread_id(thread_id, field=f"{self.kind} store state's thread_id")
         self._cache = HistoryCache()
 
     def _sibling(self, thread_id: str) -> Self:

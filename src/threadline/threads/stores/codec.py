@@ -14,7 +14,14 @@ from typing import Protocol, runtime_checkable
 from threadline.exceptions import MessageFormatError, StoreError
 from threadline.types.messages import ChatMessage
 
-__all__ = ["ENCRYPTED_MAGIC", "JSONCodec", "MessageCodec", "corrupt_record_error", "recode"]
+__all__ = [
+    "ENCRYPTED_MAGIC",
+    "JSONCodec",
+    "MessageCodec",
+    "corrupt_record_error",
+    "corrupt_thread_error",
+    "recode",
+]
 
 ENCRYPTED_MAGIC = b"\x00TLE1"
 """First bytes of an encrypted record; JSON never starts with NUL, so the two never mix up."""
@@ -23,6 +30,19 @@ ENCRYPTED_MAGIC = b"\x00TLE1"
 def corrupt_record_error(thread_id: str, record: int, reason: str) -> StoreError:
     """The one error every store raises for a record it cannot read."""
     return StoreError(f"thread {thread_id!r}: stored message #{record} cannot be read: {reason}")
+
+
+def corrupt_thread_error(thread_id: str, reason: str) -> StoreError:
+    """The one error every store raises when a thread's own record contradicts itself.
+
+    A fork chain that loops, a version that is not a number or disagrees with the stored messages:
+    retrying cannot help (every later turn would fail the same way), so this says so instead of
+    hanging or raising ``ConcurrentThreadUpdateError`` forever.
+    """
+    return StoreError(
+        f"thread {thread_id!r} is corrupt in its store: {reason}; it cannot be read or continued. "
+        "Restore it from a backup or export, or delete it"
+    )
 
 
 @runtime_checkable
@@ -90,7 +110,8 @@ def decode_json(raw: bytes | str, *, thread_id: str, record: int) -> ChatMessage
     """Parse a message's JSON form, turning every failure into a ``StoreError``."""
     try:
         return ChatMessage.from_dict(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError, MessageFormatError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, MessageFormatError, TypeError) as exc:
+        # TypeError: a record of the wrong type (a number where bytes belong, in SQLite).
         raise corrupt_record_error(thread_id, record, f"it is corrupt ({exc})") from exc
     except RecursionError as exc:  # pathological nesting in a tampered record
         raise corrupt_record_error(thread_id, record, "it is corrupt (nested too deep)") from exc

@@ -27,10 +27,16 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
+from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
-from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
+from threadline.threads.stores.codec import (
+    JSONCodec,
+    MessageCodec,
+    corrupt_thread_error,
+    recode,
+)
 from threadline.threads.thread import new_thread_id
 from threadline.types.messages import ChatMessage
 
@@ -73,13 +79,18 @@ SELECT version FROM upd
 """
 
 _CHAIN = """
-WITH RECURSIVE chain(thread_id, parent_id, lo, hi, depth) AS (
-    SELECT thread_id, parent_id, fork_version, version, 0 FROM {threads} WHERE thread_id = %(tid)s
+WITH RECURSIVE chain(thread_id, parent_id, lo, hi, depth, path, looped) AS (
+    SELECT thread_id, parent_id, fork_version, version, 0, ARRAY[thread_id], false
+    FROM {threads} WHERE thread_id = %(tid)s
     UNION ALL
-    SELECT p.thread_id, p.parent_id, p.fork_version, LEAST(c.lo, p.version), c.depth + 1
+    SELECT p.thread_id, p.parent_id, p.fork_version, LEAST(c.lo, p.version), c.depth + 1,
+        c.path || p.thread_id, p.thread_id = ANY(c.path)
     FROM {threads} p JOIN chain c ON p.thread_id = c.parent_id
+    WHERE NOT c.looped
 )
 """
+"""The thread and its fork ancestors. ``looped`` marks a parent already on the path (corrupt
+data): the walk stops there instead of recursing forever, and the reader raises."""
 
 _HEAD_READ = """
 SELECT h.parent_id, h.fork_version, h.version, m.seq, m.tokens, m.body
@@ -99,7 +110,9 @@ WHERE thread_id = %(tid)s AND seq > %(lo)s AND seq <= %(hi)s
 """One stretch of an ancestor's rows. Queried per stretch, never joined to the fork chain: the
 planner cannot know the chain is short and would scan the whole table."""
 
-_SEGMENTS = _CHAIN + "SELECT thread_id, lo, hi FROM chain WHERE hi > lo ORDER BY depth"
+_SEGMENTS = (
+    _CHAIN + "SELECT thread_id, lo, hi, looped FROM chain WHERE hi > lo OR looped ORDER BY depth"
+)
 
 _WALK = """
 WITH RECURSIVE walk(seq, tokens, body, run) AS (
@@ -197,7 +210,9 @@ class PostgresChatMessageStore(ConnectedStore):
             self._owns_pool = False
         self._shared.acquire()
         self._pool = pool
-        self.thread_id = thread_id or new_thread_id()
+        self.thread_id = (
+            check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
+        )
         self.schema = schema
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
@@ -292,10 +307,9 @@ class PostgresChatMessageStore(ConnectedStore):
         if not head:
             return []
         rows: list[_Row] = [(tid, seq, tokens, body) for *_, seq, tokens, body in head if seq]
-        parent, lo = head[0][0], int(head[0][1])
+        parent, lo, version = head[0][0], int(head[0][1]), int(head[0][2])
         if parent is not None and after < lo:
-            cur = await conn.execute(self._q["segments"], {"tid": tid})
-            for seg_id, seg_lo, seg_hi in await cur.fetchall():
+            for seg_id, seg_lo, seg_hi in await self._segments(conn, tid):
                 if seg_id == tid or seg_hi <= after:
                     continue
                 cur = await conn.execute(
@@ -307,7 +321,31 @@ class PostgresChatMessageStore(ConnectedStore):
                     (seg_id, seq, tokens, body) for seq, tokens, body in await cur.fetchall()
                 )
         rows.sort(key=lambda row: row[1])
+        if len(rows) != max(version - after, 0):
+            # Left alone, every later turn would fail its version check (the history read is
+            # shorter than the version), or land on positions that are already taken.
+            raise corrupt_thread_error(
+                tid,
+                f"its version says {version} messages, but {len(rows)} of the "
+                f"{max(version - after, 0)} expected rows after position {after} are stored",
+            )
         return rows
+
+    async def _segments(
+        self, conn: psycopg.AsyncConnection[Any], tid: str
+    ) -> list[tuple[str, int, int]]:
+        """The stretches of history kept under ``tid`` and its fork ancestors, newest first.
+
+        Raises:
+            StoreError: the fork parents loop back (corrupt data).
+        """
+        cur = await conn.execute(self._q["segments"], {"tid": tid})
+        segments: list[tuple[str, int, int]] = []
+        for seg_id, seg_lo, seg_hi, looped in await cur.fetchall():
+            if looped:
+                raise corrupt_thread_error(tid, f"its fork parents form a loop at {seg_id!r}")
+            segments.append((seg_id, int(seg_lo), int(seg_hi)))
+        return segments
 
     async def _read_budget(self, max_tokens: int) -> list[_Row]:
         await self._ensure()
@@ -327,8 +365,7 @@ class PostgresChatMessageStore(ConnectedStore):
                 if len(walked) < hi - lo or parent is None:  # budget or history exhausted
                     kept.sort(key=lambda row: row[1])
                     return kept
-                cur = await conn.execute(self._q["segments"], {"tid": tid})
-                for seg_id, seg_lo, seg_hi in await cur.fetchall():
+                for seg_id, seg_lo, seg_hi in await self._segments(conn, tid):
                     if seg_id == tid:
                         continue
                     cur = await conn.execute(
@@ -341,6 +378,11 @@ class PostgresChatMessageStore(ConnectedStore):
                     if len(walked) < seg_hi - seg_lo:  # the budget ran out in this stretch
                         break
                     left -= max(int(w[3]) for w in walked) if walked else 0
+                else:
+                    if len(kept) != hi:  # within budget, yet not the whole history: rows missing
+                        raise corrupt_thread_error(
+                            tid, f"its version says {hi} messages, but {len(kept)} are stored"
+                        )
         except psycopg.Error as exc:
             raise self._error(exc) from exc
         kept.sort(key=lambda row: row[1])
@@ -396,6 +438,10 @@ class PostgresChatMessageStore(ConnectedStore):
                             raise ConcurrentThreadUpdateError(
                                 tid, expected_version=expected_version, actual_version=actual
                             )
+        except psycopg.errors.UniqueViolation as exc:  # a row already holds a position past it
+            raise corrupt_thread_error(
+                tid, f"messages are stored past its version ({exc.diag.message_detail})"
+            ) from exc
         except psycopg.Error as exc:
             raise self._error(exc) from exc
         raise StoreError(f"thread {tid!r} could not be created in PostgreSQL at {self._where}")
@@ -437,10 +483,12 @@ class PostgresChatMessageStore(ConnectedStore):
                     (tid,),
                 )
                 cur = await conn.execute(
-                    sql.SQL("SELECT thread_id, fork_version FROM {} WHERE parent_id = %s").format(
-                        threads
-                    ),
-                    (tid,),
+                    # A thread naming itself as parent (corrupt) is not its own fork to rescue.
+                    sql.SQL(
+                        "SELECT thread_id, fork_version FROM {} "
+                        "WHERE parent_id = %s AND thread_id <> %s"
+                    ).format(threads),
+                    (tid, tid),
                 )
                 children = await cur.fetchall()
                 if children:

@@ -23,17 +23,26 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
+from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
-from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
+from threadline.threads.stores.codec import (
+    JSONCodec,
+    MessageCodec,
+    corrupt_thread_error,
+    recode,
+)
 from threadline.threads.thread import new_thread_id
 from threadline.types.messages import ChatMessage
 
 __all__ = ["RedisChatMessageStore"]
+
+_CORRUPT = "THREADLINE_CORRUPT "
+"""Starts the error a script returns for corrupt data, which becomes ``corrupt_thread_error``."""
 
 _CHAIN = """
 local function pack(items)
@@ -41,25 +50,56 @@ local function pack(items)
   for i, v in ipairs(items) do parts[i] = #v .. ':' .. v end
   return table.concat(parts)
 end
+local function corrupt(reason)
+  return redis.error_reply('THREADLINE_CORRUPT ' .. reason)
+end
 local prefix, tid = ARGV[1], ARGV[2]
-local version = tonumber(redis.call('HGET', prefix .. tid .. ':h', 'version') or '0')
+local raw = redis.call('HGET', prefix .. tid .. ':h', 'version')
+local version = tonumber(raw or '0')
+if not version or version < 0 then return corrupt('its version is ' .. tostring(raw)) end
 local segs = {}
+local seen = {}
 local cur, hi = tid, version
 while cur and hi > 0 do
+  if seen[cur] then return corrupt('its fork parents form a loop at ' .. cur) end
+  seen[cur] = true
+  if redis.call('EXISTS', prefix .. cur .. ':h') == 0 then
+    return corrupt('its fork ancestor ' .. cur .. ' holding messages 1 to ' .. hi .. ' is missing')
+  end
   local meta = redis.call('HMGET', prefix .. cur .. ':h', 'parent', 'fork')
   local lo = tonumber(meta[2] or '0')
+  if not lo or lo < 0 then
+    return corrupt('the fork point of ' .. cur .. ' is ' .. tostring(meta[2]))
+  end
   if hi > lo then
     table.insert(segs, {cur, lo, hi})
     hi = lo
   end
   cur = meta[1]
 end
+local function records(key, first, last, expected)
+  local items = redis.call('LRANGE', key .. ':m', first, last)
+  if #items ~= expected then
+    return nil, corrupt('its version says ' .. version .. ' messages, but ' .. #items
+      .. ' of the ' .. expected .. ' expected records are stored')
+  end
+  return items
+end
 """
-
 _APPEND = """
-local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local meta = redis.call('HMGET', KEYS[1], 'version', 'fork')
+local v, fork = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
+if not v or not fork then
+  return redis.error_reply('THREADLINE_CORRUPT its version is ' .. tostring(meta[1]))
+end
 local expected = tonumber(ARGV[1])
 if expected >= 0 and expected ~= v then return {0, v} end
+-- Records beyond the version would be read in place of the new ones: refuse, never misfile.
+if redis.call('LLEN', KEYS[2]) ~= v - fork then
+  return redis.error_reply('THREADLINE_CORRUPT its version says ' .. v .. ' messages, but '
+    .. redis.call('LLEN', KEYS[2]) .. ' records of its own are stored after its fork point '
+    .. fork)
+end
 local n = tonumber(ARGV[2])
 for i = 3, 2 + n, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, 2 + n)))
@@ -81,9 +121,14 @@ for i = #segs, 1, -1 do
   if s[3] > after then
     local from = math.max(s[2], after)
     local key = prefix .. s[1]
-    table.insert(out, {s[1], from,
-      pack(redis.call('LRANGE', key .. ':m', from - s[2], s[3] - s[2] - 1)),
-      table.concat(redis.call('LRANGE', key .. ':t', from - s[2], s[3] - s[2] - 1), ',')})
+    local items, err = records(key, from - s[2], s[3] - s[2] - 1, s[3] - from)
+    if err then return err end
+    local toks = redis.call('LRANGE', key .. ':t', from - s[2], s[3] - s[2] - 1)
+    if #toks ~= #items then
+      return corrupt('its version says ' .. version .. ' messages, but token counts of '
+        .. s[1] .. ' are missing')
+    end
+    table.insert(out, {s[1], from, pack(items), table.concat(toks, ',')})
   end
 end
 return out
@@ -103,8 +148,16 @@ for _, s in ipairs(segs) do
   while top >= 0 and not full do
     local bottom = math.max(top - 63, 0)
     local toks = redis.call('LRANGE', key .. ':t', bottom, top)
+    if #toks ~= top - bottom + 1 then
+      return corrupt('its version says ' .. version .. ' messages, but token counts of '
+        .. s[1] .. ' are missing')
+    end
     for j = #toks, 1, -1 do
       local t = tonumber(toks[j])
+      if not t then
+        return corrupt('the token count of message ' .. (s[2] + bottom + j) .. ' of ' .. s[1]
+          .. ' is ' .. toks[j])
+      end
       if used + t > budget then full = true break end
       used = used + t
       first = bottom + j - 1
@@ -112,7 +165,8 @@ for _, s in ipairs(segs) do
     top = bottom - 1
   end
   if first <= last then
-    local bodies = redis.call('LRANGE', key .. ':m', first, last)
+    local bodies, err = records(key, first, last, last - first + 1)
+    if err then return err end
     table.insert(picked, {s[1], s[2] + first, pack(bodies), ''})
   end
   if full then break end
@@ -226,7 +280,9 @@ class RedisChatMessageStore(ConnectedStore):
             self._shared = SharedResource(None)
         self._shared.acquire()
         self._client = client
-        self.thread_id = thread_id or new_thread_id()
+        self.thread_id = (
+            check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
+        )
         self.key_prefix = key_prefix
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
@@ -253,6 +309,13 @@ class RedisChatMessageStore(ConnectedStore):
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return await self._scripts[name](keys=list(keys), args=list(args))
+        except ResponseError as exc:
+            text = str(exc)
+            if text.startswith(_CORRUPT):
+                raise corrupt_thread_error(self.thread_id, text[len(_CORRUPT) :]) from exc
+            raise StoreError(
+                f"Redis at {self._where} failed on thread {self.thread_id!r}: {exc}"
+            ) from exc
         except RedisError as exc:
             raise StoreError(
                 f"Redis at {self._where} failed on thread {self.thread_id!r}: {exc}"
@@ -349,7 +412,10 @@ class RedisChatMessageStore(ConnectedStore):
             raw = await self._client.hget(self._key(child) + ":h", "fork")
         except RedisError as exc:
             raise StoreError(f"Redis at {self._where} failed on thread {child!r}: {exc}") from exc
-        fork_version = int(cast(bytes, raw) or 0)
+        try:
+            fork_version = int(cast(bytes, raw) or 0)
+        except ValueError:
+            raise corrupt_thread_error(child, f"its fork point is {raw!r}, not a count") from None
         bodies: list[bytes] = []
         tokens: list[bytes] = []
         for seg_id, start, packed, packed_tokens in segments:

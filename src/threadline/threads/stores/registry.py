@@ -14,6 +14,7 @@ or builder fails with an error that says how to configure it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -46,7 +47,7 @@ def register_store_kind(kind: str, builder: StoreBuilder | None) -> None:
         _registered[kind] = builder
 
 
-def _builtin(kind: str, state: Mapping[str, Any]) -> ChatMessageStore | None:
+async def _builtin(kind: str, state: Mapping[str, Any]) -> ChatMessageStore | None:
     builder = _registered.get(kind)
     if builder is not None:
         return builder(state)
@@ -55,7 +56,8 @@ def _builtin(kind: str, state: Mapping[str, Any]) -> ChatMessageStore | None:
     if kind == "sqlite":
         from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
-        return SQLiteChatMessageStore.from_state(state)
+        # Off the event loop: it checks the file the state names exists and is a threadline one.
+        return await asyncio.to_thread(SQLiteChatMessageStore.from_state, state)
     if kind in _SERVER_KINDS:
         example = _SERVER_KINDS[kind]
         raise ThreadStateError(
@@ -88,7 +90,7 @@ async def restore_store(
                 f"makes {made!r} stores; restore it with an agent configured for {kind!r}"
             )
     else:
-        built = _builtin(kind, state)
+        built = await _builtin(kind, state)
         if built is None:
             raise ThreadStateError(
                 f"thread state holds a store of kind {kind!r}, which is not built in; pass "

@@ -25,9 +25,22 @@ from typing import Any, TypeVar
 
 from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError
+from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
+from threadline.threads.stores._sqlite_rows import (
+    Row,
+    checked_tokens,
+    read_after,
+    read_budget,
+    thread_row,
+)
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
-from threadline.threads.stores.codec import JSONCodec, MessageCodec, recode
+from threadline.threads.stores.codec import (
+    JSONCodec,
+    MessageCodec,
+    corrupt_thread_error,
+    recode,
+)
 from threadline.threads.thread import new_thread_id
 from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage
@@ -109,94 +122,56 @@ class SQLiteThreadInfo:
         return f"SQLiteThreadInfo({self.thread_id!r}, messages={self.version})"
 
 
-def _thread_row(conn: sqlite3.Connection, thread_id: str) -> tuple[str | None, int, int] | None:
-    row = conn.execute(
-        "SELECT parent_id, fork_version, version FROM threadline_threads WHERE thread_id = ?",
-        (thread_id,),
-    ).fetchone()
-    return None if row is None else (row[0], row[1], row[2])
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-Segment = tuple[str, int, int]
-"""A stretch of a thread's history kept under one thread id: (thread id, after seq, up to seq)."""
-
-
-def _chain(conn: sqlite3.Connection, thread_id: str) -> tuple[int, list[Segment]]:
-    """The thread's version and its segments, newest first, following fork parents."""
-    info = _thread_row(conn, thread_id)
-    if info is None:
-        return 0, []
-    version = info[2]
-    segments: list[Segment] = []
-    current: str | None = thread_id
-    hi = version
-    while current is not None and hi > 0:
-        row = info if current == thread_id else _thread_row(conn, current)
-        if row is None:  # a parent vanished: what it shared is gone
-            break
-        parent, lo, _ = row
-        if hi > lo:
-            segments.append((current, lo, hi))
-        current, hi = parent, min(hi, lo)
-    return version, segments
-
-
-Row = tuple[str, int, int, bytes | str]
-"""A stored message as read: (thread id it is kept under, position, token count, record)."""
-
-
-def _read_after(conn: sqlite3.Connection, thread_id: str, after: int) -> tuple[int, list[Row]]:
-    """The version and every row after position ``after``, oldest first."""
-    version, segments = _chain(conn, thread_id)
-    rows: list[Row] = []
-    for seg_id, lo, hi in reversed(segments):
-        if hi <= after:
-            continue
-        rows.extend(
-            (seg_id, seq, tokens, body)
-            for seq, tokens, body in conn.execute(
-                "SELECT seq, tokens, body FROM threadline_messages "
-                "WHERE thread_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
-                (seg_id, max(lo, after), hi),
-            )
+def _check_existing_database(path: str) -> None:
+    """Raise unless ``path`` is an existing SQLite file holding threadline's thread tables."""
+    hint = (
+        "restoring a thread opens the database it was saved in and never creates or converts "
+        "one; check the path (or restore through an agent whose chat_message_store_factory "
+        "opens the right database)"
+    )
+    file = Path(path)
+    try:
+        with file.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise ThreadStateError(
+            f"sqlite store state names {path!r}, which cannot be opened "
+            f"({exc.strerror or exc}); {hint}"
+        ) from exc
+    if header != _SQLITE_HEADER:
+        raise ThreadStateError(f"sqlite store state names {path!r}, not a SQLite database; {hint}")
+    try:
+        # mode=rw: never create the file; reading the catalogue writes nothing.
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=rw", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ThreadStateError(
+            f"sqlite store state names {path!r}, which cannot be read as a SQLite database "
+            f"({exc}); {hint}"
+        ) from exc
+    if not {"threadline_threads", "threadline_messages"} <= tables:
+        raise ThreadStateError(
+            f"sqlite store state names {path!r}, a SQLite database without threadline's "
+            f"threads; nothing was changed. {hint}"
         )
-    return version, rows
 
 
-_PAGE = 64
-
-
-def _read_budget(conn: sqlite3.Connection, thread_id: str, max_tokens: int) -> list[Row]:
-    """The newest rows whose token counts fit ``max_tokens``, oldest first, read page by page."""
-    _, segments = _chain(conn, thread_id)
-    kept: list[Row] = []
-    used = 0
-    for seg_id, lo, hi in segments:
-        top = hi
-        while top > lo:
-            page = conn.execute(
-                "SELECT seq, tokens, body FROM threadline_messages "
-                "WHERE thread_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
-                (seg_id, lo, top, _PAGE),
-            ).fetchall()
-            if not page:
-                break
-            for seq, tokens, body in page:
-                used += tokens
-                if used > max_tokens:
-                    kept.reverse()
-                    return kept
-                kept.append((seg_id, seq, tokens, body))
-            top = page[-1][0] - 1
-    kept.reverse()
-    return kept
+def _touch(conn: sqlite3.Connection) -> None:
+    """Nothing: connecting creates the database and its tables."""
 
 
 class SQLiteChatMessageStore:
     """A local thread kept in a SQLite file; survives process restarts.
 
     Args:
-        path: the database file (created with its folder if missing).
+        path: the database file (created with its folder if missing; restoring a saved state
+            with :meth:`from_state` never creates one).
         thread_id: the thread to open or create; a new id when omitted.
         token_counter: counts each message's tokens when it is written, for bounded reads.
         codec: how records are encoded; e.g. ``EncryptedCodec(master_key)`` to encrypt them.
@@ -215,7 +190,9 @@ class SQLiteChatMessageStore:
         codec: MessageCodec | None = None,
     ) -> None:
         self.path = os.fspath(path)
-        self.thread_id = thread_id or new_thread_id()
+        self.thread_id = (
+            check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
+        )
         self._db = _Database.get(self.path)
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
@@ -226,15 +203,23 @@ class SQLiteChatMessageStore:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SQLiteChatMessageStore:
-        """Open the thread a serialized state names.
+        """Open the thread a serialized state names, in a threadline database that must exist.
+
+        State travels (files, requests), so it may name any path: restoring never creates a file
+        or folder, and never turns an existing file of another kind into a threadline database.
+        Blocks briefly to check the file; async code restores through ``deserialize_thread``.
 
         Raises:
-            ThreadStateError: the state lacks a path or thread id.
+            ThreadStateError: the state lacks a path or thread id, or the path is not an existing
+                threadline database; the message names the path.
         """
         path = state.get("path")
         if not isinstance(path, str) or not path:
             raise ThreadStateError(f"sqlite store state needs a 'path' string, got {path!r}")
-        return cls(path, thread_id=cls._thread_id_from(state))
+        thread_id = cls._thread_id_from(state)
+        if path != ":memory:":
+            _check_existing_database(path)
+        return cls(path, thread_id=thread_id)
 
     @staticmethod
     def _thread_id_from(state: Mapping[str, Any]) -> str:
@@ -243,7 +228,7 @@ class SQLiteChatMessageStore:
             raise ThreadStateError(
                 f"sqlite store state needs a 'thread_id' string, got {thread_id!r}"
             )
-        return thread_id
+        return check_thread_id(thread_id, field="sqlite store state's thread_id")
 
     def _decode(self, rows: Sequence[Row]) -> list[ChatMessage]:
         decode = self._codec.decode
@@ -253,10 +238,10 @@ class SQLiteChatMessageStore:
         """Messages oldest first; a full read fetches only rows newer than this store has seen."""
         check_max_tokens(max_tokens)
         if max_tokens is not None:
-            return self._decode(await self._db.run(_read_budget, self.thread_id, max_tokens))
+            return self._decode(await self._db.run(read_budget, self.thread_id, max_tokens))
         while True:  # at most twice: the second read is a full one
             start = self._cache.read_from()
-            _, rows = await self._db.run(_read_after, self.thread_id, start)
+            _, rows = await self._db.run(read_after, self.thread_id, start)
             merged = self._cache.merge(start, self._decode(rows))
             if merged is not None:
                 return merged
@@ -281,7 +266,7 @@ class SQLiteChatMessageStore:
     ) -> int:
         now = time.time()
         with immediate_transaction(conn):
-            info = _thread_row(conn, thread_id)
+            info = thread_row(conn, thread_id)
             if info is None:
                 conn.execute(
                     "INSERT INTO threadline_threads (thread_id, created_at, updated_at) "
@@ -295,14 +280,19 @@ class SQLiteChatMessageStore:
                 raise ConcurrentThreadUpdateError(
                     thread_id, expected_version=expected_version, actual_version=version
                 )
-            conn.executemany(
-                "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (thread_id, version + i + 1, mid, tokens, body)
-                    for i, (mid, tokens, body) in enumerate(rows)
-                ],
-            )
+            try:
+                conn.executemany(
+                    "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (thread_id, version + i + 1, mid, tokens, body)
+                        for i, (mid, tokens, body) in enumerate(rows)
+                    ],
+                )
+            except sqlite3.IntegrityError as exc:  # a row already holds a position past version
+                raise corrupt_thread_error(
+                    thread_id, f"messages are stored past its version {version} ({exc})"
+                ) from exc
             version += len(rows)
             conn.execute(
                 "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
@@ -311,7 +301,12 @@ class SQLiteChatMessageStore:
         return version
 
     async def serialize(self) -> dict[str, JSONValue]:
-        """A reference to the thread: the database path and the thread id."""
+        """A reference to the thread: the database path and the thread id.
+
+        The database is created now if it was not yet: restoring opens existing databases only.
+        """
+        if not self._db.is_open:
+            await self._db.run(_touch)
         return {"path": self.path, "thread_id": self.thread_id}
 
     async def load_state(self, state: Mapping[str, Any]) -> None:
@@ -331,7 +326,7 @@ class SQLiteChatMessageStore:
     def _fork(conn: sqlite3.Connection, parent_id: str, child_id: str) -> None:
         now = time.time()
         with immediate_transaction(conn):
-            info = _thread_row(conn, parent_id)
+            info = thread_row(conn, parent_id)
             version = 0 if info is None else info[2]
             if info is None:
                 conn.execute(
@@ -359,13 +354,16 @@ class SQLiteChatMessageStore:
     def _delete(conn: sqlite3.Connection, thread_id: str, codec: MessageCodec) -> None:
         with immediate_transaction(conn):
             children = conn.execute(
-                "SELECT thread_id, fork_version FROM threadline_threads WHERE parent_id = ?",
-                (thread_id,),
+                # A thread naming itself as parent (corrupt) is not its own fork to rescue.
+                "SELECT thread_id, fork_version FROM threadline_threads "
+                "WHERE parent_id = ? AND thread_id != ?",
+                (thread_id, thread_id),
             ).fetchall()
             for child_id, fork_version in children:
-                _, prefix = _read_after(conn, thread_id, 0)
+                _, prefix = read_after(conn, thread_id, 0)
                 copied: list[tuple[str, int, str, int, bytes]] = []
                 for seg_id, seq, tokens, body in prefix[:fork_version]:
+                    tokens = checked_tokens(seg_id, seq, tokens)
                     data = body.encode() if isinstance(body, str) else body
                     message = codec.decode(data, thread_id=seg_id, record=seq)
                     data = recode(codec, data, from_thread=seg_id, to_thread=child_id, record=seq)
