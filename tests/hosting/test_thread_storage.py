@@ -78,3 +78,21 @@ async def test_redis_threads_carry_conversations_chains_and_runs(
     finally:
         uv.should_exit = True
         await task
+
+
+async def test_postgres_threads_share_one_pool(postgres_url: str, postgres_schema: str) -> None:
+    model = ScriptedChatClient(["one", "two"])
+    storage = open_thread_store(postgres_url, schema=postgres_schema)
+    uv, task, url = await start_server(
+        ChatAgent(model), ServerConfig(api_keys=KEYS), storage=storage
+    )
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            conversation = await client.conversations.create()
+            first = await client.responses.create(input="first", conversation=conversation.id)
+            await client.responses.create(input="second", previous_response_id=first.id)
+            assert [m.text for m in model.calls[1].messages] == ["first", "one", "second"]
+            assert len((await client.conversations.items.list(conversation.id)).data) == 2
+    finally:
+        uv.should_exit = True
+        await task

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import Any
 
 import uvicorn
 
@@ -48,7 +49,11 @@ def open_store(spec: str, *, postgres_schema: str = "threadline") -> ServerStora
 
 
 def open_thread_store(
-    spec: str, *, objects_path: str = "threadline-server.db", key_prefix: str = "threadline-server:"
+    spec: str,
+    *,
+    objects_path: str = "threadline-server.db",
+    key_prefix: str = "threadline-server:",
+    schema: str = "threadline",
 ) -> ServerStorage:
     """EXPERIMENTAL: the storage a spec names, keeping conversations as threads of a message store.
 
@@ -83,7 +88,28 @@ def open_thread_store(
             return RedisChatMessageStore(client=client, thread_id=thread_id, key_prefix=key_prefix)
 
         return ThreadServerStorage(SQLiteServerStorage(objects_path), thread, close=client.aclose)
-    raise UsageError(f"unknown thread store {spec!r}: give sqlite:PATH or redis://HOST:PORT/DB")
+    if spec.startswith(("postgresql://", "postgres://")):
+        from psycopg_pool import AsyncConnectionPool
+
+        from threadline.hosting.storage.postgres import PostgresServerStorage
+        from threadline.threads.stores.postgres import PostgresChatMessageStore
+
+        # One pool for every thread (a store made from a DSN would open a pool per request).
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            spec, min_size=1, max_size=10, open=False, kwargs={"autocommit": True}
+        )
+
+        async def start() -> None:
+            await pool.open(wait=True, timeout=10)
+
+        def thread_in_pg(thread_id: str) -> PostgresChatMessageStore:
+            return PostgresChatMessageStore(pool=pool, thread_id=thread_id, schema=schema)
+
+        objects = PostgresServerStorage(spec, schema=schema)
+        return ThreadServerStorage(objects, thread_in_pg, close=pool.close, start=start)
+    raise UsageError(
+        f"unknown thread store {spec!r}: give sqlite:PATH, postgresql://... or redis://HOST:PORT/DB"
+    )
 
 
 def serve(

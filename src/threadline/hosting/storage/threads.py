@@ -14,7 +14,8 @@ of sharing it (``fork`` has no position), and deleting a conversation item rewri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from threadline.exceptions import ConcurrentThreadUpdateError, ItemsChangedError
@@ -32,6 +33,7 @@ class ThreadServerStorage:
         objects: the object table (and idempotency records).
         thread_store: makes the store of the thread with a given id.
         close: releases what ``thread_store`` shares (a connection, a client), called on close.
+        start: opens what ``thread_store`` shares, awaited once before the first thread is used.
     """
 
     def __init__(
@@ -40,10 +42,21 @@ class ThreadServerStorage:
         thread_store: Callable[[str], ChatMessageStore],
         *,
         close: Callable[[], Any] | None = None,
+        start: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.objects = objects
-        self.thread_store = thread_store
+        self._make = thread_store
         self._close = close
+        self._start = start
+        self._started: asyncio.Task[None] | None = None
+
+    async def thread(self, thread_id: str) -> ChatMessageStore:
+        """The store of one thread, once what the stores share is open."""
+        if self._start is not None:
+            if self._started is None:
+                self._started = asyncio.get_running_loop().create_task(self._start())
+            await asyncio.shield(self._started)
+        return self._make(thread_id)
 
     async def get(self, owner: str, kind: str, object_id: str) -> StoredObject | None:
         """The object, or ``None`` when missing or owned by someone else."""
@@ -60,7 +73,7 @@ class ThreadServerStorage:
             return False
         deleted = await self.objects.delete(owner, kind, object_id)
         if deleted and found.container is not None and kind != "response":
-            await self.thread_store(found.container).delete()
+            await (await self.thread(found.container)).delete()
         return deleted
 
     async def list_objects(
@@ -71,7 +84,7 @@ class ThreadServerStorage:
 
     async def items(self, container: str, *, upto: int | None = None) -> list[dict[str, Any]]:
         """The thread's messages as items, oldest first, the first ``upto`` when given."""
-        messages = await self.thread_store(container).list_messages()
+        messages = await (await self.thread(container)).list_messages()
         if upto is not None:
             messages = messages[:upto]
         return [m.to_dict() for m in messages]
@@ -86,10 +99,10 @@ class ThreadServerStorage:
         copy_from: tuple[str, int] | None = None,
     ) -> int:
         """Append to the thread (version-checked), then save the objects."""
-        store = self.thread_store(container)
+        store = await self.thread(container)
         if copy_from is not None:
             source, upto = copy_from
-            prefix = (await self.thread_store(source).list_messages())[:upto]
+            prefix = (await (await self.thread(source)).list_messages())[:upto]
             try:
                 await store.add_messages(prefix, expected_version=0)
             except ConcurrentThreadUpdateError as exc:
@@ -107,14 +120,14 @@ class ThreadServerStorage:
         self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
     ) -> None:
         """Rewrite the thread (delete, then add the kept messages)."""
-        store = self.thread_store(container)
+        store = await self.thread(container)
         current = await store.list_messages()
         if len(current) != expected_len:
             raise ItemsChangedError(
                 f"thread {container!r} has {len(current)} messages, expected {expected_len}"
             )
         await store.delete()
-        fresh = self.thread_store(container)
+        fresh = await self.thread(container)
         await fresh.add_messages([ChatMessage.from_dict(i) for i in items], expected_version=0)
 
     async def idempotency_begin(self, owner: str, key: str) -> IdempotencyRecord | None | bool:
