@@ -25,3 +25,4 @@ bench:
 	python bench/stores.py
 	python bench/local_model.py
 	python bench/server.py
+	python bench/multiagent.py

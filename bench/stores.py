@@ -116,7 +116,11 @@ def sqlite_backend(directory: str) -> Backend:
     async def settle() -> None:
         from threadline.threads.stores.sqlite import _Database
 
-        await _Database.get(path).run(checkpoint)
+        db = _Database.acquire(path)
+        try:
+            await db.run(checkpoint)
+        finally:
+            await _Database.release(db)
 
     return Backend("sqlite", lambda: SQLiteChatMessageStore(path), written, _nothing, settle)
 

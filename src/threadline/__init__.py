@@ -15,12 +15,13 @@ from threadline.clients import (
     RunOptions,
     ScriptedChatClient,
     SupportsAddMessages,
-    SupportsConversationFork,
 )
+from threadline.closing import SupportsAclose
 from threadline.exceptions import (
     AgentRunError,
     ClientError,
     ConcurrentThreadUpdateError,
+    GroupChatError,
     IncompatibleThreadError,
     ItemsChangedError,
     MessageFormatError,
@@ -28,11 +29,35 @@ from threadline.exceptions import (
     StoreError,
     ThreadlineError,
     ThreadStateError,
+    ToolArgumentsError,
     UsageError,
 )
-from threadline.memory import Context, ContextProvider
-from threadline.threads import AgentThread, ThreadBinding
-from threadline.threads.reducers import TokenBudgetReducer, reduce_to_token_budget
+from threadline.history import TokenBudgetReducer, reduce_to_token_budget
+from threadline.memory import (
+    Context,
+    ContextProvider,
+    Embedder,
+    MemoryHit,
+    MemoryRecord,
+    MemoryScope,
+    MemoryStore,
+)
+from threadline.multiagent import (
+    AgentManager,
+    FunctionManager,
+    GroupChat,
+    GroupChatManager,
+    GroupChatResponse,
+    GroupChatThread,
+    Handoff,
+    HistoryView,
+    PropagationFilter,
+    RoundRobinManager,
+    SequentialProcess,
+    SpeakerSelection,
+    skip_tool_messages,
+)
+from threadline.threads import AgentThread, SupportsConversationFork, ThreadBinding
 from threadline.threads.stores import (
     ChatMessageList,
     ChatMessageStore,
@@ -42,7 +67,7 @@ from threadline.threads.stores import (
     estimate_tokens,
     register_store_kind,
 )
-from threadline.tools import FunctionTool, ToolArgumentsError, tool
+from threadline.tools import FunctionTool, tool
 from threadline.types import (
     AgentRunResponse,
     AgentRunResponseUpdate,
@@ -66,6 +91,8 @@ if _typing.TYPE_CHECKING:
     from threadline.clients.openai_assistants import OpenAIAssistantsClient
     from threadline.clients.openai_chat import OpenAIChatClient
     from threadline.clients.openai_responses import OpenAIResponsesClient
+    from threadline.memory.embedders import MiniLMEmbedder, default_embedder
+    from threadline.memory.stores import PostgresMemoryStore, SQLiteMemoryStore
     from threadline.threads.stores.encryption import EncryptedCodec
     from threadline.threads.stores.postgres import PostgresChatMessageStore
     from threadline.threads.stores.redis import RedisChatMessageStore
@@ -95,6 +122,29 @@ __all__ = [
     # memory
     "Context",
     "ContextProvider",
+    "Embedder",
+    "MemoryHit",
+    "MemoryRecord",
+    "MemoryScope",
+    "MemoryStore",
+    "MiniLMEmbedder",
+    "PostgresMemoryStore",
+    "SQLiteMemoryStore",
+    "default_embedder",
+    # multi-agent
+    "AgentManager",
+    "FunctionManager",
+    "GroupChat",
+    "GroupChatManager",
+    "GroupChatResponse",
+    "GroupChatThread",
+    "Handoff",
+    "HistoryView",
+    "PropagationFilter",
+    "RoundRobinManager",
+    "SequentialProcess",
+    "SpeakerSelection",
+    "skip_tool_messages",
     # clients
     "ChatClient",
     "ChatOptions",
@@ -105,6 +155,7 @@ __all__ = [
     "RecordedCall",
     "RunOptions",
     "ScriptedChatClient",
+    "SupportsAclose",
     "SupportsAddMessages",
     "SupportsConversationFork",
     # tools
@@ -130,6 +181,7 @@ __all__ = [
     "AgentRunError",
     "ClientError",
     "ConcurrentThreadUpdateError",
+    "GroupChatError",
     "IncompatibleThreadError",
     "ItemsChangedError",
     "MessageFormatError",
@@ -147,12 +199,16 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "EncryptedCodec": "threadline.threads.stores",
     "LocalChatClient": "threadline.clients.local",
+    "MiniLMEmbedder": "threadline.memory.embedders",
     "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
     "OpenAIChatClient": "threadline.clients.openai_chat",
     "OpenAIResponsesClient": "threadline.clients.openai_responses",
     "PostgresChatMessageStore": "threadline.threads.stores",
+    "PostgresMemoryStore": "threadline.memory.stores",
     "RedisChatMessageStore": "threadline.threads.stores",
     "SQLiteChatMessageStore": "threadline.threads.stores",
+    "SQLiteMemoryStore": "threadline.memory.stores",
+    "default_embedder": "threadline.memory.embedders",
 }
 """Public names whose modules need optional dependencies: imported on first use only."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -48,13 +49,14 @@ class SQLiteWorker:
         self._migrate = migrate
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn)
         # NORMAL in WAL mode survives a process crash (SIGKILL); only a power loss can drop the
         # last commits. FULL would fsync every turn for that.
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -75,6 +77,10 @@ class SQLiteWorker:
             StoreError: SQLite failed, or the file or its folder could not be made (``OSError``);
                 the message names the database.
         """
+        if self._closed:
+            raise StoreError(
+                f"{self._describe} {self.path!r} was closed; open a new store to use it again"
+            )
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._call, fn, args)
@@ -87,15 +93,40 @@ class SQLiteWorker:
         return self._conn is not None
 
     async def close(self) -> None:
-        """Close the connection and stop the worker thread."""
+        """Close the connection and stop the worker thread; later calls raise ``StoreError``."""
 
         def close(conn: sqlite3.Connection) -> None:
             conn.close()
 
+        if self._closed:
+            return
         if self._conn is not None:
             await self.run(close)
             self._conn = None
-        self._executor.shutdown(wait=False)
+        self._closed = True
+        # Joined, not abandoned: once close() returns, the worker thread is gone.
+        await asyncio.to_thread(self._executor.shutdown, True)
+
+
+_BUSY_SECONDS = 10.0
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds the file.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite does not wait for it (the
+    busy handler is not called): two processes opening the same new file at the same moment made
+    one of them fail with "database is locked". Retry for as long as ``busy_timeout`` would wait.
+    """
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

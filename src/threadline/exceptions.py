@@ -5,7 +5,8 @@ must act::
 
     ThreadlineError
     ├── UsageError                  the calling code misused the API: fix the call
-    │   └── IncompatibleThreadError a thread was handed to an agent that cannot continue it
+    │   ├── IncompatibleThreadError a thread was handed to an agent that cannot continue it
+    │   └── ToolArgumentsError      a tool was called with arguments that do not fit it
     ├── ThreadStateError            serialized thread state is malformed, unknown or tampered with
     ├── MessageFormatError          a message or content's JSON form is malformed
     ├── ClientError                 the model endpoint failed or sent something unusable
@@ -13,7 +14,8 @@ must act::
     ├── StoreError                  a message store could not read or write a thread
     │   ├── ConcurrentThreadUpdateError  another writer changed the thread first
     │   └── ItemsChangedError       a server conversation's items changed under an append
-    └── AgentRunError               the run itself could not complete (e.g. the tool loop)
+    └── AgentRunError               the run could not complete: the model kept calling tools
+        └── GroupChatError          a multi-agent run could not go on (bad speaker, handoff loop)
 
 Errors that describe bad values also derive from :class:`ValueError`, so code that already catches
 ``ValueError`` for bad input keeps working.
@@ -25,6 +27,7 @@ __all__ = [
     "AgentRunError",
     "ClientError",
     "ConcurrentThreadUpdateError",
+    "GroupChatError",
     "IncompatibleThreadError",
     "ItemsChangedError",
     "MessageFormatError",
@@ -32,6 +35,7 @@ __all__ = [
     "StoreError",
     "ThreadStateError",
     "ThreadlineError",
+    "ToolArgumentsError",
     "UsageError",
 ]
 
@@ -48,6 +52,14 @@ class IncompatibleThreadError(UsageError):
     """A thread was used with an agent whose chat client cannot continue it.
 
     Raised before any model call, so nothing is sent and nothing is stored.
+    """
+
+
+class ToolArgumentsError(UsageError, ValueError):
+    """A tool was called with arguments that do not fit its parameters.
+
+    Raised by ``FunctionTool.invoke``; inside a run the tool loop sends the message back to the
+    model as the call's result, so the model can correct its call.
     """
 
 
@@ -106,4 +118,17 @@ class ItemsChangedError(StoreError):
 
 
 class AgentRunError(ThreadlineError):
-    """An agent run could not complete for a reason other than the model or the store."""
+    """An agent run could not complete for a reason other than the model or the store.
+
+    Raised by the tool loop when the model still calls tools on the last call it may make
+    (``max_tool_iterations`` exhausted, tools withheld): storing those unanswered calls would leave
+    a history no chat API accepts, so the run fails instead, keeping only its input.
+    """
+
+
+class GroupChatError(AgentRunError):
+    """A group chat or process could not go on.
+
+    For example a manager named no participant, or handoffs bounced between agents past the
+    configured bound. The conversation's state is left as it was after its last complete turn.
+    """

@@ -9,6 +9,7 @@ type hints become a JSON schema. Arguments the model sends are foreign JSON, so 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -18,14 +19,10 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from threadline.exceptions import UsageError
+from threadline.exceptions import ToolArgumentsError, UsageError
 from threadline.types.contents import JSONValue
 
-__all__ = ["FunctionTool", "ToolArgumentsError", "as_tool", "tool"]
-
-
-class ToolArgumentsError(UsageError, ValueError):
-    """The model called a tool with arguments that do not fit its parameters."""
+__all__ = ["FunctionTool", "as_tool", "tool"]
 
 
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
@@ -79,16 +76,54 @@ def _strip_titles(schema: Any) -> Any:
     return schema
 
 
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+        raise UsageError(
+            f"tool name {name!r} is not usable: give 1-64 letters, digits, '_' or '-' "
+            "via tool(name=...)"
+        )
+    return name
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionTool:
-    """A callable tool: what the model is told about it, and the function that runs it."""
+    """A tool: what the model is told about it, and the function that runs it.
+
+    A tool made without a function (``FunctionTool(name=..., description=..., parameters=...)``)
+    is *deferred*: the model is offered it, but the caller runs it. A run whose model calls one
+    stops with the call in ``AgentRunResponse.pending_calls``; the caller passes the result as the
+    next run's input (a ``Role.TOOL`` message of ``FunctionResultContent``). This is how a server
+    returns calls to tools its client declared, and how a handoff hands a conversation on.
+    """
 
     name: str
-    description: str
-    parameters: Mapping[str, Any]
+    description: str = ""
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
     """The JSON schema of the arguments object."""
-    func: Callable[..., Any] = field(repr=False)
-    arguments_model: type[BaseModel] = field(repr=False)
+    func: Callable[..., Any] | None = field(default=None, repr=False)
+    """Runs the tool; ``None`` for a deferred tool that the caller runs."""
+    arguments_model: type[BaseModel] | None = field(default=None, repr=False)
+    """Validates the model's arguments before ``func`` runs; ``None`` passes them unchecked."""
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if not isinstance(self.parameters, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(
+                f"parameters of tool {self.name!r} must be a JSON schema object (a dict), "
+                f"got {self.parameters!r}"
+            )
+        if self.func is not None and not callable(self.func):
+            raise UsageError(f"func of tool {self.name!r} must be callable, got {self.func!r}")
+
+    @property
+    def is_deferred(self) -> bool:
+        """True for a tool without a function: the caller runs it, not the agent."""
+        return self.func is None
 
     @classmethod
     def from_function(
@@ -101,12 +136,7 @@ class FunctionTool:
         """Describe ``func`` from its signature, type hints and docstring."""
         if not callable(func):
             raise UsageError(f"a tool must be a function or a FunctionTool, got {func!r}")
-        tool_name = name or getattr(func, "__name__", None)
-        if not tool_name or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tool_name):
-            raise UsageError(
-                f"tool name {tool_name!r} is not usable: give 1-64 letters, digits, '_' or '-' "
-                "via tool(name=...)"
-            )
+        tool_name = _check_name(name or getattr(func, "__name__", None))
         summary, arg_docs = _parse_docstring(inspect.getdoc(func))
         try:
             hints = get_type_hints(func, include_extras=True)
@@ -144,30 +174,55 @@ class FunctionTool:
 
         Raises:
             ToolArgumentsError: the arguments do not fit the parameters.
+            UsageError: the tool is deferred: it has no function to run.
         """
-        try:
-            parsed = self.arguments_model.model_validate(dict(arguments))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
-                for e in exc.errors()
+        func = self.func
+        if func is None:
+            raise UsageError(
+                f"tool {self.name!r} is deferred (it has no function): the caller runs it and "
+                "submits the result as a Role.TOOL message; give it func=... to run it here"
             )
-            raise ToolArgumentsError(
-                f"invalid arguments for tool {self.name!r}: {problems}"
-            ) from exc
-        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
-        if inspect.iscoroutinefunction(self.func):
-            result = await self.func(**kwargs)
+        kwargs: dict[str, Any] = dict(arguments)
+        if self.arguments_model is not None:
+            try:
+                parsed = self.arguments_model.model_validate(kwargs)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise ToolArgumentsError(
+                    f"invalid arguments for tool {self.name!r}: {problems}"
+                ) from exc
+            kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        if inspect.iscoroutinefunction(func):
+            result = await func(**kwargs)
         else:
-            result = await asyncio.to_thread(self.func, **kwargs)
+            result = await asyncio.to_thread(func, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
         return to_jsonable_python(result, fallback=str)
 
 
+@functools.lru_cache(maxsize=512)
+def _described(func: Callable[..., Any]) -> FunctionTool:
+    return FunctionTool.from_function(func)
+
+
 def as_tool(obj: FunctionTool | Callable[..., Any]) -> FunctionTool:
-    """Return ``obj`` as a :class:`FunctionTool`, describing plain functions on the way."""
-    return obj if isinstance(obj, FunctionTool) else FunctionTool.from_function(obj)
+    """Return ``obj`` as a :class:`FunctionTool`, describing plain functions on the way.
+
+    Descriptions are cached per function: context providers may hand the same function to every
+    model call, and building its schema each time would cost more than the call's bookkeeping.
+    """
+    if isinstance(obj, FunctionTool):
+        return obj
+    try:
+        return _described(obj)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        return FunctionTool.from_function(obj)
 
 
 def tool(

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from tests._helpers import store_of
 from threadline import (
+    AgentRunError,
     ChatAgent,
     FunctionCallContent,
     FunctionResultContent,
@@ -156,3 +157,15 @@ def test_annotated_descriptions_and_complex_types() -> None:
     described = tool(search)
     assert described.parameters["properties"]["query"]["description"] == "what to look for"
     assert described.parameters["properties"]["limit"] == {"type": "integer", "default": 5}
+
+
+async def test_a_model_that_calls_tools_on_its_last_call_fails_the_run_cleanly() -> None:
+    looping = [[call("get_weather", {"city": "Paris"}, f"c{i}")] for i in range(2)]
+    client = ScriptedChatClient(looping)
+    agent = ChatAgent(client, tools=[get_weather], max_tool_iterations=1)
+    thread = agent.get_new_thread()
+    with pytest.raises(AgentRunError, match=r"still called 'get_weather'.*max_tool_iterations=1"):
+        await agent.run("loop", thread=thread)
+    # Only the input is stored: no unanswered call is left in the history.
+    assert [m.text for m in await store_of(thread).list_messages()] == ["loop"]
+    assert client.calls[1].options.get("tool_choice") == "none"

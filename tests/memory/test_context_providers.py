@@ -155,8 +155,63 @@ async def test_invoked_hears_about_failures() -> None:
 
 
 def test_two_providers_with_one_state_key_are_refused() -> None:
-    with pytest.raises(UsageError, match="share a state_key"):
+    with pytest.raises(
+        UsageError,
+        match=r"Style and Style share the state_key 'Style'.*Style\(state_key='work_facts'\)",
+    ):
         ChatAgent(ScriptedChatClient([]), context_providers=[Style(), Style()])
+
+
+def lookup_city(user: str) -> str:
+    """The city a user lives in.
+
+    Args:
+        user: the user's name.
+    """
+    return {"alice": "Oslo"}.get(user, "unknown")
+
+
+class CityTools(ContextProvider):
+    """Offers a plain function as a tool, as ``ChatAgent(tools=[fn])`` accepts one."""
+
+    async def invoking(self, messages: Sequence[ChatMessage], *, thread: AgentThread) -> Context:
+        return Context(tools=[lookup_city])
+
+
+async def test_a_provider_may_offer_plain_functions_as_tools() -> None:
+    call = FunctionCallContent(
+        call_id="c1", name="lookup_city", arguments=json.dumps({"user": "alice"})
+    )
+    client = ScriptedChatClient([[call], "Oslo."])
+    agent = ChatAgent(client, context_providers=[CityTools()])
+    assert (await agent.run("Where does Alice live?")).text == "Oslo."
+    (sent,) = client.calls[0].options.get("tools", [])
+    assert sent.description == "The city a user lives in."
+    assert sent.parameters["properties"]["user"]["description"] == "the user's name."
+    result = client.calls[1].messages[-1].contents[0]
+    assert isinstance(result, FunctionResultContent) and result.result == "Oslo"
+
+
+async def test_a_provider_tool_may_not_replace_an_agent_tool() -> None:
+    client = ScriptedChatClient(["never sent"])
+    agent = ChatAgent(client, tools=[lookup_city], context_providers=[CityTools()])
+    with pytest.raises(
+        UsageError,
+        match="context provider 'CityTools' offers a tool named 'lookup_city', but the agent",
+    ):
+        await agent.run("hi")
+    assert client.calls == []  # refused before any model call
+
+
+async def test_two_providers_may_not_offer_one_tool_name() -> None:
+    agent = ChatAgent(
+        ScriptedChatClient([]),
+        context_providers=[CityTools(state_key="a"), CityTools(state_key="b")],
+    )
+    with pytest.raises(
+        UsageError, match="provider 'b' offers a tool named 'lookup_city', but context provider 'a'"
+    ):
+        await agent.run("hi")
 
 
 async def test_providers_work_with_service_threads() -> None:
@@ -168,3 +223,14 @@ async def test_providers_work_with_service_threads() -> None:
     assert client.calls[1].sent[0].text == "The user's name is Alice."
     state = await thread.serialize()
     assert state["context_providers"] == {"UserFacts": {"name": "Alice"}}
+
+
+def test_a_state_key_fixed_by_a_subclass_cannot_be_silently_overridden() -> None:
+    class Fixed(ContextProvider):
+        state_key = "fixed"  # pyright: ignore[reportAssignmentType, reportIncompatibleMethodOverride]
+
+    assert Fixed().state_key == "fixed"
+    with pytest.raises(UsageError, match=r"fixes state_key='fixed'.*pass state_key=\.\.\. to"):
+        Fixed(state_key="other")
+    with pytest.raises(ValueError, match="state_key must be a non-empty string"):
+        Style(state_key="")

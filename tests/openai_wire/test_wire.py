@@ -115,21 +115,6 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def test_no_module_imports_another_packages_private_module() -> None:
-    offenders: list[str] = []
-    for path in _SRC.rglob("*.py"):
-        package = ".".join(("threadline", *path.relative_to(_SRC).parent.parts))
-        for name in _imports(path):
-            parts = name.split(".")
-            for i, part in enumerate(parts[1:], start=1):
-                owner = ".".join(parts[:i])
-                if part.startswith("_") and not part.startswith("__") and owner != "threadline":
-                    if not package.startswith(owner):
-                        offenders.append(f"{path.relative_to(_SRC)} imports {name}")
-                    break
-    assert offenders == []
-
-
 def test_the_wire_formats_sit_below_clients_and_hosting() -> None:
     for path in (_SRC / "openai_wire").rglob("*.py"):
         imported = _imports(path)

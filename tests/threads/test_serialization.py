@@ -68,7 +68,8 @@ async def test_state_is_plain_versioned_json_and_restores_exactly() -> None:
     agent, thread, state = await make_thread()
     assert json.loads(json.dumps(state)) == state
     assert state["type"] == "threadline.thread" and state["schema_version"] == 2
-    assert state["binding"] == {"agent_id": agent.id}
+    assert state["binding"] == {"service": None, "agent_id": agent.id, "agent_name": None}
+    assert state["service_thread_id"] is None and state["user_id"] is None
     assert state["context_providers"] == {"Counter": {"turns": 2}}
 
     restored = await agent.deserialize_thread(state)
@@ -117,7 +118,7 @@ async def test_service_thread_serializes_to_its_id_only() -> None:
     state = await thread.serialize()
     assert state["service_thread_id"] == "conv_1"
     assert state["binding"]["service"] == "svc"
-    assert "store" not in state and "secret" not in json.dumps(state)
+    assert state["store"] is None and "secret" not in json.dumps(state)
     restored = await agent.deserialize_thread(state)
     assert restored.service_thread_id == "conv_1" and restored.message_store is None
 
@@ -140,13 +141,37 @@ def _mutations() -> list[tuple[str, Any, str]]:
 
         return apply
 
+    def drop_in(path: list[str], key: str) -> Any:
+        def apply(state: dict[str, Any]) -> dict[str, Any]:
+            target: Any = state
+            for step in path:
+                target = target[step]
+            del target[key]
+            return state
+
+        return apply
+
     return [
         ("not a dict", lambda s: [s], "must be a dict"),  # pyright: ignore[reportUnknownLambdaType]
         ("wrong type", set_(["type"], "langgraph.checkpoint"), "not a threadline thread state"),
         ("future version", set_(["schema_version"], 99), "schema_version 99, newer"),
         ("version as text", set_(["schema_version"], "1"), "'schema_version' must be an integer"),
         ("unknown field", set_(["surprise"], 1), "unknown field(s) ['surprise']"),
-        ("no thread id", drop("thread_id"), "missing 'thread_id'"),
+        ("no thread id", drop("thread_id"), "missing required key 'thread_id'"),
+        ("null thread id", set_(["thread_id"], None), "'thread_id' is null"),
+        ("no store", drop("store"), "missing required key 'store'"),
+        ("no user id", drop("user_id"), "missing required key 'user_id'"),
+        ("no binding", drop("binding"), "missing required key 'binding'"),
+        ("no service id", drop("service_thread_id"), "missing required key 'service_thread_id'"),
+        ("no providers", drop("context_providers"), "missing required key 'context_providers'"),
+        ("no type", drop("type"), "field 'type' is None"),
+        ("no version", drop("schema_version"), "'schema_version' must be an integer, got None"),
+        ("no binding key", drop_in(["binding"], "agent_id"), "required key 'binding.agent_id'"),
+        ("unknown binding key", set_(["binding", "x"], 1), "'binding' has unknown field(s) ['x']"),
+        ("no store kind", drop_in(["store"], "kind"), "missing required key 'store.kind'"),
+        ("no store state", drop_in(["store"], "state"), "missing required key 'store.state'"),
+        ("null store kind", set_(["store", "kind"], None), "'store.kind' is null"),
+        ("user id a number", set_(["user_id"], 7), "user_id must be a non-empty string or null"),
         (
             "both kinds",
             set_(["service_thread_id"], "conv_1"),
@@ -220,3 +245,24 @@ async def test_factory_of_another_kind_is_refused() -> None:
     agent = ChatAgent(ScriptedChatClient([]), chat_message_store_factory=TaggedStore)
     with pytest.raises(ThreadStateError, match="holds a 'memory' store, but the agent's"):
         await agent.deserialize_thread(state)
+
+
+async def test_a_version_1_state_gets_nulls_but_a_bound_one_without_history_is_refused() -> None:
+    agent, _, state = await make_thread()
+    old = {k: v for k, v in state.items() if k not in ("user_id", "service_thread_id")}
+    old["schema_version"] = 1
+    old["binding"] = {"agent_id": agent.id}  # version 1 left out empty binding fields
+    restored = await agent.deserialize_thread(old)
+    assert len(await store_of(restored).list_messages()) == 4
+    assert (await restored.serialize())["binding"]["agent_name"] is None
+
+    del old["store"]
+    with pytest.raises(ThreadStateError, match="missing required key 'store'.*history was cut"):
+        await agent.deserialize_thread(old)
+    unbound: dict[str, Any] = {
+        "type": "threadline.thread",
+        "schema_version": 1,
+        "thread_id": "t",
+        "binding": {},
+    }
+    assert (await agent.deserialize_thread(unbound)).id == "t"

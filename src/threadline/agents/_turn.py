@@ -15,13 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from threadline.clients.base import ChatClient, ChatOptions, RunOptions
+from threadline.exceptions import UsageError
 from threadline.memory.context import Context, merge_contexts
 from threadline.memory.provider import ContextProvider
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool
-from threadline.types.contents import UsageContent, UsageDetails
+from threadline.types.contents import FunctionCallContent, UsageContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role
+from threadline.types.responses import AgentRunResponse
 
 __all__ = ["Turn", "begin_turn"]
 
@@ -48,10 +50,25 @@ class Turn:
     produced: list[ChatMessage] = field(default_factory=lambda: [])
     usage: UsageDetails | None = None
     response_id: str | None = None
+    pending: tuple[FunctionCallContent, ...] = ()
+    """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
 
     def first_request(self) -> list[ChatMessage]:
-        """What the model is sent first: system, history (local threads), context, input."""
-        return [*self.system, *self.history, *self.context.messages, *self.input]
+        """What the model is sent first: system, history (local threads), context, input.
+
+        Tool results that open the input (answers to deferred calls) go before the context
+        messages, so they directly follow the calls they answer, as every chat API requires.
+        """
+        answers = 0
+        while answers < len(self.input) and self.input[answers].role == Role.TOOL:
+            answers += 1
+        return [
+            *self.system,
+            *self.history,
+            *self.input[:answers],
+            *self.context.messages,
+            *self.input[answers:],
+        ]
 
     def next_request(
         self, previous: list[ChatMessage], answer: Sequence[ChatMessage], tool_results: ChatMessage
@@ -103,6 +120,16 @@ class Turn:
             return message
         return message.replace(author_name=self.author_name)
 
+    def response(self) -> AgentRunResponse:
+        """What ``agent.run`` returns for this turn."""
+        return AgentRunResponse(
+            messages=tuple(self.produced),
+            response_id=self.response_id,
+            usage=self.usage,
+            thread=self.thread,
+            pending_calls=self.pending,
+        )
+
     async def commit(self) -> None:
         """Store what the run produced and let providers learn from it."""
         if self.store is not None:
@@ -118,6 +145,20 @@ class Turn:
         """Tell providers the run failed. The input stays stored; nothing of the answer is."""
         for provider in self.providers:
             await provider.invoked(self.input, (), exception, thread=self.thread)
+
+
+def _check_clash(
+    name: str, provider: str, tools: Mapping[str, FunctionTool], offered_by: Mapping[str, str]
+) -> None:
+    """Refuse a provider tool that would silently replace another tool of the same name."""
+    if name not in tools:
+        return
+    other = offered_by.get(name)
+    owner = f"context provider {other!r}" if other is not None else "the agent (or this run)"
+    raise UsageError(
+        f"context provider {provider!r} offers a tool named {name!r}, but {owner} already has "
+        f"a tool of that name; rename one, e.g. with tool(name=...) or FunctionTool(name=...)"
+    )
 
 
 async def begin_turn(
@@ -144,18 +185,22 @@ async def begin_turn(
             version = await store.add_messages(input_messages, expected_version=version)
 
     context = Context()
+    all_tools = dict(tools)
     if providers:
         contexts: list[Context] = []
+        offered_by: dict[str, str] = {}
         for provider in providers:
             if provider.state_key not in thread.context_state:
                 thread.context_state[provider.state_key] = {}
                 await provider.thread_created(thread)
-            contexts.append(await provider.invoking(input_messages, thread=thread))
+            provided = await provider.invoking(input_messages, thread=thread)
+            for extra in provided.tools:
+                _check_clash(extra.name, provider.state_key, all_tools, offered_by)
+                offered_by[extra.name] = provider.state_key
+                all_tools[extra.name] = extra
+            contexts.append(provided)
         context = merge_contexts(contexts)
 
-    all_tools = dict(tools)
-    for extra in context.tools:
-        all_tools[extra.name] = extra
     parts = [p for p in (instructions, context.instructions) if p]
     system = [ChatMessage(Role.SYSTEM, "\n\n".join(parts))] if parts else []
     return Turn(

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, Self, Unpack
 
-from threadline.agents._tool_calls import function_calls, run_function_calls
+from threadline.agents._run_loop import run_loop
 from threadline.agents._turn import Turn, begin_turn
 from threadline.clients.base import ChatClient, RunOptions, SupportsAddMessages
+from threadline.closing import aclose_if_closable
 from threadline.exceptions import IncompatibleThreadError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.threads.state import parse_thread_state
@@ -27,13 +29,10 @@ from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool, as_tool
-from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import (
     AgentRunResponse,
     AgentRunResponseUpdate,
-    ChatResponseUpdate,
-    messages_from_updates,
 )
 
 __all__ = ["ChatAgent"]
@@ -56,7 +55,8 @@ class ChatAgent:
         chat_message_store_factory: makes the store of each new local thread, and the store that
             restored threads load their state into; in-memory ``ChatMessageList`` by default.
         max_tool_iterations: model calls that may ask for tools in one run; the call after that
-            must answer without tools.
+            must answer without tools (a model that calls them anyway fails with
+            ``AgentRunError``).
         default_options: options for every call (``model``, ``temperature``, ...).
     """
 
@@ -89,12 +89,7 @@ class ChatAgent:
         if isinstance(context_providers, ContextProvider):
             context_providers = [context_providers]
         self.context_providers: tuple[ContextProvider, ...] = tuple(context_providers or ())
-        keys = [p.state_key for p in self.context_providers]
-        if len(set(keys)) != len(keys):
-            raise UsageError(
-                f"context providers share a state_key ({keys}); give each a distinct one with "
-                "ContextProvider(state_key=...), e.g. MyProvider(state_key='work_facts')"
-            )
+        self._check_state_keys(self.context_providers)
         self._provider_map = {p.state_key: p for p in self.context_providers}
         self.chat_message_store_factory = chat_message_store_factory
         self.max_tool_iterations = max_tool_iterations
@@ -107,13 +102,21 @@ class ChatAgent:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        close = getattr(self.chat_client, "aclose", None) or getattr(
-            self.chat_client, "close", None
-        )
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+        """Close the chat client (``aclose()``, see :mod:`threadline.closing`) if it holds one."""
+        await aclose_if_closable(self.chat_client)
+
+    @staticmethod
+    def _check_state_keys(providers: Sequence[ContextProvider]) -> None:
+        seen: dict[str, ContextProvider] = {}
+        for provider in providers:
+            first = seen.setdefault(provider.state_key, provider)
+            if first is not provider:
+                cls = type(provider).__name__
+                raise UsageError(
+                    f"context providers {type(first).__name__} and {cls} share the state_key "
+                    f"{provider.state_key!r}, so their per-thread state would collide; give each "
+                    f"its own with the constructor argument, e.g. {cls}(state_key='work_facts')"
+                )
 
     @staticmethod
     def _tool_map(tools: Sequence[ToolInput] | None) -> dict[str, FunctionTool]:
@@ -305,48 +308,28 @@ class ChatAgent:
     ) -> AgentRunResponse:
         """Run one turn and return everything the agent produced.
 
-        Without ``thread`` a throwaway thread is created; ``response.thread`` continues it.
+        Without ``thread`` a throwaway thread is created; ``response.thread`` continues it. When
+        the model calls a deferred tool (one without a Python function), the run stops with the
+        calls in ``response.pending_calls``; pass their results as the next run's input.
+        ``tools`` are added to the agent's for this run only (one named like an agent tool
+        replaces it for the run); ``options`` override ``default_options``.
 
         Raises:
             IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
             ConcurrentThreadUpdateError: another writer changed the thread's store meanwhile.
             ClientError: the model call failed; the input is still stored in a local thread.
+            AgentRunError: the model still called tools after ``max_tool_iterations`` rounds.
         """
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
         async with thread._lock:
             turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
-            try:
-                await self._complete(turn)
-            except BaseException as exc:
-                await turn.fail(exc)
-                raise
-            await turn.commit()
-        return AgentRunResponse(
-            messages=tuple(turn.produced),
-            response_id=turn.response_id,
-            usage=turn.usage,
-            thread=thread,
-        )
+            async for _ in self._loop(turn, stream=False):
+                pass  # not streaming: the loop yields nothing and leaves its outcome in turn
+        return turn.response()
 
-    async def _complete(self, turn: Turn) -> None:
-        client = self.chat_client
-        request = turn.first_request()
-        for iteration in range(self.max_tool_iterations + 1):
-            final = iteration == self.max_tool_iterations
-            response = await client.get_response(request, options=turn.call_options(final=final))
-            answer = turn.record(
-                response.messages,
-                usage=response.usage,
-                response_id=response.response_id,
-                conversation_id=response.conversation_id,
-            )
-            calls = function_calls(answer)
-            if not calls or final:
-                return
-            results = await run_function_calls(calls, turn.tools)
-            turn.produced.append(results)
-            request = turn.next_request(request, answer, results)
+    def _loop(self, turn: Turn, *, stream: bool) -> AsyncGenerator[AgentRunResponseUpdate, None]:
+        return run_loop(turn, max_tool_iterations=self.max_tool_iterations, stream=stream)
 
     async def run_stream(
         self,
@@ -359,54 +342,18 @@ class ChatAgent:
         """Run one turn, yielding text as it is generated and each tool call and result whole.
 
         The thread is updated when the stream ends. A caller that stops iterating early leaves the
-        thread with the turn's input stored and nothing of the partial answer.
+        thread with the turn's input stored and nothing of the partial answer. A call to a
+        deferred tool is yielded like any call, and the stream then ends (see ``run``).
         """
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
         async with thread._lock:
             turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
-            try:
-                request = turn.first_request()
-                for iteration in range(self.max_tool_iterations + 1):
-                    final = iteration == self.max_tool_iterations
-                    updates: list[ChatResponseUpdate] = []
-                    stream = self.chat_client.get_streaming_response(
-                        request, options=turn.call_options(final=final)
-                    )
-                    async for update in stream:
-                        updates.append(update)
-                        yield AgentRunResponseUpdate(
-                            contents=update.contents,
-                            role=update.role,
-                            author_name=update.author_name or self.name,
-                            response_id=update.response_id,
-                            message_id=update.message_id,
-                        )
-                    folded, usage = messages_from_updates(updates)
-                    answer = turn.record(
-                        folded,
-                        usage=usage,
-                        response_id=next(
-                            (u.response_id for u in reversed(updates) if u.response_id), None
-                        ),
-                        conversation_id=next(
-                            (u.conversation_id for u in reversed(updates) if u.conversation_id),
-                            None,
-                        ),
-                    )
-                    calls: list[FunctionCallContent] = function_calls(answer)
-                    if not calls or final:
-                        break
-                    results = await run_function_calls(calls, turn.tools)
-                    turn.produced.append(results)
-                    yield AgentRunResponseUpdate(
-                        contents=results.contents, role=results.role, message_id=results.message_id
-                    )
-                    request = turn.next_request(request, answer, results)
-            except BaseException as exc:
-                await turn.fail(exc)
-                raise
-            await turn.commit()
+            # aclosing: a consumer that stops early closes the loop now, under the lock, so the
+            # turn is failed before the next run may start.
+            async with aclosing(self._loop(turn, stream=True)) as updates:
+                async for update in updates:
+                    yield update
 
     def run_sync(
         self,

@@ -60,6 +60,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--seed", type=int, metavar="N", help="sampling seed, for repeatable replies"
     )
+    parser.add_argument(
+        "--group",
+        metavar="A,B,C",
+        help="a group chat of agents with these names, each labelled (resume with --thread)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -207,6 +212,10 @@ def _one_shot(session: _Session, text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline chat``."""
+    if args.group:
+        from threadline.cli.group_chat import run_group
+
+        return run_group(args)
     if not 0 < args.max_tokens < args.ctx:
         print(
             f"threadline chat: --max-tokens ({args.max_tokens}) must be positive and smaller "

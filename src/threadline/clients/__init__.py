@@ -9,7 +9,6 @@ from threadline.clients.base import (
     ChatOptions,
     RunOptions,
     SupportsAddMessages,
-    SupportsConversationFork,
 )
 from threadline.clients.scripted import RecordedCall, ScriptedChatClient
 
@@ -24,7 +23,6 @@ __all__ = [
     "RunOptions",
     "ScriptedChatClient",
     "SupportsAddMessages",
-    "SupportsConversationFork",
 ]
 
 

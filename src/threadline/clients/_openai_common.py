@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Self, cast
 
 import openai
 
@@ -102,7 +102,13 @@ class OpenAIConnection:
         """``<kind>:<base_url>``: the service a thread of this client belongs to."""
         return self._service
 
-    async def close(self) -> None:
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
         """Close the HTTP client this client created (one passed in stays open for its owner)."""
         if self._owns_client:
             await self.client.close()

@@ -19,7 +19,6 @@ __all__ = [
     "ChatOptions",
     "RunOptions",
     "SupportsAddMessages",
-    "SupportsConversationFork",
 ]
 
 
@@ -76,15 +75,6 @@ class ChatClient(Protocol):
         self, messages: Sequence[ChatMessage], *, options: ChatOptions
     ) -> AsyncIterator[ChatResponseUpdate]:
         """Answer as a stream of updates; function calls arrive whole."""
-        ...
-
-
-@runtime_checkable
-class SupportsConversationFork(Protocol):
-    """A client whose service can branch a stored conversation (used by ``AgentThread.fork``)."""
-
-    async def fork_conversation(self, conversation_id: str) -> str:
-        """Return the id of a new conversation holding the same history as ``conversation_id``."""
         ...
 
 

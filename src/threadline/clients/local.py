@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from threadline.clients._llama_loading import (
     DEFAULT_MODEL_FILE,
@@ -47,7 +47,7 @@ from threadline.clients._llama_messages import (
 )
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError, ThreadlineError
-from threadline.threads.reducers import reduce_to_token_budget
+from threadline.history import reduce_to_token_budget
 from threadline.types.contents import Content, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import ChatResponse, ChatResponseUpdate, messages_from_updates
@@ -221,6 +221,12 @@ class LocalChatClient:
         """
         if self._llama is None:
             await asyncio.get_running_loop().run_in_executor(self._worker(), self._load_sync)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Wait for the running call to stop, then free the model and the worker thread."""

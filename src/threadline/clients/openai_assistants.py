@@ -336,3 +336,30 @@ class OpenAIAssistantsClient(OpenAIConnection):
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         return thread.id
+
+    async def add_conversation_messages(
+        self, conversation_id: str | None, messages: Sequence[ChatMessage]
+    ) -> str:
+        """Post messages to a service thread without starting a run (a new thread for ``None``).
+
+        Implements ``SupportsAddMessages``, so group chats can show an Assistants-hosted
+        participant what the others said. The API takes only user and assistant messages of text
+        and images; anything else has no form here and is skipped.
+        """
+        params = [p for p in (_message_param(m) for m in messages) if p is not None]
+        try:
+            if conversation_id is None:
+                thread = await _quiet(
+                    self._beta.threads.create, messages=params, extra_headers=call_headers()
+                )
+                return thread.id
+            for param in params:
+                await _quiet(
+                    self._beta.threads.messages.create,
+                    conversation_id,
+                    **param,
+                    extra_headers=call_headers(),
+                )
+        except openai.OpenAIError as exc:
+            raise wrap_error(exc, self._service) from exc
+        return conversation_id

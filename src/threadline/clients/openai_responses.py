@@ -23,7 +23,7 @@ from threadline.clients._openai_common import (
     wrap_error,
 )
 from threadline.clients.base import ChatOptions
-from threadline.exceptions import ClientError
+from threadline.exceptions import ClientError, UsageError
 from threadline.openai_wire import (
     items_to_messages,
     messages_to_items,
@@ -271,3 +271,45 @@ class OpenAIResponsesClient(OpenAIConnection):
         except openai.OpenAIError as exc:
             raise wrap_error(exc, self._service) from exc
         return new.id
+
+    async def add_conversation_messages(
+        self, conversation_id: str | None, messages: Sequence[ChatMessage]
+    ) -> str:
+        """Add messages to a conversation object as items, without a response (a new one for None).
+
+        Implements ``SupportsAddMessages``, so group chats can show a Responses-hosted participant
+        what the others said. A thread continued by response id (a chain of responses, not a
+        conversation object) cannot take items: start such threads with ``use_conversations=True``
+        or leave them unbound until their first message, which then makes a conversation.
+
+        Raises:
+            UsageError: ``store=False`` (threads are local) or the id is a response id.
+        """
+        if not self.store:
+            raise UsageError(
+                "this OpenAIResponsesClient keeps threads locally (store=False); add messages to "
+                "the thread's store instead"
+            )
+        if conversation_id is not None and not conversation_id.startswith("conv"):
+            raise UsageError(
+                f"thread {conversation_id!r} is a chain of responses, which cannot take messages "
+                "without a response; use OpenAIResponsesClient(use_conversations=True) for "
+                "threads that others' messages are added to"
+            )
+        items = messages_to_items(messages)
+        try:
+            if conversation_id is None:
+                new: Any = await self.client.conversations.create(
+                    items=cast(Any, items[:_PAGE]), extra_headers=call_headers()
+                )
+                conversation_id = cast(str, new.id)
+                items = items[_PAGE:]
+            for start in range(0, len(items), _PAGE):
+                await self.client.conversations.items.create(
+                    conversation_id,
+                    items=cast(Any, items[start : start + _PAGE]),
+                    extra_headers=call_headers(),
+                )
+        except openai.OpenAIError as exc:
+            raise wrap_error(exc, self._service) from exc
+        return conversation_id

@@ -3,7 +3,8 @@
 The hosted ``ChatAgent`` keeps history locally; the server hands it each turn's history in a fresh
 in-memory thread and stores what it produced itself. Tools declared in a request are the caller's:
 the model may call them, but the server must return those calls instead of running them, so they are
-wrapped as tools whose invocation ends the run (``_ClientToolCall``) after the call was streamed.
+deferred tools (``FunctionTool`` without a function): the agent's tool loop stops at such a call as
+a normal outcome and reports it in ``pending_calls``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import RunOptions
@@ -28,31 +27,9 @@ from threadline.types.responses import AgentRunResponseUpdate, messages_from_upd
 __all__ = ["TurnOutcome", "TurnRequest", "client_tool", "run_turn", "stream_turn"]
 
 
-class _ClientToolCall(BaseException):
-    """Raised by a caller-declared tool: the model called it, so the turn ends and returns the call.
-
-    A ``BaseException`` so the agent's tool loop (which reports ordinary exceptions back to the
-    model) lets it through.
-    """
-
-
-class _AnyArguments(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-async def _defer() -> None:
-    raise _ClientToolCall
-
-
 def client_tool(name: str, description: str, parameters: dict[str, Any]) -> FunctionTool:
     """A tool the caller declared: offered to the model, returned to the caller when called."""
-    return FunctionTool(
-        name=name,
-        description=description,
-        parameters=parameters,
-        func=_defer,
-        arguments_model=_AnyArguments,
-    )
+    return FunctionTool(name=name, description=description, parameters=parameters)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,20 +91,17 @@ def _has_pending(messages: Sequence[ChatMessage], declared: set[str]) -> bool:
 
 async def run_turn(agent: ChatAgent, request: TurnRequest) -> TurnOutcome:
     """Run a turn to its end (or to the first call of a caller-declared tool)."""
-    if request.tools:
-        updates = [u async for u in stream_turn(agent, request)]
-        produced, usage = messages_from_updates(updates)
-        return TurnOutcome(
-            messages=produced,
-            usage=_usage(request, produced, usage),
-            pending_calls=_has_pending(produced, {t.name for t in request.tools}),
-        )
     response = await _agent_for(agent, request).run(
-        list(request.input), thread=_thread(request), **(request.options or {})
+        list(request.input),
+        thread=_thread(request),
+        tools=list(request.tools) or None,
+        **(request.options or {}),
     )
     produced = list(response.messages)
     return TurnOutcome(
-        messages=produced, usage=_usage(request, produced, response.usage), pending_calls=False
+        messages=produced,
+        usage=_usage(request, produced, response.usage),
+        pending_calls=bool(response.pending_calls),
     )
 
 
@@ -145,8 +119,6 @@ async def stream_turn(
     try:
         async for update in stream:
             yield update
-    except _ClientToolCall:
-        return
     finally:
         await stream.aclose()
 

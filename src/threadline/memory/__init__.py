@@ -1,19 +1,51 @@
-"""Memory components: context providers, what they add to a model call, and long-term memory."""
+"""Memory components: context providers, what they add to a model call, and long-term memory.
+
+Stores and the embedder load on first use (``SQLiteMemoryStore``, ``PostgresMemoryStore``,
+``MiniLMEmbedder``, ``default_embedder``, ``Fusion``), so importing this package stays light and
+never needs an extra.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 from threadline.memory.store import Embedder, MemoryStore
 
+if TYPE_CHECKING:
+    from threadline.memory.embedders import MiniLMEmbedder, default_embedder
+    from threadline.memory.stores import Fusion, PostgresMemoryStore, SQLiteMemoryStore
+
 __all__ = [
     "Context",
     "ContextProvider",
     "Embedder",
+    "Fusion",
     "MemoryHit",
     "MemoryKind",
     "MemoryRecord",
     "MemoryScope",
     "MemoryStore",
+    "MiniLMEmbedder",
+    "PostgresMemoryStore",
+    "SQLiteMemoryStore",
+    "default_embedder",
 ]
+
+_LAZY: dict[str, str] = {
+    "Fusion": "threadline.memory.stores",
+    "MiniLMEmbedder": "threadline.memory.embedders",
+    "PostgresMemoryStore": "threadline.memory.stores",
+    "SQLiteMemoryStore": "threadline.memory.stores",
+    "default_embedder": "threadline.memory.embedders",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

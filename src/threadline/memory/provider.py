@@ -6,6 +6,10 @@ A provider sees each turn's input before the model does (``invoking``) and the o
 agent and serve many threads, so they must keep anything thread-specific in that state (or key it
 by ``thread.id``), never in plain attributes.
 
+When agents share a thread, the agent that last prepared it owns its providers: only theirs are
+checkpointed on ``thread.serialize()`` and ended on ``thread.end()``, while other providers' state
+stays in the thread untouched (see docs/threads.md).
+
 It is a base class rather than a Protocol so a provider overrides only the hooks it needs.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from threadline.exceptions import UsageError
 from threadline.memory.context import Context
 from threadline.types.messages import ChatMessage
 
@@ -44,6 +49,14 @@ class ContextProvider:
     def __init__(self, *, state_key: str | None = None) -> None:
         if state_key is not None and (not isinstance(state_key, str) or not state_key):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ValueError(f"state_key must be a non-empty string, got {state_key!r}")
+        fixed = type(self).state_key
+        if state_key is not None and not isinstance(fixed, property):
+            # A subclass that sets state_key as a class attribute would silently ignore this one.
+            raise UsageError(
+                f"{type(self).__name__} fixes state_key={fixed!r} as a class attribute, so "
+                f"state_key={state_key!r} would be ignored; remove the class attribute and pass "
+                "state_key=... to the constructor (the class name is the default)"
+            )
         self._state_key = state_key
 
     @property

@@ -1,4 +1,5 @@
 """Tools for testing code built on threadline; import its modules from your tests only.
 
-``threadline.testing.store_conformance`` is the suite every message store must pass.
+``threadline.testing.store_conformance`` is the suite every message store must pass, and
+``threadline.testing.memory_conformance`` the one every long-term memory store must pass.
 """

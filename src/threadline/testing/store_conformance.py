@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from threadline.closing import aclose_if_closable
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
 from threadline.threads.stores.base import ChatMessageStore, TokenCounter, estimate_tokens
 from threadline.types.contents import (
@@ -81,9 +82,7 @@ class StoreHarness:
 
 async def close_store(store: object) -> None:
     """Close a store that holds connections (``aclose``); a no-op for stores that hold none."""
-    aclose = getattr(store, "aclose", None)
-    if aclose is not None:
-        await aclose()
+    await aclose_if_closable(store)
 
 
 def turn(label: str, size: int = 3) -> list[ChatMessage]:

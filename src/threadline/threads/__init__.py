@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from threadline.threads.thread import AgentThread, ThreadBinding
+from threadline.threads.thread import AgentThread, SupportsConversationFork, ThreadBinding
 
-__all__ = ["AgentThread", "ThreadBinding"]
+__all__ = ["AgentThread", "SupportsConversationFork", "ThreadBinding"]

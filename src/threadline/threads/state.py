@@ -1,7 +1,9 @@
 """The serialized form of a thread: its schema, validation and migration from older versions.
 
 A thread's state travels (files, databases, HTTP), so it is checked field by field on the way in
-and every problem is reported with the path of the offending field.
+and every problem is reported with the path of the offending field. ``thread.serialize()`` writes
+every key, ``null`` where empty, so a missing key always means a damaged state: it is refused,
+never read as "empty" (a state whose ``store`` was cut off must not restore an empty thread).
 """
 
 from __future__ import annotations
@@ -28,8 +30,29 @@ SCHEMA_VERSION = 2
 
 
 def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 added the thread's ``user_id``; threads saved before it belong to nobody."""
-    return {**state, "schema_version": 2, "user_id": None}
+    """Version 2 added the thread's ``user_id`` and writes every key, ``null`` where empty.
+
+    Threads saved before it belong to nobody. Version 1 left out ``service_thread_id``, ``store``
+    and empty binding fields; they become ``null`` here, except that a bound thread (one an agent
+    ran on) without its conversation id or store has lost its history and is refused.
+    """
+    binding = state.get("binding")
+    if isinstance(binding, Mapping) and binding:
+        needs = "service_thread_id" if binding.get("service") is not None else "store"  # pyright: ignore[reportUnknownMemberType]
+        if "service_thread_id" not in state and "store" not in state:
+            raise ThreadStateError(
+                f"thread state is missing required key {needs!r}: the thread is bound to an "
+                "agent, so its history was cut off; restore it from an intact copy"
+            )
+    migrated: dict[str, Any] = {
+        "service_thread_id": None,
+        "store": None,
+        "context_providers": {},
+        **state,
+    }
+    if isinstance(binding, Mapping):
+        migrated["binding"] = {"service": None, "agent_id": None, "agent_name": None, **binding}
+    return {**migrated, "schema_version": 2, "user_id": None}
 
 
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
@@ -77,10 +100,41 @@ class ThreadState:
     context_state: dict[str, dict[str, Any]]
 
 
+_KEYS = (
+    "type",
+    "schema_version",
+    "thread_id",
+    "user_id",
+    "binding",
+    "service_thread_id",
+    "store",
+    "context_providers",
+)
+"""Every key of a current thread state; all required (``null`` where empty)."""
+_BINDING_KEYS = ("service", "agent_id", "agent_name")
+_STORE_KEYS = ("kind", "state")
+
+
+def _require(d: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Refuse a missing key (naming it) and an unknown one: both mean the state was damaged."""
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ThreadStateError(
+            f"thread state is missing required key '{where}{missing[0]}'"
+            f"{'' if len(missing) == 1 else f' (and {missing[1:]})'}; "
+            "thread.serialize() writes every key (null where empty), so this state was cut or "
+            "edited: restore it from an intact copy"
+        )
+    unknown = sorted(d.keys() - set(keys))
+    if unknown:
+        what = "thread state has" if not where else f"field {where.rstrip('.')!r} has"
+        raise ThreadStateError(f"{what} unknown field(s) {unknown}")
+
+
 def _optional_str(d: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = d.get(key)
+    value = d[key]
     if value is not None and (not isinstance(value, str) or not value):
-        raise ThreadStateError(f"{where}{key} must be a non-empty string, got {value!r}")
+        raise ThreadStateError(f"{where}{key} must be a non-empty string or null, got {value!r}")
     return value
 
 
@@ -116,38 +170,23 @@ def parse_thread_state(state: object) -> ThreadState:
         d = migrate(d)
         version += 1
 
-    known = {
-        "type",
-        "schema_version",
-        "thread_id",
-        "user_id",
-        "binding",
-        "service_thread_id",
-        "store",
-        "context_providers",
-    }
-    unknown = d.keys() - known
-    if unknown:
-        raise ThreadStateError(f"thread state has unknown field(s) {sorted(unknown)}")
-
+    _require(d, _KEYS, "")
     thread_id = _optional_str(d, "thread_id", "")
     if thread_id is None:
-        raise ThreadStateError("thread state is missing 'thread_id'")
+        raise ThreadStateError("thread state field 'thread_id' is null; it must name the thread")
     check_thread_id(thread_id, field="field 'thread_id'")
 
-    binding = d.get("binding", {})
+    binding = d["binding"]
     if not isinstance(binding, Mapping):
         raise ThreadStateError(f"field 'binding' must be an object, got {binding!r}")
     binding_map: Mapping[str, Any] = binding  # pyright: ignore[reportUnknownVariableType]
-    extra = binding_map.keys() - {"service", "agent_id", "agent_name"}
-    if extra:
-        raise ThreadStateError(f"field 'binding' has unknown key(s) {sorted(extra)}")
+    _require(binding_map, _BINDING_KEYS, "binding.")
     service = _optional_str(binding_map, "service", "binding.")
 
     service_thread_id = _optional_str(d, "service_thread_id", "")
     if service_thread_id is not None:
         check_thread_id(service_thread_id, field="field 'service_thread_id'")
-    store = d.get("store")
+    store = d["store"]
     if service_thread_id is not None and store is not None:
         raise ThreadStateError(
             "thread state has both 'service_thread_id' and 'store'; a thread is either kept by a "
@@ -166,15 +205,16 @@ def parse_thread_state(state: object) -> ThreadState:
         if not isinstance(store, Mapping):
             raise ThreadStateError(f"field 'store' must be an object, got {store!r}")
         store_map: Mapping[str, Any] = store  # pyright: ignore[reportUnknownVariableType]
+        _require(store_map, _STORE_KEYS, "store.")
         store_kind = _optional_str(store_map, "kind", "store.")
         if store_kind is None:
-            raise ThreadStateError("field 'store.kind' is missing")
-        raw_state = store_map.get("state")
+            raise ThreadStateError("field 'store.kind' is null; it must name the store kind")
+        raw_state = store_map["state"]
         if not isinstance(raw_state, Mapping):
             raise ThreadStateError(f"field 'store.state' must be an object, got {raw_state!r}")
         store_state = raw_state  # pyright: ignore[reportUnknownVariableType]
 
-    providers = d.get("context_providers", {})
+    providers = d["context_providers"]
     if not isinstance(providers, Mapping):
         raise ThreadStateError(f"field 'context_providers' must be an object, got {providers!r}")
     context_state: dict[str, dict[str, Any]] = {}

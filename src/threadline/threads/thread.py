@@ -10,19 +10,50 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from threadline.exceptions import UsageError
 from threadline.threads.state import SCHEMA_VERSION, THREAD_STATE_TYPE, check_thread_id
 from threadline.threads.stores.base import ChatMessageStore, store_kind
 from threadline.types.contents import JSONValue
 
-if TYPE_CHECKING:
-    from threadline.clients.base import ChatClient
-    from threadline.memory.provider import ContextProvider
+__all__ = [
+    "AgentThread",
+    "SupportsConversationFork",
+    "ThreadBinding",
+    "ThreadHooks",
+    "new_thread_id",
+]
 
-__all__ = ["AgentThread", "ThreadBinding", "new_thread_id"]
+
+@runtime_checkable
+class SupportsConversationFork(Protocol):
+    """A client whose service can branch a stored conversation (used by ``AgentThread.fork``).
+
+    Declared here, beside the thread that needs it, so threads never import the clients: any
+    client with this method (OpenAI Responses, ``ScriptedChatClient``) satisfies it structurally.
+    """
+
+    async def fork_conversation(self, conversation_id: str) -> str:
+        """Return the id of a new conversation holding the same history as ``conversation_id``."""
+        ...
+
+
+class ThreadHooks(Protocol):
+    """What a thread calls on the context providers that own it (``ContextProvider`` has both).
+
+    Declared here so the thread does not depend on the memory package above it.
+    """
+
+    async def thread_checkpoint(self, thread: AgentThread) -> None:
+        """Flush per-thread state before the thread is serialized."""
+        ...
+
+    async def thread_ended(self, thread: AgentThread) -> None:
+        """The conversation is over."""
+        ...
 
 
 def new_thread_id() -> str:
@@ -43,13 +74,8 @@ class ThreadBinding:
     agent_name: str | None = None
 
     def to_dict(self) -> dict[str, JSONValue]:
-        """The JSON form, ``None`` fields left out."""
-        raw: dict[str, JSONValue] = {
-            "service": self.service,
-            "agent_id": self.agent_id,
-            "agent_name": self.agent_name,
-        }
-        return {k: v for k, v in raw.items() if v is not None}
+        """The JSON form: every field, ``None`` ones as ``null``."""
+        return {"service": self.service, "agent_id": self.agent_id, "agent_name": self.agent_name}
 
 
 class AgentThread:
@@ -93,8 +119,8 @@ class AgentThread:
         """Set by the first agent that runs on this thread (or restored with it)."""
         self.context_state: dict[str, dict[str, Any]] = {}
         """Per-thread state of each context provider by ``state_key``; saved with the thread."""
-        self._providers: dict[str, ContextProvider] = {}
-        self._client: ChatClient | None = None
+        self._providers: dict[str, ThreadHooks] = {}
+        self._client: object | None = None
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -145,9 +171,16 @@ class AgentThread:
         """True once the thread is bound to a service conversation or a store."""
         return self._service_thread_id is not None or self._message_store is not None
 
-    def attach(self, providers: dict[str, ContextProvider], client: ChatClient | None) -> None:
-        """Called by agents: remember whose providers to checkpoint and which client can fork."""
-        self._providers.update(providers)
+    def attach(self, providers: Mapping[str, ThreadHooks], client: object | None) -> None:
+        """Called by agents as they take the thread: its providers now own checkpoint and end.
+
+        The rule is "the agent that last prepared the thread owns its providers": attaching
+        replaces the previous agent's providers instead of adding to them, so ``serialize()`` and
+        ``end()`` call only the current agent's hooks. Other providers' saved state stays in
+        ``context_state`` untouched and is serialized as it is, ready for when their agent takes
+        the thread again. ``client`` is the one ``fork()`` asks to branch a service conversation.
+        """
+        self._providers = dict(providers)
         if client is not None:
             self._client = client
 
@@ -155,6 +188,7 @@ class AgentThread:
         """The thread's whole state as a plain JSON-able dict, for ``agent.deserialize_thread``.
 
         A service-managed thread saves its conversation id only; a local one its store's full state.
+        Every key is written, ``null`` where empty, so a state missing one is known to be damaged.
         Context providers are checkpointed first, so their latest per-thread state is included.
         """
         for provider in self._providers.values():
@@ -165,10 +199,10 @@ class AgentThread:
             "thread_id": self.id,
             "user_id": self.user_id,
             "binding": (self.binding or ThreadBinding()).to_dict(),
+            "service_thread_id": self._service_thread_id,
+            "store": None,
         }
-        if self._service_thread_id is not None:
-            state["service_thread_id"] = self._service_thread_id
-        elif self._message_store is not None:
+        if self._message_store is not None:
             state["store"] = {
                 "kind": store_kind(self._message_store),
                 "state": await self._message_store.serialize(),
@@ -187,14 +221,16 @@ class AgentThread:
         """
         branch = AgentThread(user_id=self.user_id)
         if self._service_thread_id is not None:
-            fork_conversation = getattr(self._client, "fork_conversation", None)
-            if fork_conversation is None:
+            client = self._client
+            if not isinstance(client, SupportsConversationFork):
                 raise UsageError(
                     f"thread {self.id!r} is kept by service "
-                    f"{self.binding.service if self.binding else None!r}, whose client cannot "
-                    "branch conversations; fork it through an agent whose client supports forking"
+                    f"{self.binding.service if self.binding else None!r}, whose client "
+                    f"{type(client).__name__} cannot branch conversations (it does not implement "
+                    "SupportsConversationFork.fork_conversation); fork it through an agent whose "
+                    "client supports forking"
                 )
-            branch._service_thread_id = await fork_conversation(self._service_thread_id)
+            branch._service_thread_id = await client.fork_conversation(self._service_thread_id)
         elif self._message_store is not None:
             branch._message_store = await self._message_store.fork()
         branch.binding = self.binding

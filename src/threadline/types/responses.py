@@ -6,7 +6,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from threadline.types.contents import Content, TextContent, UsageContent, UsageDetails
+from threadline.types.contents import (
+    Content,
+    FunctionCallContent,
+    TextContent,
+    UsageContent,
+    UsageDetails,
+)
 from threadline.types.messages import ChatMessage, Role
 
 if TYPE_CHECKING:
@@ -73,6 +79,13 @@ class AgentRunResponse:
     usage: UsageDetails | None = None
     thread: AgentThread | None = field(default=None, compare=False, repr=False)
     """The thread the run used; pass it to the next ``run`` to continue the conversation."""
+    pending_calls: tuple[FunctionCallContent, ...] = ()
+    """Calls to deferred tools (``FunctionTool`` without a function) the caller must answer.
+
+    Empty for a run that ended with the model's answer. Otherwise the run stopped after storing the
+    model's call message; answer each call with a ``FunctionResultContent`` in a ``Role.TOOL``
+    message, passed as the next ``run``'s input on the same thread, and the loop continues.
+    """
 
     @property
     def text(self) -> str:

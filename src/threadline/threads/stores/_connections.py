@@ -4,34 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit, urlunsplit
 
+from threadline._utils import redact_url
 from threadline.exceptions import ThreadStateError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.types.contents import JSONValue
 
 __all__ = ["ConnectedStore", "SharedResource", "redact_url"]
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, for error messages and logs.
-
-    Secrets in a connection URL must never reach an error message, a log or a serialized thread.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 address keeps its brackets
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, ""))
 
 
 class SharedResource:

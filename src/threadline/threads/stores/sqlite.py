@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError
@@ -78,25 +78,54 @@ def _add_token_counts(conn: sqlite3.Connection) -> None:
 
 
 class _Database:
-    """One SQLite file's worker, shared by every store of that file in this process."""
+    """One SQLite file's worker, shared by every store of that file in this process.
+
+    Stores acquire it and release it on ``aclose()``; the last release closes the connection and
+    stops the worker thread. A later store of the same file starts a new one.
+    """
 
     _open: dict[str, SQLiteWorker] = {}
+    _users: dict[str, int] = {}
     _open_lock = threading.Lock()
 
     @classmethod
-    def get(cls, path: str) -> SQLiteWorker:
-        key = path if path == ":memory:" else str(Path(path).resolve())
+    def _get_locked(cls, key: str) -> SQLiteWorker:
+        db = cls._open.get(key)
+        if db is None:
+            db = cls._open[key] = SQLiteWorker(
+                key,
+                schema=_SCHEMA,
+                thread_name="threadline-sqlite",
+                describe="SQLite database",
+                migrate=_add_token_counts,
+            )
+        return db
+
+    @staticmethod
+    def _key(path: str) -> str:
+        return path if path == ":memory:" else str(Path(path).resolve())
+
+    @classmethod
+    def acquire(cls, path: str) -> SQLiteWorker:
+        """The file's worker, counted as used until :meth:`release`."""
+        key = cls._key(path)
         with cls._open_lock:
-            db = cls._open.get(key)
-            if db is None:
-                db = cls._open[key] = SQLiteWorker(
-                    key,
-                    schema=_SCHEMA,
-                    thread_name="threadline-sqlite",
-                    describe="SQLite database",
-                    migrate=_add_token_counts,
-                )
+            db = cls._get_locked(key)
+            cls._users[key] = cls._users.get(key, 0) + 1
             return db
+
+    @classmethod
+    async def release(cls, db: SQLiteWorker) -> None:
+        """Stop counting one user of ``db``; the last one closes it."""
+        with cls._open_lock:
+            left = cls._users.get(db.path, 1) - 1
+            if left > 0:
+                cls._users[db.path] = left
+                return
+            cls._users.pop(db.path, None)
+            if cls._open.get(db.path) is db:
+                del cls._open[db.path]
+        await db.close()
 
 
 class SQLiteThreadInfo:
@@ -193,13 +222,29 @@ class SQLiteChatMessageStore:
         self.thread_id = (
             check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
         )
-        self._db = _Database.get(self.path)
+        self._db = _Database.acquire(self.path)
+        self._closed = False
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
         self._cache = HistoryCache()
 
     def __repr__(self) -> str:
         return f"SQLiteChatMessageStore({self.path!r}, thread_id={self.thread_id!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Let go of the database; the last store of the file closes it and its worker thread.
+
+        Stores never closed keep the worker until the process exits, as before.
+        """
+        if not self._closed:
+            self._closed = True
+            await _Database.release(self._db)
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SQLiteChatMessageStore:
@@ -392,4 +437,8 @@ class SQLiteChatMessageStore:
             ).fetchall()
             return [SQLiteThreadInfo(*row) for row in rows]
 
-        return await _Database.get(os.fspath(path)).run(query)
+        db = _Database.acquire(os.fspath(path))
+        try:
+            return await db.run(query)
+        finally:
+            await _Database.release(db)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from threadline.threads.reducers import (
+from threadline.history import (
     TokenBudgetReducer,
     group_tool_exchanges,
     reduce_to_token_budget,

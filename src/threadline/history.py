@@ -1,7 +1,8 @@
 """History reducers: choose which part of a long thread is sent to a model with a small window.
 
 Reducing changes only the request. The thread's store keeps the full history, so a later call with
-a bigger window (or a stronger model) sees everything again.
+a bigger window (or a stronger model) sees everything again. A pure function of messages, so it
+sits below both the clients (a local model reduces its prompt) and the threads.
 
 The one rule that makes a reduced history valid for every chat API: an assistant message that calls
 functions and the tool message carrying their results are kept or dropped together. Sending a result

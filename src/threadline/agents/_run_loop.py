@@ -1,0 +1,120 @@
+"""The tool loop: the one place a run calls the model, runs tools and decides when to stop.
+
+``ChatAgent.run`` and ``run_stream`` both drive :func:`run_loop`; ``run`` only collects it, so the
+two cannot disagree on what is called, stored or reported. The loop guarantees:
+
+* The model is called at most ``max_tool_iterations + 1`` times; the last call forbids tools, and
+  a model that calls them anyway fails the run with ``AgentRunError`` (unanswered calls would
+  leave a history no chat API accepts).
+* Each round's tool results are sent back in one tool message, in call order.
+* A call to a *deferred* tool (a ``FunctionTool`` without a Python function: the caller runs it)
+  ends the run normally: ordinary calls of the same answer still run, the assistant's call message
+  and their results are stored, and the deferred calls are left in ``turn.pending`` for the caller
+  to answer with a ``Role.TOOL`` message as the next run's input.
+* Whatever ends the loop, the turn is committed (success, deferred calls) or failed (an exception,
+  or a stream abandoned by its consumer), exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from threadline.agents._tool_calls import function_calls, run_function_calls
+from threadline.agents._turn import Turn
+from threadline.exceptions import AgentRunError
+from threadline.types.contents import FunctionCallContent
+from threadline.types.messages import ChatMessage
+from threadline.types.responses import (
+    AgentRunResponseUpdate,
+    ChatResponseUpdate,
+    messages_from_updates,
+)
+
+__all__ = ["run_loop"]
+
+
+def _agent_update(update: ChatResponseUpdate, turn: Turn) -> AgentRunResponseUpdate:
+    return AgentRunResponseUpdate(
+        contents=update.contents,
+        role=update.role,
+        author_name=update.author_name or turn.author_name,
+        response_id=update.response_id,
+        message_id=update.message_id,
+    )
+
+
+def _record_stream(turn: Turn, updates: list[ChatResponseUpdate]) -> list[ChatMessage]:
+    """Fold a streamed answer into messages and keep it, as ``turn.record`` keeps a whole one."""
+    folded, usage = messages_from_updates(updates)
+    return turn.record(
+        folded,
+        usage=usage,
+        response_id=next((u.response_id for u in reversed(updates) if u.response_id), None),
+        conversation_id=next(
+            (u.conversation_id for u in reversed(updates) if u.conversation_id), None
+        ),
+    )
+
+
+def _is_deferred(call: FunctionCallContent, turn: Turn) -> bool:
+    found = turn.tools.get(call.name)
+    return found is not None and found.is_deferred
+
+
+async def run_loop(
+    turn: Turn, *, max_tool_iterations: int, stream: bool
+) -> AsyncGenerator[AgentRunResponseUpdate, None]:
+    """Run ``turn`` to its end, committing it; yields updates only when ``stream`` is set.
+
+    Without ``stream`` the model is called with ``get_response`` and nothing is yielded: the caller
+    reads the outcome from ``turn``.
+    """
+    try:
+        request = turn.first_request()
+        for iteration in range(max_tool_iterations + 1):
+            final = iteration == max_tool_iterations
+            options = turn.call_options(final=final)
+            if stream:
+                updates: list[ChatResponseUpdate] = []
+                async for update in turn.client.get_streaming_response(request, options=options):
+                    updates.append(update)
+                    yield _agent_update(update, turn)
+                answer = _record_stream(turn, updates)
+            else:
+                response = await turn.client.get_response(request, options=options)
+                answer = turn.record(
+                    response.messages,
+                    usage=response.usage,
+                    response_id=response.response_id,
+                    conversation_id=response.conversation_id,
+                )
+            calls = function_calls(answer)
+            if not calls:
+                break
+            if final:
+                raise AgentRunError(
+                    f"the model still called {', '.join(repr(c.name) for c in calls)} on its last "
+                    f"allowed call, after max_tool_iterations={max_tool_iterations} rounds of "
+                    "tools, though tools were withheld; the thread keeps only the run's input. "
+                    "Raise max_tool_iterations, or use a model that follows tool_choice='none'"
+                )
+            deferred = [c for c in calls if _is_deferred(c, turn)]
+            ordinary = [c for c in calls if not _is_deferred(c, turn)]
+            results: ChatMessage | None = None
+            if ordinary:
+                results = await run_function_calls(ordinary, turn.tools)
+                turn.produced.append(results)
+                if stream:
+                    yield AgentRunResponseUpdate(
+                        contents=results.contents, role=results.role, message_id=results.message_id
+                    )
+            if deferred:
+                # The caller runs these: stop here, stored and consistent, until it answers.
+                turn.pending = tuple(deferred)
+                break
+            assert results is not None
+            request = turn.next_request(request, answer, results)
+    except BaseException as exc:
+        await turn.fail(exc)
+        raise
+    await turn.commit()

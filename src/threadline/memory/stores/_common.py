@@ -1,0 +1,331 @@
+"""What every memory store checks and shares: input validation, scope filters, vectors.
+
+Validation happens before any SQL so a bad record is refused whole, with a message naming the
+problem and the fix, and nothing of the batch is stored. Scope filters are written once here so
+SQLite and PostgreSQL cannot drift apart on who may see what:
+
+* the user always matches exactly (there is no "all users" read);
+* a scope with ``agent_id`` (``app_id``) sees that agent's (app's) records and the user's records
+  tied to no agent (app); a scope without sees all of the user's records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from threadline.exceptions import UsageError
+from threadline.memory.records import MemoryKind, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.store import Embedder
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_MAX_TEXT_CHARS",
+    "KINDS",
+    "check_forget_user",
+    "check_ids",
+    "check_list_limit",
+    "check_kinds",
+    "check_query",
+    "check_records",
+    "check_scope",
+    "check_valid_to",
+    "decode_metadata",
+    "demote_similar",
+    "encode_metadata",
+    "embed_texts",
+    "from_epoch",
+    "pack_vector",
+    "record_filter",
+    "scope_filter",
+    "to_epoch",
+    "unpack_vectors",
+    "vector_order",
+    "warn_lexical_only",
+]
+
+logger = logging.getLogger("threadline.memory")
+
+DEFAULT_MAX_TEXT_CHARS = 32_000
+"""Longest record text accepted. Memories are facts, turns and summaries, not documents: a longer
+text is almost always a mistake (a whole file pasted as one turn), and it would dominate BM25
+length normalisation and the embedder's 256-token window alike."""
+
+KINDS: frozenset[str] = frozenset({"fact", "preference", "turn", "summary"})
+
+_warned_lexical = False
+
+
+def warn_lexical_only(store: str) -> None:
+    """Say once per process that search is lexical only, and how to get vectors."""
+    global _warned_lexical
+    if not _warned_lexical:
+        _warned_lexical = True
+        logger.warning(
+            "%s has no embedder: memory search is lexical only (BM25). For semantic search "
+            "install the memory extra (pip install 'threadline[memory]') and pass "
+            "embedder=threadline.memory.default_embedder()",
+            store,
+        )
+
+
+def _check_text(text: object, what: str, max_chars: int) -> str:
+    if not isinstance(text, str):
+        raise UsageError(f"{what} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise UsageError(f"{what} is empty: there is nothing to remember or search for")
+    if len(text) > max_chars:
+        raise UsageError(
+            f"{what} has {len(text):,} characters, over the limit of {max_chars:,}: store a "
+            "summary or split it into several memories (or raise the store's max_text_chars)"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"{what} is not valid Unicode text (a lone surrogate at index {exc.start}): it "
+            "cannot be stored; decode the source with errors='replace' first"
+        ) from None
+    return text
+
+
+def check_scope(scope: object) -> MemoryScope:
+    """``scope`` if it is a :class:`MemoryScope`; reads and deletes must name their user."""
+    if not isinstance(scope, MemoryScope):
+        raise UsageError(
+            f"memory stores need scope=MemoryScope(user_id=...), got {scope!r}: memories are "
+            "private to their user and are never read or deleted for all users at once"
+        )
+    return scope
+
+
+def check_forget_user(user_id: object) -> str:
+    """``user_id`` if it names a user."""
+    if not isinstance(user_id, str) or not user_id:
+        raise UsageError(f"forget needs a non-empty user_id string, got {user_id!r}")
+    return user_id
+
+
+def check_query(query: object, limit: object) -> str:
+    """The query text, if searchable, after checking ``limit``."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise UsageError(f"search limit must be a positive int, got {limit!r}")
+    return _check_text(query, "the search query", 4_000)
+
+
+def check_kinds(kinds: Sequence[MemoryKind] | None) -> list[str] | None:
+    """``kinds`` as a list, if each is a known kind."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        raise UsageError(f"kinds must be a sequence of kinds, e.g. [{kinds!r}], not a string")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise UsageError(f"unknown memory kinds {unknown!r}; use some of {sorted(KINDS)}")
+    return list(kinds)
+
+
+def check_records(records: Sequence[MemoryRecord], max_chars: int) -> list[MemoryRecord]:
+    """``records`` as a list, every one valid, ids unique in the batch."""
+    if isinstance(records, MemoryRecord):
+        raise UsageError("add() takes a sequence of MemoryRecord; wrap one record in a list")
+    out = list(records)
+    seen: set[str] = set()
+    for record in out:
+        if not isinstance(record, MemoryRecord):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(f"add() takes MemoryRecord values, got {type(record).__name__}")
+        check_scope(record.scope)
+        if record.kind not in KINDS:
+            raise UsageError(f"memory {record.id!r} has unknown kind {record.kind!r}")
+        _check_text(record.text, f"the text of memory {record.id!r}", max_chars)
+        if not record.id or record.id in seen:
+            raise UsageError(f"memory id {record.id!r} is empty or repeated in one add()")
+        seen.add(record.id)
+        try:
+            json.dumps(dict(record.metadata), ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise UsageError(
+                f"metadata of memory {record.id!r} is not JSON-able text ({exc}); keep it to "
+                "strings, numbers, booleans, lists and dicts"
+            ) from None
+    return out
+
+
+def encode_metadata(record: MemoryRecord) -> str:
+    """The record's metadata as JSON."""
+    return json.dumps(dict(record.metadata), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_metadata(raw: str) -> dict[str, Any]:
+    """Metadata back from JSON."""
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+
+
+def to_epoch(moment: datetime | None) -> float | None:
+    """Seconds since the epoch (how times are kept: sortable and comparable in SQL)."""
+    return None if moment is None else as_utc(moment).timestamp()
+
+
+def from_epoch(seconds: float | None) -> datetime | None:
+    """An aware UTC datetime from :func:`to_epoch`'s value."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def scope_filter(scope: MemoryScope, mark: str, prefix: str = "") -> tuple[str, list[Any]]:
+    """SQL condition (``mark``: the driver's placeholder) and parameters confining to ``scope``."""
+    clauses = [f"{prefix}user_id = {mark}"]
+    params: list[Any] = [scope.user_id]
+    for column in ("agent_id", "app_id"):
+        value = getattr(scope, column)
+        if value is not None:
+            clauses.append(f"({prefix}{column} = {mark} OR {prefix}{column} IS NULL)")
+            params.append(value)
+    return " AND ".join(clauses), params
+
+
+def record_filter(
+    scope: MemoryScope,
+    *,
+    mark: str,
+    prefix: str,
+    time: Callable[[datetime], Any],
+    kinds: Sequence[MemoryKind] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    exclude_thread_id: str | None = None,
+    thread_id: str | None = None,
+    include_superseded: bool = False,
+) -> tuple[str, list[Any]]:
+    """The SQL condition and parameters of a search or list (``time`` converts datetimes)."""
+    where, params = scope_filter(check_scope(scope), mark, prefix)
+    clauses = [where]
+    kind_list = check_kinds(kinds)
+    if kind_list is not None:
+        marks = ", ".join([mark] * len(kind_list))
+        clauses.append(f"{prefix}kind IN ({marks})" if kind_list else "1 = 0")
+        params += kind_list
+    if since is not None:
+        clauses.append(f"{prefix}occurred_at >= {mark}")
+        params.append(time(since))
+    if until is not None:
+        clauses.append(f"{prefix}occurred_at < {mark}")
+        params.append(time(until))
+    if exclude_thread_id is not None:
+        clauses.append(f"({prefix}thread_id IS NULL OR {prefix}thread_id != {mark})")
+        params.append(exclude_thread_id)
+    if thread_id is not None:
+        clauses.append(f"{prefix}thread_id = {mark}")
+        params.append(thread_id)
+    if not include_superseded:
+        clauses.append(f"{prefix}valid_to IS NULL")
+    return " AND ".join(clauses), params
+
+
+def check_list_limit(limit: object) -> None:
+    """``list``'s limit must be ``None`` or an int >= 0."""
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise UsageError(f"list limit must be an int >= 0 or None, got {limit!r}")
+
+
+def check_ids(memory_ids: Sequence[str]) -> list[str]:
+    """``memory_ids`` deduplicated, in order."""
+    if isinstance(memory_ids, str):
+        raise UsageError("delete() takes a sequence of memory ids; wrap one id in a list")
+    return list(dict.fromkeys(memory_ids))
+
+
+def check_valid_to(valid_to: object) -> datetime:
+    """``valid_to`` if it is a datetime."""
+    if not isinstance(valid_to, datetime):
+        raise UsageError(f"valid_to must be a datetime, got {valid_to!r}")
+    return valid_to
+
+
+def vector_order(pool: dict[str, bytes], query_vector: bytes, dimension: int) -> list[str]:
+    """The ids of ``pool`` by cosine similarity to the query, most similar first.
+
+    Vectors are normalised, so a matrix-vector product is the cosine: exact, and for a few
+    thousand candidates well under a millisecond.
+    """
+    if not pool:
+        return []
+    ids = list(pool)
+    matrix = unpack_vectors([pool[m] for m in ids], dimension)
+    similarity = matrix @ unpack_vectors([query_vector], dimension)[0]
+    return [ids[int(i)] for i in similarity.argsort(kind="stable")[::-1]]
+
+
+def demote_similar(
+    ranked: Sequence[tuple[str, float]],
+    pool: dict[str, bytes],
+    dimension: int,
+    threshold: float,
+) -> list[tuple[str, float]]:
+    """``ranked`` with near-duplicates of a better candidate halved in score, then re-sorted.
+
+    People repeat themselves ("is it better to rent or buy?" in five sessions); without this, one
+    repeated line can fill every result slot and push out the one turn that answers. Candidates
+    whose vectors have cosine >= ``threshold`` with a better-ranked one are demoted, not dropped.
+    """
+    np = _numpy()
+    kept: list[Any] = []
+    out: list[tuple[str, float]] = []
+    for memory_id, score in ranked:
+        blob = pool.get(memory_id)
+        if blob is not None:
+            vector = unpack_vectors([blob], dimension)[0]
+            if kept and float(np.max(np.stack(kept) @ vector)) >= threshold:
+                score *= 0.5
+            kept.append(vector)
+        out.append((memory_id, score))
+    out.sort(key=lambda pair: -pair[1])
+    return out
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError as exc:  # pragma: no cover - numpy comes with the memory extra
+        raise UsageError("vector search needs numpy: pip install 'threadline[memory]'") from exc
+    return numpy
+
+
+async def embed_texts(embedder: Embedder, texts: Sequence[str]) -> list[bytes]:
+    """Each text's vector as float32 bytes, after checking the embedder kept its promises."""
+    vectors = await embedder.embed(list(texts))
+    if len(vectors) != len(texts):
+        raise UsageError(
+            f"embedder {embedder.name!r} returned {len(vectors)} vectors for {len(texts)} texts"
+        )
+    return [pack_vector(v, embedder) for v in vectors]
+
+
+def pack_vector(vector: Sequence[float], embedder: Embedder) -> bytes:
+    """A vector as float32 bytes (1.5 KB for 384 dimensions)."""
+    np = _numpy()
+    array = np.asarray(vector, dtype=np.float32)
+    if array.shape != (embedder.dimension,) or not bool(np.isfinite(array).all()):
+        raise UsageError(
+            f"embedder {embedder.name!r} returned a vector of shape {array.shape} (or with "
+            f"non-finite values); it promised {embedder.dimension} finite floats"
+        )
+    norm = float(np.linalg.norm(array))
+    if norm > 0 and not math.isclose(norm, 1.0, rel_tol=1e-3):
+        array = array / norm
+    return bytes(array.tobytes())
+
+
+def unpack_vectors(blobs: Sequence[bytes], dimension: int) -> npt.NDArray[np.float32]:
+    """A ``(len(blobs), dimension)`` float32 matrix."""
+    np = _numpy()
+    if not blobs:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)

@@ -1,0 +1,453 @@
+"""``PostgresMemoryStore``: long-term memory shared by many processes and hosts through PostgreSQL.
+
+Layout (in a schema of the caller's choice, created on first use): ``threadline_memories`` holds
+one row per record, with a generated ``tsvector`` column under a GIN index for full text, and the
+vector (when there is an embedder) as float32 ``bytea``; ``threadline_memory_meta`` remembers
+which embedder made the vectors. Ranking is the SQLite store's: full-text candidates (``ts_rank``
+over an OR of the query's content words) and the scope's recent records are scored by cosine in
+Python, then fused by weighted reciprocal rank (see ``_ranking``). ``pgvector`` is not used: it
+is often not installed (it is not on the machine this was built on), and exact scoring of a
+bounded candidate set needs no extension; an approximate index would matter only for users with
+far more memories than the candidate pools cover.
+
+Needs the ``postgres`` extra (psycopg 3 and psycopg-pool).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from threadline._utils import redact_url
+from threadline.exceptions import StoreError, UsageError
+from threadline.memory._temporal import time_window
+from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.store import Embedder
+from threadline.memory.stores._common import (
+    DEFAULT_MAX_TEXT_CHARS,
+    check_forget_user,
+    check_ids,
+    check_list_limit,
+    check_query,
+    check_records,
+    check_scope,
+    check_valid_to,
+    demote_similar,
+    embed_texts,
+    record_filter,
+    scope_filter,
+    vector_order,
+    warn_lexical_only,
+)
+from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
+
+__all__ = ["PostgresMemoryStore"]
+
+_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS {memories} (
+    id          text PRIMARY KEY,
+    user_id     text NOT NULL,
+    agent_id    text,
+    app_id      text,
+    kind        text NOT NULL,
+    text        text NOT NULL,
+    thread_id   text,
+    message_ids text[] NOT NULL,
+    occurred_at timestamptz,
+    recorded_at timestamptz NOT NULL,
+    valid_from  timestamptz,
+    valid_to    timestamptz,
+    metadata    jsonb NOT NULL,
+    vector      bytea,
+    tsv         tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED
+);
+CREATE INDEX IF NOT EXISTS threadline_memories_tsv ON {memories} USING GIN (tsv);
+CREATE INDEX IF NOT EXISTS threadline_memories_user_when
+    ON {memories} (user_id, (coalesce(occurred_at, recorded_at)));
+CREATE INDEX IF NOT EXISTS threadline_memories_user_thread ON {memories} (user_id, thread_id);
+"""
+
+_COLUMNS = (
+    "id, user_id, agent_id, app_id, kind, text, thread_id, message_ids, occurred_at, "
+    "recorded_at, valid_from, valid_to, metadata"
+)
+
+_UPSERT = f"""
+INSERT INTO {{memories}} AS m ({_COLUMNS}, vector)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET
+    agent_id = excluded.agent_id, app_id = excluded.app_id, kind = excluded.kind,
+    text = excluded.text, thread_id = excluded.thread_id, message_ids = excluded.message_ids,
+    occurred_at = excluded.occurred_at, recorded_at = excluded.recorded_at,
+    valid_from = excluded.valid_from, valid_to = excluded.valid_to, metadata = excluded.metadata,
+    vector = excluded.vector
+WHERE m.user_id = excluded.user_id
+"""
+
+_ready: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.WeakKeyDictionary()
+"""The schemas each pool has already set up."""
+
+
+def _record(row: Sequence[Any]) -> MemoryRecord:
+    (mid, user, agent, app, kind, text, thread, mids, occurred, recorded, vfrom, vto, meta) = row
+    return MemoryRecord(
+        id=mid,
+        kind=kind,
+        text=text,
+        scope=MemoryScope(user_id=user, agent_id=agent, app_id=app),
+        thread_id=thread,
+        message_ids=tuple(mids),
+        occurred_at=None if occurred is None else as_utc(occurred),
+        recorded_at=as_utc(recorded),
+        valid_from=None if vfrom is None else as_utc(vfrom),
+        valid_to=None if vto is None else as_utc(vto),
+        metadata=meta,
+    )
+
+
+class PostgresMemoryStore:
+    """Long-term memories in PostgreSQL: full text (tsvector, GIN), optional vectors, fusion.
+
+    Args:
+        dsn: a ``postgresql://`` URL or key/value DSN; the store then owns a small pool (close it
+            with :meth:`aclose`). Give ``pool`` instead to share one (its owner closes it).
+        pool: a ``psycopg_pool.AsyncConnectionPool`` opened with ``kwargs={"autocommit": True}``.
+        schema: the PostgreSQL schema holding the tables; created if missing.
+        embedder, fusion, max_text_chars, lexical_candidates, recent_candidates,
+            near_copy_similarity: as for
+            :class:`~threadline.memory.SQLiteMemoryStore`.
+        connect_timeout: seconds to wait for a connection from a pool made from ``dsn``.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: AsyncConnectionPool[Any] | None = None,
+        schema: str = "public",
+        embedder: Embedder | None = None,
+        fusion: Fusion | None = None,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        lexical_candidates: int = 200,
+        recent_candidates: int = 1000,
+        near_copy_similarity: float = 0.85,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.near_copy_similarity = near_copy_similarity
+        if (dsn is None) == (pool is None):
+            raise ValueError("give PostgresMemoryStore exactly one of dsn or pool=")
+        if pool is None:
+            assert dsn is not None
+            pool = AsyncConnectionPool(
+                dsn,
+                min_size=1,
+                max_size=4,
+                open=False,
+                timeout=connect_timeout,
+                kwargs={"autocommit": True},
+            )
+            self._where = redact_url(dsn) if "://" in dsn else "postgresql"
+            self._owns_pool = True
+        else:
+            self._where = "postgresql"
+            self._owns_pool = False
+        self._pool = pool
+        self.schema = schema
+        self.embedder = embedder
+        self.fusion = fusion or Fusion()
+        self.max_text_chars = max_text_chars
+        self.lexical_candidates = lexical_candidates
+        self.recent_candidates = recent_candidates
+        self._checked_embedder = False
+        names = {
+            "schema": sql.Identifier(schema),
+            "memories": sql.Identifier(schema, "threadline_memories"),
+            "meta": sql.Identifier(schema, "threadline_memory_meta"),
+        }
+        self._names = names
+        self._schema_sql = sql.SQL(_SCHEMA).format(**names)
+        self._upsert = sql.SQL(_UPSERT).format(**names)
+        if embedder is None:
+            warn_lexical_only("PostgresMemoryStore")
+
+    def __repr__(self) -> str:
+        return f"PostgresMemoryStore({self._where!r}, schema={self.schema!r})"
+
+    async def __aenter__(self) -> PostgresMemoryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _sql(self, text: str) -> sql.Composed:
+        # The text is only ever fixed SQL, column names and placeholders assembled in this
+        # package (scope filters included); values always travel as parameters.
+        return sql.SQL(cast("LiteralString", text)).format(**self._names)
+
+    def _error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"PostgreSQL memory store at {self._where} failed: {exc}")
+
+    async def setup(self) -> None:
+        """Create the schema and tables if missing. Safe to call from many processes at once."""
+        done = _ready.setdefault(self._pool, set())
+        if self.schema in done:
+            return
+        try:
+            if self._owns_pool and self._pool.closed:
+                await self._pool.open(wait=True, timeout=self._pool.timeout)
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", ("threadline:mem:" + self.schema,)
+                )
+                await conn.execute(self._schema_sql)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+        done.add(self.schema)
+
+    async def _rows(self, query: sql.Composable, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        await self.setup()
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                return await cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    async def _count(self, query: sql.Composable, params: Sequence[Any]) -> int:
+        await self.setup()
+        try:
+            async with self._pool.connection() as conn:
+                return (await conn.execute(query, params)).rowcount
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    async def _check_embedder(self) -> None:
+        if self._checked_embedder or self.embedder is None:
+            return
+        label = f"{self.embedder.name} ({self.embedder.dimension} dimensions)"
+        await self._rows(
+            self._sql("INSERT INTO {meta} VALUES ('embedder', %s) ON CONFLICT DO NOTHING"),
+            [label],
+        )
+        rows = await self._rows(self._sql("SELECT value FROM {meta} WHERE key = 'embedder'"), [])
+        if rows and rows[0][0] != label:
+            raise UsageError(
+                f"memory schema {self.schema!r} holds vectors of embedder {rows[0][0]}, not "
+                f"{label}: open it with the embedder it was made with, or use another schema"
+            )
+        self._checked_embedder = True
+
+    async def add(self, records: Sequence[MemoryRecord]) -> None:
+        """Store records in one transaction; an existing id of the same user is replaced.
+
+        Raises:
+            UsageError: a record is invalid or its id belongs to another user; nothing stored.
+        """
+        batch = check_records(records, self.max_text_chars)
+        if not batch:
+            return
+        vectors: list[bytes | None] = [None] * len(batch)
+        if self.embedder is not None:
+            await self._check_embedder()
+            vectors = list(await embed_texts(self.embedder, [r.text for r in batch]))
+        await self.setup()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                for r, vector in zip(batch, vectors, strict=True):
+                    cur = await conn.execute(
+                        self._upsert,
+                        (
+                            r.id,
+                            r.scope.user_id,
+                            r.scope.agent_id,
+                            r.scope.app_id,
+                            r.kind,
+                            r.text,
+                            r.thread_id,
+                            list(r.message_ids),
+                            r.occurred_at and as_utc(r.occurred_at),
+                            as_utc(r.recorded_at),
+                            r.valid_from and as_utc(r.valid_from),
+                            r.valid_to and as_utc(r.valid_to),
+                            Jsonb(dict(r.metadata)),
+                            vector,
+                        ),
+                    )
+                    if cur.rowcount != 1:
+                        raise UsageError(
+                            f"memory id {r.id!r} is already used by another user; "
+                            "give the record a new id (new_memory_id())"
+                        )
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    def _filters(self, scope: MemoryScope, **options: Any) -> tuple[str, list[Any]]:
+        return record_filter(scope, mark="%s", prefix="m.", time=as_utc, **options)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        scope: MemoryScope,
+        kinds: Sequence[MemoryKind] | None = None,
+        limit: int = 10,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        exclude_thread_id: str | None = None,
+        include_superseded: bool = False,
+    ) -> list[MemoryHit]:
+        """The records of ``scope`` most relevant to ``query``, best first."""
+        query = check_query(query, limit)
+        where, params = self._filters(
+            scope,
+            kinds=kinds,
+            since=since,
+            until=until,
+            exclude_thread_id=exclude_thread_id,
+            include_superseded=include_superseded,
+        )
+        window = time_window(query)
+        when: dict[str, datetime | None] = {}
+        lexical: list[str] = []
+        terms = fts_terms(query)
+        moment = "coalesce(m.occurred_at, m.recorded_at)"
+        if terms:
+            tsquery = " | ".join(terms)
+            rows = await self._rows(
+                self._sql(
+                    f"SELECT m.id, {moment} FROM {{memories}} m, "
+                    "to_tsquery('english'::regconfig, %s) q "
+                    f"WHERE m.tsv @@ q AND {where} ORDER BY ts_rank(m.tsv, q, 1) DESC, m.id "
+                    "LIMIT %s"
+                ),
+                [tsquery, *params, self.lexical_candidates],
+            )
+            for mid, at in rows:
+                lexical.append(mid)
+                when[mid] = at
+        if window is not None:
+            rows = await self._rows(
+                self._sql(
+                    f"SELECT m.id, {moment} FROM {{memories}} m WHERE {where} "
+                    f"AND {moment} >= %s AND {moment} < %s LIMIT 500"
+                ),
+                [*params, window.start, window.end],
+            )
+            when.update((mid, at) for mid, at in rows)
+        vector: list[str] = []
+        pool: dict[str, bytes] = {}
+        if self.embedder is not None:
+            await self._check_embedder()
+            query_vector = (await embed_texts(self.embedder, [query]))[0]
+            rows = await self._rows(
+                self._sql(
+                    f"SELECT m.id, {moment}, m.vector FROM {{memories}} m WHERE {where} "
+                    f"AND m.vector IS NOT NULL ORDER BY {moment} DESC LIMIT %s"
+                ),
+                [*params, self.recent_candidates],
+            )
+            pool.update((mid, bytes(blob)) for mid, _, blob in rows)
+            for mid, at, _ in rows:
+                when.setdefault(mid, at)
+            missing = [mid for mid in when if mid not in pool]
+            if missing:
+                found = await self._rows(
+                    self._sql(
+                        "SELECT id, vector FROM {memories} WHERE vector IS NOT NULL "
+                        "AND id = ANY(%s)"
+                    ),
+                    [missing],
+                )
+                pool.update((mid, bytes(blob)) for mid, blob in found)
+            vector = vector_order(pool, query_vector, self.embedder.dimension)
+        top = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
+        if pool and self.embedder is not None and self.near_copy_similarity < 1.0:
+            dimension = self.embedder.dimension
+            top = demote_similar(top[: 3 * limit], pool, dimension, self.near_copy_similarity)
+        top = top[: 2 * limit]  # room for diversify() to promote hits below near-copies
+        if not top:
+            return []
+        rows = await self._rows(
+            self._sql(f"SELECT {_COLUMNS} FROM {{memories}} WHERE id = ANY(%s)"),
+            [[mid for mid, _ in top]],
+        )
+        by_id = {row[0]: _record(row) for row in rows}
+        hits = [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
+        return diversify(hits)[:limit]
+
+    async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
+        """One record, or ``None`` if it does not exist in this scope."""
+        where, params = scope_filter(check_scope(scope), "%s")
+        rows = await self._rows(
+            self._sql(f"SELECT {_COLUMNS} FROM {{memories}} WHERE id = %s AND {where}"),
+            [memory_id, *params],
+        )
+        return _record(rows[0]) if rows else None
+
+    async def list(
+        self,
+        *,
+        scope: MemoryScope,
+        kinds: Sequence[MemoryKind] | None = None,
+        thread_id: str | None = None,
+        include_superseded: bool = False,
+        limit: int | None = None,
+    ) -> list[MemoryRecord]:
+        """Records of ``scope``, newest recorded first."""
+        where, params = self._filters(
+            scope, kinds=kinds, thread_id=thread_id, include_superseded=include_superseded
+        )
+        check_list_limit(limit)
+        columns = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
+        rows = await self._rows(
+            self._sql(
+                f"SELECT {columns} FROM {{memories}} m WHERE {where} "
+                "ORDER BY m.recorded_at DESC, m.id DESC LIMIT %s"
+            ),
+            [*params, limit],
+        )
+        return [_record(row) for row in rows]
+
+    async def delete(self, memory_ids: Sequence[str], *, scope: MemoryScope) -> int:
+        """Delete records of ``scope`` (index entries and vectors go with the row)."""
+        ids = check_ids(memory_ids)
+        where, params = scope_filter(check_scope(scope), "%s")
+        if not ids:
+            return 0
+        return await self._count(
+            self._sql(f"DELETE FROM {{memories}} WHERE id = ANY(%s) AND {where}"),
+            [ids, *params],
+        )
+
+    async def supersede(self, memory_id: str, *, scope: MemoryScope, valid_to: datetime) -> bool:
+        """Mark a record no longer valid (kept for audit); False if not found in ``scope``."""
+        where, params = scope_filter(check_scope(scope), "%s")
+        moment = as_utc(check_valid_to(valid_to))
+        count = await self._count(
+            self._sql(f"UPDATE {{memories}} SET valid_to = %s WHERE id = %s AND {where}"),
+            [moment, memory_id, *params],
+        )
+        return count == 1
+
+    async def forget(self, *, user_id: str) -> int:
+        """Delete every record of ``user_id``; its tsvector and vector live in the same row.
+
+        Dead rows stay on disk until PostgreSQL vacuums them (autovacuum, or ``VACUUM`` for an
+        immediate guarantee); no query can reach them meanwhile.
+        """
+        user_id = check_forget_user(user_id)
+        return await self._count(self._sql("DELETE FROM {memories} WHERE user_id = %s"), [user_id])
+
+    async def aclose(self) -> None:
+        """Close the pool if this store made it."""
+        if self._owns_pool and not self._pool.closed:
+            await self._pool.close()

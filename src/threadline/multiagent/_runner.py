@@ -1,0 +1,353 @@
+"""What group chats and processes share: participants, threads, one agent turn, the commit.
+
+Write order of one agent turn (the guarantee every runner keeps):
+
+1. The transcript's version is checked against the one this thread object last saw, so a thread
+   restored twice cannot be continued twice: the stale copy fails here, before any model call.
+2. The speaker runs on its own thread (its agent appends the turn there, version-checked).
+3. The turn is appended to the transcript with the version from step 1: the commit point.
+4. The turn is relayed to the other participants (one version-checked append each).
+
+Runs and streams share this code: ``_events`` yields stream updates and, last, a ``_Finished``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from threadline.agents.chat_agent import ChatAgent
+from threadline.clients.base import SupportsAddMessages
+from threadline.exceptions import ThreadStateError, UsageError
+from threadline.memory.provider import ContextProvider
+from threadline.multiagent._relay import PropagationFilter, relay
+from threadline.multiagent.thread import GroupChatThread, RunnerKind, parse_group_state
+from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.memory import ChatMessageList
+from threadline.threads.stores.registry import restore_store
+from threadline.tools import FunctionTool
+from threadline.types.messages import ChatMessage, as_messages
+from threadline.types.responses import AgentRunResponseUpdate, messages_from_updates
+
+__all__ = [
+    "GroupChatResponse",
+    "MultiAgentInput",
+    "MultiAgentRunner",
+    "StopReason",
+    "check_rounds",
+    "with_providers",
+]
+
+MultiAgentInput = str | ChatMessage | Sequence[str | ChatMessage] | None
+StopReason = Literal["max_rounds", "termination", "manager", "done", "pending"]
+
+
+def _joined(messages: Sequence[ChatMessage]) -> str:
+    return "\n".join(t for t in (m.text for m in messages) if t)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupChatResponse:
+    """What one ``run`` of a group chat or process produced, and where the conversation stands."""
+
+    messages: tuple[ChatMessage, ...]
+    """The agents' messages of this run, in order, each with its ``author_name``."""
+    thread: GroupChatThread = field(compare=False, repr=False)
+    """Pass it to the next ``run`` to continue."""
+    stop_reason: StopReason
+    """Why the run stopped: ``max_rounds`` (the bound of this run), ``termination`` (the
+    callable said so), ``manager`` (it chose nobody), ``done`` (a process finished its turn)."""
+    next_speaker: str | None = None
+    """Who speaks first when the conversation is continued, when already decided."""
+
+    @property
+    def text(self) -> str:
+        """The text of this run's messages, one per line."""
+        return _joined(self.messages)
+
+    @property
+    def last_text(self) -> str:
+        """The text of the last message: a process's final output."""
+        return self.messages[-1].text if self.messages else ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    messages: list[ChatMessage]
+    stop_reason: StopReason
+
+
+def check_rounds(max_rounds: int) -> int:
+    """``max_rounds`` itself, or ``ValueError`` when it is not an int >= 1."""
+    if type(max_rounds) is not int or max_rounds < 1:
+        raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
+    return max_rounds
+
+
+def with_providers(
+    agent: ChatAgent, runner: Sequence[ContextProvider], *, user_data: bool
+) -> ChatAgent:
+    """``agent`` as it runs inside a runner: the runner's providers first, then its own.
+
+    Without ``user_data`` every provider that ``holds_user_data`` is left out, the agent's own
+    included: the agent is never consulted on the user's behalf with them, so nothing they produce
+    reaches its requests. Returns ``agent`` itself when nothing changes; otherwise an agent of the
+    same id, name, client, tools and settings.
+    """
+    providers = [
+        p for p in (*runner, *agent.context_providers) if user_data or not p.holds_user_data
+    ]
+    if tuple(providers) == agent.context_providers:
+        return agent
+    return ChatAgent(
+        agent.chat_client,
+        agent.instructions,
+        id=agent.id,
+        name=agent.name,
+        description=agent.description,
+        tools=list(agent.tools.values()),
+        context_providers=providers,
+        chat_message_store_factory=agent.chat_message_store_factory,
+        max_tool_iterations=agent.max_tool_iterations,
+        default_options=agent.default_options,
+    )
+
+
+def check_agents(agents: Sequence[ChatAgent], *, what: str) -> dict[str, ChatAgent]:
+    """Participants by name; names must be set, distinct and usable in tool names."""
+    if not agents:
+        raise UsageError(f"a {what} needs at least one agent")
+    by_name: dict[str, ChatAgent] = {}
+    for agent in agents:
+        if not isinstance(agent, ChatAgent):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(f"{what} participants must be ChatAgents, got {agent!r}")
+        name = agent.name
+        if not name or not (name.isascii() and name.replace("_", "").replace("-", "").isalnum()):
+            raise UsageError(
+                f"every {what} participant needs a name of letters, digits, '_' or '-' (it "
+                f"labels its messages), got {name!r} for {agent!r}; set ChatAgent(name=...)"
+            )
+        if name in by_name:
+            raise UsageError(f"two {what} participants are named {name!r}; names must differ")
+        by_name[name] = agent
+    return by_name
+
+
+class MultiAgentRunner:
+    """Base of ``GroupChat``, ``SequentialProcess`` and ``Handoff``: threads and turns."""
+
+    _kind: RunnerKind = "group_chat"
+
+    def __init__(
+        self,
+        agents: Sequence[ChatAgent],
+        *,
+        name: str | None,
+        filters: Mapping[str, PropagationFilter] | None,
+        context_providers: Sequence[ContextProvider] | None,
+        allow_user_data: Sequence[str] | None,
+        transcript_store_factory: Callable[[], ChatMessageStore] | None,
+        what: str,
+    ) -> None:
+        given = check_agents(agents, what=what)
+        allowed = set(given) if allow_user_data is None else set(allow_user_data)
+        if allowed - set(given):
+            raise UsageError(
+                f"allow_user_data names {sorted(allowed - set(given))}, which are not "
+                f"participants ({', '.join(given)})"
+            )
+        self.context_providers = tuple(context_providers or ())
+        self.allow_user_data = frozenset(allowed)
+        """Agents on whose behalf providers that ``holds_user_data`` are consulted."""
+        self.agents = {
+            n: with_providers(a, self.context_providers, user_data=n in allowed)
+            for n, a in given.items()
+        }
+        """The participants as they run here (with the runner's providers), by name."""
+        self.name = name
+        self.filters: dict[str, PropagationFilter] = dict(filters or {})
+        unknown = set(self.filters) - set(self.agents)
+        if unknown:
+            raise UsageError(
+                f"filters name {sorted(unknown)}, which are not participants "
+                f"({', '.join(self.agents)})"
+            )
+        self.transcript_store_factory = transcript_store_factory
+        for agent in self.agents.values():
+            client = agent.chat_client
+            if client.stores_history and not isinstance(client, SupportsAddMessages):
+                raise UsageError(
+                    f"participant {agent.name!r} keeps its history in service "
+                    f"{client.service_name!r}, whose client {type(client).__name__} cannot take "
+                    "other participants' messages without running the model; use a client that "
+                    "keeps history locally or one that implements SupportsAddMessages"
+                )
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def get_new_thread(self, *, user_id: str | None = None) -> GroupChatThread:
+        """A new conversation: a new thread for every participant and an empty transcript."""
+        factory = self.transcript_store_factory
+        return GroupChatThread(
+            kind=self._kind,
+            participants={n: a.get_new_thread(user_id=user_id) for n, a in self.agents.items()},
+            transcript=factory() if factory is not None else ChatMessageList(),
+            user_id=user_id,
+        )
+
+    async def deserialize_thread(self, state: Mapping[str, Any]) -> GroupChatThread:
+        """Restore a conversation from ``thread.serialize()``, ready to continue exactly there.
+
+        Raises:
+            ThreadStateError: the state is malformed, of another runner, or names other
+                participants than this one's.
+        """
+        parsed = parse_group_state(state, kind=self._kind)
+        if set(parsed.participants) != set(self.agents):
+            raise ThreadStateError(
+                f"the state's participants {sorted(parsed.participants)} differ from this "
+                f"runner's {sorted(self.agents)}; restore it with the same agents"
+            )
+        for field_name in ("last_speaker", "next_speaker"):
+            value = getattr(parsed, field_name)
+            if value is not None and value not in self.agents:
+                raise ThreadStateError(f"{field_name} {value!r} is not a participant")
+        threads = {
+            n: await self.agents[n].deserialize_thread(s) for n, s in parsed.participants.items()
+        }
+        transcript = await restore_store(
+            parsed.transcript.kind, parsed.transcript.state, self.transcript_store_factory
+        )
+        thread = GroupChatThread(
+            kind=self._kind,
+            participants=threads,
+            transcript=transcript,
+            thread_id=parsed.thread_id,
+            user_id=parsed.user_id,
+        )
+        thread.version = parsed.version
+        thread.rounds_used = parsed.rounds_used
+        thread.last_speaker = parsed.last_speaker
+        thread.next_speaker = parsed.next_speaker
+        thread.manager_state = parsed.manager_state
+        return thread
+
+    def _prepare(self, thread: GroupChatThread | None) -> GroupChatThread:
+        if thread is None:
+            return self.get_new_thread()
+        if not isinstance(thread, GroupChatThread):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(
+                f"thread must be a GroupChatThread from this runner's get_new_thread(), got "
+                f"{type(thread).__name__}"
+            )
+        if thread.kind != self._kind or set(thread.participants) != set(self.agents):
+            raise UsageError(
+                f"thread {thread.id!r} belongs to a {thread.kind} of {sorted(thread.participants)},"
+                f" not this {self._kind} of {sorted(self.agents)}"
+            )
+        return thread
+
+    # -- one turn ----------------------------------------------------------------------------
+
+    async def _claim(self, thread: GroupChatThread) -> None:
+        """Fail with ``ConcurrentThreadUpdateError`` if someone else continued this conversation.
+
+        An empty, version-checked append: every built-in store checks the version even when there
+        is nothing to add, and a transcript store must do the same for this guard to hold.
+        """
+        thread.version = await thread.transcript.add_messages([], expected_version=thread.version)
+
+    async def _speak(
+        self,
+        thread: GroupChatThread,
+        name: str,
+        input_messages: Sequence[ChatMessage],
+        *,
+        stream: bool,
+        tools: Sequence[FunctionTool] | None = None,
+    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+        """One agent turn on its own thread; yields updates when streaming, then ``_Finished``."""
+        agent = self.agents[name]
+        own = thread.participants[name]
+        messages = list(input_messages) or None
+        if not stream:
+            response = await agent.run(messages, thread=own, tools=tools)
+            # Named throughout (tool results too), so the transcript says whose turn each was.
+            yield _Finished([self._named(m, name) for m in response.messages], "done")
+            return
+        updates: list[AgentRunResponseUpdate] = []
+        async for update in agent.run_stream(messages, thread=own, tools=tools):
+            updates.append(update)
+            yield update
+        folded, _ = messages_from_updates(updates)
+        yield _Finished([self._named(m, name) for m in folded], "done")
+
+    @staticmethod
+    def _named(message: ChatMessage, name: str) -> ChatMessage:
+        return message if message.author_name else message.replace(author_name=name)
+
+    async def _record(self, thread: GroupChatThread, messages: Sequence[ChatMessage]) -> None:
+        """Append to the transcript: the commit point of a turn."""
+        if messages:
+            thread.version = await thread.transcript.add_messages(
+                messages, expected_version=thread.version
+            )
+
+    async def _relay_to(
+        self,
+        thread: GroupChatThread,
+        name: str,
+        messages: Sequence[ChatMessage],
+        *,
+        author: str | None,
+    ) -> None:
+        """Show ``messages`` (by ``author``; the user when ``None``) to participant ``name``."""
+        shown = relay(messages, author=author, keep=self.filters.get(name))
+        if shown:
+            await self.agents[name].add_chat_message(shown, thread=thread.participants[name])
+
+    async def _broadcast(
+        self, thread: GroupChatThread, messages: Sequence[ChatMessage], *, author: str | None
+    ) -> None:
+        """Record a turn and relay it to every participant but its author."""
+        await self._record(thread, messages)
+        for name in self.agents:
+            if name != author:
+                await self._relay_to(thread, name, messages, author=author)
+
+    # -- the public surface ------------------------------------------------------------------
+
+    def _events(
+        self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
+    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+        raise NotImplementedError
+
+    async def _run(
+        self, messages: MultiAgentInput, thread: GroupChatThread | None, **kw: Any
+    ) -> GroupChatResponse:
+        group = self._prepare(thread)
+        finished: _Finished | None = None
+        async with group._lock:
+            async for event in self._events(as_messages(messages), group, stream=False, **kw):
+                if isinstance(event, _Finished):
+                    finished = event
+        assert finished is not None
+        return GroupChatResponse(
+            messages=tuple(finished.messages),
+            thread=group,
+            stop_reason=finished.stop_reason,
+            next_speaker=group.next_speaker,
+        )
+
+    async def _run_stream(
+        self, messages: MultiAgentInput, thread: GroupChatThread | None, **kw: Any
+    ) -> AsyncIterator[AgentRunResponseUpdate]:
+        group = self._prepare(thread)
+        async with group._lock:
+            async for event in self._events(as_messages(messages), group, stream=True, **kw):
+                if not isinstance(event, _Finished):
+                    yield event

@@ -1,0 +1,173 @@
+"""``GroupChatThread``: the whole state of one multi-agent conversation, serializable as one dict.
+
+It holds every participant's own ``AgentThread`` (each a complete record of what that agent saw),
+the shared transcript (a ``ChatMessageStore``, so it can live in memory, SQLite, Redis or
+PostgreSQL), and where the conversation stands: rounds used, the last speaker, the next speaker
+once chosen, the manager's state. Group chats and processes (sequential, handoff) use the same
+class; ``kind`` says which runner it belongs to.
+
+Consistency: the transcript is the commit point. A runner checks the transcript's version before
+a turn and appends with the version it read, so two processes that restored the same state cannot
+both continue it: the second gets ``ConcurrentThreadUpdateError`` before anything is stored in the
+transcript (see the runners for what a participant's own thread holds then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from threadline.exceptions import ThreadStateError
+from threadline.threads.stores.base import ChatMessageStore, store_kind
+from threadline.threads.thread import AgentThread
+from threadline.types.messages import ChatMessage
+
+__all__ = ["GROUP_STATE_TYPE", "GROUP_SCHEMA_VERSION", "GroupChatThread", "GroupThreadState"]
+
+GROUP_STATE_TYPE = "threadline.group_thread"
+GROUP_SCHEMA_VERSION = 1
+RunnerKind = Literal["group_chat", "sequential", "handoff"]
+
+
+class _StoreState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(min_length=1)
+    state: dict[str, Any]
+
+
+class GroupThreadState(BaseModel):
+    """The validated serialized form of a :class:`GroupChatThread` (where JSON comes in)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["threadline.group_thread"]
+    schema_version: Literal[1]
+    kind: RunnerKind
+    thread_id: str = Field(min_length=1)
+    user_id: str | None = None
+    participants: dict[str, dict[str, Any]]
+    transcript: _StoreState
+    version: int = Field(ge=0)
+    rounds_used: int = Field(ge=0)
+    last_speaker: str | None = None
+    next_speaker: str | None = None
+    manager_state: dict[str, Any] = Field(default_factory=lambda: {})
+
+
+def parse_group_state(state: object, *, kind: RunnerKind) -> GroupThreadState:
+    """Validate a serialized group thread; ``ThreadStateError`` names the offending field."""
+    if isinstance(state, Mapping) and state.get("type") != GROUP_STATE_TYPE:  # pyright: ignore[reportUnknownMemberType]
+        raise ThreadStateError(
+            f"not a group thread state (type {state.get('type')!r}, expected "  # pyright: ignore[reportUnknownMemberType]
+            f"{GROUP_STATE_TYPE!r}); a single agent's thread is restored with "
+            "agent.deserialize_thread()"
+        )
+    try:
+        parsed = GroupThreadState.model_validate(state)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'state'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ThreadStateError(f"malformed group thread state: {problems}") from None
+    if parsed.kind != kind:
+        raise ThreadStateError(
+            f"this state belongs to a {parsed.kind} runner, not a {kind}; restore it with the "
+            "runner that saved it"
+        )
+    return parsed
+
+
+class GroupChatThread:
+    """One multi-agent conversation: each participant's thread, the transcript and the position.
+
+    Made by a runner's ``get_new_thread()`` or ``deserialize_thread(state)``; pass it to the
+    runner's ``run`` to continue. A thread is used by one run at a time (runs on the same object
+    wait for each other).
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: RunnerKind,
+        participants: dict[str, AgentThread],
+        transcript: ChatMessageStore,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        self.kind: RunnerKind = kind
+        self.id: str = thread_id or "group_" + os.urandom(12).hex()
+        self.user_id = user_id
+        self.participants = participants
+        """Each participant's own thread, by agent name."""
+        self.transcript = transcript
+        """Every message of the conversation once, in order, with ``author_name`` set."""
+        self.version = 0
+        """How many messages the transcript held after this object's last write or restore."""
+        self.rounds_used = 0
+        """Agent turns taken so far, over all runs."""
+        self.last_speaker: str | None = None
+        """The agent that spoke last (for a handoff: the one in control)."""
+        self.next_speaker: str | None = None
+        """Chosen but not yet run: a stopped chat resumes with this agent."""
+        self.manager_state: dict[str, Any] = {}
+        """JSON-able state a manager keeps between selections."""
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"GroupChatThread(id={self.id!r}, kind={self.kind!r}, "
+            f"participants={list(self.participants)!r}, messages={self.version})"
+        )
+
+    async def messages(self) -> list[ChatMessage]:
+        """The transcript, oldest first."""
+        return await self.transcript.list_messages()
+
+    async def serialize(self) -> dict[str, Any]:
+        """The whole conversation as one plain JSON-able, versioned dict.
+
+        Restore it with the runner's ``deserialize_thread``; it continues exactly here. Call it
+        between runs: a run in progress on this object is waited for first (so never call it from
+        inside the loop consuming that run's ``run_stream``: it would wait for itself).
+        """
+        async with self._lock:
+            participants = {
+                name: await thread.serialize() for name, thread in self.participants.items()
+            }
+            return {
+                "type": GROUP_STATE_TYPE,
+                "schema_version": GROUP_SCHEMA_VERSION,
+                "kind": self.kind,
+                "thread_id": self.id,
+                "user_id": self.user_id,
+                "participants": participants,
+                "transcript": {
+                    "kind": store_kind(self.transcript),
+                    "state": await self.transcript.serialize(),
+                },
+                "version": self.version,
+                "rounds_used": self.rounds_used,
+                "last_speaker": self.last_speaker,
+                "next_speaker": self.next_speaker,
+                "manager_state": copy.deepcopy(self.manager_state),
+            }
+
+    async def fork(self) -> GroupChatThread:
+        """An independent branch: the transcript and every participant's thread are forked."""
+        async with self._lock:
+            branch = GroupChatThread(
+                kind=self.kind,
+                participants={n: await t.fork() for n, t in self.participants.items()},
+                transcript=await self.transcript.fork(),
+                user_id=self.user_id,
+            )
+            branch.version = self.version
+            branch.rounds_used = self.rounds_used
+            branch.last_speaker = self.last_speaker
+            branch.next_speaker = self.next_speaker
+            branch.manager_state = copy.deepcopy(self.manager_state)
+            return branch

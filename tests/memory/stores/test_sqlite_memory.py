@@ -1,0 +1,136 @@
+"""SQLite-specific promises: where the file lives, and that forgetting leaves no trace in it."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from threadline.exceptions import UsageError
+from threadline.memory.embedders import MiniLMEmbedder
+from threadline.memory.records import MemoryRecord, MemoryScope
+from threadline.memory.stores import SQLiteMemoryStore
+
+ALICE = MemoryScope(user_id="alice")
+BOB = MemoryScope(user_id="bob")
+
+
+async def test_default_file_is_under_threadline_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THREADLINE_HOME", str(tmp_path / "home"))
+    store = SQLiteMemoryStore()
+    try:
+        await store.add([MemoryRecord(kind="fact", text="likes tea", scope=ALICE)])
+    finally:
+        await store.aclose()
+    assert store.path == str(tmp_path / "home" / "memory.sqlite3")
+    conn = sqlite3.connect(store.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+async def test_forget_leaves_no_bytes_of_the_user_in_the_file(tmp_path: Path) -> None:
+    """Not only unfindable: the words are gone from the index segments and freed pages."""
+    path = tmp_path / "memory.db"
+    store = SQLiteMemoryStore(path)
+    secret = "xylophonequasar"
+    try:
+        await store.add(
+            [
+                MemoryRecord(kind="fact", text=f"alice's codeword is {secret} {i}", scope=ALICE)
+                for i in range(50)
+            ]
+            + [MemoryRecord(kind="fact", text="bob's codeword is marigold", scope=BOB)]
+        )
+        assert await store.forget(user_id="alice") == 50
+        assert [h.text for h in await store.search("codeword", scope=BOB)] == [
+            "bob's codeword is marigold"
+        ]
+    finally:
+        await store.aclose()
+    wal = Path(f"{path}-wal")
+    data = path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")  # noqa: ASYNC240
+    assert secret.encode() not in data
+    assert b"alice" not in data
+    assert b"marigold" in data
+
+
+async def test_lexical_only_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from threadline.memory.stores import _common
+
+    monkeypatch.setattr(_common, "_warned_lexical", False)
+    with caplog.at_level(logging.WARNING, logger="threadline.memory"):
+        first, second = SQLiteMemoryStore(tmp_path / "a.db"), SQLiteMemoryStore(tmp_path / "b.db")
+    await first.aclose()
+    await second.aclose()
+    notes = [r.getMessage() for r in caplog.records if "lexical only" in r.getMessage()]
+    assert len(notes) == 1
+    assert "threadline[memory]" in notes[0]
+
+
+class LetterEmbedder:
+    """A tiny real embedder (letter frequencies): how users bring their own."""
+
+    def __init__(self, dimension: int = 26, *, broken: bool = False) -> None:
+        self.dimension = dimension
+        self.name = f"letters-{dimension}"
+        self.broken = broken
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for text in texts:
+            counts = [float(text.lower().count(chr(97 + i))) for i in range(self.dimension)]
+            norm = sum(c * c for c in counts) ** 0.5 or 1.0
+            out.append([c / norm for c in counts][: self.dimension - self.broken])
+        return out
+
+
+async def test_semantic_match_without_shared_words(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    store = SQLiteMemoryStore(tmp_path / "m.db", embedder=minilm)
+    try:
+        target = MemoryRecord(kind="preference", text="I am vegetarian", scope=ALICE)
+        others = [
+            MemoryRecord(kind="fact", text=text, scope=ALICE)
+            for text in ("my car is a red hatchback", "I work as a nurse", "my cat is called Pixel")
+        ]
+        await store.add([target, *others])
+        hits = await store.search("does she eat meat?", scope=ALICE)
+        assert hits[0].id == target.id
+        lexical = SQLiteMemoryStore(tmp_path / "m.db")  # same file, no embedder: BM25 only
+        try:
+            assert await lexical.search("does she eat meat?", scope=ALICE) == []
+        finally:
+            await lexical.aclose()
+    finally:
+        await store.aclose()
+
+
+async def test_one_file_keeps_the_vectors_of_one_embedder(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    first = SQLiteMemoryStore(path, embedder=LetterEmbedder())
+    await first.add([MemoryRecord(kind="fact", text="likes tea", scope=ALICE)])
+    await first.aclose()
+    other = SQLiteMemoryStore(path, embedder=LetterEmbedder(20))
+    try:
+        with pytest.raises(UsageError, match="letters-26.*open it with the embedder"):
+            await other.search("tea", scope=ALICE)
+    finally:
+        await other.aclose()
+
+
+async def test_an_embedder_breaking_its_promise_stores_nothing(tmp_path: Path) -> None:
+    store = SQLiteMemoryStore(tmp_path / "m.db", embedder=LetterEmbedder(broken=True))
+    try:
+        with pytest.raises(UsageError, match="promised 26"):
+            await store.add([MemoryRecord(kind="fact", text="likes tea", scope=ALICE)])
+        assert await store.list(scope=ALICE) == []
+    finally:
+        await store.aclose()

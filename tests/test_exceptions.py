@@ -1,0 +1,60 @@
+"""The error tree is whole: one module, drawn in its docstring, every error raised somewhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import threadline
+from threadline import exceptions
+
+SRC = Path(threadline.__file__).parent
+
+PENDING_MOVE = {"OpenAIServiceError"}
+"""Public errors another branch of issue 9 moves into exceptions.py; empty once it is merged."""
+
+
+def _errors() -> dict[str, type[BaseException]]:
+    return {name: getattr(exceptions, name) for name in exceptions.__all__}
+
+
+def test_every_public_error_lives_in_exceptions_py() -> None:
+    for name in threadline.__all__:
+        value = getattr(threadline, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert issubclass(value, exceptions.ThreadlineError), name
+            if name in PENDING_MOVE and value.__module__ != exceptions.__name__:
+                continue
+            assert value.__module__ == exceptions.__name__, name
+            assert name in exceptions.__all__, name
+
+
+def test_the_docstring_draws_every_error_under_its_parent() -> None:
+    lines = [
+        (line.index("──"), match.group(1))
+        for line in (exceptions.__doc__ or "").splitlines()
+        if (match := re.search(r"── (\w+Error)\b", line))
+    ]
+    top = min(column for column, _ in lines)
+    drawn = [name for _, name in lines]
+    assert sorted(drawn) == sorted(set(_errors()) - {"ThreadlineError"})
+    for index, (column, name) in enumerate(lines):
+        parent = _errors()[name].__mro__[1]
+        if parent is exceptions.ThreadlineError:
+            assert column == top, name
+            continue
+        # The nearest line above, one level (4 columns) less deep, is the parent.
+        above = next(n for c, n in reversed(lines[:index]) if c == column - 4)
+        assert above == parent.__name__, name
+
+
+def test_every_error_is_raised_somewhere() -> None:
+    code = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in SRC.rglob("*.py")
+        if path.name != "exceptions.py"
+    )
+    for name in _errors():
+        if name == "ThreadlineError":
+            continue  # the base: caught, never raised itself
+        assert re.search(rf"\b{name}\(", code), f"{name} is never raised: raise it or remove it"
