@@ -14,7 +14,6 @@ import uvicorn
 
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig, create_app
-from threadline.hosting.serve import open_thread_store
 from threadline.hosting.storage import ServerStorage
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
@@ -48,15 +47,14 @@ async def start_server(
     return server, task, f"http://127.0.0.1:{port}/v1"
 
 
-@pytest.fixture(params=["tables", "threads"])
-async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Server]:
-    """The server on its own item tables, and on threads of a SQLite message store (item 10)."""
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    """The server on its default storage: conversations as threads of one SQLite file."""
     model = ScriptedChatClient([])
     agent = ChatAgent(model, "You are a test agent.")
     db = str(tmp_path / "server.db")
     config = ServerConfig(api_keys=KEYS, db_path=db, max_body_bytes=64_000)
-    storage = open_thread_store(f"sqlite:{db}") if request.param == "threads" else None
-    uv, task, url = await start_server(agent, config, storage=storage)
+    uv, task, url = await start_server(agent, config)
     try:
         yield Server(url=url, model=model, config=config)
     finally:

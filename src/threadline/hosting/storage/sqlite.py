@@ -1,5 +1,14 @@
 """``SQLiteServerStorage``: the server's default storage, one SQLite file (WAL).
 
+Conversations, Responses chains and Assistants threads are threads of the file's message-store
+tables (``threadline_threads``/``threadline_messages``, the layout of ``SQLiteChatMessageStore``;
+thread id = container id), so ``threadline threads list/show/fork`` and any
+``SQLiteChatMessageStore`` of the file read them. A ``previous_response_id`` branch is a fork at
+the older response's position: it shares the prefix, nothing is copied. Objects (responses,
+conversations, assistants, runs) and idempotency records live in ``tl_objects`` and
+``tl_idempotency``. A turn's messages and its objects are written in **one** transaction (the
+thread SQL runs on this storage's connection), so a crash keeps a turn whole or not at all.
+
 All work runs on one worker thread that owns the connection, so the event loop never blocks on
 disk. Several server processes may share the file: SQLite's locking serializes their writes.
 """
@@ -16,8 +25,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from threadline._sqlite import SQLiteWorker, immediate_transaction
-from threadline.exceptions import StoreError
+from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
+from threadline.threads.stores.codec import JSONCodec
+from threadline.threads.stores.sqlite_tables import (
+    THREAD_SCHEMA,
+    append_rows,
+    delete_thread,
+    fork_thread,
+    migrate_thread_tables,
+    read_after,
+)
 
 __all__ = ["SQLiteServerStorage"]
 
@@ -36,12 +54,6 @@ CREATE TABLE IF NOT EXISTS tl_objects (
     PRIMARY KEY (kind, id)
 );
 CREATE INDEX IF NOT EXISTS tl_objects_list ON tl_objects (owner, kind, parent, created_at);
-CREATE TABLE IF NOT EXISTS tl_items (
-    container TEXT NOT NULL,
-    seq       INTEGER NOT NULL,
-    body      TEXT NOT NULL,
-    PRIMARY KEY (container, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tl_idempotency (
     owner      TEXT NOT NULL,
     key        TEXT NOT NULL,
@@ -51,6 +63,8 @@ CREATE TABLE IF NOT EXISTS tl_idempotency (
     PRIMARY KEY (owner, key)
 );
 """
+
+_CODEC = JSONCodec()
 
 _STALE_CLAIM_SECONDS = 300.0
 """A claim older than this belongs to a request whose server died; a retry may take it over."""
@@ -88,15 +102,92 @@ def _put(conn: sqlite3.Connection, obj: StoredObject) -> None:
     )
 
 
-def _length(conn: sqlite3.Connection, container: str) -> int:
-    row = conn.execute("SELECT MAX(seq) FROM tl_items WHERE container = ?", (container,)).fetchone()
-    return row[0] or 0
+def _rows(items: Sequence[dict[str, Any]]) -> list[tuple[str, int, str]]:
+    """Message-store rows ``(message_id, tokens, record)``: the JSON codec's record, its count."""
+    rows: list[tuple[str, int, str]] = []
+    for item in items:
+        body = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        message_id = item.get("message_id")
+        if not isinstance(message_id, str):
+            raise ValueError(f"an item has no message_id: {body[:200]}")
+        # About four characters per token: the message store's default estimate, for bounded reads.
+        rows.append((message_id, 4 + len(body) // 4, body))
+    return rows
+
+
+def _version(conn: sqlite3.Connection, container: str) -> int:
+    row = conn.execute(
+        "SELECT version FROM threadline_threads WHERE thread_id = ?", (container,)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+OLD_LAYOUT_FIX = (
+    "run `threadline serve --store sqlite:PATH --migrate` once (or open it with "
+    "SQLiteServerStorage(path, migrate=True)) to move its conversations into threads"
+)
+
+
+def old_layout_items(conn: sqlite3.Connection) -> int | None:
+    """How many items a database of the previous layout holds in ``tl_items``; None if none."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tl_items'"
+    ).fetchone()
+    if found is None:
+        return None
+    return int(conn.execute("SELECT COUNT(*) FROM tl_items").fetchone()[0])
+
+
+def _check_layout(conn: sqlite3.Connection) -> None:
+    migrate_thread_tables(conn)
+    count = old_layout_items(conn)
+    if count:
+        raise StoreError(
+            f"this server database was made by an earlier threadline: {count} conversation "
+            f"items are in its old table tl_items, which this version does not read; "
+            f"{OLD_LAYOUT_FIX}"
+        )
+    if count == 0:
+        conn.execute("DROP TABLE tl_items")
+
+
+def _migrate_layout(conn: sqlite3.Connection) -> None:
+    """Move ``tl_items`` into thread tables in one transaction (a crash leaves the old layout)."""
+    migrate_thread_tables(conn)
+    if old_layout_items(conn) is None:
+        return
+    with immediate_transaction(conn):
+        now = time.time()
+        containers = conn.execute(
+            "SELECT container, MAX(seq) FROM tl_items GROUP BY container"
+        ).fetchall()
+        for container, version in containers:
+            if _version(conn, container):
+                raise StoreError(
+                    f"cannot migrate: container {container!r} is both in tl_items and a thread"
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO threadline_threads "
+                "(thread_id, version, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (container, version, now, now),
+            )
+        for container, seq, body in conn.execute(
+            "SELECT container, seq, body FROM tl_items ORDER BY container, seq"
+        ).fetchall():
+            item = json.loads(body)
+            ((message_id, tokens, record),) = _rows([item])
+            conn.execute(
+                "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (container, seq, message_id, tokens, record),
+            )
+        conn.execute("DROP TABLE tl_items")
 
 
 @dataclass(slots=True, kw_only=True)
 class _Append:
     container: str
-    bodies: list[str]
+    rows: list[tuple[str, int, str]]
     expected_len: int | None
     objects: tuple[StoredObject, ...]
     copy_from: tuple[str, int] | None
@@ -104,24 +195,20 @@ class _Append:
 
 
 def _append_one(conn: sqlite3.Connection, op: _Append) -> int:
-    if op.copy_from is not None:
-        conn.execute(
-            "INSERT INTO tl_items (container, seq, body) SELECT ?, seq, body "
-            "FROM tl_items WHERE container = ? AND seq <= ?",
-            (op.container, op.copy_from[0], op.copy_from[1]),
-        )
-    length = _length(conn, op.container)
-    if op.expected_len is not None and length != op.expected_len:
+    if op.copy_from is not None:  # a branch: a fork sharing the source's prefix
+        try:
+            fork_thread(conn, op.copy_from[0], op.container, op.copy_from[1])
+        except ConcurrentThreadUpdateError:
+            raise ItemsChangedError(f"branch {op.container!r} exists already") from None
+    try:
+        version = append_rows(conn, op.container, op.rows, op.expected_len)
+    except ConcurrentThreadUpdateError as exc:
         raise ItemsChangedError(
-            f"container {op.container!r} has {length} items, expected {op.expected_len}"
-        )
-    conn.executemany(
-        "INSERT INTO tl_items (container, seq, body) VALUES (?, ?, ?)",
-        [(op.container, length + i + 1, body) for i, body in enumerate(op.bodies)],
-    )
+            f"container {op.container!r} has {exc.actual_version} items, expected {op.expected_len}"
+        ) from None
     for obj in op.objects:
         _put(conn, obj)
-    return length + len(op.bodies)
+    return version
 
 
 def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | Exception]:
@@ -132,13 +219,13 @@ def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | 
             conn.execute("SAVEPOINT one_append")
             try:
                 results.append(_append_one(conn, op))
-            except (ItemsChangedError, sqlite3.IntegrityError, ValueError) as exc:
+            except (ItemsChangedError, StoreError, sqlite3.IntegrityError, ValueError) as exc:
                 # Whatever fails in one append (a changed length, a clash, text SQLite cannot
                 # encode) is that append's own failure: the others in the batch still commit.
                 conn.execute("ROLLBACK TO one_append")
                 results.append(
                     exc
-                    if isinstance(exc, ItemsChangedError)
+                    if isinstance(exc, ItemsChangedError | StoreError)
                     else StoreError(f"append to {op.container!r} failed: {exc}")
                 )
             conn.execute("RELEASE one_append")
@@ -150,15 +237,18 @@ class SQLiteServerStorage:
 
     Args:
         path: the database file, created with its folder when missing.
+        migrate: move the items of a database made by the previous layout (``tl_items``) into
+            threads when opening it; without it such a database is refused (``StoreError``).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = False) -> None:
         self.path = os.fspath(path)
         self._db = SQLiteWorker(
             self.path,
-            schema=_SCHEMA,
+            schema=_SCHEMA + THREAD_SCHEMA,
             thread_name="threadline-server-db",
             describe="server database",
+            migrate=_check_layout if not migrate else _migrate_layout,
         )
         self._pending: list[_Append] = []
         self._flushing = False
@@ -205,7 +295,7 @@ class SQLiteServerStorage:
                 )
                 # A conversation or thread owns its container; a response shares its chain's.
                 if row[0] is not None and kind != "response":
-                    conn.execute("DELETE FROM tl_items WHERE container = ?", (row[0],))
+                    delete_thread(conn, row[0], _CODEC)
                 return True
 
             return self._transaction(conn, inner)
@@ -230,14 +320,13 @@ class SQLiteServerStorage:
         return await self._run(query)
 
     async def items(self, container: str, *, upto: int | None = None) -> list[dict[str, Any]]:
-        """A container's items, oldest first."""
+        """A container's items, oldest first (following a branch into the prefix it shares)."""
 
         def query(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(
-                "SELECT body FROM tl_items WHERE container = ? AND seq <= ? ORDER BY seq",
-                (container, upto if upto is not None else 2**62),
-            ).fetchall()
-            return [json.loads(r[0]) for r in rows]
+            _, rows = read_after(conn, container, 0)
+            if upto is not None:
+                rows = rows[:upto]
+            return [json.loads(body) for _, _, _, body in rows]
 
         return await self._run(query)
 
@@ -259,7 +348,7 @@ class SQLiteServerStorage:
         """
         op = _Append(
             container=container,
-            bodies=[json.dumps(item, ensure_ascii=False) for item in items],
+            rows=_rows(items),
             expected_len=expected_len,
             objects=tuple(objects),
             copy_from=copy_from,
@@ -298,20 +387,17 @@ class SQLiteServerStorage:
         self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
     ) -> None:
         """Rewrite a container's items atomically, if it still holds ``expected_len`` items."""
-        bodies = [json.dumps(item, ensure_ascii=False) for item in items]
+        rows = _rows(items)
 
         def work(conn: sqlite3.Connection) -> None:
             def inner() -> None:
-                length = _length(conn, container)
+                length = _version(conn, container)
                 if length != expected_len:
                     raise ItemsChangedError(
                         f"container {container!r} has {length} items, expected {expected_len}"
                     )
-                conn.execute("DELETE FROM tl_items WHERE container = ?", (container,))
-                conn.executemany(
-                    "INSERT INTO tl_items (container, seq, body) VALUES (?, ?, ?)",
-                    [(container, i + 1, body) for i, body in enumerate(bodies)],
-                )
+                delete_thread(conn, container, _CODEC)
+                append_rows(conn, container, rows, 0)
 
             self._transaction(conn, inner)
 
