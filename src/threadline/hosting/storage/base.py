@@ -84,12 +84,15 @@ class ServerStorage(Protocol):
         expected_len: int | None = None,
         objects: Sequence[StoredObject] = (),
         copy_from: tuple[str, int] | None = None,
+        idempotency: tuple[str, str, IdempotencyRecord] | None = None,
     ) -> int:
         """Append items and save objects in one transaction; returns the container's new length.
 
         ``copy_from=(source, upto)`` first fills a new container with a prefix of another (a
         branch). ``expected_len`` makes the write fail with ``ItemsChangedError`` if the
-        container's length differs (checked after the copy).
+        container's length differs (checked after the copy). ``idempotency=(owner, key, record)``
+        stores the answer of a claimed key in the same transaction, so a crash never leaves a
+        written turn whose retry would run it again.
         """
         ...
 

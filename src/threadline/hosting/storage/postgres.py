@@ -212,6 +212,7 @@ class PostgresServerStorage:
         expected_len: int | None = None,
         objects: Sequence[StoredObject] = (),
         copy_from: tuple[str, int] | None = None,
+        idempotency: tuple[str, str, IdempotencyRecord] | None = None,
     ) -> int:
         """Append items and save objects atomically, optionally branching from another container."""
         bodies = [json.dumps(item, ensure_ascii=False) for item in items]
@@ -242,6 +243,13 @@ class PostgresServerStorage:
                         )
                 for obj in objects:
                     await conn.execute(_PUT, _put_args(obj))
+                if idempotency is not None:
+                    owner, key, record = idempotency
+                    await conn.execute(
+                        "UPDATE tl_idempotency SET status = %s, body = %s "
+                        "WHERE owner = %s AND key = %s",
+                        (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
+                    )
                 return length + len(bodies)
         except ItemsChangedError:
             raise

@@ -122,6 +122,13 @@ def _version(conn: sqlite3.Connection, container: str) -> int:
     return 0 if row is None else int(row[0])
 
 
+def _finish(conn: sqlite3.Connection, owner: str, key: str, record: IdempotencyRecord) -> None:
+    conn.execute(
+        "UPDATE tl_idempotency SET status = ?, body = ? WHERE owner = ? AND key = ?",
+        (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
+    )
+
+
 OLD_LAYOUT_FIX = (
     "run `threadline serve --store sqlite:PATH --migrate` once (or open it with "
     "SQLiteServerStorage(path, migrate=True)) to move its conversations into threads"
@@ -138,16 +145,32 @@ def old_layout_items(conn: sqlite3.Connection) -> int | None:
     return int(conn.execute("SELECT COUNT(*) FROM tl_items").fetchone()[0])
 
 
-def _check_layout(conn: sqlite3.Connection) -> None:
-    migrate_thread_tables(conn)
+def _refuse_old_layout(path: str) -> None:
+    """Refuse, at once, a file of the previous layout (not on the first request it would fail)."""
+    if path == ":memory:" or not os.path.exists(path):
+        return
+    try:
+        conn = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
+        try:
+            _check_layout(conn, read_only=True)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # not readable as SQLite here: the worker reports it with the file's name
+
+
+def _check_layout(conn: sqlite3.Connection, *, read_only: bool = False) -> None:
+    if not read_only:
+        migrate_thread_tables(conn)
     count = old_layout_items(conn)
     if count:
         raise StoreError(
-            f"this server database was made by an earlier threadline: {count} conversation "
+            f"server database {conn.execute('PRAGMA database_list').fetchone()[2]!r} was made by "
+            f"an earlier threadline: {count} conversation "
             f"items are in its old table tl_items, which this version does not read; "
             f"{OLD_LAYOUT_FIX}"
         )
-    if count == 0:
+    if count == 0 and not read_only:
         conn.execute("DROP TABLE tl_items")
 
 
@@ -191,6 +214,7 @@ class _Append:
     expected_len: int | None
     objects: tuple[StoredObject, ...]
     copy_from: tuple[str, int] | None
+    idempotency: tuple[str, str, IdempotencyRecord] | None
     future: asyncio.Future[int]
 
 
@@ -208,6 +232,8 @@ def _append_one(conn: sqlite3.Connection, op: _Append) -> int:
         ) from None
     for obj in op.objects:
         _put(conn, obj)
+    if op.idempotency is not None:
+        _finish(conn, *op.idempotency)
     return version
 
 
@@ -243,6 +269,8 @@ class SQLiteServerStorage:
 
     def __init__(self, path: str | os.PathLike[str], *, migrate: bool = False) -> None:
         self.path = os.fspath(path)
+        if not migrate:
+            _refuse_old_layout(self.path)
         self._db = SQLiteWorker(
             self.path,
             schema=_SCHEMA + THREAD_SCHEMA,
@@ -338,6 +366,7 @@ class SQLiteServerStorage:
         expected_len: int | None = None,
         objects: Sequence[StoredObject] = (),
         copy_from: tuple[str, int] | None = None,
+        idempotency: tuple[str, str, IdempotencyRecord] | None = None,
     ) -> int:
         """Append items and save objects atomically, optionally branching from another container.
 
@@ -352,6 +381,7 @@ class SQLiteServerStorage:
             expected_len=expected_len,
             objects=tuple(objects),
             copy_from=copy_from,
+            idempotency=idempotency,
             future=asyncio.get_running_loop().create_future(),
         )
         self._pending.append(op)
@@ -431,14 +461,7 @@ class SQLiteServerStorage:
 
     async def idempotency_finish(self, owner: str, key: str, record: IdempotencyRecord) -> None:
         """Store the outcome of a claimed key."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE tl_idempotency SET status = ?, body = ? WHERE owner = ? AND key = ?",
-                (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
-            )
-
-        await self._run(work)
+        await self._run(_finish, owner, key, record)
 
     async def idempotency_release(self, owner: str, key: str) -> None:
         """Forget a claim whose request failed."""
