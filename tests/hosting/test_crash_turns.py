@@ -95,7 +95,7 @@ async def _drive(client: openai.AsyncOpenAI, worker: _Worker) -> None:
                 input=worker.body(i), conversation=worker.conversation, extra_headers=headers
             )
         else:
-            previous = worker.acked[-1] if worker.acked else openai.NOT_GIVEN
+            previous = worker.acked[-1] if worker.acked else None
             response = await client.responses.create(
                 input=worker.body(i), previous_response_id=previous, extra_headers=headers
             )
