@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from threadline.exceptions import ConcurrentThreadUpdateError
 from threadline.threads.stores._sqlite_rows import Row, checked_tokens, read_after, thread_row
+from threadline.threads.stores.base import check_fork_at
 from threadline.threads.stores.codec import MessageCodec, corrupt_thread_error, recode
 
 __all__ = [
@@ -118,13 +119,7 @@ def fork_thread(
     now = time.time()
     info = thread_row(conn, parent_id)
     version = 0 if info is None else info[2]
-    if at is not None:
-        if not 0 <= at <= version:
-            raise ValueError(
-                f"cannot fork thread {parent_id!r} at {at}: it holds {version} messages "
-                f"(give a position from 0 to {version})"
-            )
-        version = at
+    version = check_fork_at(at, version, repr(parent_id))
     if info is None:
         conn.execute(
             "INSERT INTO threadline_threads (thread_id, created_at, updated_at) VALUES (?, ?, ?)",
