@@ -27,13 +27,19 @@ from typing import Any, TypeVar
 from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
+from threadline.hosting.storage.sqlite_layout import (
+    check_layout,
+    item_rows,
+    migrate_layout,
+    refuse_old_layout,
+    thread_version,
+)
 from threadline.threads.stores.codec import JSONCodec
 from threadline.threads.stores.sqlite_tables import (
     THREAD_SCHEMA,
     append_rows,
     delete_thread,
     fork_thread,
-    migrate_thread_tables,
     read_after,
 )
 
@@ -102,109 +108,11 @@ def _put(conn: sqlite3.Connection, obj: StoredObject) -> None:
     )
 
 
-def _rows(items: Sequence[dict[str, Any]]) -> list[tuple[str, int, str]]:
-    """Message-store rows ``(message_id, tokens, record)``: the JSON codec's record, its count."""
-    rows: list[tuple[str, int, str]] = []
-    for item in items:
-        body = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-        message_id = item.get("message_id")
-        if not isinstance(message_id, str):
-            raise ValueError(f"an item has no message_id: {body[:200]}")
-        # About four characters per token: the message store's default estimate, for bounded reads.
-        rows.append((message_id, 4 + len(body) // 4, body))
-    return rows
-
-
-def _version(conn: sqlite3.Connection, container: str) -> int:
-    row = conn.execute(
-        "SELECT version FROM threadline_threads WHERE thread_id = ?", (container,)
-    ).fetchone()
-    return 0 if row is None else int(row[0])
-
-
 def _finish(conn: sqlite3.Connection, owner: str, key: str, record: IdempotencyRecord) -> None:
     conn.execute(
         "UPDATE tl_idempotency SET status = ?, body = ? WHERE owner = ? AND key = ?",
         (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
     )
-
-
-OLD_LAYOUT_FIX = (
-    "run `threadline serve --store sqlite:PATH --migrate` once (or open it with "
-    "SQLiteServerStorage(path, migrate=True)) to move its conversations into threads"
-)
-
-
-def old_layout_items(conn: sqlite3.Connection) -> int | None:
-    """How many items a database of the previous layout holds in ``tl_items``; None if none."""
-    found = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tl_items'"
-    ).fetchone()
-    if found is None:
-        return None
-    return int(conn.execute("SELECT COUNT(*) FROM tl_items").fetchone()[0])
-
-
-def _refuse_old_layout(path: str) -> None:
-    """Refuse, at once, a file of the previous layout (not on the first request it would fail)."""
-    if path == ":memory:" or not os.path.exists(path):
-        return
-    try:
-        conn = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
-        try:
-            _check_layout(conn, read_only=True)
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return  # not readable as SQLite here: the worker reports it with the file's name
-
-
-def _check_layout(conn: sqlite3.Connection, *, read_only: bool = False) -> None:
-    if not read_only:
-        migrate_thread_tables(conn)
-    count = old_layout_items(conn)
-    if count:
-        raise StoreError(
-            f"server database {conn.execute('PRAGMA database_list').fetchone()[2]!r} was made by "
-            f"an earlier threadline: {count} conversation "
-            f"items are in its old table tl_items, which this version does not read; "
-            f"{OLD_LAYOUT_FIX}"
-        )
-    if count == 0 and not read_only:
-        conn.execute("DROP TABLE tl_items")
-
-
-def _migrate_layout(conn: sqlite3.Connection) -> None:
-    """Move ``tl_items`` into thread tables in one transaction (a crash leaves the old layout)."""
-    migrate_thread_tables(conn)
-    if old_layout_items(conn) is None:
-        return
-    with immediate_transaction(conn):
-        now = time.time()
-        containers = conn.execute(
-            "SELECT container, MAX(seq) FROM tl_items GROUP BY container"
-        ).fetchall()
-        for container, version in containers:
-            if _version(conn, container):
-                raise StoreError(
-                    f"cannot migrate: container {container!r} is both in tl_items and a thread"
-                )
-            conn.execute(
-                "INSERT OR REPLACE INTO threadline_threads "
-                "(thread_id, version, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (container, version, now, now),
-            )
-        for container, seq, body in conn.execute(
-            "SELECT container, seq, body FROM tl_items ORDER BY container, seq"
-        ).fetchall():
-            item = json.loads(body)
-            ((message_id, tokens, record),) = _rows([item])
-            conn.execute(
-                "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (container, seq, message_id, tokens, record),
-            )
-        conn.execute("DROP TABLE tl_items")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -270,13 +178,13 @@ class SQLiteServerStorage:
     def __init__(self, path: str | os.PathLike[str], *, migrate: bool = False) -> None:
         self.path = os.fspath(path)
         if not migrate:
-            _refuse_old_layout(self.path)
+            refuse_old_layout(self.path)
         self._db = SQLiteWorker(
             self.path,
             schema=_SCHEMA + THREAD_SCHEMA,
             thread_name="threadline-server-db",
             describe="server database",
-            migrate=_check_layout if not migrate else _migrate_layout,
+            migrate=check_layout if not migrate else migrate_layout,
         )
         self._pending: list[_Append] = []
         self._flushing = False
@@ -377,7 +285,7 @@ class SQLiteServerStorage:
         """
         op = _Append(
             container=container,
-            rows=_rows(items),
+            rows=item_rows(items),
             expected_len=expected_len,
             objects=tuple(objects),
             copy_from=copy_from,
@@ -417,11 +325,11 @@ class SQLiteServerStorage:
         self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
     ) -> None:
         """Rewrite a container's items atomically, if it still holds ``expected_len`` items."""
-        rows = _rows(items)
+        rows = item_rows(items)
 
         def work(conn: sqlite3.Connection) -> None:
             def inner() -> None:
-                length = _version(conn, container)
+                length = thread_version(conn, container)
                 if length != expected_len:
                     raise ItemsChangedError(
                         f"container {container!r} has {length} items, expected {expected_len}"
