@@ -5,7 +5,6 @@ Run by the benchmark as a separate process: python bench/_server_process.py PORT
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -40,15 +39,6 @@ agent = ChatAgent(ConstantChatClient(), "You are a benchmark.")
 def main(argv: Sequence[str]) -> None:
     # Through the command users run, so the figures are those of `threadline serve`.
     port, db = argv[0], argv[1]
-    if os.environ.get("BENCH_THREAD_STORE") == "1":
-        # Item 10's experimental layout: conversations as threads of a SQLite message store.
-        from threadline.hosting import ServerConfig, serve
-        from threadline.hosting.serve import open_thread_store
-
-        config = ServerConfig(api_keys={"bench-key": "bench"})
-        serve(agent, config=config, store=open_thread_store(f"sqlite:{db}"), port=int(port),
-              log_level="warning")  # fmt: skip
-        return
     threadline(
         ["serve", "_server_process:agent", "--port", port, "--db", db,
          "--api-key", "bench-key=bench", "--log-level", "warning"]
