@@ -62,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--migrate",
         action="store_true",
-        help="move the conversations of a SQLite file made by an earlier threadline (its "
+        help="move the conversations of a database made by an earlier threadline (its "
         "tl_items table) into threads, once, then serve",
     )
     parser.add_argument(
@@ -188,8 +188,8 @@ def run(args: argparse.Namespace) -> int:
     if args.store and (args.db or args.postgres):
         raise UsageError("serve: give --store, or --db / --postgres, not both")
     store: str | None = args.store
-    if store is None and args.migrate and not args.postgres:
-        store = f"sqlite:{config.db_path}"
+    if store is None and args.migrate:
+        store = args.postgres or f"sqlite:{config.db_path}"
     # The library runs it (and warns when no key is configured): the command only parses.
     serve(
         agent,

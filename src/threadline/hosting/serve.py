@@ -28,8 +28,8 @@ def open_store(
 ) -> ServerStorage:
     """The storage a ``--store`` spec names: ``sqlite:PATH`` or ``postgresql://...``.
 
-    ``migrate`` moves the conversations of a SQLite file made by the previous layout into
-    threads (once); without it such a file is refused with that fix named.
+    ``migrate`` moves the conversations of a file or schema made by the previous layout into
+    threads (once); without it such a store is refused with that fix named.
 
     Raises:
         UsageError: the spec names no storage this server can use; the message lists the forms.
@@ -47,7 +47,7 @@ def open_store(
     if spec.startswith(("postgresql://", "postgres://")):
         from threadline.hosting.storage.postgres import PostgresServerStorage
 
-        return PostgresServerStorage(spec, schema=postgres_schema)
+        return PostgresServerStorage(spec, schema=postgres_schema, migrate=migrate)
     if spec.startswith(("redis://", "rediss://")):
         raise UsageError(
             f"store {redact_url(spec)!r}: the server writes each turn's messages and its response "
