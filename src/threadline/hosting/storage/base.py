@@ -4,12 +4,13 @@ Two things are stored:
 
 * **objects** (responses, conversations, assistants, threads, runs) as JSON bodies, each with its
   owner (the API key's account), so every read is scoped to one owner and another key sees nothing;
-* **item containers**: append-only lists of messages (``ChatMessage.to_dict()`` JSON). A
-  conversation or an assistants thread is one container. A chain of responses linked by
-  ``previous_response_id`` shares one container too: each response records how far into it its
-  history reaches (``upto``), so continuing from the newest response appends and continuing from an
-  older one (a branch) copies that prefix into a new container once. A linear conversation therefore
-  costs O(new items) per turn, however long it gets.
+* **item containers**: append-only lists of messages (``ChatMessage.to_dict()`` JSON), kept as
+  threads of the message-store tables (thread id = container id). A conversation or an
+  assistants thread is one container. A chain of responses linked by ``previous_response_id``
+  shares one container too: each response records how far into it its history reaches
+  (``upto``), so continuing from the newest response appends and continuing from an older one (a
+  branch) forks the container at that position (sharing, not copying, the prefix). A linear
+  conversation therefore costs O(new items) per turn, however long it gets.
 """
 
 from __future__ import annotations
