@@ -198,10 +198,7 @@ async def _save(
     outcome: TurnOutcome,
     key: Claim | None,
 ) -> None:
-    """Store the turn, its response object and the ``Idempotency-Key`` answer in one transaction.
-
-    The turn is its input and everything produced; a crash keeps all three or none of them.
-    """
+    """Store the turn, its response and its ``Idempotency-Key`` answer in one transaction."""
     done = key.outcome(response) if key is not None else None
     turn_items = [m.to_dict() for m in (*plan.turn.input, *outcome.messages)]
     storage = state.storage
