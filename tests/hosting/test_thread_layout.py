@@ -6,17 +6,21 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.hosting.conftest import KEYS, start_server
+from tests.hosting.conftest import KEYS, POSTGRES_URL, start_server
 from threadline import ChatAgent, ScriptedChatClient, SQLiteChatMessageStore
 from threadline.cli.main import main
 from threadline.exceptions import UsageError
 from threadline.hosting import ServerConfig, open_store
+from threadline.hosting.storage import ItemsChangedError, ServerStorage
+from threadline.hosting.storage.postgres import PostgresServerStorage
+from threadline.hosting.storage.sqlite import SQLiteServerStorage
 
 
 async def _conversation(db: Path, model: ScriptedChatClient) -> tuple[str, list[str]]:
@@ -116,3 +120,26 @@ async def test_a_previous_layout_file_is_refused_with_the_fix_then_migrated(
     assert len(await store.list_messages()) == 6
     await store.aclose()
     open_store(f"sqlite:{db}")  # migrated once: opens without the flag now
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_branch_from_a_history_that_went_away_is_items_changed(
+    kind: str, tmp_path: Path
+) -> None:
+    """The source of a branch lost its items while the turn ran (its conversation was deleted)."""
+    storage: ServerStorage
+    if kind == "sqlite":
+        storage = SQLiteServerStorage(tmp_path / "s.db")
+    else:
+        storage = PostgresServerStorage(POSTGRES_URL, schema="tl_gone_" + os.urandom(4).hex())
+    item = {"role": "user", "text": "hi", "message_id": "m1"}
+    try:
+        await storage.append("source", [item, {**item, "message_id": "m2"}], expected_len=0)
+        with pytest.raises(ItemsChangedError, match="no longer holds 3 items"):
+            await storage.append("branch", [item], expected_len=3, copy_from=("source", 3))
+        assert await storage.append("branch", [item], expected_len=1, copy_from=("source", 1)) == 2
+        assert await storage.items("branch") == [item, item]
+    finally:
+        if isinstance(storage, PostgresServerStorage):
+            await storage.drop_schema()
+        await storage.close()

@@ -128,10 +128,13 @@ class _Append:
 
 def _append_one(conn: sqlite3.Connection, op: _Append) -> int:
     if op.copy_from is not None:  # a branch: a fork sharing the source's prefix
+        source, at = op.copy_from
         try:
-            fork_thread(conn, op.copy_from[0], op.container, op.copy_from[1])
+            fork_thread(conn, source, op.container, at)
         except ConcurrentThreadUpdateError:
             raise ItemsChangedError(f"branch {op.container!r} exists already") from None
+        except ValueError:  # the source lost items while the turn ran (its conversation went)
+            raise ItemsChangedError(f"container {source!r} no longer holds {at} items") from None
     try:
         version = append_rows(conn, op.container, op.rows, op.expected_len)
     except ConcurrentThreadUpdateError as exc:
