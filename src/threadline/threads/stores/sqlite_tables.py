@@ -71,14 +71,7 @@ def append_rows(
     """
     now = time.time()
     info = thread_row(conn, thread_id)
-    if info is None:
-        conn.execute(
-            "INSERT INTO threadline_threads (thread_id, created_at, updated_at) VALUES (?, ?, ?)",
-            (thread_id, now, now),
-        )
-        version = 0
-    else:
-        version = info[2]
+    version = 0 if info is None else info[2]
     if expected_version is not None and expected_version != version:
         raise ConcurrentThreadUpdateError(
             thread_id, expected_version=expected_version, actual_version=version
@@ -97,10 +90,17 @@ def append_rows(
             thread_id, f"messages are stored past its version {version} ({exc})"
         ) from exc
     version += len(rows)
-    conn.execute(
-        "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
-        (version, now, thread_id),
-    )
+    if info is None:  # a new thread: its row is written once, with its version
+        conn.execute(
+            "INSERT INTO threadline_threads (thread_id, version, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?)",
+            (thread_id, version, now, now),
+        )
+    else:
+        conn.execute(
+            "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
+            (version, now, thread_id),
+        )
     return version
 
 
