@@ -1,6 +1,11 @@
 """Throughput and latency of the threadline server's POST /v1/responses, and client overhead.
 
-Run: python bench/server.py [--seconds S] [--max-requests N]
+Run: python bench/server.py [--seconds S] [--max-requests N] [--baseline-src PATH [--rounds R]]
+
+``--baseline-src`` (e.g. the ``src`` of a checkout of an earlier version) also serves the same
+agent from that source tree and measures json c=64 on both, alternating R times, each server
+fresh: the machine is noisy and shared, so the ratio of the two in one run is the comparison that
+means something, not either figure alone.
 
 The server (a ChatAgent on a constant-answer model, SQLite storage, store=True) runs in its own
 process; the load generator runs in another, over loopback, with one keep-alive HTTP/1.1
@@ -183,7 +188,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="time limit per cell")
     parser.add_argument("--max-requests", type=int, default=4000, help="request limit per cell")
     parser.add_argument("--overhead-calls", type=int, default=300)
+    parser.add_argument("--baseline-src", metavar="PATH", help="compare with this source tree")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations with --baseline-src")
     args = parser.parse_args()
+    if args.baseline_src:
+        compare(Path(args.baseline_src), args.rounds, args.seconds, args.max_requests)
+        return
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,6 +251,43 @@ def main() -> None:
         f"(median of {args.overhead_calls}): overhead {overhead:+.1%} "
         f"(target <= {TARGET_OVERHEAD:.0%}: {'OK' if overhead <= TARGET_OVERHEAD else 'MISS'})"
     )
+
+
+def _serving(src: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), env_path()])}
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "_server_process.py"), str(port), str(db)], env=env
+    )
+    wait_for(port)
+    return server
+
+
+def compare(baseline: Path, rounds: int, seconds: float, max_requests: int) -> None:
+    """json c=64 on this tree and on ``baseline``, alternating, each on a fresh server and file."""
+    results: dict[str, list[dict[str, float]]] = {"this": [], "baseline": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for name, src in (("this", HERE.parent / "src"), ("baseline", baseline)):
+                port = free_port()
+                server = _serving(src, Path(tmp) / f"{name}-{r}.db", port)
+                try:
+                    result = run_load(port, 64, False, seconds, max_requests)
+                finally:
+                    server.terminate()
+                    server.wait()
+                results[name].append(result)
+                print(f"  round {r} {name}: {result['rps']:.0f} req/s", file=sys.stderr)
+    print(f"\njson c=64, {rounds} alternating rounds (this tree vs {baseline})")
+    print(
+        f"{'round':<7}{'this rps':>10}{'base rps':>10}{'ratio':>8}{'this p99':>10}{'base p99':>10}"
+    )
+    for r, (a, b) in enumerate(zip(results["this"], results["baseline"], strict=True)):
+        print(
+            f"{r:<7}{a['rps']:>10.0f}{b['rps']:>10.0f}{a['rps'] / b['rps']:>8.2f}"
+            f"{a['p99_ms']:>10.1f}{b['p99_ms']:>10.1f}"
+        )
+    ratio = statistics.median(a["rps"] / b["rps"] for a, b in zip(*results.values(), strict=True))
+    print(f"median throughput ratio this/baseline: {ratio:.2f} (target >= 0.90)")
 
 
 def env_path() -> str:

@@ -150,6 +150,7 @@ EXPECTED: dict[str, list[str]] = {
     "threads/multi_turn.py": ["Agent: We talked about your name."],
     "threads/fork_and_tools.py": ["branch: Then stay inside and read."],
     "server/host_an_agent.py": ["Hello Ada!", "Your name is Ada."],
+    "server/conversations_are_threads.py": ["user: I like tea.", "assistant: You like tea."],
     "openai/service_managed_threads.py": ["Noted: you like tea.", "You like tea.", "Hi!"],
     "stores/encrypted_sqlite.py": [
         "Agent: Your PIN is 4321.",

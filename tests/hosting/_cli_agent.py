@@ -9,3 +9,7 @@ agent = ChatAgent(ScriptedChatClient(["pong"] * 100), "CLI agent.")
 
 def make_agent() -> ChatAgent:
     return ChatAgent(ScriptedChatClient(["made"] * 10))
+
+
+# For the crash test: answers every turn of a long stream of them.
+endless = ChatAgent(ScriptedChatClient(["pong"] * 100_000), "Crash test agent.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,8 +16,12 @@ import uvicorn
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig, create_app
 from threadline.hosting.storage import ServerStorage
+from threadline.hosting.storage.postgres import PostgresServerStorage
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
+POSTGRES_URL = os.environ.get(
+    "THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @dataclass
@@ -47,14 +52,33 @@ async def start_server(
     return server, task, f"http://127.0.0.1:{port}/v1"
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Server]:
+    """The server on each storage (conversations as threads): one SQLite file, and PostgreSQL
+    (a fresh schema per test, dropped after; needs the server at ``THREADLINE_POSTGRES_URL``)."""
     model = ScriptedChatClient([])
     agent = ChatAgent(model, "You are a test agent.")
-    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "server.db"), max_body_bytes=64_000)
-    uv, task, url = await start_server(agent, config)
+    db = str(tmp_path / "server.db")
+    config = ServerConfig(api_keys=KEYS, db_path=db, max_body_bytes=64_000)
+    storage: PostgresServerStorage | None = None
+    if request.param == "postgres":
+        storage = PostgresServerStorage(
+            POSTGRES_URL, schema="tl_api_" + os.urandom(4).hex(), max_size=4
+        )
+        try:
+            await storage.items("probe")
+        except Exception as exc:
+            await storage.close()
+            if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
+                raise
+            pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    uv, task, url = await start_server(agent, config, storage=storage)
     try:
         yield Server(url=url, model=model, config=config)
     finally:
         uv.should_exit = True
         await task
+        if storage is not None:
+            cleanup = PostgresServerStorage(POSTGRES_URL, schema=storage.schema, max_size=1)
+            await cleanup.drop_schema()
+            await cleanup.close()

@@ -60,13 +60,16 @@ def _tools_nested() -> Any:
 async def test_a_bad_append_never_fails_the_others_in_its_batch(tmp_path: Path) -> None:
     storage = SQLiteServerStorage(tmp_path / "s.db")
     try:
-        good = [storage.append(f"c{i}", [{"text": "hi"}], expected_len=0) for i in range(30)]
-        bad = storage.append("bad", [{"text": "\ud800"}], expected_len=0)
+        hi = {"role": "user", "text": "hi", "message_id": "m1"}
+        good = [storage.append(f"c{i}", [hi], expected_len=0) for i in range(30)]
+        bad = storage.append(
+            "bad", [{"role": "user", "text": "\ud800", "message_id": "m2"}], expected_len=0
+        )
         results = await asyncio.gather(*good, bad, return_exceptions=True)
         assert results[:30] == [1] * 30
         assert isinstance(results[30], StoreError) and "'bad'" in str(results[30])
         assert await storage.items("bad") == []
-        assert await storage.items("c7") == [{"text": "hi"}]
+        assert await storage.items("c7") == [hi]
     finally:
         await storage.close()
 

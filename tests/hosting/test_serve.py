@@ -43,7 +43,7 @@ def test_a_postgres_spec_names_its_schema() -> None:
     ("spec", "match"),
     [
         ("sqlite:", "needs a file"),
-        ("redis://127.0.0.1:6379/0", "SQLite or PostgreSQL"),
+        ("redis://127.0.0.1:6379/0", "one transaction, which Redis cannot share"),
         ("mysql://x", "sqlite:PATH or postgresql://"),
         ("server.db", "sqlite:PATH or postgresql://"),
     ],

@@ -59,6 +59,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--postgres", metavar="URL", help="store state in PostgreSQL instead")
     parser.add_argument(
+        "--store",
+        metavar="SPEC",
+        help="where conversations (as threads) and objects live: sqlite:PATH or "
+        "postgresql://USER@HOST:PORT/DB (instead of --db / --postgres)",
+    )
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="move the conversations of a database made by an earlier threadline (its "
+        "tl_items table) into threads, once, then serve",
+    )
+    parser.add_argument(
         "--postgres-schema", default="threadline", help="schema for the tables (threadline)"
     )
     parser.add_argument(
@@ -216,6 +228,19 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
     )
+    if args.store and (args.db or args.postgres):
+        raise UsageError("serve: give --store, or --db / --postgres, not both")
+    store: str | None = args.store
+    if store is None and args.migrate:
+        store = args.postgres or f"sqlite:{config.db_path}"
     # The library runs it (and warns when no key is configured): the command only parses.
-    serve(agent, config=config, host=args.host, port=args.port, log_level=args.log_level)
+    serve(
+        agent,
+        config=config,
+        store=store,
+        migrate=args.migrate,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+    )
     return 0

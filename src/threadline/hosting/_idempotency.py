@@ -36,7 +36,7 @@ def _fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claim:
     """A claimed ``Idempotency-Key``: the request that holds it must finish or release it."""
 
@@ -44,11 +44,25 @@ class Claim:
     key: str
     fingerprint: str
     """A hash of the request body, stored with the answer so a reuse with another body is seen."""
+    stored: bool = False
+    """True once the answer went to storage with the request's own writes (:meth:`outcome`)."""
+
+    def record(self, body: dict[str, Any], status: int = 200) -> IdempotencyRecord:
+        """The stored answer retries of this request get."""
+        return IdempotencyRecord(status=status, body={_REQUEST: self.fingerprint, _RESPONSE: body})
+
+    def outcome(self, body: dict[str, Any]) -> tuple[str, str, IdempotencyRecord]:
+        """``(owner, key, record)`` for a storage write that finishes the claim in its transaction.
+
+        A turn's messages, its response object and this record then commit together: a crash
+        leaves either none of them (a retry runs the turn) or all (a retry gets this answer).
+        """
+        self.stored = True
+        return self.owner, self.key, self.record(body)
 
     async def finish(self, storage: ServerStorage, body: dict[str, Any], status: int = 200) -> None:
         """Store the answer that retries of this request get."""
-        wrapped = {_REQUEST: self.fingerprint, _RESPONSE: body}
-        record = IdempotencyRecord(status=status, body=wrapped)
+        record = self.record(body, status)
         await asyncio.shield(storage.idempotency_finish(self.owner, self.key, record))
 
     async def release(self, storage: ServerStorage) -> None:
@@ -113,18 +127,22 @@ async def idempotent(
     state: ServerState,
     owner: str,
     body: dict[str, Any],
-    work: Callable[[], Awaitable[dict[str, Any]]],
+    work: Callable[[Claim | None], Awaitable[dict[str, Any]]],
 ) -> JSONResponse:
-    """Run ``work`` once per ``Idempotency-Key`` (or every time without one)."""
+    """Run ``work`` once per ``Idempotency-Key`` (or every time without one).
+
+    ``work`` gets the claim, to store its answer in the same transaction as what it writes.
+    """
     held, record = await claim(request, state, owner, body)
     if record is not None:
         return JSONResponse(record.body, status_code=record.status)
     if held is None:
-        return JSONResponse(await work())
+        return JSONResponse(await work(None))
     try:
-        answer = await work()
+        answer = await work(held)
     except BaseException:
         await held.release(state.storage)
         raise
-    await held.finish(state.storage, answer)
+    if not held.stored:
+        await held.finish(state.storage, answer)
     return JSONResponse(answer)

@@ -201,9 +201,14 @@ def _response_json(
 
 
 async def _save(
-    state: ServerState, plan: _Plan, response: dict[str, Any], outcome: TurnOutcome
+    state: ServerState,
+    plan: _Plan,
+    response: dict[str, Any],
+    outcome: TurnOutcome,
+    key: Claim | None,
 ) -> None:
-    """Store the turn (input and everything produced) and the response object."""
+    """Store the turn, its response and its ``Idempotency-Key`` answer in one transaction."""
+    done = key.outcome(response) if key is not None else None
     turn_items = [m.to_dict() for m in (*plan.turn.input, *outcome.messages)]
     storage = state.storage
     now = time.time()
@@ -224,8 +229,11 @@ async def _save(
     if plan.conversation is not None:
         container = cast(str, plan.conversation.container)
         expected = len(plan.turn.history)
+        objects = [record(container, expected + len(turn_items))] if plan.store else []
         try:
-            new_len = await storage.append(container, turn_items, expected_len=expected)
+            await storage.append(
+                container, turn_items, expected_len=expected, objects=objects, idempotency=done
+            )
         except ItemsChangedError:
             raise ApiError(
                 409,
@@ -233,10 +241,10 @@ async def _save(
                 "retry the request.",
                 code="conversation_changed",
             ) from None
-        if plan.store:
-            await storage.put(record(container, new_len))
         return
     if not plan.store:
+        if key is not None:
+            await key.finish(storage, response)
         return
     if plan.previous is not None:
         source = cast(str, plan.previous.container)
@@ -250,6 +258,7 @@ async def _save(
                     turn_items,
                     expected_len=upto,
                     objects=[record(source, upto + len(turn_items))],
+                    idempotency=done,
                 )
                 return
             except ItemsChangedError:
@@ -263,6 +272,7 @@ async def _save(
                 expected_len=upto,
                 copy_from=(source, upto),
                 objects=[record(container, upto + len(turn_items))],
+                idempotency=done,
             )
         except ItemsChangedError:
             # The source lost items while this turn ran (its conversation was deleted).
@@ -270,11 +280,15 @@ async def _save(
         return
     container = new_id("chain")
     await storage.append(
-        container, turn_items, expected_len=0, objects=[record(container, len(turn_items))]
+        container,
+        turn_items,
+        expected_len=0,
+        objects=[record(container, len(turn_items))],
+        idempotency=done,
     )
 
 
-async def _create_blocking(state: ServerState, plan: _Plan) -> dict[str, Any]:
+async def _create_blocking(state: ServerState, plan: _Plan, key: Claim | None) -> dict[str, Any]:
     response_id = new_id("resp")
     created = int(time.time())
     outcome = await run_turn(state.agent, plan.turn)
@@ -282,7 +296,7 @@ async def _create_blocking(state: ServerState, plan: _Plan) -> dict[str, Any]:
     response = _response_json(
         plan, response_id, created, status="completed", output=output, outcome=outcome
     )
-    await _save(state, plan, response, outcome)
+    await _save(state, plan, response, outcome, key)
     return response
 
 
@@ -332,9 +346,7 @@ async def _stream_events(
     final = _response_json(
         plan, response_id, created, status="completed", output=writer.output, outcome=outcome
     )
-    await _save(state, plan, final, outcome)
-    if key is not None:
-        await key.finish(state.storage, final)
+    await _save(state, plan, final, outcome, key)
     yield closing + writer.event("response.completed", response=final)
 
 
@@ -347,7 +359,9 @@ async def create_response(request: Request) -> Response:
         if done is not None:
             return sse_response(replay_events(done.body))
         return sse_response(_create_streaming(state, plan, key))
-    return await idempotent(request, state, owner, plan.body, lambda: _create_blocking(state, plan))
+    return await idempotent(
+        request, state, owner, plan.body, lambda key: _create_blocking(state, plan, key)
+    )
 
 
 async def get_response(request: Request) -> Response:

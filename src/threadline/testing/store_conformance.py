@@ -385,6 +385,33 @@ class StoreConformance:
         conformance_stores.append(empty_fork)
         assert await empty_fork.list_messages() == []
 
+    async def test_fork_at_a_position(
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
+    ) -> None:
+        """``fork(at=N)`` starts with the first N messages; the rest stay the parent's alone."""
+        parent = await self._new(store_harness, conformance_stores)
+        await parent.add_messages(turn("a") + turn("b") + turn("c"), expected_version=0)
+        branch = await parent.fork(at=3)
+        conformance_stores.append(branch)
+        assert _turns_of(await branch.list_messages()) == ["a"]
+        assert await branch.add_messages(turn("x"), expected_version=3) == 6
+        assert await parent.add_messages(turn("d"), expected_version=9) == 12
+        assert _turns_of(await branch.list_messages()) == ["a", "x"]
+        assert _turns_of(await parent.list_messages()) == ["a", "b", "c", "d"]
+        twig = await branch.fork(at=4)  # inside the branch's own messages, after the shared part
+        conformance_stores.append(twig)
+        assert [m.text for m in await twig.list_messages()][3:] == [m.text for m in turn("x")[:1]]
+        start = await parent.fork(at=0)
+        conformance_stores.append(start)
+        assert await start.list_messages() == []
+        reopened = await self._reopen(store_harness, branch, conformance_stores)
+        assert _turns_of(await reopened.list_messages()) == ["a", "x"]
+        await parent.delete()  # the branch keeps the prefix it shared
+        assert _turns_of(await branch.list_messages()) == ["a", "x"]
+        for bad in (-1, 7):
+            with pytest.raises(ValueError, match="cannot fork"):
+                await branch.fork(at=bad)
+
     async def test_delete(
         self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:

@@ -4,12 +4,13 @@ Two things are stored:
 
 * **objects** (responses, conversations, assistants, threads, runs) as JSON bodies, each with its
   owner (the API key's account), so every read is scoped to one owner and another key sees nothing;
-* **item containers**: append-only lists of messages (``ChatMessage.to_dict()`` JSON). A
-  conversation or an assistants thread is one container. A chain of responses linked by
-  ``previous_response_id`` shares one container too: each response records how far into it its
-  history reaches (``upto``), so continuing from the newest response appends and continuing from an
-  older one (a branch) copies that prefix into a new container once. A linear conversation therefore
-  costs O(new items) per turn, however long it gets.
+* **item containers**: append-only lists of messages (``ChatMessage.to_dict()`` JSON), kept as
+  threads of the message-store tables (thread id = container id). A conversation or an
+  assistants thread is one container. A chain of responses linked by ``previous_response_id``
+  shares one container too: each response records how far into it its history reaches
+  (``upto``), so continuing from the newest response appends and continuing from an older one (a
+  branch) forks the container at that position (sharing, not copying, the prefix). A linear
+  conversation therefore costs O(new items) per turn, however long it gets.
 """
 
 from __future__ import annotations
@@ -84,12 +85,15 @@ class ServerStorage(Protocol):
         expected_len: int | None = None,
         objects: Sequence[StoredObject] = (),
         copy_from: tuple[str, int] | None = None,
+        idempotency: tuple[str, str, IdempotencyRecord] | None = None,
     ) -> int:
         """Append items and save objects in one transaction; returns the container's new length.
 
         ``copy_from=(source, upto)`` first fills a new container with a prefix of another (a
         branch). ``expected_len`` makes the write fail with ``ItemsChangedError`` if the
-        container's length differs (checked after the copy).
+        container's length differs (checked after the copy). ``idempotency=(owner, key, record)``
+        stores the answer of a claimed key in the same transaction, so a crash never leaves a
+        written turn whose retry would run it again.
         """
         ...
 

@@ -1,8 +1,12 @@
 """``PostgresServerStorage``: server state in PostgreSQL, shared by any number of server processes.
 
-Same layout as the SQLite storage. Appends to one container are serialized across processes with a
-transaction-scoped advisory lock on the container, so two servers never interleave a turn; the
-length check then rejects a turn whose history changed meanwhile.
+Same layout as the SQLite storage: conversations, Responses chains and Assistants threads are
+threads of ``PostgresChatMessageStore``'s tables in the same schema (thread id = container id;
+a ``previous_response_id`` branch is a fork at a position), objects and idempotency records are
+rows of ``tl_objects``/``tl_idempotency``, and a turn's messages, its objects and its
+idempotency answer are written in one transaction. Appends to one container are serialized across
+processes with a transaction-scoped advisory lock on the container, so two servers never
+interleave a turn; the version check then rejects a turn whose history changed meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 from threadline.exceptions import StoreError
 from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
+from threadline.hosting.storage.postgres_threads import append_rows, check_layout, fork, rewrite
+from threadline.hosting.storage.sqlite_layout import item_rows
 
 __all__ = ["PostgresServerStorage"]
 
@@ -33,12 +39,6 @@ CREATE TABLE IF NOT EXISTS tl_objects (
     PRIMARY KEY (kind, id)
 );
 CREATE INDEX IF NOT EXISTS tl_objects_list ON tl_objects (owner, kind, parent, created_at);
-CREATE TABLE IF NOT EXISTS tl_items (
-    container TEXT NOT NULL,
-    seq       INTEGER NOT NULL,
-    body      TEXT NOT NULL,
-    PRIMARY KEY (container, seq)
-);
 CREATE TABLE IF NOT EXISTS tl_idempotency (
     owner      TEXT NOT NULL,
     key        TEXT NOT NULL,
@@ -92,14 +92,19 @@ class PostgresServerStorage:
         url: a libpq connection URL, e.g. ``postgresql://postgres@127.0.0.1:5432/test``.
         schema: the schema holding the tables (created when missing).
         max_size: the largest number of pooled connections.
+        migrate: move the items of a schema made by the previous layout (``tl_items``) into
+            threads when opening it; without it such a schema is refused (``StoreError``).
     """
 
-    def __init__(self, url: str, *, schema: str = "threadline", max_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, schema: str = "threadline", max_size: int = 10, migrate: bool = False
+    ) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
             raise ValueError(f"schema must be a plain SQL identifier, got {schema!r}")
         self.url = url
         self.schema = schema
         self._max_size = max_size
+        self._migrate = migrate
         self._pool: Any = None
 
     async def _get_pool(self) -> Any:
@@ -125,7 +130,7 @@ class PostgresServerStorage:
                 max_size=self._max_size,
                 open=False,
                 configure=configure,
-                kwargs={"autocommit": False},
+                kwargs={"autocommit": True},  # writes of several statements open a transaction
             )
             try:
                 await pool.open(wait=True, timeout=10)
@@ -134,6 +139,12 @@ class PostgresServerStorage:
                     await conn.execute(sql.SQL("SET search_path TO {}").format(ident))
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         await conn.execute(statement)
+                    await conn.commit()
+                from threadline.threads.stores.postgres import PostgresChatMessageStore
+
+                await PostgresChatMessageStore(pool=pool, schema=self.schema).setup()
+                async with pool.connection() as conn, conn.transaction():
+                    await check_layout(conn, migrate=self._migrate)
             except Exception as exc:
                 await pool.close()
                 raise StoreError(f"cannot open PostgreSQL storage at {self.url!r}: {exc}") from exc
@@ -177,11 +188,14 @@ class PostgresServerStorage:
                 await conn.execute(
                     "DELETE FROM tl_objects WHERE parent = %s AND owner = %s", (object_id, owner)
                 )
-                if row[0] is not None and kind != "response":
-                    await conn.execute("DELETE FROM tl_items WHERE container = %s", (row[0],))
-                return True
+                container = row[0] if kind != "response" else None
         except Exception as exc:
             raise StoreError(f"PostgreSQL storage failed: {exc}") from exc
+        if container is not None:
+            # After the object's transaction: a crash between leaves an unreachable thread,
+            # never an object without its history. Forks of it keep what they share.
+            await self._thread(container).delete()
+        return True
 
     async def list_objects(
         self, owner: str, kind: str, *, parent: str | None = None, limit: int = 20
@@ -196,13 +210,18 @@ class PostgresServerStorage:
         args.append(limit)
         return [_row(r) for r in await self._fetch(sql, args)]
 
+    def _thread(self, container: str) -> Any:
+        from threadline.threads.stores.postgres import PostgresChatMessageStore
+
+        return PostgresChatMessageStore(pool=self._pool, thread_id=container, schema=self.schema)
+
     async def items(self, container: str, *, upto: int | None = None) -> list[dict[str, Any]]:
-        """A container's items, oldest first."""
-        rows = await self._fetch(
-            "SELECT body FROM tl_items WHERE container = %s AND seq <= %s ORDER BY seq",
-            (container, upto if upto is not None else 2**31 - 1),
-        )
-        return [json.loads(r[0]) for r in rows]
+        """A container's items, oldest first (following a branch into the prefix it shares)."""
+        await self._get_pool()
+        messages = await self._thread(container).list_messages()
+        if upto is not None:
+            messages = messages[:upto]
+        return [m.to_dict() for m in messages]
 
     async def append(
         self,
@@ -212,38 +231,28 @@ class PostgresServerStorage:
         expected_len: int | None = None,
         objects: Sequence[StoredObject] = (),
         copy_from: tuple[str, int] | None = None,
+        idempotency: tuple[str, str, IdempotencyRecord] | None = None,
     ) -> int:
         """Append items and save objects atomically, optionally branching from another container."""
-        bodies = [json.dumps(item, ensure_ascii=False) for item in items]
+        rows = item_rows(items)
         pool = await self._get_pool()
         try:
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (container,))
                 if copy_from is not None:
-                    await conn.execute(
-                        "INSERT INTO tl_items (container, seq, body) SELECT %s, seq, body "
-                        "FROM tl_items WHERE container = %s AND seq <= %s",
-                        (container, copy_from[0], copy_from[1]),
-                    )
-                cursor = await conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM tl_items WHERE container = %s", (container,)
-                )
-                row = await cursor.fetchone()
-                length = int(row[0]) if row else 0
-                if expected_len is not None and length != expected_len:
-                    raise ItemsChangedError(
-                        f"container {container!r} has {length} items, expected {expected_len}"
-                    )
-                if bodies:
-                    async with conn.cursor() as cur:
-                        await cur.executemany(
-                            "INSERT INTO tl_items (container, seq, body) VALUES (%s, %s, %s)",
-                            [(container, length + i + 1, b) for i, b in enumerate(bodies)],
-                        )
+                    await fork(conn, copy_from[0], container, copy_from[1])
+                version = await append_rows(conn, container, rows, expected_len)
                 for obj in objects:
                     await conn.execute(_PUT, _put_args(obj))
-                return length + len(bodies)
-        except ItemsChangedError:
+                if idempotency is not None:
+                    owner, key, record = idempotency
+                    await conn.execute(
+                        "UPDATE tl_idempotency SET status = %s, body = %s "
+                        "WHERE owner = %s AND key = %s",
+                        (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
+                    )
+                return version
+        except (ItemsChangedError, StoreError):
             raise
         except Exception as exc:
             raise StoreError(f"PostgreSQL storage failed: {exc}") from exc
@@ -252,28 +261,13 @@ class PostgresServerStorage:
         self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
     ) -> None:
         """Rewrite a container's items atomically, if it still holds ``expected_len`` items."""
-        bodies = [json.dumps(item, ensure_ascii=False) for item in items]
+        rows = item_rows(items)
         pool = await self._get_pool()
         try:
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (container,))
-                cursor = await conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM tl_items WHERE container = %s", (container,)
-                )
-                row = await cursor.fetchone()
-                length = int(row[0]) if row else 0
-                if length != expected_len:
-                    raise ItemsChangedError(
-                        f"container {container!r} has {length} items, expected {expected_len}"
-                    )
-                await conn.execute("DELETE FROM tl_items WHERE container = %s", (container,))
-                if bodies:
-                    async with conn.cursor() as cur:
-                        await cur.executemany(
-                            "INSERT INTO tl_items (container, seq, body) VALUES (%s, %s, %s)",
-                            [(container, i + 1, b) for i, b in enumerate(bodies)],
-                        )
-        except ItemsChangedError:
+                await rewrite(conn, container, rows, expected_len)
+        except (ItemsChangedError, StoreError):
             raise
         except Exception as exc:
             raise StoreError(f"PostgreSQL storage failed: {exc}") from exc

@@ -1,5 +1,14 @@
 """``SQLiteServerStorage``: the server's default storage, one SQLite file (WAL).
 
+Conversations, Responses chains and Assistants threads are threads of the file's message-store
+tables (``threadline_threads``/``threadline_messages``, the layout of ``SQLiteChatMessageStore``;
+thread id = container id), so ``threadline threads list/show/fork`` and any
+``SQLiteChatMessageStore`` of the file read them. A ``previous_response_id`` branch is a fork at
+the older response's position: it shares the prefix, nothing is copied. Objects (responses,
+conversations, assistants, runs) and idempotency records live in ``tl_objects`` and
+``tl_idempotency``. A turn's messages and its objects are written in **one** transaction (the
+thread SQL runs on this storage's connection), so a crash keeps a turn whole or not at all.
+
 All work runs on one worker thread that owns the connection, so the event loop never blocks on
 disk. Several server processes may share the file: SQLite's locking serializes their writes.
 """
@@ -16,8 +25,23 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from threadline._sqlite import SQLiteWorker, immediate_transaction
-from threadline.exceptions import StoreError
+from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.hosting.storage.base import IdempotencyRecord, ItemsChangedError, StoredObject
+from threadline.hosting.storage.sqlite_layout import (
+    check_layout,
+    item_rows,
+    migrate_layout,
+    refuse_old_layout,
+    thread_version,
+)
+from threadline.threads.stores.codec import JSONCodec
+from threadline.threads.stores.sqlite_tables import (
+    THREAD_SCHEMA,
+    append_rows,
+    delete_thread,
+    fork_thread,
+    read_after,
+)
 
 __all__ = ["SQLiteServerStorage"]
 
@@ -36,12 +60,6 @@ CREATE TABLE IF NOT EXISTS tl_objects (
     PRIMARY KEY (kind, id)
 );
 CREATE INDEX IF NOT EXISTS tl_objects_list ON tl_objects (owner, kind, parent, created_at);
-CREATE TABLE IF NOT EXISTS tl_items (
-    container TEXT NOT NULL,
-    seq       INTEGER NOT NULL,
-    body      TEXT NOT NULL,
-    PRIMARY KEY (container, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tl_idempotency (
     owner      TEXT NOT NULL,
     key        TEXT NOT NULL,
@@ -51,6 +69,8 @@ CREATE TABLE IF NOT EXISTS tl_idempotency (
     PRIMARY KEY (owner, key)
 );
 """
+
+_CODEC = JSONCodec()
 
 _STALE_CLAIM_SECONDS = 300.0
 """A claim older than this belongs to a request whose server died; a retry may take it over."""
@@ -88,40 +108,44 @@ def _put(conn: sqlite3.Connection, obj: StoredObject) -> None:
     )
 
 
-def _length(conn: sqlite3.Connection, container: str) -> int:
-    row = conn.execute("SELECT MAX(seq) FROM tl_items WHERE container = ?", (container,)).fetchone()
-    return row[0] or 0
+def _finish(conn: sqlite3.Connection, owner: str, key: str, record: IdempotencyRecord) -> None:
+    conn.execute(
+        "UPDATE tl_idempotency SET status = ?, body = ? WHERE owner = ? AND key = ?",
+        (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
+    )
 
 
 @dataclass(slots=True, kw_only=True)
 class _Append:
     container: str
-    bodies: list[str]
+    rows: list[tuple[str, int, str]]
     expected_len: int | None
     objects: tuple[StoredObject, ...]
     copy_from: tuple[str, int] | None
+    idempotency: tuple[str, str, IdempotencyRecord] | None
     future: asyncio.Future[int]
 
 
 def _append_one(conn: sqlite3.Connection, op: _Append) -> int:
-    if op.copy_from is not None:
-        conn.execute(
-            "INSERT INTO tl_items (container, seq, body) SELECT ?, seq, body "
-            "FROM tl_items WHERE container = ? AND seq <= ?",
-            (op.container, op.copy_from[0], op.copy_from[1]),
-        )
-    length = _length(conn, op.container)
-    if op.expected_len is not None and length != op.expected_len:
+    if op.copy_from is not None:  # a branch: a fork sharing the source's prefix
+        source, at = op.copy_from
+        try:
+            fork_thread(conn, source, op.container, at)
+        except ConcurrentThreadUpdateError:
+            raise ItemsChangedError(f"branch {op.container!r} exists already") from None
+        except ValueError:  # the source lost items while the turn ran (its conversation went)
+            raise ItemsChangedError(f"container {source!r} no longer holds {at} items") from None
+    try:
+        version = append_rows(conn, op.container, op.rows, op.expected_len)
+    except ConcurrentThreadUpdateError as exc:
         raise ItemsChangedError(
-            f"container {op.container!r} has {length} items, expected {op.expected_len}"
-        )
-    conn.executemany(
-        "INSERT INTO tl_items (container, seq, body) VALUES (?, ?, ?)",
-        [(op.container, length + i + 1, body) for i, body in enumerate(op.bodies)],
-    )
+            f"container {op.container!r} has {exc.actual_version} items, expected {op.expected_len}"
+        ) from None
     for obj in op.objects:
         _put(conn, obj)
-    return length + len(op.bodies)
+    if op.idempotency is not None:
+        _finish(conn, *op.idempotency)
+    return version
 
 
 def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | Exception]:
@@ -132,13 +156,13 @@ def _append_batch(conn: sqlite3.Connection, batch: list[_Append]) -> list[int | 
             conn.execute("SAVEPOINT one_append")
             try:
                 results.append(_append_one(conn, op))
-            except (ItemsChangedError, sqlite3.IntegrityError, ValueError) as exc:
+            except (ItemsChangedError, StoreError, sqlite3.IntegrityError, ValueError) as exc:
                 # Whatever fails in one append (a changed length, a clash, text SQLite cannot
                 # encode) is that append's own failure: the others in the batch still commit.
                 conn.execute("ROLLBACK TO one_append")
                 results.append(
                     exc
-                    if isinstance(exc, ItemsChangedError)
+                    if isinstance(exc, ItemsChangedError | StoreError)
                     else StoreError(f"append to {op.container!r} failed: {exc}")
                 )
             conn.execute("RELEASE one_append")
@@ -150,15 +174,20 @@ class SQLiteServerStorage:
 
     Args:
         path: the database file, created with its folder when missing.
+        migrate: move the items of a database made by the previous layout (``tl_items``) into
+            threads when opening it; without it such a database is refused (``StoreError``).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = False) -> None:
         self.path = os.fspath(path)
+        if not migrate:
+            refuse_old_layout(self.path)
         self._db = SQLiteWorker(
             self.path,
-            schema=_SCHEMA,
+            schema=_SCHEMA + THREAD_SCHEMA,
             thread_name="threadline-server-db",
             describe="server database",
+            migrate=check_layout if not migrate else migrate_layout,
         )
         self._pending: list[_Append] = []
         self._flushing = False
@@ -205,7 +234,7 @@ class SQLiteServerStorage:
                 )
                 # A conversation or thread owns its container; a response shares its chain's.
                 if row[0] is not None and kind != "response":
-                    conn.execute("DELETE FROM tl_items WHERE container = ?", (row[0],))
+                    delete_thread(conn, row[0], _CODEC)
                 return True
 
             return self._transaction(conn, inner)
@@ -230,14 +259,13 @@ class SQLiteServerStorage:
         return await self._run(query)
 
     async def items(self, container: str, *, upto: int | None = None) -> list[dict[str, Any]]:
-        """A container's items, oldest first."""
+        """A container's items, oldest first (following a branch into the prefix it shares)."""
 
         def query(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(
-                "SELECT body FROM tl_items WHERE container = ? AND seq <= ? ORDER BY seq",
-                (container, upto if upto is not None else 2**62),
-            ).fetchall()
-            return [json.loads(r[0]) for r in rows]
+            _, rows = read_after(conn, container, 0)
+            if upto is not None:
+                rows = rows[:upto]
+            return [json.loads(body) for _, _, _, body in rows]
 
         return await self._run(query)
 
@@ -249,6 +277,7 @@ class SQLiteServerStorage:
         expected_len: int | None = None,
         objects: Sequence[StoredObject] = (),
         copy_from: tuple[str, int] | None = None,
+        idempotency: tuple[str, str, IdempotencyRecord] | None = None,
     ) -> int:
         """Append items and save objects atomically, optionally branching from another container.
 
@@ -259,10 +288,11 @@ class SQLiteServerStorage:
         """
         op = _Append(
             container=container,
-            bodies=[json.dumps(item, ensure_ascii=False) for item in items],
+            rows=item_rows(items),
             expected_len=expected_len,
             objects=tuple(objects),
             copy_from=copy_from,
+            idempotency=idempotency,
             future=asyncio.get_running_loop().create_future(),
         )
         self._pending.append(op)
@@ -298,20 +328,17 @@ class SQLiteServerStorage:
         self, container: str, items: Sequence[dict[str, Any]], *, expected_len: int
     ) -> None:
         """Rewrite a container's items atomically, if it still holds ``expected_len`` items."""
-        bodies = [json.dumps(item, ensure_ascii=False) for item in items]
+        rows = item_rows(items)
 
         def work(conn: sqlite3.Connection) -> None:
             def inner() -> None:
-                length = _length(conn, container)
+                length = thread_version(conn, container)
                 if length != expected_len:
                     raise ItemsChangedError(
                         f"container {container!r} has {length} items, expected {expected_len}"
                     )
-                conn.execute("DELETE FROM tl_items WHERE container = ?", (container,))
-                conn.executemany(
-                    "INSERT INTO tl_items (container, seq, body) VALUES (?, ?, ?)",
-                    [(container, i + 1, body) for i, body in enumerate(bodies)],
-                )
+                delete_thread(conn, container, _CODEC)
+                append_rows(conn, container, rows, 0)
 
             self._transaction(conn, inner)
 
@@ -345,14 +372,7 @@ class SQLiteServerStorage:
 
     async def idempotency_finish(self, owner: str, key: str, record: IdempotencyRecord) -> None:
         """Store the outcome of a claimed key."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE tl_idempotency SET status = ?, body = ? WHERE owner = ? AND key = ?",
-                (record.status, json.dumps(record.body, ensure_ascii=False), owner, key),
-            )
-
-        await self._run(work)
+        await self._run(_finish, owner, key, record)
 
     async def idempotency_release(self, owner: str, key: str) -> None:
         """Forget a claim whose request failed."""

@@ -144,10 +144,15 @@ class ChatMessageStore(Protocol):
         """
         ...
 
-    async def fork(self) -> ChatMessageStore:
+    async def fork(self, *, at: int | None = None) -> ChatMessageStore:
         """A new store that starts with this one's messages and then goes its own way.
 
-        Stores should share the common history rather than copy it where they can.
+        ``at`` forks at a position: the new store starts with the first ``at`` messages only (a
+        branch from an earlier turn). Stores should share the common history rather than copy
+        it where they can.
+
+        Raises:
+            ValueError: ``at`` is negative or past the thread's length (see :func:`check_fork_at`).
         """
         ...
 
@@ -157,6 +162,22 @@ class ChatMessageStore(Protocol):
         Forks made earlier keep their whole history.
         """
         ...
+
+
+def check_fork_at(at: int | None, length: int, thread: str) -> int:
+    """The fork position ``at`` means in a thread of ``length`` messages (all when None).
+
+    Raises:
+        ValueError: ``at`` is not an int from 0 to ``length``; the message names the thread.
+    """
+    if at is None:
+        return length
+    if type(at) is not int or not 0 <= at <= length:
+        raise ValueError(
+            f"cannot fork thread {thread} at {at!r}: it holds {length} messages "
+            f"(give a position from 0 to {length})"
+        )
+    return at
 
 
 def store_kind(store: object) -> str:

@@ -10,6 +10,7 @@ from threadline._utils import bulk_allocation
 from threadline.exceptions import ConcurrentThreadUpdateError, MessageFormatError, ThreadStateError
 from threadline.threads.stores.base import (
     TokenCounter,
+    check_fork_at,
     check_max_tokens,
     estimate_tokens,
     newest_within_budget,
@@ -130,12 +131,20 @@ class ChatMessageList:
         self._own = messages
         self._own_tokens = []
 
-    async def fork(self) -> ChatMessageList:
-        """A branch that shares this thread's messages so far without copying them."""
+    async def fork(self, *, at: int | None = None) -> ChatMessageList:
+        """A branch sharing this thread's first ``at`` messages (all when None), none copied."""
+        at = check_fork_at(at, len(self), f"in-memory thread {id(self):#x}")
         child = ChatMessageList(token_counter=self._count)
         own = ((self._own, self._own_tokens, len(self._own)),) if self._own else ()
-        child._shared = self._shared + own
-        child._shared_len = len(self)
+        kept: list[tuple[list[ChatMessage], list[int], int]] = []
+        left = at
+        for messages, tokens, n in (*self._shared, *own):
+            if left <= 0:
+                break
+            kept.append((messages, tokens, min(n, left)))
+            left -= min(n, left)
+        child._shared = tuple(kept)
+        child._shared_len = at
         return child
 
     async def delete(self) -> None:

@@ -30,7 +30,12 @@ from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
-from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
+from threadline.threads.stores.base import (
+    TokenCounter,
+    check_fork_at,
+    check_max_tokens,
+    estimate_tokens,
+)
 from threadline.threads.stores.codec import (
     JSONCodec,
     MessageCodec,
@@ -446,8 +451,14 @@ class PostgresChatMessageStore(ConnectedStore):
             raise self._error(exc) from exc
         raise StoreError(f"thread {tid!r} could not be created in PostgreSQL at {self._where}")
 
-    async def fork(self) -> PostgresChatMessageStore:
-        """A new thread row pointing at this one and its version: no messages are copied."""
+    async def fork(self, *, at: int | None = None) -> PostgresChatMessageStore:
+        """A new thread row pointing at this one and its first ``at`` rows (all): none copied.
+
+        Raises:
+            ValueError: ``at`` is negative or past the thread's length.
+        """
+        if at is not None:
+            check_fork_at(at, at, repr(self.thread_id))  # type and sign; the length below
         child = new_thread_id()
         threads = self._names["threads"]
         await self._ensure()
@@ -459,13 +470,20 @@ class PostgresChatMessageStore(ConnectedStore):
                     ),
                     (self.thread_id,),
                 )
+                cur = await conn.execute(
+                    sql.SQL("SELECT version FROM {} WHERE thread_id = %s FOR SHARE").format(
+                        threads
+                    ),
+                    (self.thread_id,),
+                )
+                row = await cur.fetchone()
+                point = check_fork_at(at, int(row[0]) if row else 0, repr(self.thread_id))
                 await conn.execute(
                     sql.SQL(
-                        "INSERT INTO {t} (thread_id, parent_id, fork_version, version) "
-                        "SELECT %s, thread_id, version, version FROM {t} WHERE thread_id = %s "
-                        "FOR SHARE"
-                    ).format(t=threads),
-                    (child, self.thread_id),
+                        "INSERT INTO {} (thread_id, parent_id, fork_version, version) "
+                        "VALUES (%s, %s, %s, %s)"
+                    ).format(threads),
+                    (child, self.thread_id, point, point),
                 )
         except psycopg.Error as exc:
             raise self._error(exc) from exc

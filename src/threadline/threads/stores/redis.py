@@ -29,7 +29,12 @@ from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
-from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
+from threadline.threads.stores.base import (
+    TokenCounter,
+    check_fork_at,
+    check_max_tokens,
+    estimate_tokens,
+)
 from threadline.threads.stores.codec import (
     JSONCodec,
     MessageCodec,
@@ -180,7 +185,14 @@ return out
 _FORK = """
 local prefix, parent, child = ARGV[1], ARGV[2], ARGV[3]
 local v = tonumber(redis.call('HGET', prefix .. parent .. ':h', 'version') or '0')
-if v == 0 then redis.call('HSETNX', prefix .. parent .. ':h', 'version', 0) end
+if ARGV[4] ~= '' then
+  local at = tonumber(ARGV[4])
+  if at > v then return -1 - v end
+  v = at
+end
+if redis.call('EXISTS', prefix .. parent .. ':h') == 0 then
+  redis.call('HSETNX', prefix .. parent .. ':h', 'version', 0)
+end
 redis.call('HSET', prefix .. child .. ':h', 'version', v, 'parent', parent, 'fork', v)
 redis.call('SADD', prefix .. parent .. ':c', child)
 return v
@@ -371,13 +383,22 @@ class RedisChatMessageStore(ConnectedStore):
         self._cache.appended(messages, int(version))
         return int(version)
 
-    async def fork(self) -> RedisChatMessageStore:
-        """A new thread pointing at this one and its version: no records are copied.
+    async def fork(self, *, at: int | None = None) -> RedisChatMessageStore:
+        """A new thread pointing at this one and its first ``at`` records (all): none copied.
 
         The fork shares this store's connection; close it too (or the owner of ``client`` does).
+
+        Raises:
+            ValueError: ``at`` is negative or past the thread's length.
         """
+        if at is not None:
+            check_fork_at(at, at, repr(self.thread_id))  # type and sign; the length in Lua
         child = new_thread_id()
-        await self._run("fork", [], [self.key_prefix, self.thread_id, child])
+        found = await self._run(
+            "fork", [], [self.key_prefix, self.thread_id, child, "" if at is None else at]
+        )
+        if int(found) < 0:
+            check_fork_at(at, -1 - int(found), repr(self.thread_id))
         return self._sibling(child)
 
     async def delete(self) -> None:

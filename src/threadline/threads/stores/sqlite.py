@@ -18,28 +18,30 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from threadline._sqlite import SQLiteWorker, immediate_transaction
-from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError
+from threadline.exceptions import ThreadStateError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._sqlite_rows import (
     Row,
-    checked_tokens,
     read_after,
     read_budget,
-    thread_row,
 )
 from threadline.threads.stores.base import TokenCounter, check_max_tokens, estimate_tokens
 from threadline.threads.stores.codec import (
     JSONCodec,
     MessageCodec,
-    corrupt_thread_error,
-    recode,
+)
+from threadline.threads.stores.sqlite_tables import (
+    THREAD_SCHEMA,
+    append_rows,
+    delete_thread,
+    fork_thread,
+    migrate_thread_tables,
 )
 from threadline.threads.thread import new_thread_id
 from threadline.types.contents import JSONValue
@@ -48,33 +50,6 @@ from threadline.types.messages import ChatMessage
 __all__ = ["SQLiteChatMessageStore", "SQLiteThreadInfo"]
 
 _T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS threadline_threads (
-    thread_id    TEXT PRIMARY KEY,
-    parent_id    TEXT,
-    fork_version INTEGER NOT NULL DEFAULT 0,
-    version      INTEGER NOT NULL DEFAULT 0,
-    created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS threadline_messages (
-    thread_id  TEXT NOT NULL,
-    seq        INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    tokens     INTEGER NOT NULL DEFAULT 0,
-    body       BLOB NOT NULL,
-    PRIMARY KEY (thread_id, seq)
-) WITHOUT ROWID;
-"""
-"""Bodies are codec records (JSON text by default, ciphertext when encrypted); ``tokens`` is each
-message's count from the store's token counter, kept for bounded reads."""
-
-
-def _add_token_counts(conn: sqlite3.Connection) -> None:
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(threadline_messages)")}
-    if "tokens" not in columns:  # a file written before token counts were stored
-        conn.execute("ALTER TABLE threadline_messages ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0")
 
 
 class _Database:
@@ -94,10 +69,10 @@ class _Database:
         if db is None:
             db = cls._open[key] = SQLiteWorker(
                 key,
-                schema=_SCHEMA,
+                schema=THREAD_SCHEMA,
                 thread_name="threadline-sqlite",
                 describe="SQLite database",
-                migrate=_add_token_counts,
+                migrate=migrate_thread_tables,
             )
         return db
 
@@ -193,6 +168,26 @@ def _check_existing_database(path: str) -> None:
 
 def _touch(conn: sqlite3.Connection) -> None:
     """Nothing: connecting creates the database and its tables."""
+
+
+def _append(
+    conn: sqlite3.Connection,
+    thread_id: str,
+    rows: list[tuple[str, int, bytes]],
+    expected_version: int | None,
+) -> int:
+    with immediate_transaction(conn):
+        return append_rows(conn, thread_id, rows, expected_version)
+
+
+def _fork(conn: sqlite3.Connection, parent_id: str, child_id: str, at: int | None) -> None:
+    with immediate_transaction(conn):
+        fork_thread(conn, parent_id, child_id, at)
+
+
+def _delete(conn: sqlite3.Connection, thread_id: str, codec: MessageCodec) -> None:
+    with immediate_transaction(conn):
+        delete_thread(conn, thread_id, codec)
 
 
 class SQLiteChatMessageStore:
@@ -298,51 +293,8 @@ class SQLiteChatMessageStore:
         encode = self._codec.encode
         thread_id = self.thread_id
         rows = [(m.message_id, self._count(m), encode(m, thread_id=thread_id)) for m in messages]
-        version = await self._db.run(self._append, thread_id, rows, expected_version)
+        version = await self._db.run(_append, thread_id, rows, expected_version)
         self._cache.appended(messages, version)
-        return version
-
-    @staticmethod
-    def _append(
-        conn: sqlite3.Connection,
-        thread_id: str,
-        rows: list[tuple[str, int, bytes]],
-        expected_version: int | None,
-    ) -> int:
-        now = time.time()
-        with immediate_transaction(conn):
-            info = thread_row(conn, thread_id)
-            if info is None:
-                conn.execute(
-                    "INSERT INTO threadline_threads (thread_id, created_at, updated_at) "
-                    "VALUES (?, ?, ?)",
-                    (thread_id, now, now),
-                )
-                version = 0
-            else:
-                version = info[2]
-            if expected_version is not None and expected_version != version:
-                raise ConcurrentThreadUpdateError(
-                    thread_id, expected_version=expected_version, actual_version=version
-                )
-            try:
-                conn.executemany(
-                    "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (thread_id, version + i + 1, mid, tokens, body)
-                        for i, (mid, tokens, body) in enumerate(rows)
-                    ],
-                )
-            except sqlite3.IntegrityError as exc:  # a row already holds a position past version
-                raise corrupt_thread_error(
-                    thread_id, f"messages are stored past its version {version} ({exc})"
-                ) from exc
-            version += len(rows)
-            conn.execute(
-                "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
-                (version, now, thread_id),
-            )
         return version
 
     async def serialize(self) -> dict[str, JSONValue]:
@@ -359,32 +311,17 @@ class SQLiteChatMessageStore:
         self.thread_id = self._thread_id_from(state)
         self._cache.reset()
 
-    async def fork(self) -> SQLiteChatMessageStore:
-        """A new thread sharing this one's rows up to now: one row written, no messages copied."""
+    async def fork(self, *, at: int | None = None) -> SQLiteChatMessageStore:
+        """A new thread sharing this one's first ``at`` rows (all when None): one row written.
+
+        Raises:
+            ValueError: ``at`` is negative or past this thread's length.
+        """
         child_id = new_thread_id()
-        await self._db.run(self._fork, self.thread_id, child_id)
+        await self._db.run(_fork, self.thread_id, child_id, at)
         return SQLiteChatMessageStore(
             self.path, thread_id=child_id, token_counter=self._count, codec=self._codec
         )
-
-    @staticmethod
-    def _fork(conn: sqlite3.Connection, parent_id: str, child_id: str) -> None:
-        now = time.time()
-        with immediate_transaction(conn):
-            info = thread_row(conn, parent_id)
-            version = 0 if info is None else info[2]
-            if info is None:
-                conn.execute(
-                    "INSERT INTO threadline_threads (thread_id, created_at, updated_at) "
-                    "VALUES (?, ?, ?)",
-                    (parent_id, now, now),
-                )
-            conn.execute(
-                "INSERT INTO threadline_threads "
-                "(thread_id, parent_id, fork_version, version, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (child_id, parent_id, version, version, now, now),
-            )
 
     async def delete(self) -> None:
         """Delete this thread. Forks of it keep their history: the shared part is copied to them.
@@ -392,39 +329,8 @@ class SQLiteChatMessageStore:
         Rows copied to a fork are re-encoded for it when the codec binds records to their thread
         (encryption), so the fork can still read them with its own key.
         """
-        await self._db.run(self._delete, self.thread_id, self._codec)
+        await self._db.run(_delete, self.thread_id, self._codec)
         self._cache.reset()
-
-    @staticmethod
-    def _delete(conn: sqlite3.Connection, thread_id: str, codec: MessageCodec) -> None:
-        with immediate_transaction(conn):
-            children = conn.execute(
-                # A thread naming itself as parent (corrupt) is not its own fork to rescue.
-                "SELECT thread_id, fork_version FROM threadline_threads "
-                "WHERE parent_id = ? AND thread_id != ?",
-                (thread_id, thread_id),
-            ).fetchall()
-            for child_id, fork_version in children:
-                _, prefix = read_after(conn, thread_id, 0)
-                copied: list[tuple[str, int, str, int, bytes]] = []
-                for seg_id, seq, tokens, body in prefix[:fork_version]:
-                    tokens = checked_tokens(seg_id, seq, tokens)
-                    data = body.encode() if isinstance(body, str) else body
-                    message = codec.decode(data, thread_id=seg_id, record=seq)
-                    data = recode(codec, data, from_thread=seg_id, to_thread=child_id, record=seq)
-                    copied.append((child_id, seq, message.message_id, tokens, data))
-                conn.executemany(
-                    "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    copied,
-                )
-                conn.execute(
-                    "UPDATE threadline_threads SET parent_id = NULL, fork_version = 0 "
-                    "WHERE thread_id = ?",
-                    (child_id,),
-                )
-            conn.execute("DELETE FROM threadline_messages WHERE thread_id = ?", (thread_id,))
-            conn.execute("DELETE FROM threadline_threads WHERE thread_id = ?", (thread_id,))
 
     @classmethod
     async def list_threads(cls, path: str | os.PathLike[str]) -> list[SQLiteThreadInfo]:

@@ -1,0 +1,145 @@
+"""The server's conversations are threads of its SQLite file: branches are forks, old files migrate.
+
+(The SIGKILL test and ``threadline threads`` on a server file are in ``test_crash_turns.py``.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.hosting.conftest import KEYS, POSTGRES_URL, start_server
+from threadline import ChatAgent, ScriptedChatClient, SQLiteChatMessageStore
+from threadline.cli.main import main
+from threadline.exceptions import UsageError
+from threadline.hosting import ServerConfig, open_store
+from threadline.hosting.storage import ItemsChangedError, ServerStorage
+from threadline.hosting.storage.postgres import PostgresServerStorage
+from threadline.hosting.storage.sqlite import SQLiteServerStorage
+
+
+async def _conversation(db: Path, model: ScriptedChatClient) -> tuple[str, list[str]]:
+    """A conversation of two turns made through the official client; its items' texts."""
+    uv, task, url = await start_server(
+        ChatAgent(model), ServerConfig(api_keys=KEYS, db_path=str(db))
+    )
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            conversation = await client.conversations.create()
+            for text in ("first", "second"):
+                await client.responses.create(input=text, conversation=conversation.id)
+            items = await client.conversations.items.list(conversation.id, order="asc")
+            return conversation.id, [str(i.content[0].text) for i in items.data]  # type: ignore[union-attr]
+    finally:
+        uv.should_exit = True
+        await task
+
+
+async def test_a_previous_response_id_branch_is_a_fork_sharing_its_prefix(tmp_path: Path) -> None:
+    db = tmp_path / "server.db"
+    model = ScriptedChatClient(["one", "two", "branched"])
+    config = ServerConfig(api_keys=KEYS, db_path=str(db))
+    uv, task, url = await start_server(ChatAgent(model), config)
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            first = await client.responses.create(input="a")
+            await client.responses.create(input="b", previous_response_id=first.id)
+            branch = await client.responses.create(input="c", previous_response_id=first.id)
+            assert [m.text for m in model.calls[2].messages] == ["a", "one", "c"]
+            inputs = await client.responses.input_items.list(branch.id, order="asc")
+            assert [i.content[0].text for i in inputs.data] == ["a", "one", "c"]  # type: ignore[union-attr]
+    finally:
+        uv.should_exit = True
+        await task
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        chain, fork = (
+            conn.execute("SELECT container FROM tl_objects WHERE id = ?", (r,)).fetchone()[0]
+            for r in (first.id, branch.id)
+        )
+        parent, at = conn.execute(
+            "SELECT parent_id, fork_version FROM threadline_threads WHERE thread_id = ?", (fork,)
+        ).fetchone()
+        own = conn.execute(
+            "SELECT COUNT(*) FROM threadline_messages WHERE thread_id = ?", (fork,)
+        ).fetchone()[0]
+    assert (parent, at, own) == (chain, 2, 2)  # the prefix is shared, only the new turn stored
+    store = SQLiteChatMessageStore(db, fork)
+    assert [m.text for m in await store.list_messages()] == ["a", "one", "c", "branched"]
+    await store.aclose()
+
+
+def _to_previous_layout(db: Path) -> None:
+    """Rewrite a server file as the previous version kept it: items in ``tl_items``."""
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(
+            "CREATE TABLE tl_items (container TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "body TEXT NOT NULL, PRIMARY KEY (container, seq)) WITHOUT ROWID"
+        )
+        conn.execute(
+            "INSERT INTO tl_items "
+            "SELECT thread_id, seq, CAST(body AS TEXT) FROM threadline_messages"
+        )
+        conn.execute("DROP TABLE threadline_messages")
+        conn.execute("DROP TABLE threadline_threads")
+
+
+async def test_a_previous_layout_file_is_refused_with_the_fix_then_migrated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "old.db"
+    conversation, texts = await _conversation(db, ScriptedChatClient(["r1", "r2", "r3"]))
+    assert texts == ["first", "r1", "second", "r2"]
+    _to_previous_layout(db)
+    before = db.read_bytes()
+    with pytest.raises(UsageError, match=r"earlier threadline: 4 conversation items.*--migrate"):
+        open_store(f"sqlite:{db}")
+    # The command refuses it in one line, before serving anything.
+    assert main(["serve", "tests.hosting._cli_agent:agent", "--store", f"sqlite:{db}"]) == 1
+    assert "--migrate" in capsys.readouterr().err
+    assert db.read_bytes() == before  # refused: nothing changed
+
+    storage = open_store(f"sqlite:{db}", migrate=True)
+    model = ScriptedChatClient(["r3"])
+    uv, task, url = await start_server(
+        ChatAgent(model), ServerConfig(api_keys=KEYS), storage=storage
+    )
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            await client.responses.create(input="third", conversation=conversation)
+            items = await client.conversations.items.list(conversation, order="asc")
+            assert [i.content[0].text for i in items.data] == [*texts, "third", "r3"]  # type: ignore[union-attr]
+    finally:
+        uv.should_exit = True
+        await task
+    store = SQLiteChatMessageStore(db, conversation)
+    assert len(await store.list_messages()) == 6
+    await store.aclose()
+    open_store(f"sqlite:{db}")  # migrated once: opens without the flag now
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_branch_from_a_history_that_went_away_is_items_changed(
+    kind: str, tmp_path: Path
+) -> None:
+    """The source of a branch lost its items while the turn ran (its conversation was deleted)."""
+    storage: ServerStorage
+    if kind == "sqlite":
+        storage = SQLiteServerStorage(tmp_path / "s.db")
+    else:
+        storage = PostgresServerStorage(POSTGRES_URL, schema="tl_gone_" + os.urandom(4).hex())
+    item = {"role": "user", "text": "hi", "message_id": "m1"}
+    try:
+        await storage.append("source", [item, {**item, "message_id": "m2"}], expected_len=0)
+        with pytest.raises(ItemsChangedError, match="no longer holds 3 items"):
+            await storage.append("branch", [item], expected_len=3, copy_from=("source", 3))
+        assert await storage.append("branch", [item], expected_len=1, copy_from=("source", 1)) == 2
+        assert await storage.items("branch") == [item, item]
+    finally:
+        if isinstance(storage, PostgresServerStorage):
+            await storage.drop_schema()
+        await storage.close()
