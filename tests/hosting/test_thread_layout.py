@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.hosting.conftest import KEYS, POSTGRES_URL, start_server
+from tests.hosting.conftest import KEYS, start_server
 from threadline import ChatAgent, ScriptedChatClient, SQLiteChatMessageStore
 from threadline.cli.main import main
 from threadline.exceptions import UsageError
@@ -124,14 +124,15 @@ async def test_a_previous_layout_file_is_refused_with_the_fix_then_migrated(
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_a_branch_from_a_history_that_went_away_is_items_changed(
-    kind: str, tmp_path: Path
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The source of a branch lost its items while the turn ran (its conversation was deleted)."""
     storage: ServerStorage
     if kind == "sqlite":
         storage = SQLiteServerStorage(tmp_path / "s.db")
     else:
-        storage = PostgresServerStorage(POSTGRES_URL, schema="tl_gone_" + os.urandom(4).hex())
+        url: str = request.getfixturevalue("postgres_url")  # skips (or fails in CI) if unreachable
+        storage = PostgresServerStorage(url, schema="tl_gone_" + os.urandom(4).hex())
     item = {"role": "user", "text": "hi", "message_id": "m1"}
     try:
         await storage.append("source", [item, {**item, "message_id": "m2"}], expected_len=0)
