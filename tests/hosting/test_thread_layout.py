@@ -16,7 +16,7 @@ import pytest
 from tests.hosting.conftest import KEYS, start_server
 from threadline import ChatAgent, ScriptedChatClient, SQLiteChatMessageStore
 from threadline.cli.main import main
-from threadline.exceptions import UsageError
+from threadline.exceptions import StoreError, UsageError
 from threadline.hosting import ServerConfig, open_store
 from threadline.hosting.storage import ItemsChangedError, ServerStorage
 from threadline.hosting.storage.postgres import PostgresServerStorage
@@ -144,3 +144,54 @@ async def test_a_branch_from_a_history_that_went_away_is_items_changed(
         if isinstance(storage, PostgresServerStorage):
             await storage.drop_schema()
         await storage.close()
+
+
+async def test_a_previous_layout_postgres_schema_is_refused_then_migrated(
+    postgres_schema: str, postgres_url: str
+) -> None:
+    import psycopg
+
+    model = ScriptedChatClient(["r1", "r2"])
+    config = ServerConfig(api_keys=KEYS, postgres_url=postgres_url, postgres_schema=postgres_schema)
+    uv, task, url = await start_server(ChatAgent(model), config)
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            conversation = (await client.conversations.create()).id
+            for text in ("first", "second"):
+                await client.responses.create(input=text, conversation=conversation)
+    finally:
+        uv.should_exit = True
+        await task
+    # Rewrite the schema as the previous version kept it: items in tl_items.
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{postgres_schema}"')
+        conn.execute(
+            "CREATE TABLE tl_items (container TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "body TEXT NOT NULL, PRIMARY KEY (container, seq))"
+        )
+        conn.execute(
+            "INSERT INTO tl_items SELECT thread_id, seq, convert_from(body, 'UTF8') "
+            "FROM threadline_messages"
+        )
+        conn.execute("DROP TABLE threadline_messages, threadline_threads CASCADE")
+
+    refused = open_store(postgres_url, postgres_schema=postgres_schema)
+    with pytest.raises(StoreError, match=r"earlier threadline: 4 conversation items.*--migrate"):
+        await refused.open()  # what the server does before it serves anything
+    await refused.close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute(f'SET search_path TO "{postgres_schema}"')
+        assert conn.execute("SELECT COUNT(*) FROM tl_items").fetchone() == (4,)  # untouched
+
+    migrated = open_store(postgres_url, postgres_schema=postgres_schema, migrate=True)
+    model = ScriptedChatClient(["r3"])
+    uv, task, url = await start_server(ChatAgent(model), config, storage=migrated)
+    try:
+        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
+            await client.responses.create(input="third", conversation=conversation)
+            items = await client.conversations.items.list(conversation, order="asc")
+            texts = [i.content[0].text for i in items.data]  # type: ignore[union-attr]
+            assert texts == ["first", "r1", "second", "r2", "third", "r3"]
+    finally:
+        uv.should_exit = True
+        await task

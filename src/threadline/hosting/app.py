@@ -141,6 +141,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None, None]:
+        await store.open()  # a storage the server cannot use stops it here, not on each request
         try:
             yield
         finally:

@@ -118,6 +118,12 @@ class ServerStorage(Protocol):
         """Drop a claim whose request failed, so a retry runs it again."""
         ...
 
+    async def open(self) -> None:
+        """Connect and check the schema now, so a server that cannot use it refuses to start
+        rather than failing every request; safe to call more than once.
+        """
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

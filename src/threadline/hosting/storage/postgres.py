@@ -107,6 +107,10 @@ class PostgresServerStorage:
         self._migrate = migrate
         self._pool: Any = None
 
+    async def open(self) -> None:
+        """Connect, create the schema when missing and check its layout (refused: StoreError)."""
+        await self._get_pool()
+
     async def _get_pool(self) -> Any:
         if self._pool is None:
             try:

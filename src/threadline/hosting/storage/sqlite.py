@@ -385,6 +385,9 @@ class SQLiteServerStorage:
 
         await self._run(work)
 
+    async def open(self) -> None:
+        """Nothing to do: the file is opened and checked when the storage is made."""
+
     async def close(self) -> None:
         """Close the connection and stop the worker thread."""
         if self._flush_task is not None:
