@@ -150,6 +150,7 @@ async def test_a_previous_layout_postgres_schema_is_refused_then_migrated(
     postgres_schema: str, postgres_url: str
 ) -> None:
     import psycopg
+    from psycopg import sql
 
     model = ScriptedChatClient(["r1", "r2"])
     config = ServerConfig(api_keys=KEYS, postgres_url=postgres_url, postgres_schema=postgres_schema)
@@ -164,7 +165,7 @@ async def test_a_previous_layout_postgres_schema_is_refused_then_migrated(
         await task
     # Rewrite the schema as the previous version kept it: items in tl_items.
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{postgres_schema}"')
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(postgres_schema)))
         conn.execute(
             "CREATE TABLE tl_items (container TEXT NOT NULL, seq INTEGER NOT NULL, "
             "body TEXT NOT NULL, PRIMARY KEY (container, seq))"
@@ -180,7 +181,7 @@ async def test_a_previous_layout_postgres_schema_is_refused_then_migrated(
         await refused.open()  # what the server does before it serves anything
     await refused.close()
     with psycopg.connect(postgres_url) as conn:
-        conn.execute(f'SET search_path TO "{postgres_schema}"')
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(postgres_schema)))
         assert conn.execute("SELECT COUNT(*) FROM tl_items").fetchone() == (4,)  # untouched
 
     migrated = open_store(postgres_url, postgres_schema=postgres_schema, migrate=True)

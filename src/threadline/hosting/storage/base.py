@@ -119,8 +119,10 @@ class ServerStorage(Protocol):
         ...
 
     async def open(self) -> None:
-        """Connect and check the schema now, so a server that cannot use it refuses to start
-        rather than failing every request; safe to call more than once.
+        """Connect and check the schema now (safe to call more than once).
+
+        The server calls it at start-up, so storage it cannot use stops it there rather than
+        failing every request.
         """
         ...
 
