@@ -1,0 +1,137 @@
+"""A parsed ``POST /v1/responses``: its input, options, and the history it continues.
+
+Kept apart from the route handlers in ``responses.py``: this part decides *what* a request may
+continue (a response's history, a conversation's items) and refuses what OpenAI refuses, before
+anything runs or is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from starlette.requests import Request
+
+from threadline.hosting._request import ServerState, optional, optional_object, read_json
+from threadline.hosting._runner import TurnRequest, memory_user_id
+from threadline.hosting._turns import (
+    client_tools,
+    decode_messages,
+    require_tool_results,
+    run_options,
+)
+from threadline.hosting.errors import ApiError
+from threadline.hosting.storage.base import StoredObject
+from threadline.openai_wire import items_to_messages
+from threadline.tools import FunctionTool
+from threadline.types.messages import ChatMessage
+
+__all__ = ["ResponsePlan", "history_gone", "plan_response"]
+
+
+@dataclass(slots=True, kw_only=True)
+class ResponsePlan:
+    """A parsed ``POST /v1/responses``: what to run and where its turn goes."""
+
+    owner: str
+    body: dict[str, Any]
+    turn: TurnRequest
+    tools: list[FunctionTool]
+    store: bool
+    model: str
+    previous: StoredObject | None
+    previous_upto: int = 0
+    """How many items of the previous response's container its history holds now."""
+    conversation: StoredObject | None
+
+
+def history_gone(previous: StoredObject) -> ApiError:
+    conversation = cast(dict[str, Any], previous.body.get("conversation") or {})
+    where = f"conversation '{conversation.get('id')}', which was deleted" if conversation else (
+        "a history that no longer exists"
+    )  # fmt: skip
+    return ApiError(
+        400,
+        f"Response '{previous.id}' was made in {where}; it cannot be continued. Continue from "
+        "another response, or start a new conversation.",
+        param="previous_response_id",
+        code="history_deleted",
+    )
+
+
+async def _conversation_lives(state: ServerState, owner: str, previous: StoredObject) -> bool:
+    """Whether the response was made in a conversation that still exists.
+
+    Its history is then that conversation's items as they are now, shorter when items were
+    deleted from it since; a response whose items are gone otherwise cannot be continued.
+    """
+    conversation = cast(dict[str, Any], previous.body.get("conversation") or {})
+    conversation_id = conversation.get("id")
+    if not isinstance(conversation_id, str):
+        return False
+    return await state.storage.get(owner, "conversation", conversation_id) is not None
+
+
+async def plan_response(request: Request, state: ServerState, owner: str) -> ResponsePlan:
+    body = await read_json(request, state.config.max_body_bytes)
+    if "input" not in body:
+        raise ApiError.bad("Missing required parameter: 'input'.", param="input")
+    new = decode_messages(items_to_messages, body["input"], "input")
+    instructions = optional(body, "instructions", str)
+    store = optional(body, "store", bool)
+    optional(body, "stream", bool)
+    optional_object(body, "metadata")
+    model = optional(body, "model", str) or state.config.model_name
+    previous_id = optional(body, "previous_response_id", str)
+    conversation_ref = body.get("conversation")
+    conversation_id: str | None
+    if conversation_ref is None or isinstance(conversation_ref, str):
+        conversation_id = conversation_ref
+    elif isinstance(conversation_ref, dict) and isinstance(
+        cast(dict[str, Any], conversation_ref).get("id"), str
+    ):
+        conversation_id = cast(dict[str, Any], conversation_ref)["id"]
+    else:
+        raise ApiError.bad("'conversation' must be an id or {\"id\": ...}.", param="conversation")
+    if previous_id and conversation_id:
+        raise ApiError.bad(
+            "Use 'previous_response_id' or 'conversation', not both.", param="previous_response_id"
+        )
+    storage = state.storage
+    previous = conversation = None
+    history: list[dict[str, Any]] = []
+    if previous_id:
+        previous = await storage.get(owner, "response", previous_id)
+        if previous is None or previous.container is None:
+            raise ApiError.not_found("response", previous_id, param="previous_response_id")
+        history = await storage.items(previous.container, upto=previous.upto)
+        if len(history) != previous.upto and not await _conversation_lives(state, owner, previous):
+            raise history_gone(previous)
+    elif conversation_id:
+        conversation = await storage.get(owner, "conversation", conversation_id)
+        if conversation is None or conversation.container is None:
+            raise ApiError.not_found("conversation", conversation_id, param="conversation")
+        history = await storage.items(conversation.container)
+    tools = client_tools(body, nested=False)
+    options = run_options(body, max_tokens_key="max_output_tokens")
+    past = [ChatMessage.from_dict(d) for d in history]
+    require_tool_results([*past, *new], "input", agent=state.agent)
+    turn = TurnRequest(
+        history=past,
+        input=new,
+        instructions=instructions,
+        tools=tools,
+        options=options,
+        user_id=memory_user_id(owner, options.get("user")),
+    )
+    return ResponsePlan(
+        owner=owner,
+        body=body,
+        turn=turn,
+        tools=tools,
+        store=store is not False,
+        model=model,
+        previous=previous,
+        previous_upto=len(history) if previous else 0,
+        conversation=conversation,
+    )
