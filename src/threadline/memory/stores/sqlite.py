@@ -30,6 +30,7 @@ from typing import Any
 from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline._utils import data_home
 from threadline.exceptions import UsageError
+from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import TimeWindow, time_window
 from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 from threadline.memory.store import Embedder
@@ -51,7 +52,6 @@ from threadline.memory.stores._common import (
     scope_filter,
     to_epoch,
     vector_order,
-    warn_lexical_only,
 )
 from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
 
@@ -185,7 +185,7 @@ class SQLiteMemoryStore:
         )
         self._checked_embedder = False
         if embedder is None:
-            warn_lexical_only("SQLiteMemoryStore")
+            warn_lexical_only("SQLiteMemoryStore was made without an embedder")
 
     def __repr__(self) -> str:
         name = None if self.embedder is None else self.embedder.name
