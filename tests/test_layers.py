@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "_utils": 0,
     "types": 1,
     "_sqlite": 1,
+    "_postgres": 1,
     "tools": 2,
     "history": 2,
     "openai_wire": 3,

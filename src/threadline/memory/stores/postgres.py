@@ -25,7 +25,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from threadline._utils import redact_url
+from threadline._postgres import store_pool
 from threadline.exceptions import StoreError, UsageError
 from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import time_window
@@ -143,24 +143,10 @@ class PostgresMemoryStore:
         connect_timeout: float = 10.0,
     ) -> None:
         self.near_copy_similarity = near_copy_similarity
-        if (dsn is None) == (pool is None):
-            raise ValueError("give PostgresMemoryStore exactly one of dsn or pool=")
-        if pool is None:
-            assert dsn is not None
-            pool = AsyncConnectionPool(
-                dsn,
-                min_size=1,
-                max_size=4,
-                open=False,
-                timeout=connect_timeout,
-                kwargs={"autocommit": True},
-            )
-            self._where = redact_url(dsn) if "://" in dsn else "postgresql"
-            self._owns_pool = True
-        else:
-            self._where = "postgresql"
-            self._owns_pool = False
-        self._pool = pool
+        made = store_pool(dsn, pool, store="PostgresMemoryStore", connect_timeout=connect_timeout)
+        self._pool = made.pool
+        self._owns_pool = made.owned
+        self._where = made.where
         self.schema = schema
         self.embedder = embedder
         self.fusion = fusion or Fusion()

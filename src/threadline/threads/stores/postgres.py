@@ -26,10 +26,11 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from threadline._postgres import store_pool
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
-from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
+from threadline.threads.stores._connections import ConnectedStore, SharedResource
 from threadline.threads.stores.base import (
     TokenCounter,
     check_fork_at,
@@ -194,25 +195,13 @@ class PostgresChatMessageStore(ConnectedStore):
         codec: MessageCodec | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        if (dsn is None) == (pool is None):
-            raise ValueError("give PostgresChatMessageStore exactly one of dsn= or pool=")
-        if pool is None:
-            assert dsn is not None
-            pool = AsyncConnectionPool(
-                dsn,
-                min_size=1,
-                max_size=4,
-                open=False,
-                timeout=connect_timeout,
-                kwargs={"autocommit": True},
-            )
-            self._where = redact_url(dsn) if "://" in dsn else "postgresql"
-            self._shared = SharedResource(pool.close)
-            self._owns_pool = True
-        else:
-            self._where = "postgresql"
-            self._shared = SharedResource(None)
-            self._owns_pool = False
+        made = store_pool(
+            dsn, pool, store="PostgresChatMessageStore", connect_timeout=connect_timeout
+        )
+        pool = made.pool
+        self._where = made.where
+        self._shared = SharedResource(pool.close if made.owned else None)
+        self._owns_pool = made.owned
         self._shared.acquire()
         self._pool = pool
         self.thread_id = (
