@@ -1,20 +1,22 @@
-"""The connection pool a PostgreSQL-backed store uses: its own, made from a DSN, or the caller's.
+"""What PostgreSQL-backed stores share: their connection pool and their one-time schema setup.
 
-Shared by the message store and the memory store so both make pools the same way: autocommit
-connections (a write of several statements opens its own transaction), opened lazily on first use,
-and a name for error messages that never shows a password.
+Used by the message store and the memory store so both make pools the same way (autocommit
+connections, opened lazily, a name for error messages that never shows a password) and create
+their tables the same way (once per pool, serialized across processes by an advisory lock).
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from threadline._utils import redact_url
 
-__all__ = ["StorePool", "store_pool"]
+__all__ = ["StorePool", "is_set_up", "set_up_once", "store_pool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +55,31 @@ def store_pool(
         kwargs={"autocommit": True},
     )
     return StorePool(pool=made, owned=True, where=redact_url(dsn) if "://" in dsn else "postgresql")
+
+
+_ready: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.WeakKeyDictionary()
+"""The setup keys done per pool, so each store's tables are created once per process and pool."""
+
+
+def is_set_up(pool: AsyncConnectionPool[Any], key: str) -> bool:
+    """Whether :func:`set_up_once` already ran for ``key`` on ``pool``."""
+    return key in _ready.get(pool, ())
+
+
+async def set_up_once(
+    pool: AsyncConnectionPool[Any], *, owned: bool, key: str, schema: sql.Composable
+) -> None:
+    """Run ``schema`` (idempotent DDL) once per pool and ``key``; safe from many processes.
+
+    Concurrent ``CREATE ... IF NOT EXISTS`` can still collide, so an advisory lock on ``key``
+    serializes them. A pool the store owns is opened here on first use. psycopg errors propagate
+    for the store to wrap with its own context.
+    """
+    if is_set_up(pool, key):
+        return
+    if owned and pool.closed:
+        await pool.open(wait=True, timeout=pool.timeout)
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        await conn.execute(schema)
+    _ready.setdefault(pool, set()).add(key)

@@ -15,7 +15,6 @@ Needs the ``postgres`` extra (psycopg 3 and psycopg-pool).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, LiteralString, cast
@@ -25,7 +24,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from threadline._postgres import store_pool
+from threadline._postgres import set_up_once, store_pool
 from threadline.exceptions import StoreError, UsageError
 from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import time_window
@@ -92,9 +91,6 @@ ON CONFLICT (id) DO UPDATE SET
     vector = excluded.vector
 WHERE m.user_id = excluded.user_id
 """
-
-_ready: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.WeakKeyDictionary()
-"""The schemas each pool has already set up."""
 
 
 def _record(row: Sequence[Any]) -> MemoryRecord:
@@ -184,20 +180,15 @@ class PostgresMemoryStore:
 
     async def setup(self) -> None:
         """Create the schema and tables if missing. Safe to call from many processes at once."""
-        done = _ready.setdefault(self._pool, set())
-        if self.schema in done:
-            return
         try:
-            if self._owns_pool and self._pool.closed:
-                await self._pool.open(wait=True, timeout=self._pool.timeout)
-            async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s))", ("threadline:mem:" + self.schema,)
-                )
-                await conn.execute(self._schema_sql)
+            await set_up_once(
+                self._pool,
+                owned=self._owns_pool,
+                key="threadline:mem:" + self.schema,
+                schema=self._schema_sql,
+            )
         except psycopg.Error as exc:
             raise self._error(exc) from exc
-        done.add(self.schema)
 
     async def _rows(self, query: sql.Composable, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         await self.setup()

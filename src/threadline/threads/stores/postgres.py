@@ -18,7 +18,6 @@ Needs the ``postgres`` extra (psycopg 3 and psycopg-pool).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, LiteralString
 
@@ -26,7 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from threadline._postgres import store_pool
+from threadline._postgres import is_set_up, set_up_once, store_pool
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
@@ -157,9 +156,6 @@ ancestor is needed."""
 
 _Row = tuple[str, int, int, bytes]
 
-_ready: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.WeakKeyDictionary()
-"""The schemas each pool has already set up, so a thousand stores on one pool set up once."""
-
 
 class PostgresChatMessageStore(ConnectedStore):
     """A thread kept in PostgreSQL, shareable by any number of processes and hosts.
@@ -227,6 +223,7 @@ class PostgresChatMessageStore(ConnectedStore):
             ("head_walk", _HEAD_WALK),
         )
         self._q = {name: sql.SQL(text).format(**names) for name, text in queries}
+        self._setup_key = "threadline:" + schema
         self._names = names
 
     def __repr__(self) -> str:
@@ -239,24 +236,18 @@ class PostgresChatMessageStore(ConnectedStore):
 
     async def setup(self) -> None:
         """Create the schema and tables if missing. Safe to call from many processes at once."""
-        done = _ready.setdefault(self._pool, set())
-        if self.schema in done:
-            return
         try:
-            if self._owns_pool and self._pool.closed:
-                await self._pool.open(wait=True, timeout=self._pool.timeout)
-            async with self._pool.connection() as conn, conn.transaction():
-                # Concurrent CREATE ... IF NOT EXISTS can still collide; serialize them.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s))", ("threadline:" + self.schema,)
-                )
-                await conn.execute(self._q["schema"])
+            await set_up_once(
+                self._pool,
+                owned=self._owns_pool,
+                key=self._setup_key,
+                schema=self._q["schema"],
+            )
         except psycopg.Error as exc:
             raise self._error(exc) from exc
-        done.add(self.schema)
 
     async def _ensure(self) -> None:
-        if self.schema not in _ready.get(self._pool, ()):
+        if not is_set_up(self._pool, self._setup_key):
             await self.setup()
 
     async def _fetch(self, query: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
