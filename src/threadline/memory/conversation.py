@@ -2,8 +2,8 @@
 
 The ADR's conversation-summary component. Every user and assistant message is indexed as it is
 stored, *with its context*: the previous message and the conversation's date go into the indexed
-text, because a turn alone is often "Yes, that was great!" and a question about it names what came
-before, or when. When a thread is checkpointed or ends, a summary of it is stored too (written by a
+text, and a short message's vector is blended with the previous message's, because a turn alone
+is often "Yes, that was great!" and a question about it names what came before, or when. When a thread is checkpointed or ends, a summary of it is stored too (written by a
 chat client when one is configured, extractive otherwise). Before each model call the most
 relevant turns and summaries of the user's *other* threads are added as context, each with its date
 and thread, so the model can answer "what did we decide last week?".
@@ -39,7 +39,7 @@ _PREVIOUS_CHARS = 400
 short enough that a long answer does not drown the turn itself."""
 _OWN_CHARS = 4000
 _SHORT_CHARS = 80
-"""A message shorter than this is embedded with (up to twice as much of) the previous turn."""
+"""A message shorter than this gets the previous message's vector blended into its own."""
 _BATCH = 256
 _REMEMBERED_IDS = 500
 _INTRO = (
@@ -161,10 +161,14 @@ class ConversationMemory(ContextProvider):
         records: list[MemoryRecord] = []
         # Both spellings of the date: "May 2023" and "2023-05-20" questions both find it.
         date_line = f"Conversation of {occurred_at:%A, %d %B %Y} ({occurred_at:%Y-%m-%d})"
+        # What the vector of a short message is blended with: the previous message, spelled as
+        # that message's own record spells it, so the store embeds the text once for both.
+        context = None if previous is None else previous["text"]
         for message in messages:
             if not _indexable(message):
                 continue
             text = message.text.strip()
+            body = excerpt(text, _OWN_CHARS)
             if message.message_id not in skip:
                 lines = [date_line]
                 ids: list[str] = []
@@ -173,22 +177,19 @@ class ConversationMemory(ContextProvider):
                         f"{previous['role']}: {excerpt(previous['text'], _PREVIOUS_CHARS)}"
                     )
                     ids.append(previous["id"])
-                own = f"{message.role.value}: {excerpt(text, _OWN_CHARS)}"
-                lines.append(own)
+                lines.append(f"{message.role.value}: {body}")
                 ids.append(message.message_id)
-                # The vector gets the message itself, and the previous turn only when the message
-                # is too short to say what it is about ("Yes, that was great!"): the embedder's
-                # cost grows with every token, and a date line only dilutes its vector.
-                embedding_text = own
-                if previous is not None and len(text) < _SHORT_CHARS:
-                    embedding_text = (
-                        f"{previous['role']}: {excerpt(previous['text'], _SHORT_CHARS * 2)}\n{own}"
-                    )
+                # The vector is the message's own, blended with the previous message's only when
+                # the message is too short to say what it is about ("Yes, that was great!"). The
+                # date line and role names stay out of it: they only dilute a small model's
+                # vector, and each token costs embedding time (measured in bench/memory.py).
+                short = len(text) < _SHORT_CHARS
                 records.append(
                     MemoryRecord(
                         kind="turn",
                         text="\n".join(lines),
-                        embedding_text=embedding_text,
+                        embedding_text=body,
+                        embedding_context=context if short else None,
                         scope=scope,
                         thread_id=thread_id,
                         message_ids=tuple(ids),
@@ -201,6 +202,7 @@ class ConversationMemory(ContextProvider):
                     )
                 )
                 seq += 1
+            context = body
             previous = {
                 "id": message.message_id,
                 "role": message.role.value,

@@ -83,6 +83,12 @@ class MemoryRecord:
     """What a store with an embedder embeds instead of ``text``, when set. Indexed text may carry
     context (the date, the previous turn) that helps full-text search but dilutes a small embedding
     model's vector and costs it time in proportion to its length; not stored."""
+    embedding_context: str | None = None
+    """Text that says what a short record is about (the turn before "Yes, that was great!"). Its
+    vector is blended into the record's with a lower weight rather than embedded together with
+    it: the messages of a conversation are each other's context, so a
+    store embeds every distinct text of a batch once and the context costs nothing more; not
+    stored."""
     metadata: Mapping[str, Any] = field(default_factory=lambda: {})
     """JSON-able extras (e.g. a fact's subject key used to detect contradictions)."""
 

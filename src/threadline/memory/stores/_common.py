@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
     "KINDS",
+    "CONTEXT_WEIGHT",
+    "NEAR_COPY_SIMILARITY",
     "check_forget_user",
     "check_ids",
     "check_list_limit",
@@ -39,6 +41,7 @@ __all__ = [
     "decode_metadata",
     "demote_similar",
     "encode_metadata",
+    "embed_records",
     "embed_texts",
     "from_epoch",
     "pack_vector",
@@ -288,6 +291,44 @@ async def embed_texts(embedder: Embedder, texts: Sequence[str]) -> list[bytes]:
             f"embedder {embedder.name!r} returned {len(vectors)} vectors for {len(texts)} texts"
         )
     return [pack_vector(v, embedder) for v in vectors]
+
+
+CONTEXT_WEIGHT = 0.5
+"""How much a record's ``embedding_context`` counts against its own text in its vector. Measured
+with ``bench/memory.py`` (session R@5 / turn R@10 of the default fusion): 0.5 gave 0.969 / 0.985,
+1.0 gave 0.975 / 0.975, 0.3 gave 0.947 / 0.988 (the last with near-copy 0.85)."""
+
+NEAR_COPY_SIMILARITY = 0.75
+"""Default cosine above which a hit is a near copy of a better one and has its score halved. With
+blended vectors, 0.85 let a conversation's generic replies ("Sure! Here's an idea you might
+like."), each carrying its own question's topic, fill the first five slots: session R@5 fell to
+0.941 from 0.969 at 0.75."""
+
+
+async def embed_records(embedder: Embedder, records: Sequence[MemoryRecord]) -> list[bytes]:
+    """Each record's vector: its own text's, blended with its context's when it has one.
+
+    Every distinct text of the batch is embedded once. In a conversation a short message's
+    context is the message before it, which is itself a record of the batch, so blending (rather
+    than embedding the two texts together) makes that context free: ingest costs one embedding
+    per message.
+    """
+    np = _numpy()
+    slots: dict[str, int] = {}
+    for r in records:
+        slots.setdefault(r.embedding_text or r.text, len(slots))
+        if r.embedding_context:
+            slots.setdefault(r.embedding_context, len(slots))
+    texts = list(slots)
+    vectors = [np.frombuffer(v, dtype=np.float32) for v in await embed_texts(embedder, texts)]
+    out: list[bytes] = []
+    for r in records:
+        vector = vectors[slots[r.embedding_text or r.text]]
+        if r.embedding_context:
+            vector = vector + CONTEXT_WEIGHT * vectors[slots[r.embedding_context]]
+            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        out.append(bytes(vector.astype(np.float32).tobytes()))
+    return out
 
 
 def pack_vector(vector: Sequence[float], embedder: Embedder) -> bytes:

@@ -32,6 +32,7 @@ from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, Memor
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
+    NEAR_COPY_SIMILARITY,
     check_forget_user,
     check_ids,
     check_list_limit,
@@ -40,6 +41,7 @@ from threadline.memory.stores._common import (
     check_scope,
     check_valid_to,
     demote_similar,
+    embed_records,
     embed_texts,
     record_filter,
     scope_filter,
@@ -135,7 +137,7 @@ class PostgresMemoryStore:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         lexical_candidates: int = 200,
         recent_candidates: int = 1000,
-        near_copy_similarity: float = 0.85,
+        near_copy_similarity: float = NEAR_COPY_SIMILARITY,
         connect_timeout: float = 10.0,
     ) -> None:
         self.near_copy_similarity = near_copy_similarity
@@ -235,9 +237,7 @@ class PostgresMemoryStore:
         vectors: list[bytes | None] = [None] * len(batch)
         if self.embedder is not None:
             await self._check_embedder()
-            vectors = list(
-                await embed_texts(self.embedder, [r.embedding_text or r.text for r in batch])
-            )
+            vectors = list(await embed_records(self.embedder, batch))
         await self.setup()
         try:
             async with self._pool.connection() as conn, conn.transaction():

@@ -36,6 +36,7 @@ from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, Memor
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
+    NEAR_COPY_SIMILARITY,
     check_forget_user,
     check_ids,
     check_list_limit,
@@ -45,6 +46,7 @@ from threadline.memory.stores._common import (
     check_valid_to,
     decode_metadata,
     demote_similar,
+    embed_records,
     embed_texts,
     encode_metadata,
     from_epoch,
@@ -167,7 +169,7 @@ class SQLiteMemoryStore:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         lexical_candidates: int = 200,
         recent_candidates: int = 1000,
-        near_copy_similarity: float = 0.85,
+        near_copy_similarity: float = NEAR_COPY_SIMILARITY,
     ) -> None:
         self.near_copy_similarity = near_copy_similarity
         self.path = str(data_home() / "memory.sqlite3") if path is None else str(path)
@@ -238,9 +240,7 @@ class SQLiteMemoryStore:
         vectors: list[bytes | None] = [None] * len(batch)
         if self.embedder is not None:
             await self._check_embedder()
-            vectors = list(
-                await embed_texts(self.embedder, [r.embedding_text or r.text for r in batch])
-            )
+            vectors = list(await embed_records(self.embedder, batch))
         rows = [
             (
                 r.id,
