@@ -77,6 +77,19 @@ async def test_bad_group_and_unknown_thread_are_clear_errors(
     assert code == 1 and "no saved group chat 'group_nope'" in err
 
 
+async def test_chat_and_group_chat_refuse_bad_options_and_empty_input_alike(
+    tmp_path: Path,
+) -> None:
+    """Both start the same way: a clear error and exit status 2 before any model is opened."""
+    home = tmp_path / "home"
+    for mode in ([], ["--group", "ann,bob"]):
+        code, _, err = await _chat(home, "hi", *mode, "--max-tokens", "2048")
+        assert code == 2 and "--max-tokens (2048) must be positive and smaller" in err, err
+        code, _, err = await _chat(home, "  \n", *mode)
+        assert code == 2 and "nothing to send: stdin was empty" in err, err
+    assert not home.exists() or not any(home.rglob("*.json"))
+
+
 def test_interactive_group_chat_labels_each_agent(tmp_path: Path, local_model_path: Path) -> None:
     child: pexpect.spawn[str] = pexpect.spawn(
         sys.executable,

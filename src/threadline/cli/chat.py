@@ -20,8 +20,9 @@ from threadline.cli import memory_cmd
 from threadline.cli._library import ThreadLibrary, default_home
 from threadline.cli._progress import Spinner
 from threadline.cli._render import format_history, format_thread_table
+from threadline.cli._startup import open_client, read_piped_input
 from threadline.clients.base import ChatOptions
-from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient, resolve_model
+from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient
 from threadline.exceptions import ThreadlineError
 from threadline.threads.thread import AgentThread
 
@@ -214,52 +215,19 @@ def _one_shot(session: _Session, text: str) -> int:
     return 0
 
 
-class _AssemblyProgress:
-    """Shows ``assembling the model (first use): NN%`` on ``out`` while a model file is made."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.shown = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        percent = done * 100 // max(total, 1)
-        if percent // 10 != self.shown // 10 or percent == 100:
-            if self.shown < 0:
-                self.out.write("assembling the model's file (first use only)...")
-            self.out.write(f" {percent}%" if percent != self.shown else "")
-            if percent == 100:
-                self.out.write("\n")
-            self.out.flush()
-            self.shown = percent
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline chat``."""
     if args.group:
         from threadline.cli.group_chat import run_group
 
         return run_group(args)
-    if args.max_tokens <= 0 or (args.ctx is not None and args.max_tokens >= args.ctx):
-        print(
-            f"threadline chat: --max-tokens ({args.max_tokens}) must be positive and smaller "
-            f"than --ctx ({args.ctx})",
-            file=sys.stderr,
-        )
-        return 2
     home = args.home or default_home()
     library = ThreadLibrary(home)
-    interactive = sys.stdin.isatty()
-    text = "" if interactive else sys.stdin.read().strip()
-    if not interactive and not text:
-        print("threadline chat: nothing to send: stdin was empty", file=sys.stderr)
+    piped = read_piped_input()
+    client = open_client(args) if piped is not None else None
+    if piped is None or client is None:
         return 2
-    try:
-        client = LocalChatClient(args.model, n_ctx=args.ctx, max_tokens=args.max_tokens)
-        # Assembles a named model's file on its first use, with progress, before the chat starts.
-        resolve_model(args.model, progress=_AssemblyProgress(sys.stderr))
-    except ValueError as exc:  # a bad --ctx or --max-tokens
-        print(f"threadline chat: {exc}", file=sys.stderr)
-        return 2
+    interactive, text = piped
     user = memory_cmd.memory_user(args)
     store = memory_cmd.open_store(home) if user is not None else None
     providers = memory_cmd.chat_memory(store, client) if store is not None else []

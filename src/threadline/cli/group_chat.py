@@ -16,6 +16,7 @@ from typing import TextIO
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli._library import default_home
+from threadline.cli._startup import open_client, read_piped_input
 from threadline.clients.base import RunOptions
 from threadline.clients.local import LocalChatClient
 from threadline.exceptions import ThreadlineError, UsageError
@@ -98,16 +99,11 @@ def run_group(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"threadline chat: {exc}", file=sys.stderr)
         return 2
-    interactive = sys.stdin.isatty()
-    text = "" if interactive else sys.stdin.read().strip()
-    if not interactive and not text:
-        print("threadline chat: nothing to send: stdin was empty", file=sys.stderr)
+    piped = read_piped_input()
+    client = open_client(args) if piped is not None else None
+    if piped is None or client is None:
         return 2
-    try:
-        client = LocalChatClient(args.model, n_ctx=args.ctx, max_tokens=args.max_tokens)
-    except ValueError as exc:
-        print(f"threadline chat: {exc}", file=sys.stderr)
-        return 2
+    interactive, text = piped
     options = RunOptions(max_tokens=args.max_tokens)
     if args.temperature is not None:
         options["temperature"] = args.temperature

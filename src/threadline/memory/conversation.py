@@ -3,8 +3,9 @@
 The ADR's conversation-summary component. Every user and assistant message is indexed as it is
 stored, *with its context*: the previous message and the conversation's date go into the indexed
 text, and a short message's vector is blended with the previous message's, because a turn alone
-is often "Yes, that was great!" and a question about it names what came before, or when. When a thread is checkpointed or ends, a summary of it is stored too (written by a
-chat client when one is configured, extractive otherwise). Before each model call the most
+is often "Yes, that was great!" and a question about it names what came before, or when. When a
+thread is checkpointed or ends, a summary of it is stored too (written by a chat client when one
+is configured, extractive otherwise). Before each model call the most
 relevant turns and summaries of the user's *other* threads are added as context, each with its date
 and thread, so the model can answer "what did we decide last week?".
 
