@@ -331,12 +331,33 @@ async def test_unknown_response_format_is_a_clear_error(client: LocalChatClient)
         await client.get_response([ChatMessage(Role.USER, "hi")], options=options)
 
 
-async def test_the_embedded_model_extracts_a_preference(client: LocalChatClient) -> None:
-    # The chat's real path: the embedded model is the extractor of UserPreferencesMemory.
+EXTRACTION_CASES = [
+    ("Hi, I'm Ada. I'm vegetarian and I live in Lisbon.", "vegetarian"),
+    ("I am allergic to peanuts, so be careful.", "peanut"),
+    ("I hate cilantro.", "cilantro"),
+    ("I work as a nurse at St. Mary's hospital.", "nurse"),
+    ("Suggest a dinner for tonight.", None),
+    ("Can you tell me a joke?", None),
+    ("How do I fix a squeaky door hinge?", None),
+]
+
+
+async def test_the_embedded_model_extracts_durable_facts_only(client: LocalChatClient) -> None:
+    # The chat's real path: the embedded model is the extractor of UserPreferencesMemory, and
+    # the assistant's reply (a real chat's is never just "Noted.") is part of what it reads.
+    reply = "Sure, I can help with that. Let me know if you need anything else."
     memory = UserPreferencesMemory(InMemoryMemoryStore(), extractor=client, tools=False)
-    agent = ChatAgent(ScriptedChatClient(["Noted."]), context_providers=[memory])
-    thread = agent.get_new_thread(user_id="alice")
-    await agent.run("I'm vegetarian.", thread=thread)
-    await memory.wait_pending()
-    facts = await memory.facts(user_id="alice")
-    assert any("vegetarian" in f.text.lower() for f in facts), facts
+    agent = ChatAgent(
+        ScriptedChatClient([reply] * len(EXTRACTION_CASES)), context_providers=[memory]
+    )
+    outcomes: list[tuple[str, list[str]]] = []
+    for i, (text, _) in enumerate(EXTRACTION_CASES):
+        await agent.run(text, thread=agent.get_new_thread(user_id=f"user{i}"))
+        await memory.wait_pending()
+        outcomes.append((text, [f.text for f in await memory.facts(user_id=f"user{i}")]))
+    right = [
+        any(word in f.lower() for f in facts) if word else not facts
+        for (_, word), (_, facts) in zip(EXTRACTION_CASES, outcomes, strict=True)
+    ]
+    # The scenario must work; a 0.5B model may miss one other case (7 of 7 when written).
+    assert right[0] and sum(right) >= len(right) - 1, outcomes
