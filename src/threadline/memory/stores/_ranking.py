@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from threadline.memory._temporal import TimeWindow
-from threadline.memory.records import MemoryHit
+from threadline.memory.records import MemoryHit, MemoryRecord
+from threadline.memory.stores._common import demote_similar
 
-__all__ = ["Fusion", "diversify", "fts_terms", "fuse"]
+__all__ = ["Fusion", "best_hits", "diversify", "fts_terms", "fuse", "shortlist"]
 
 _STOPWORDS = frozenset(
     """a about above after again all am an and any are as at be been before being below between
@@ -148,3 +149,34 @@ def diversify(hits: Sequence[MemoryHit]) -> list[MemoryHit]:
         out.append(hit)
     out.sort(key=lambda h: -h.score)
     return out
+
+
+def shortlist(
+    *,
+    lexical: Sequence[str],
+    vector: Sequence[str],
+    when: Mapping[str, datetime | None],
+    window: TimeWindow | None,
+    fusion: Fusion,
+    pool: Mapping[str, bytes],
+    dimension: int,
+    near_copy_similarity: float,
+    limit: int,
+) -> list[tuple[str, float]]:
+    """The fused ranking, cut to the ids worth loading.
+
+    Near copies are demoted (when there are vectors), and twice ``limit`` are kept so
+    :func:`diversify` can promote hits below them.
+    """
+    ranked = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=fusion)
+    if pool and near_copy_similarity < 1.0:
+        ranked = demote_similar(ranked[: 3 * limit], dict(pool), dimension, near_copy_similarity)
+    return ranked[: 2 * limit]
+
+
+def best_hits(
+    top: Sequence[tuple[str, float]], records: Mapping[str, MemoryRecord], limit: int
+) -> list[MemoryHit]:
+    """The loaded records of a :func:`shortlist` as hits, diversified, the best ``limit``."""
+    hits = [MemoryHit(record=records[mid], score=score) for mid, score in top if mid in records]
+    return diversify(hits)[:limit]

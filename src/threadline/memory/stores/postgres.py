@@ -40,14 +40,13 @@ from threadline.memory.stores._common import (
     check_records,
     check_scope,
     check_valid_to,
-    demote_similar,
     embed_records,
     embed_texts,
     record_filter,
     scope_filter,
     vector_order,
 )
-from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
+from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shortlist
 
 __all__ = ["PostgresMemoryStore"]
 
@@ -348,20 +347,24 @@ class PostgresMemoryStore:
                 )
                 pool.update((mid, bytes(blob)) for mid, blob in found)
             vector = vector_order(pool, query_vector, self.embedder.dimension)
-        top = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
-        if pool and self.embedder is not None and self.near_copy_similarity < 1.0:
-            dimension = self.embedder.dimension
-            top = demote_similar(top[: 3 * limit], pool, dimension, self.near_copy_similarity)
-        top = top[: 2 * limit]  # room for diversify() to promote hits below near-copies
+        top = shortlist(
+            lexical=lexical,
+            vector=vector,
+            when=when,
+            window=window,
+            fusion=self.fusion,
+            pool=pool,
+            dimension=0 if self.embedder is None else self.embedder.dimension,
+            near_copy_similarity=self.near_copy_similarity,
+            limit=limit,
+        )
         if not top:
             return []
         rows = await self._rows(
             self._sql(f"SELECT {_COLUMNS} FROM {{memories}} WHERE id = ANY(%s)"),
             [[mid for mid, _ in top]],
         )
-        by_id = {row[0]: _record(row) for row in rows}
-        hits = [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
-        return diversify(hits)[:limit]
+        return best_hits(top, {row[0]: _record(row) for row in rows}, limit)
 
     async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
         """One record, or ``None`` if it does not exist in this scope."""

@@ -45,7 +45,6 @@ from threadline.memory.stores._common import (
     check_scope,
     check_valid_to,
     decode_metadata,
-    demote_similar,
     embed_records,
     embed_texts,
     encode_metadata,
@@ -55,7 +54,7 @@ from threadline.memory.stores._common import (
     to_epoch,
     vector_order,
 )
-from threadline.memory.stores._ranking import Fusion, diversify, fts_terms, fuse
+from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shortlist
 
 __all__ = ["SQLiteMemoryStore"]
 
@@ -350,19 +349,24 @@ class SQLiteMemoryStore:
         pool: dict[str, bytes] = {}
         if query_vector is not None:
             vector, pool = self._vector_ranking(conn, where, params, when, query_vector, dimension)
-        ranked = fuse(lexical=lexical, vector=vector, when=when, window=window, fusion=self.fusion)
-        if pool and self.near_copy_similarity < 1.0:
-            ranked = demote_similar(ranked[: 3 * limit], pool, dimension, self.near_copy_similarity)
-        top = ranked[: 2 * limit]  # room for diversify() to promote hits below near-copies
+        top = shortlist(
+            lexical=lexical,
+            vector=vector,
+            when=when,
+            window=window,
+            fusion=self.fusion,
+            pool=pool,
+            dimension=dimension,
+            near_copy_similarity=self.near_copy_similarity,
+            limit=limit,
+        )
         if not top:
             return []
         ids = [mid for mid, _ in top]
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM memories WHERE id IN ({', '.join('?' * len(ids))})", ids
         ).fetchall()
-        by_id = {row[0]: _record(row) for row in rows}
-        hits = [MemoryHit(record=by_id[mid], score=score) for mid, score in top if mid in by_id]
-        return diversify(hits)[:limit]
+        return best_hits(top, {row[0]: _record(row) for row in rows}, limit)
 
     def _vector_ranking(
         self,
