@@ -15,7 +15,7 @@ import asyncio
 import os
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Self, Unpack
+from typing import Any, Self, TypedDict, Unpack
 
 from threadline.agents._run_loop import run_loop
 from threadline.agents._turn import Turn, begin_turn
@@ -39,6 +39,21 @@ __all__ = ["ChatAgent"]
 
 AgentInput = str | ChatMessage | Sequence[str | ChatMessage] | None
 ToolInput = FunctionTool | Callable[..., Any]
+
+
+class AgentChanges(TypedDict, total=False):
+    """The constructor's arguments, any of which :meth:`ChatAgent.replace` may change."""
+
+    chat_client: ChatClient
+    instructions: str | None
+    id: str
+    name: str | None
+    description: str | None
+    tools: Sequence[ToolInput] | None
+    context_providers: Sequence[ContextProvider] | ContextProvider | None
+    chat_message_store_factory: Callable[[], ChatMessageStore] | None
+    max_tool_iterations: int
+    default_options: RunOptions | None
 
 
 class ChatAgent:
@@ -94,6 +109,29 @@ class ChatAgent:
         self.chat_message_store_factory = chat_message_store_factory
         self.max_tool_iterations = max_tool_iterations
         self.default_options: RunOptions = default_options or RunOptions()
+
+    def replace(self, **changes: Unpack[AgentChanges]) -> ChatAgent:
+        """A new agent with the same configuration but ``changes``; this one is left as it is.
+
+        The one way to derive an agent (the server adds memory, a group chat adds its relay
+        provider, a request adds instructions): every constructor argument is carried over, so a
+        field added to ``ChatAgent`` later is never silently dropped by a hand-written copy. The
+        result is checked like any new agent (tool names, provider state keys).
+        """
+        fields: AgentChanges = {
+            "chat_client": self.chat_client,
+            "instructions": self.instructions,
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "tools": list(self.tools.values()),
+            "context_providers": self.context_providers,
+            "chat_message_store_factory": self.chat_message_store_factory,
+            "max_tool_iterations": self.max_tool_iterations,
+            "default_options": self.default_options,
+        }
+        fields.update(changes)
+        return ChatAgent(**fields)
 
     def __repr__(self) -> str:
         return f"ChatAgent(id={self.id!r}, name={self.name!r}, client={self.chat_client!r})"

@@ -185,21 +185,12 @@ def with_memory(agent: ChatAgent, path: str) -> ChatAgent:
     from threadline.memory import ConversationMemory, SQLiteMemoryStore, UserPreferencesMemory
 
     store = SQLiteMemoryStore(path)
-    return ChatAgent(
-        agent.chat_client,
-        agent.instructions,
-        id=agent.id,
-        name=agent.name,
-        description=agent.description,
-        tools=list(agent.tools.values()),
+    return agent.replace(
         context_providers=[
             *agent.context_providers,
             ConversationMemory(store),
             UserPreferencesMemory(store, extractor=agent.chat_client, tools=False),
-        ],
-        chat_message_store_factory=agent.chat_message_store_factory,
-        max_tool_iterations=agent.max_tool_iterations,
-        default_options=agent.default_options,
+        ]
     )
 
 

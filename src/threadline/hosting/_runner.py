@@ -9,7 +9,6 @@ a normal outcome and reports it in ``pending_calls``.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -66,10 +65,10 @@ class TurnOutcome:
 def _agent_for(agent: ChatAgent, request: TurnRequest) -> ChatAgent:
     if not request.instructions:
         return agent
-    # A shallow copy shares client, tools and providers; only the instructions differ.
-    view = copy.copy(agent)
-    view.instructions = "\n\n".join(p for p in (agent.instructions, request.instructions) if p)
-    return view
+    # The same client, tools and providers; only the instructions differ.
+    return agent.replace(
+        instructions="\n\n".join(p for p in (agent.instructions, request.instructions) if p)
+    )
 
 
 def _thread(request: TurnRequest) -> AgentThread:

@@ -103,18 +103,7 @@ def with_providers(
     ]
     if tuple(providers) == agent.context_providers:
         return agent
-    return ChatAgent(
-        agent.chat_client,
-        agent.instructions,
-        id=agent.id,
-        name=agent.name,
-        description=agent.description,
-        tools=list(agent.tools.values()),
-        context_providers=providers,
-        chat_message_store_factory=agent.chat_message_store_factory,
-        max_tool_iterations=agent.max_tool_iterations,
-        default_options=agent.default_options,
-    )
+    return agent.replace(context_providers=providers)
 
 
 def check_agents(agents: Sequence[ChatAgent], *, what: str) -> dict[str, ChatAgent]:
