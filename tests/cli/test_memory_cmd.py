@@ -107,3 +107,56 @@ def test_chat_remembers_per_user_with_the_embedded_model(
     done = chat(tmp_path, "Nothing to remember here.", "--no-memory", "--user", "carol")
     assert done.returncode == 0, done.stderr
     assert run(tmp_path, capsys, "memory", "list", "--user", "carol")[1] == ""
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``threadline --home HOME ARGS...`` as a person runs it: a real process."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "--user must name someone"),
+        ("   ", "--user must name someone"),
+        ("a" * 129, "over the limit of 128"),
+        ("ada\x1b[2J", "holds control characters"),
+    ],
+)
+def test_forget_all_refuses_a_user_name_that_names_nobody(
+    tmp_path: Path, name: str, says: str
+) -> None:
+    # An empty name fell back to the OS user: `forget --all --user ""` erased their memories.
+    from threadline.cli.memory_cmd import os_user
+
+    kept = remember(tmp_path, os_user(), "The user is vegetarian.")
+    done = cli(tmp_path, "memory", "forget", "--all", "--user", name)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert says in line and "\x1b" not in line
+    assert kept in cli(tmp_path, "memory", "list").stdout
+
+
+def test_memory_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    remember(tmp_path, "ada", "The user \x1b]0;pwned\x07likes \u202etea\x1b[2J")
+    listed = cli(tmp_path, "memory", "list", "--user", "ada")
+    found = cli(tmp_path, "memory", "search", "tea", "--user", "ada")
+    for out in (listed.stdout, found.stdout):
+        assert "likes" in out
+        assert not any(c in out for c in "\x1b\x07\u202e")
+        assert "\\x1b" in out and "\\u202e" in out
+
+
+def test_search_says_when_nothing_matched(tmp_path: Path) -> None:
+    remember(tmp_path, "ada", "The user is vegetarian.")
+    done = cli(tmp_path, "memory", "search", "bicycle", "--user", "ada")
+    assert done.returncode == 0 and done.stdout == ""
+    assert "no memories of ada match 'bicycle'" in done.stderr

@@ -11,11 +11,14 @@ import argparse
 import asyncio
 import getpass
 import json
+import re
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 from threadline.cli._library import default_home
+from threadline.cli._text import printable
 from threadline.clients.base import ChatClient
 from threadline.exceptions import UsageError
 from threadline.memory import (
@@ -41,6 +44,9 @@ __all__ = [
 
 MEMORY_FILE = "memory.sqlite3"
 _LISTED: list[Any] = ["fact", "preference", "summary"]
+MAX_USER_NAME = 128
+"""Longer ``--user`` names are refused: a name is a label, not a place to store text."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def os_user() -> str:
@@ -49,6 +55,26 @@ def os_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name (some containers)
         return "default"
+
+
+def check_user_name(name: str) -> str:
+    """``name`` when it can own memories: not blank, at most 128 characters, no control codes.
+
+    An empty ``--user ""`` must never fall back to the OS user: ``forget --all`` would then erase
+    someone else's memories than the one named.
+    """
+    if not name.strip():
+        raise UsageError("--user must name someone; got an empty name")
+    if len(name) > MAX_USER_NAME:
+        raise UsageError(
+            f"--user has {len(name)} characters, over the limit of {MAX_USER_NAME}; use a shorter "
+            "name"
+        )
+    if _CONTROL.search(name):
+        raise UsageError(
+            f"--user '{printable(name, multiline=False)}' holds control characters; use plain text"
+        )
+    return name
 
 
 def add_user_option(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +132,9 @@ def _line(record: MemoryRecord, score: float | None = None) -> str:
     text = " ".join(record.text.split())
     text = text if len(text) <= 100 else text[:99] + "…"
     prefix = f"{score:6.3f}  " if score is not None else ""
-    return f"{prefix}{record.id}  {when}  {record.kind:<10}  {text}"
+    # Memory text comes from chats and models: never let it drive the terminal.
+    line = f"{prefix}{record.id}  {when}  {record.kind:<10}  {text}"
+    return printable(line, multiline=False)
 
 
 def _json(record: MemoryRecord, score: float | None = None) -> str:
@@ -136,8 +164,12 @@ async def _run(args: argparse.Namespace, store: MemoryStore, user: str) -> int:
     elif command == "search":
         if args.limit < 1:
             raise UsageError(f"--limit must be at least 1, got {args.limit}")
-        for hit in await store.search(args.query, scope=scope, limit=args.limit):
+        hits = await store.search(args.query, scope=scope, limit=args.limit)
+        for hit in hits:
             print(_json(hit.record, hit.score) if args.json else _line(hit.record, hit.score))
+        if not hits and not args.json:
+            query = printable(args.query, multiline=False)
+            print(f"no memories of {user} match '{query}'", file=sys.stderr)
     elif args.all:
         count = await store.forget(user_id=user)
         print(f"forgot {count} memor{'y' if count == 1 else 'ies'} of {user}")
@@ -152,7 +184,7 @@ async def _run(args: argparse.Namespace, store: MemoryStore, user: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline memory``."""
-    user: str = args.user or os_user()
+    user = os_user() if args.user is None else check_user_name(args.user)
     store = open_store(args.home or default_home())
 
     async def go() -> int:
@@ -168,4 +200,5 @@ def memory_user(args: argparse.Namespace) -> str | None:
     """The chat's user, or ``None`` with ``--no-memory``."""
     if getattr(args, "no_memory", False):
         return None
-    return cast("str | None", getattr(args, "user", None)) or os_user()
+    user = cast("str | None", getattr(args, "user", None))
+    return os_user() if user is None else check_user_name(user)
