@@ -103,6 +103,30 @@ def test_near_copies_make_room_for_other_evidence() -> None:
     assert [h.message_ids for h in diversify([first, copy, other])][1] == ("m2", "m3")
 
 
+def test_a_past_assistant_reply_counts_less_than_the_users_words() -> None:
+    from threadline.memory.records import MemoryHit, MemoryRecord, MemoryScope
+
+    scope = MemoryScope(user_id="u")
+
+    def hit(mid: str, role: str, score: float) -> MemoryHit:
+        record = MemoryRecord(
+            kind="turn",
+            text="x",
+            scope=scope,
+            thread_id=mid,
+            message_ids=(mid,),
+            metadata={"role": role},
+        )
+        return MemoryHit(record=record, score=score)
+
+    reply, said = hit("a1", "assistant", 1.0), hit("u1", "user", 0.9)
+    assert [h.id for h in diversify([reply, said])] == [said.id, reply.id]
+    assert [h.id for h in diversify([reply, said], Fusion(assistant_weight=1.0))] == [
+        reply.id,
+        said.id,
+    ]
+
+
 def test_a_repeated_line_cannot_fill_every_slot() -> None:
     import numpy as np
 
