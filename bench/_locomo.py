@@ -200,3 +200,28 @@ class Tally:
             n = self.counts.get(category, 0)
             hits = table.get((category, k), 0)
         return hits / n if n else 0.0
+
+
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "locomo-dev"
+DEFAULT_FILE = DEFAULT_PATH / "locomo-dev.json"
+"""The development half, seen from the project's root (``../shared/data/locomo-dev``)."""
+
+
+def print_header(title: str) -> None:
+    print(f"  {title}")
+    cats = " ".join(f"{name:>13}" for name in CATEGORIES.values())
+    print(
+        f"    {'configuration':34} {'sess R@1':>8} {'R@5':>5} {'R@10':>5} | "
+        f"{'turn R@1':>8} {'R@5':>5} {'R@10':>5} | {cats}  (session R@5 / turn R@10)"
+    )
+
+
+def print_row(label: str, tally: Tally) -> None:
+    cats = " ".join(
+        f"{tally.rate('session', 5, c):6.3f}/{tally.rate('turn', 10, c):.3f}" for c in CATEGORIES
+    )
+    print(
+        f"    {label:34} {tally.rate('session', 1):8.3f} {tally.rate('session', 5):5.3f} "
+        f"{tally.rate('session', 10):5.3f} | {tally.rate('turn', 1):8.3f} "
+        f"{tally.rate('turn', 5):5.3f} {tally.rate('turn', 10):5.3f} | {cats}"
+    )
