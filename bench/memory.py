@@ -1,7 +1,10 @@
 """Benchmark of long-term memory: retrieval quality and latency (issue 8).
 
-Run: ``PYTHONPATH=src python bench/memory.py`` (full size: 20 users x 20 sessions x 15 turns, and
-100,000 stored turns for latency; tens of minutes on 2 cores, mostly embedding). For a quick
+Run: ``PYTHONPATH=src python bench/memory.py``. First the real conversations: a LoCoMo-shaped
+file (``--locomo PATH``; default the development half in ``../shared/data/locomo-dev/`` when
+present), one table per lever (``_locomo_run``); then the synthetic set (full size: 20 users x
+20 sessions x 15 turns, and 100,000 stored turns for latency; tens of minutes on 2 cores,
+mostly embedding). For a quick
 check: ``--users 3 --sessions 6 --latency-turns 3000 --ingest-turns 200``.
 
 Quality: the synthetic conversations of ``_memory_data`` are ingested per user, and each
@@ -34,6 +37,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 # The script's folder is on sys.path when run as `python bench/memory.py`.
+from _locomo import DEFAULT_FILE
+from _locomo_run import locomo
 from _memory_data import Question, Session, generate
 from threadline.memory import (
     ConversationMemory,
@@ -371,11 +376,30 @@ async def main() -> None:
         help="drive memory through ConversationMemory().ingest/recall (the default: what users "
         "and the held-out benchmark use) or through the store with records built here",
     )
+    parser.add_argument(
+        "--locomo",
+        type=Path,
+        default=DEFAULT_FILE if DEFAULT_FILE.exists() else None,
+        metavar="PATH",
+        help="a LoCoMo-shaped JSON file to evaluate (default: the development half, "
+        "../shared/data/locomo-dev/locomo-dev.json, when present)",
+    )
+    parser.add_argument("--skip-synthetic", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     embedder = MiniLMEmbedder()
     with tempfile.TemporaryDirectory(prefix="threadline-bench-memory-") as tmp:
-        await quality(args, embedder, Path(tmp))
+        if args.locomo is None:
+            print(
+                "real conversations: skipped, no LoCoMo file (give one with --locomo PATH; the "
+                "development half lives in ../shared/data/locomo-dev/)"
+            )
+        elif not args.locomo.exists():
+            raise SystemExit(f"--locomo {args.locomo}: no such file")
+        else:
+            await locomo(args.locomo, embedder, Path(tmp))
+        if not args.skip_synthetic:
+            await quality(args, embedder, Path(tmp))
         if not args.skip_latency:
             await latency(args, embedder, Path(tmp))
     embedder.close()

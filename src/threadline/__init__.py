@@ -45,6 +45,7 @@ from threadline.memory import (
     MemoryScope,
     MemoryStore,
     UserPreferencesMemory,
+    open_memory_store,
 )
 from threadline.multiagent import (
     AgentManager,
@@ -139,6 +140,7 @@ __all__ = [
     "PostgresMemoryStore",
     "SQLiteMemoryStore",
     "default_embedder",
+    "open_memory_store",
     # multi-agent
     "AgentManager",
     "FunctionManager",

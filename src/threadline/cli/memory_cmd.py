@@ -27,10 +27,10 @@ from threadline.memory import (
     MemoryRecord,
     MemoryScope,
     MemoryStore,
-    SQLiteMemoryStore,
     UserPreferencesMemory,
-    default_embedder,
+    open_memory_store,
 )
+from threadline.memory.opening import MEMORY_FILE
 
 __all__ = [
     "MEMORY_FILE",
@@ -42,7 +42,6 @@ __all__ = [
     "run",
 ]
 
-MEMORY_FILE = "memory.sqlite3"
 _LISTED: list[Any] = ["fact", "preference", "summary"]
 MAX_USER_NAME = 128
 """Longer ``--user`` names are refused: a name is a label, not a place to store text."""
@@ -94,8 +93,7 @@ def add_user_option(parser: argparse.ArgumentParser) -> None:
 
 def open_store(home: Path) -> MemoryStore:
     """The user memories of ``home`` (created on first use); semantic search when installed."""
-    home.mkdir(parents=True, exist_ok=True)
-    return SQLiteMemoryStore(home / MEMORY_FILE, embedder=default_embedder())
+    return open_memory_store(home / MEMORY_FILE)
 
 
 def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:

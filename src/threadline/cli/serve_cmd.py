@@ -88,9 +88,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (info)")
     parser.add_argument(
         "--memory",
-        metavar="PATH",
+        metavar="PATH|URL",
         help="remember each caller across requests (facts and past conversations), per API key "
-        "and per request 'user', in this SQLite file; off by default",
+        "and per request 'user', in this SQLite file or PostgreSQL database (postgresql://..., "
+        "shared by several servers); off by default",
     )
     parser.set_defaults(handler=run)
 
@@ -176,15 +177,18 @@ def _local_agent(model: str | None) -> ChatAgent:
 
 
 def with_memory(agent: ChatAgent, path: str) -> ChatAgent:
-    """``agent`` plus user-preferences and conversation memory in the SQLite file ``path``.
+    """``agent`` plus user-preferences and conversation memory in ``path``.
+
+    ``path`` is a SQLite file or a ``postgresql://`` URL, opened as ``threadline chat`` opens its
+    memory (:func:`threadline.memory.open_memory_store`: the same embedder).
 
     The agent's own model extracts the facts (no memory tools: the caller's model may be small).
     Each request's thread carries the caller's memory owner (the API key's account, narrowed by the
     request's ``user``), so nothing is shared across them.
     """
-    from threadline.memory import ConversationMemory, SQLiteMemoryStore, UserPreferencesMemory
+    from threadline.memory import ConversationMemory, UserPreferencesMemory, open_memory_store
 
-    store = SQLiteMemoryStore(path)
+    store = open_memory_store(path)
     return agent.replace(
         context_providers=[
             *agent.context_providers,

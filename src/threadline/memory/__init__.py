@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from threadline.memory.context import Context
 from threadline.memory.conversation import ConversationMemory
 from threadline.memory.in_memory import InMemoryMemoryStore
+from threadline.memory.opening import open_memory_store
 from threadline.memory.preferences import ExtractedFact, UserPreferencesMemory
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
@@ -42,6 +43,7 @@ __all__ = [
     "UserPreferencesMemory",
     "default_embedder",
     "memory_tools",
+    "open_memory_store",
 ]
 
 _LAZY: dict[str, str] = {

@@ -1,9 +1,13 @@
 """``ConversationMemory``: past conversations of the same user, found again when they matter.
 
 The ADR's conversation-summary component. Every user and assistant message is indexed as it is
-stored, *with its context*: the previous message and the conversation's date go into the indexed
-text, and a short message's vector is blended with the previous message's, because a turn alone
-is often "Yes, that was great!" and a question about it names what came before, or when. When a
+stored, *with its context*: the two messages before it (each under its author's name, when it has
+one) and the conversation's date go into the indexed text, and a short message's vector is
+blended with the previous message's, because a turn alone is often "Yes, that was great!" and a
+question about it names what came before, or when. Two, not one: in a conversation the words of a
+question are often said two messages before its answer ("I volunteer at the shelter." / "How did
+you start?" / "A year ago, after ..."); on real conversations (LoCoMo, development half) this
+raised turn recall@10 from 0.665 to 0.748 with BM25 alone. When a
 thread is checkpointed or ends, a summary of it is stored too (written by a chat client when one
 is configured, extractive otherwise). Before each model call the most
 relevant turns and summaries of the user's *other* threads are added as context, each with its date
@@ -36,8 +40,10 @@ if TYPE_CHECKING:
 __all__ = ["ConversationMemory"]
 
 _PREVIOUS_CHARS = 400
-"""How much of the previous message goes into a turn's indexed text: enough to name the topic,
+"""How much of each previous message goes into a turn's indexed text: enough to name the topic,
 short enough that a long answer does not drown the turn itself."""
+_CONTEXT_MESSAGES = 2
+"""How many previous messages of the thread are indexed with each message."""
 _OWN_CHARS = 4000
 _SHORT_CHARS = 80
 """A message shorter than this gets the previous message's vector blended into its own."""
@@ -100,6 +106,9 @@ class ConversationMemory(ContextProvider):
         self.context_as = context_as
         self.tools = tools
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Indexing levers, switched off only by bench/memory.py to show what each one gives.
+        self._context_messages = _CONTEXT_MESSAGES
+        self._speaker_names = True
 
     # -- public API -----------------------------------------------------------------------
 
@@ -126,7 +135,7 @@ class ConversationMemory(ContextProvider):
             scope=scope,
             thread_id=thread_id,
             occurred_at=when,
-            previous=None,
+            previous=[],
             seq=len(existing),
             skip=done,
         )
@@ -154,43 +163,37 @@ class ConversationMemory(ContextProvider):
         scope: MemoryScope,
         thread_id: str,
         occurred_at: datetime,
-        previous: dict[str, str] | None,
+        previous: list[dict[str, str]],
         seq: int,
         skip: set[str],
-    ) -> tuple[list[MemoryRecord], dict[str, str] | None]:
-        """One record per user/assistant message: date, previous message and the message."""
+    ) -> tuple[list[MemoryRecord], list[dict[str, str]]]:
+        """One record per user/assistant message: date, previous messages and the message."""
         records: list[MemoryRecord] = []
         # Both spellings of the date: "May 2023" and "2023-05-20" questions both find it.
         date_line = f"Conversation of {occurred_at:%A, %d %B %Y} ({occurred_at:%Y-%m-%d})"
-        # What the vector of a short message is blended with: the previous message, spelled as
-        # that message's own record spells it, so the store embeds the text once for both.
-        context = None if previous is None else previous["text"]
+        previous = previous[-self._context_messages :] if self._context_messages else []
         for message in messages:
             if not _indexable(message):
                 continue
             text = message.text.strip()
             body = excerpt(text, _OWN_CHARS)
+            speaker = self._speaker(message)
             if message.message_id not in skip:
-                lines = [date_line]
-                ids: list[str] = []
-                if previous is not None:
-                    lines.append(
-                        f"{previous['role']}: {excerpt(previous['text'], _PREVIOUS_CHARS)}"
-                    )
-                    ids.append(previous["id"])
-                lines.append(f"{message.role.value}: {body}")
+                lines = [date_line, *(f"{p['who']}: {p['text']}" for p in previous)]
+                ids = [p["id"] for p in previous]
+                lines.append(f"{speaker}: {body}")
                 ids.append(message.message_id)
                 # The vector is the message's own, blended with the previous message's only when
                 # the message is too short to say what it is about ("Yes, that was great!"). The
-                # date line and role names stay out of it: they only dilute a small model's
-                # vector, and each token costs embedding time (measured in bench/memory.py).
+                # date line and names stay out of it: they only dilute a small model's vector,
+                # and each token costs embedding time (measured in bench/memory.py).
                 short = len(text) < _SHORT_CHARS
                 records.append(
                     MemoryRecord(
                         kind="turn",
                         text="\n".join(lines),
                         embedding_text=body,
-                        embedding_context=context if short else None,
+                        embedding_context=previous[-1]["body"] if short and previous else None,
                         scope=scope,
                         thread_id=thread_id,
                         message_ids=tuple(ids),
@@ -203,13 +206,25 @@ class ConversationMemory(ContextProvider):
                     )
                 )
                 seq += 1
-            context = body
-            previous = {
-                "id": message.message_id,
-                "role": message.role.value,
-                "text": excerpt(text, _PREVIOUS_CHARS),
-            }
+            if self._context_messages:
+                previous = [
+                    *previous,
+                    {
+                        "id": message.message_id,
+                        "who": speaker,
+                        "text": excerpt(text, _PREVIOUS_CHARS),
+                        # Spelled as the message's own record spells it, so a store embeds the
+                        # text once for both.
+                        "body": body,
+                    },
+                ][-self._context_messages :]
         return records, previous
+
+    def _speaker(self, message: ChatMessage) -> str:
+        """Who said it, as indexed: the author's name when known (questions name people)."""
+        if self._speaker_names and message.author_name:
+            return message.author_name
+        return message.role.value
 
     # -- ContextProvider hooks ------------------------------------------------------------
 
@@ -265,7 +280,7 @@ class ConversationMemory(ContextProvider):
             scope=self.scoping.write_scope(user_id),
             thread_id=thread.id,
             occurred_at=self._clock(),
-            previous=state.get("last"),
+            previous=_previous_from_state(state.get("last")),
             seq=count,
             skip=done,
         )
@@ -276,8 +291,10 @@ class ConversationMemory(ContextProvider):
             del indexed[:-_REMEMBERED_IDS]
             state["count"] = count + len(records)
             state["unsummarized"] = int(state.get("unsummarized", 0)) + len(records)
-        if last is not None:
-            state["last"] = last
+        if last:
+            # Without the full text of the last message: its excerpt is enough as context, and
+            # the state is saved with the thread.
+            state["last"] = [{k: v for k, v in p.items() if k != "body"} for p in last]
 
     async def thread_checkpoint(self, thread: AgentThread) -> None:
         """Store (or refresh) the thread's summary when it has new turns."""
@@ -320,6 +337,21 @@ class ConversationMemory(ContextProvider):
             await self.store.delete([old], scope=scope)
         state["summary_id"] = summary.id
         state["unsummarized"] = 0
+
+
+def _previous_from_state(saved: object) -> list[dict[str, str]]:
+    """The previous messages kept in a thread's state (a list; one dict in older states)."""
+    items: list[Any] = (
+        list(saved) if isinstance(saved, list) else [saved] if isinstance(saved, dict) else []  # pyright: ignore[reportUnknownArgumentType]
+    )
+    out: list[dict[str, str]] = []
+    for item in items:
+        if isinstance(item, dict) and "id" in item and "text" in item:
+            entry = {str(k): str(v) for k, v in item.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            entry.setdefault("who", entry.get("role", "user"))
+            entry.setdefault("body", entry["text"])
+            out.append(entry)
+    return out
 
 
 def _render(hit: MemoryHit) -> str:

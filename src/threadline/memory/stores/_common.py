@@ -234,8 +234,10 @@ def check_valid_to(valid_to: object) -> datetime:
     return valid_to
 
 
-def vector_order(pool: dict[str, bytes], query_vector: bytes, dimension: int) -> list[str]:
-    """The ids of ``pool`` by cosine similarity to the query, most similar first.
+def vector_order(
+    pool: dict[str, bytes], query_vector: bytes, dimension: int
+) -> list[tuple[str, float]]:
+    """The ids of ``pool`` with their cosine similarity to the query, most similar first.
 
     Vectors are normalised, so a matrix-vector product is the cosine: exact, and for a few
     thousand candidates well under a millisecond.
@@ -245,7 +247,8 @@ def vector_order(pool: dict[str, bytes], query_vector: bytes, dimension: int) ->
     ids = list(pool)
     matrix = unpack_vectors([pool[m] for m in ids], dimension)
     similarity = matrix @ unpack_vectors([query_vector], dimension)[0]
-    return [ids[int(i)] for i in similarity.argsort(kind="stable")[::-1]]
+    order = similarity.argsort(kind="stable")[::-1]
+    return [(ids[int(i)], float(similarity[int(i)])) for i in order]
 
 
 def demote_similar(

@@ -295,22 +295,22 @@ class PostgresMemoryStore:
         )
         window = time_window(query)
         when: dict[str, datetime | None] = {}
-        lexical: list[str] = []
+        lexical: list[tuple[str, float]] = []
         terms = fts_terms(query)
         moment = "coalesce(m.occurred_at, m.recorded_at)"
         if terms:
             tsquery = " | ".join(terms)
             rows = await self._rows(
                 self._sql(
-                    f"SELECT m.id, {moment} FROM {{memories}} m, "
-                    "to_tsquery('english'::regconfig, %s) q "
-                    f"WHERE m.tsv @@ q AND {where} ORDER BY ts_rank(m.tsv, q, 1) DESC, m.id "
+                    f"SELECT m.id, {moment}, ts_rank(m.tsv, q, 1) AS relevance "
+                    "FROM {memories} m, to_tsquery('english'::regconfig, %s) q "
+                    f"WHERE m.tsv @@ q AND {where} ORDER BY relevance DESC, m.id "
                     "LIMIT %s"
                 ),
                 [tsquery, *params, self.lexical_candidates],
             )
-            for mid, at in rows:
-                lexical.append(mid)
+            for mid, at, relevance in rows:
+                lexical.append((mid, float(relevance)))
                 when[mid] = at
         if window is not None:
             rows = await self._rows(
@@ -321,7 +321,7 @@ class PostgresMemoryStore:
                 [*params, window.start, window.end],
             )
             when.update((mid, at) for mid, at in rows)
-        vector: list[str] = []
+        vector: list[tuple[str, float]] = []
         pool: dict[str, bytes] = {}
         if self.embedder is not None:
             await self._check_embedder()
@@ -364,7 +364,7 @@ class PostgresMemoryStore:
             self._sql(f"SELECT {_COLUMNS} FROM {{memories}} WHERE id = ANY(%s)"),
             [[mid for mid, _ in top]],
         )
-        return best_hits(top, {row[0]: _record(row) for row in rows}, limit)
+        return best_hits(top, {row[0]: _record(row) for row in rows}, limit, self.fusion)
 
     async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
         """One record, or ``None`` if it does not exist in this scope."""

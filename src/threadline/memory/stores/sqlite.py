@@ -326,16 +326,18 @@ class SQLiteMemoryStore:
         limit: int,
     ) -> list[MemoryHit]:
         when: dict[str, datetime | None] = {}
-        lexical: list[str] = []
+        lexical: list[tuple[str, float]] = []
         if match is not None:
+            # FTS5's bm25() is negative, more negative is better.
             rows = conn.execute(
-                "SELECT m.id, coalesce(m.occurred_at, m.recorded_at) FROM memories_fts f "
+                "SELECT m.id, coalesce(m.occurred_at, m.recorded_at), "
+                "-bm25(memories_fts, 1.0, 0.0) AS relevance FROM memories_fts f "
                 f"JOIN memories m ON m.rid = f.rowid WHERE memories_fts MATCH ? AND {where} "
-                "ORDER BY bm25(memories_fts, 1.0, 0.0) LIMIT ?",
+                "ORDER BY relevance DESC LIMIT ?",
                 [match, *params, self.lexical_candidates],
             ).fetchall()
-            for mid, moment in rows:
-                lexical.append(mid)
+            for mid, moment, relevance in rows:
+                lexical.append((mid, float(relevance)))
                 when[mid] = from_epoch(moment)
         if window is not None:
             rows = conn.execute(
@@ -345,7 +347,7 @@ class SQLiteMemoryStore:
                 [*params, to_epoch(window.start), to_epoch(window.end)],
             ).fetchall()
             when.update((mid, from_epoch(moment)) for mid, moment in rows)
-        vector: list[str] = []
+        vector: list[tuple[str, float]] = []
         pool: dict[str, bytes] = {}
         if query_vector is not None:
             vector, pool = self._vector_ranking(conn, where, params, when, query_vector, dimension)
@@ -366,7 +368,7 @@ class SQLiteMemoryStore:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM memories WHERE id IN ({', '.join('?' * len(ids))})", ids
         ).fetchall()
-        return best_hits(top, {row[0]: _record(row) for row in rows}, limit)
+        return best_hits(top, {row[0]: _record(row) for row in rows}, limit, self.fusion)
 
     def _vector_ranking(
         self,
@@ -376,8 +378,8 @@ class SQLiteMemoryStore:
         when: dict[str, datetime | None],
         query_vector: bytes,
         dimension: int,
-    ) -> tuple[list[str], dict[str, bytes]]:
-        """Candidate ids by cosine similarity, and the candidates' vectors.
+    ) -> tuple[list[tuple[str, float]], dict[str, bytes]]:
+        """Candidate ids by cosine similarity (with it), and the candidates' vectors.
 
         The candidates: the scope's most recent records plus everything the other lists found.
         """
