@@ -55,6 +55,8 @@ from threadline.multiagent import (
     GroupChatThread,
     Handoff,
     HistoryView,
+    MultiAgentResponse,
+    MultiAgentThread,
     PropagationFilter,
     RoundRobinManager,
     SequentialProcess,
@@ -144,10 +146,12 @@ __all__ = [
     "FunctionManager",
     "GroupChat",
     "GroupChatManager",
-    "GroupChatResponse",
-    "GroupChatThread",
+    "GroupChatResponse",  # old name of MultiAgentResponse, kept as an alias
+    "GroupChatThread",  # old name of MultiAgentThread, kept as an alias
     "Handoff",
     "HistoryView",
+    "MultiAgentResponse",
+    "MultiAgentThread",
     "PropagationFilter",
     "RoundRobinManager",
     "SequentialProcess",

@@ -22,7 +22,7 @@ from threadline.clients.base import SupportsAddMessages
 from threadline.exceptions import ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter, relay
-from threadline.multiagent.thread import GroupChatThread, RunnerKind, parse_group_state
+from threadline.multiagent.thread import MultiAgentThread, RunnerKind, parse_group_state
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
@@ -32,6 +32,7 @@ from threadline.types.responses import AgentRunResponseUpdate, messages_from_upd
 
 __all__ = [
     "GroupChatResponse",
+    "MultiAgentResponse",
     "MultiAgentInput",
     "MultiAgentRunner",
     "StopReason",
@@ -48,12 +49,15 @@ def _joined(messages: Sequence[ChatMessage]) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GroupChatResponse:
-    """What one ``run`` of a group chat or process produced, and where the conversation stands."""
+class MultiAgentResponse:
+    """What one ``run`` of a group chat or process produced, and where the conversation stands.
+
+    ``GroupChatResponse`` is its old name, kept as an alias.
+    """
 
     messages: tuple[ChatMessage, ...]
     """The agents' messages of this run, in order, each with its ``author_name``."""
-    thread: GroupChatThread = field(compare=False, repr=False)
+    thread: MultiAgentThread = field(compare=False, repr=False)
     """Pass it to the next ``run`` to continue."""
     stop_reason: StopReason
     """Why the run stopped: ``max_rounds`` (the bound of this run), ``termination`` (the
@@ -73,6 +77,10 @@ class GroupChatResponse:
 
     def __str__(self) -> str:
         return self.text
+
+
+GroupChatResponse = MultiAgentResponse
+"""The old name of :class:`MultiAgentResponse`, kept as an alias."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +186,17 @@ class MultiAgentRunner:
 
     # -- threads -----------------------------------------------------------------------------
 
-    def get_new_thread(self, *, user_id: str | None = None) -> GroupChatThread:
+    def get_new_thread(self, *, user_id: str | None = None) -> MultiAgentThread:
         """A new conversation: a new thread for every participant and an empty transcript."""
         factory = self.transcript_store_factory
-        return GroupChatThread(
+        return MultiAgentThread(
             kind=self._kind,
             participants={n: a.get_new_thread(user_id=user_id) for n, a in self.agents.items()},
             transcript=factory() if factory is not None else ChatMessageList(),
             user_id=user_id,
         )
 
-    async def deserialize_thread(self, state: Mapping[str, Any]) -> GroupChatThread:
+    async def deserialize_thread(self, state: Mapping[str, Any]) -> MultiAgentThread:
         """Restore a conversation from ``thread.serialize()``, ready to continue exactly there.
 
         Raises:
@@ -211,7 +219,7 @@ class MultiAgentRunner:
         transcript = await restore_store(
             parsed.transcript.kind, parsed.transcript.state, self.transcript_store_factory
         )
-        thread = GroupChatThread(
+        thread = MultiAgentThread(
             kind=self._kind,
             participants=threads,
             transcript=transcript,
@@ -222,15 +230,15 @@ class MultiAgentRunner:
         thread.rounds_used = parsed.rounds_used
         thread.last_speaker = parsed.last_speaker
         thread.next_speaker = parsed.next_speaker
-        thread.manager_state = parsed.manager_state
+        thread.runner_state = parsed.runner_state
         return thread
 
-    def _prepare(self, thread: GroupChatThread | None) -> GroupChatThread:
+    def _prepare(self, thread: MultiAgentThread | None) -> MultiAgentThread:
         if thread is None:
             return self.get_new_thread()
-        if not isinstance(thread, GroupChatThread):  # pyright: ignore[reportUnnecessaryIsInstance]
+        if not isinstance(thread, MultiAgentThread):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(
-                f"thread must be a GroupChatThread from this runner's get_new_thread(), got "
+                f"thread must be a MultiAgentThread from this runner's get_new_thread(), got "
                 f"{type(thread).__name__}"
             )
         if thread.kind != self._kind or set(thread.participants) != set(self.agents):
@@ -242,7 +250,7 @@ class MultiAgentRunner:
 
     # -- one turn ----------------------------------------------------------------------------
 
-    async def _claim(self, thread: GroupChatThread) -> None:
+    async def _claim(self, thread: MultiAgentThread) -> None:
         """Fail with ``ConcurrentThreadUpdateError`` if someone else continued this conversation.
 
         An empty, version-checked append: every built-in store checks the version even when there
@@ -252,7 +260,7 @@ class MultiAgentRunner:
 
     async def _speak(
         self,
-        thread: GroupChatThread,
+        thread: MultiAgentThread,
         name: str,
         input_messages: Sequence[ChatMessage],
         *,
@@ -279,7 +287,7 @@ class MultiAgentRunner:
     def _named(message: ChatMessage, name: str) -> ChatMessage:
         return message if message.author_name else message.replace(author_name=name)
 
-    async def _record(self, thread: GroupChatThread, messages: Sequence[ChatMessage]) -> None:
+    async def _record(self, thread: MultiAgentThread, messages: Sequence[ChatMessage]) -> None:
         """Append to the transcript: the commit point of a turn."""
         if messages:
             thread.version = await thread.transcript.add_messages(
@@ -288,7 +296,7 @@ class MultiAgentRunner:
 
     async def _relay_to(
         self,
-        thread: GroupChatThread,
+        thread: MultiAgentThread,
         name: str,
         messages: Sequence[ChatMessage],
         *,
@@ -300,7 +308,7 @@ class MultiAgentRunner:
             await self.agents[name].add_chat_message(shown, thread=thread.participants[name])
 
     async def _broadcast(
-        self, thread: GroupChatThread, messages: Sequence[ChatMessage], *, author: str | None
+        self, thread: MultiAgentThread, messages: Sequence[ChatMessage], *, author: str | None
     ) -> None:
         """Record a turn and relay it to every participant but its author."""
         await self._record(thread, messages)
@@ -311,13 +319,13 @@ class MultiAgentRunner:
     # -- the public surface ------------------------------------------------------------------
 
     def _events(
-        self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
+        self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
     ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
         raise NotImplementedError
 
     async def _run(
-        self, messages: MultiAgentInput, thread: GroupChatThread | None, **kw: Any
-    ) -> GroupChatResponse:
+        self, messages: MultiAgentInput, thread: MultiAgentThread | None, **kw: Any
+    ) -> MultiAgentResponse:
         group = self._prepare(thread)
         finished: _Finished | None = None
         async with group._lock:
@@ -325,7 +333,7 @@ class MultiAgentRunner:
                 if isinstance(event, _Finished):
                     finished = event
         assert finished is not None
-        return GroupChatResponse(
+        return MultiAgentResponse(
             messages=tuple(finished.messages),
             thread=group,
             stop_reason=finished.stop_reason,
@@ -333,7 +341,7 @@ class MultiAgentRunner:
         )
 
     async def _run_stream(
-        self, messages: MultiAgentInput, thread: GroupChatThread | None, **kw: Any
+        self, messages: MultiAgentInput, thread: MultiAgentThread | None, **kw: Any
     ) -> AsyncIterator[AgentRunResponseUpdate]:
         group = self._prepare(thread)
         async with group._lock:

@@ -28,13 +28,13 @@ from threadline.exceptions import GroupChatError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import relay, skip_tool_messages
 from threadline.multiagent._runner import (
-    GroupChatResponse,
     MultiAgentInput,
+    MultiAgentResponse,
     MultiAgentRunner,
     _Finished,
     check_rounds,
 )
-from threadline.multiagent.thread import GroupChatThread, RunnerKind
+from threadline.multiagent.thread import MultiAgentThread, RunnerKind
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, FunctionResultContent
@@ -132,9 +132,9 @@ class Handoff(MultiAgentRunner):
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> GroupChatResponse:
+    ) -> MultiAgentResponse:
         """Add the user's turn and let the agent in control answer, handing off as it decides.
 
         Without input, a turn stopped midway (by ``max_rounds``) continues where it stopped.
@@ -148,7 +148,7 @@ class Handoff(MultiAgentRunner):
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
     ) -> AsyncIterator[AgentRunResponseUpdate]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
@@ -170,11 +170,11 @@ class Handoff(MultiAgentRunner):
         return shown
 
     async def _events(
-        self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
+        self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
     ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
         limit: int | None = kw.get("max_rounds")
         limit = self.max_rounds if limit is None else check_rounds(limit)
-        state = thread.manager_state
+        state = thread.runner_state
         seen: dict[str, int] = state.setdefault("seen", {})
         if messages:
             await self._claim(thread)
@@ -220,7 +220,7 @@ class Handoff(MultiAgentRunner):
         yield _Finished(produced, "done")
 
     def _answer_transfers(
-        self, thread: GroupChatThread, speaker: str, turn: Sequence[ChatMessage]
+        self, thread: MultiAgentThread, speaker: str, turn: Sequence[ChatMessage]
     ) -> tuple[str | None, ChatMessage | None, str | None]:
         """The target (or ``None``), the tool message answering the pending calls, and an error.
 
@@ -269,9 +269,9 @@ class Handoff(MultiAgentRunner):
         message = ChatMessage(Role.TOOL, contents=results, author_name=speaker)
         return (None if error else target), message, error
 
-    def _guard(self, thread: GroupChatThread, source: str, target: str) -> str | None:
+    def _guard(self, thread: MultiAgentThread, source: str, target: str) -> str | None:
         """Count a handoff; the reason to refuse it when it passes a loop bound."""
-        state = thread.manager_state
+        state = thread.runner_state
         handoffs = int(state.get("handoffs", 0)) + 1
         if handoffs > self.max_handoffs:
             return (
