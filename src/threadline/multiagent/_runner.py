@@ -13,7 +13,8 @@ Runs and streams share this code: ``_events`` yields stream updates and, last, a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -266,7 +267,7 @@ class MultiAgentRunner:
         *,
         stream: bool,
         tools: Sequence[FunctionTool] | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         """One agent turn on its own thread; yields updates when streaming, then ``_Finished``."""
         agent = self.agents[name]
         own = thread.participants[name]
@@ -277,9 +278,11 @@ class MultiAgentRunner:
             yield _Finished([self._named(m, name) for m in response.messages], "done")
             return
         updates: list[AgentRunResponseUpdate] = []
-        async for update in agent.run_stream(messages, thread=own, tools=tools):
-            updates.append(update)
-            yield update
+        # aclosing: a reader that stops early ends the agent's turn now, not when it is collected.
+        async with aclosing(agent.run_stream(messages, thread=own, tools=tools)) as agent_updates:
+            async for update in agent_updates:
+                updates.append(update)
+                yield update
         folded, _ = messages_from_updates(updates)
         yield _Finished([self._named(m, name) for m in folded], "done")
 
@@ -320,7 +323,7 @@ class MultiAgentRunner:
 
     def _events(
         self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         raise NotImplementedError
 
     async def _run(
@@ -342,9 +345,13 @@ class MultiAgentRunner:
 
     async def _run_stream(
         self, messages: MultiAgentInput, thread: MultiAgentThread | None, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         group = self._prepare(thread)
         async with group._lock:
-            async for event in self._events(as_messages(messages), group, stream=True, **kw):
-                if not isinstance(event, _Finished):
-                    yield event
+            # aclosing: a reader that stops early closes the runner's loop (and the speaker's
+            # turn) now, under the lock, so what it keeps is settled before the next run starts.
+            events = self._events(as_messages(messages), group, stream=True, **kw)
+            async with aclosing(events) as running:
+                async for event in running:
+                    if not isinstance(event, _Finished):
+                        yield event

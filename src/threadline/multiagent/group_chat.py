@@ -18,7 +18,7 @@ for every runner whose participants all see everything.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
@@ -127,7 +127,7 @@ class GroupChat(MultiAgentRunner):
         *,
         thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
         return self._run_stream(messages, thread, max_rounds=max_rounds)
 
@@ -152,7 +152,7 @@ class GroupChat(MultiAgentRunner):
 
     async def _events(
         self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         limit: int | None = kw.get("max_rounds")
         limit = self.max_rounds if limit is None else check_rounds(limit)
         produced: list[ChatMessage] = []

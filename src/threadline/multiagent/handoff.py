@@ -10,7 +10,10 @@ What an agent sees when it takes over is chosen by ``history``: ``"full"`` (ever
 spoke, other agents' tool traffic written as text), ``"text"`` (tool traffic dropped) or a callable
 that gets the full view and returns what to show. Each message is delivered to an agent once: the
 runner keeps, per agent, how much of the transcript it has been given, and saves that with the
-thread, so a resumed handoff never shows an agent something twice.
+thread, so a resumed handoff never shows an agent something twice. A run that fails (the model
+raised, a stream was abandoned) still keeps what it was shown in the agent's thread, as any failed
+run keeps its input, so it counts as given: the retry sends nothing new and the model sees it
+once, in the history.
 
 Loop guard: at most ``max_handoffs`` per user turn, and at most ``max_bounces`` returns along the
 same pair of agents (a -> b -> a counts one); past either, the call is answered with a refusal
@@ -20,7 +23,7 @@ same pair of agents (a -> b -> a counts one); past either, the call is answered 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from threadline.agents.chat_agent import ChatAgent
@@ -36,6 +39,7 @@ from threadline.multiagent._runner import (
 )
 from threadline.multiagent.thread import MultiAgentThread, RunnerKind
 from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, FunctionResultContent
 from threadline.types.messages import ChatMessage, Role
@@ -56,6 +60,21 @@ def _transfer_tool(target: ChatAgent) -> FunctionTool:
         description=f"Hand the conversation to {target.name}{about}. They answer the user next.",
         parameters={"type": "object", "properties": {}},
     )
+
+
+async def _delivered(own: AgentThread, shown: Sequence[ChatMessage]) -> bool:
+    """Whether a speaker's thread already holds what it was shown (a failed run keeps its input).
+
+    Its input is one append, so the last message tells. A service-managed thread cannot be read
+    back: whether the service kept the input of a failed call is unknown, so it is shown again.
+    """
+    if not shown:
+        return True
+    store = own.message_store
+    if store is None:
+        return False
+    last = shown[-1].message_id
+    return any(m.message_id == last for m in reversed(await store.list_messages()))
 
 
 class Handoff(MultiAgentRunner):
@@ -150,7 +169,7 @@ class Handoff(MultiAgentRunner):
         *,
         thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
         return self._run_stream(messages, thread, max_rounds=max_rounds)
 
@@ -171,7 +190,7 @@ class Handoff(MultiAgentRunner):
 
     async def _events(
         self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         limit: int | None = kw.get("max_rounds")
         limit = self.max_rounds if limit is None else check_rounds(limit)
         state = thread.runner_state
@@ -194,13 +213,20 @@ class Handoff(MultiAgentRunner):
             transcript = await thread.messages()
             shown = self._view(transcript[seen.get(speaker, 0) :], speaker)
             turn: list[ChatMessage] = []
-            async for event in self._speak(
-                thread, speaker, shown, stream=stream, tools=self._tools[speaker]
-            ):
-                if isinstance(event, _Finished):
-                    turn = event.messages
-                else:
-                    yield event
+            try:
+                async for event in self._speak(
+                    thread, speaker, shown, stream=stream, tools=self._tools[speaker]
+                ):
+                    if isinstance(event, _Finished):
+                        turn = event.messages
+                    else:
+                        yield event
+            except BaseException:
+                # A failed or abandoned run keeps its input in the speaker's thread; a retry
+                # must not show (and store) it a second time.
+                if await _delivered(thread.participants[speaker], shown):
+                    seen[speaker] = len(transcript)
+                raise
             await self._record(thread, turn)
             produced.extend(turn)
             thread.last_speaker = speaker

@@ -14,7 +14,7 @@ ending) resumes with the next agent of the same pass.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.memory.provider import ContextProvider
@@ -114,6 +114,6 @@ class SequentialProcess(GroupChat):
         *,
         thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
         return self._run_stream(messages, thread, max_rounds=max_rounds)
