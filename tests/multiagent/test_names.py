@@ -79,6 +79,10 @@ async def test_a_handoff_saved_before_the_rename_continues_exactly_there() -> No
     assert billing[-1] == ("assistant", "billing", "Paid.")
     again = await thread.serialize()
     assert again["schema_version"] == 2 and again["runner_state"]["seen"]["billing"] == 4
+    # Saved again by this version, it keeps its participants' old ids and still restores.
+    assert again["participants"]["billing"]["thread_id"].startswith("thread_")
+    restored = await handoff.deserialize_thread(json.loads(json.dumps(again)))
+    assert restored.last_speaker == "billing"
 
 
 async def test_a_sequential_process_saved_before_the_rename_continues_with_its_next_agent() -> None:

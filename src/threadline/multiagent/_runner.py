@@ -13,6 +13,7 @@ Runs and streams share this code: ``_events`` yields stream updates and, last, a
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -20,13 +21,21 @@ from typing import Any, Literal
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import SupportsAddMessages
-from threadline.exceptions import ThreadStateError, UsageError
+from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter, relay
-from threadline.multiagent.thread import MultiAgentThread, RunnerKind, parse_group_state
+from threadline.multiagent.thread import (
+    MultiAgentThread,
+    RunnerKind,
+    check_participant_ids,
+    new_conversation_id,
+    parse_group_state,
+    participant_thread_id,
+)
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
+from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import AgentRunResponseUpdate, messages_from_updates
@@ -88,6 +97,26 @@ GroupChatResponse = MultiAgentResponse
 class _Finished:
     messages: list[ChatMessage]
     stop_reason: StopReason
+
+
+async def _check_version(transcript: ChatMessageStore, version: int) -> None:
+    """Refuse a saved ``version`` the transcript contradicts.
+
+    The version is how many transcript messages the saved conversation had seen. More than the
+    transcript holds is always a damaged state. Fewer is a damaged state too when the transcript
+    was restored from the state itself (in memory); a durable transcript that holds more is a
+    copy saved before someone continued the conversation, which ``run`` refuses with
+    ``ConcurrentThreadUpdateError`` (that is what it is), so it restores.
+    """
+    try:
+        await transcript.add_messages([], expected_version=version)  # checks, writes nothing
+    except ConcurrentThreadUpdateError as exc:
+        held = exc.actual_version
+        if held < version or isinstance(transcript, ChatMessageList):
+            raise ThreadStateError(
+                f"field 'version' is {version}, but the transcript holds {held} messages; the "
+                "state was edited or cut: restore it from an intact copy"
+            ) from None
 
 
 def check_rounds(max_rounds: int) -> int:
@@ -188,12 +217,22 @@ class MultiAgentRunner:
     # -- threads -----------------------------------------------------------------------------
 
     def get_new_thread(self, *, user_id: str | None = None) -> MultiAgentThread:
-        """A new conversation: a new thread for every participant and an empty transcript."""
+        """A new conversation: a new thread for every participant and an empty transcript.
+
+        Each participant's thread id names the conversation (``<conversation id>.<name>``), so a
+        restore can tell a participant thread of another conversation.
+        """
         factory = self.transcript_store_factory
+        conversation_id = new_conversation_id()
+        participants: dict[str, AgentThread] = {}
+        for name, agent in self.agents.items():
+            participants[name] = agent.get_new_thread(user_id=user_id)
+            participants[name].id = participant_thread_id(conversation_id, name)
         return MultiAgentThread(
             kind=self._kind,
-            participants={n: a.get_new_thread(user_id=user_id) for n, a in self.agents.items()},
+            participants=participants,
             transcript=factory() if factory is not None else ChatMessageList(),
+            thread_id=conversation_id,
             user_id=user_id,
         )
 
@@ -201,8 +240,9 @@ class MultiAgentRunner:
         """Restore a conversation from ``thread.serialize()``, ready to continue exactly there.
 
         Raises:
-            ThreadStateError: the state is malformed, of another runner, or names other
-                participants than this one's.
+            ThreadStateError: the state is malformed, of another runner, names other participants
+                than this one's, holds a participant thread of another user or conversation, or
+                a ``version`` the transcript contradicts (the message names the field).
         """
         parsed = parse_group_state(state, kind=self._kind)
         if set(parsed.participants) != set(self.agents):
@@ -217,9 +257,20 @@ class MultiAgentRunner:
         threads = {
             n: await self.agents[n].deserialize_thread(s) for n, s in parsed.participants.items()
         }
+        for name, own in threads.items():
+            if own.user_id != parsed.user_id:
+                # A participant runs with its own thread's user: its memories must be the user's.
+                raise ThreadStateError(
+                    f"field 'participants.{name}.user_id' is {own.user_id!r}, but the "
+                    f"conversation belongs to {parsed.user_id!r}; a participant thread of another "
+                    "user is never restored into it"
+                )
+        check_participant_ids(parsed.thread_id, threads)
         transcript = await restore_store(
             parsed.transcript.kind, parsed.transcript.state, self.transcript_store_factory
         )
+        await _check_version(transcript, parsed.version)
+        self._check_runner_state(parsed.runner_state, version=parsed.version)
         thread = MultiAgentThread(
             kind=self._kind,
             participants=threads,
@@ -231,8 +282,16 @@ class MultiAgentRunner:
         thread.rounds_used = parsed.rounds_used
         thread.last_speaker = parsed.last_speaker
         thread.next_speaker = parsed.next_speaker
-        thread.runner_state = parsed.runner_state
+        # A copy: running the restored thread must not change the caller's state dict.
+        thread.runner_state = copy.deepcopy(parsed.runner_state)
         return thread
+
+    def _check_runner_state(self, state: dict[str, Any], *, version: int) -> None:
+        """Refuse a saved ``runner_state`` this runner cannot continue (``ThreadStateError``).
+
+        A group chat's belongs to its manager, which checks it itself; runners that keep their
+        own bookkeeping there override this.
+        """
 
     def _prepare(self, thread: MultiAgentThread | None) -> MultiAgentThread:
         if thread is None:

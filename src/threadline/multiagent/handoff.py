@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from threadline.agents.chat_agent import ChatAgent
-from threadline.exceptions import GroupChatError, UsageError
+from threadline.exceptions import GroupChatError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import relay, skip_tool_messages
 from threadline.multiagent._runner import (
@@ -60,6 +62,17 @@ def _transfer_tool(target: ChatAgent) -> FunctionTool:
         description=f"Hand the conversation to {target.name}{about}. They answer the user next.",
         parameters={"type": "object", "properties": {}},
     )
+
+
+class _Bookkeeping(BaseModel):
+    """A handoff's ``runner_state``: what each agent was shown, and this user turn's handoffs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    seen: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: {})
+    """Per agent, how many transcript messages it has been given."""
+    handoffs: Annotated[int, Field(ge=0)] = 0
+    pairs: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: {})
+    """Per pair of agents (``"a|b"``), handoffs between them in this user turn."""
 
 
 async def _delivered(own: AgentThread, shown: Sequence[ChatMessage]) -> bool:
@@ -172,6 +185,24 @@ class Handoff(MultiAgentRunner):
     ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
         return self._run_stream(messages, thread, max_rounds=max_rounds)
+
+    def _check_runner_state(self, state: dict[str, Any], *, version: int) -> None:
+        try:
+            parsed = _Bookkeeping.model_validate(state)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"runner_state.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ThreadStateError(f"malformed handoff state: {problems}") from None
+        for name, count in parsed.seen.items():
+            if name not in self.agents:
+                raise ThreadStateError(f"field 'runner_state.seen.{name}': not a participant")
+            if count > version:
+                raise ThreadStateError(
+                    f"field 'runner_state.seen.{name}' is {count}, past the transcript's "
+                    f"{version} messages; restore the state from an intact copy"
+                )
 
     def _view(self, unseen: list[ChatMessage], name: str) -> list[ChatMessage]:
         """What ``name`` is shown of transcript messages it has not been given yet.

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from threadline.exceptions import ThreadStateError
+from threadline.threads.state import THREAD_ID_MAX_LENGTH, check_thread_id
 from threadline.threads.stores.base import ChatMessageStore, store_kind
 from threadline.threads.thread import AgentThread
 from threadline.types.messages import ChatMessage
@@ -38,6 +41,9 @@ __all__ = [
     "GroupChatThread",
     "MultiAgentThread",
     "MultiAgentThreadState",
+    "check_participant_ids",
+    "new_conversation_id",
+    "participant_thread_id",
 ]
 
 GROUP_STATE_TYPE = "threadline.group_thread"
@@ -69,6 +75,64 @@ class MultiAgentThreadState(BaseModel):
     last_speaker: str | None = None
     next_speaker: str | None = None
     runner_state: dict[str, Any]
+
+    @field_validator("thread_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        # It names files and keys (the CLI's library); the thread-id rule keeps it harmless.
+        return check_thread_id(value, error=ValueError)
+
+
+def new_conversation_id() -> str:
+    """A fresh random id for a multi-agent conversation."""
+    return "group_" + os.urandom(12).hex()
+
+
+def participant_thread_id(conversation_id: str, name: str) -> str:
+    """The id of participant ``name``'s thread in a conversation: ``<conversation id>.<name>``.
+
+    A participant's thread so names the conversation it belongs to, and a restore can refuse one
+    spliced in from another conversation. Too long for a thread id, the tail is a digest.
+    """
+    candidate = f"{conversation_id}.{name}"
+    if len(candidate) <= THREAD_ID_MAX_LENGTH:
+        return candidate
+    digest = hashlib.sha256(candidate.encode()).hexdigest()[:32]
+    return f"{conversation_id[: THREAD_ID_MAX_LENGTH - len(digest) - 1]}.{digest}"
+
+
+_GENERATED = re.compile(r"thread_[0-9a-f]{24}")
+"""A random id of ``new_thread_id()``: what participants got before their ids named the
+conversation (states written before schema version 2, and their later saves)."""
+
+
+def check_participant_ids(conversation_id: str, threads: Mapping[str, AgentThread]) -> None:
+    """Refuse participant threads that belong to another conversation (or to two participants).
+
+    Conversations started before participant ids named them (every participant with a random
+    id) cannot be checked and are accepted as they are.
+
+    Raises:
+        ThreadStateError: naming ``participants.<name>.thread_id``.
+    """
+    owners: dict[str, str] = {}
+    for name, thread in threads.items():
+        other = owners.setdefault(thread.id, name)
+        if other != name:
+            raise ThreadStateError(
+                f"field 'participants.{name}.thread_id' is {thread.id!r}, also participant "
+                f"{other!r}'s thread; every participant has a thread of its own"
+            )
+    if all(_GENERATED.fullmatch(t.id) for t in threads.values()):
+        return
+    for name, thread in threads.items():
+        expected = participant_thread_id(conversation_id, name)
+        if thread.id != expected:
+            raise ThreadStateError(
+                f"field 'participants.{name}.thread_id' is {thread.id!r}, not this "
+                f"conversation's ({expected!r}): a participant thread of another conversation; "
+                "restore the state this conversation saved"
+            )
 
 
 def _migrate(state: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -125,7 +189,7 @@ class MultiAgentThread:
         user_id: str | None = None,
     ) -> None:
         self.kind: RunnerKind = kind
-        self.id: str = thread_id or "group_" + os.urandom(12).hex()
+        self.id: str = thread_id or new_conversation_id()
         self.user_id = user_id
         self.participants = participants
         """Each participant's own thread, by agent name."""
@@ -195,10 +259,16 @@ class MultiAgentThread:
     async def fork(self) -> MultiAgentThread:
         """An independent branch: the transcript and every participant's thread are forked."""
         async with self._lock:
+            branch_id = new_conversation_id()
+            participants: dict[str, AgentThread] = {}
+            for name, thread in self.participants.items():
+                participants[name] = await thread.fork()
+                participants[name].id = participant_thread_id(branch_id, name)
             branch = MultiAgentThread(
                 kind=self.kind,
-                participants={n: await t.fork() for n, t in self.participants.items()},
+                participants=participants,
                 transcript=await self.transcript.fork(),
+                thread_id=branch_id,
                 user_id=self.user_id,
             )
             branch.version = self.version
