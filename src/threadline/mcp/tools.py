@@ -115,6 +115,9 @@ class MCPTool:
 
     async def _connected(self) -> Connection:
         """The live connection, (re)connecting if there is none or it was lost."""
+        connection = self._connection
+        if connection is not None and not connection.lost:
+            return connection  # the common case, without waiting for the lock
         async with self._lock:
             connection = self._connection
             if connection is not None and not connection.lost:
