@@ -367,7 +367,7 @@ class ChatAgent:
             input_messages=input_messages,
             instructions=self.instructions,
             providers=self.context_providers,
-            tools=await self._run_tools(tools),
+            tools=await self._run_tools(tools) if tools or self.tool_sources else self.tools,
             options={**self.default_options, **options} if options else self.default_options,
             author_name=self.name,
             binding=self._binding(),
