@@ -26,3 +26,4 @@ bench:
 	python bench/server.py
 	python bench/memory.py
 	python bench/multiagent.py
+	python bench/mcp_tools.py

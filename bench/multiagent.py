@@ -26,7 +26,7 @@ from threadline import (
     ChatMessage,
     ChatMessageList,
     GroupChat,
-    GroupChatThread,
+    MultiAgentThread,
     Role,
     ScriptedChatClient,
 )
@@ -61,7 +61,7 @@ def make_chat(replies: int) -> tuple[GroupChat, list[ScriptedChatClient]]:
 
 async def grown_chat(
     size: int, extra: int
-) -> tuple[GroupChat, GroupChatThread, list[ScriptedChatClient]]:
+) -> tuple[GroupChat, MultiAgentThread, list[ScriptedChatClient]]:
     """A chat whose transcript holds ``size`` messages (the user's first)."""
     chat, clients = make_chat(size // 3 + extra + 10)
     response = await chat.run("Write a slogan for lamps made of tree bark.", max_rounds=size - 1)

@@ -34,7 +34,7 @@ from threadline.hosting import ServerConfig
 ROOT = Path(__file__).resolve().parents[1]
 SRC = str(Path(threadline.__file__).resolve().parents[1])
 
-NOT_RUN = {"stores.md": 2}
+NOT_RUN = {"stores.md": 2, "tools.md": 1}
 """How many blocks each doc marks ``not-run``: changing it is a decision, not an accident."""
 
 _BLOCK = re.compile(

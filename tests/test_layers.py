@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "tools": 2,
     "history": 2,
     "openai_wire": 3,
+    "mcp": 3,
     "clients": 4,
     "threads": 4,
     "memory": 5,
@@ -38,6 +39,9 @@ LAYERS: dict[str, int] = {
 
 ``memory`` sits above ``threads`` because a context provider is handed the thread whose state it
 keeps; ``threads`` reaches its providers and forking clients through protocols of its own.
+``mcp`` (tools from MCP servers) is a tool source: it builds ``FunctionTool`` s (layer 2) from a
+wire protocol, like ``openai_wire``; agents reach it through the ``ToolSource`` protocol of
+``tools``, so it needs nothing above.
 """
 
 ALLOWED = {

@@ -30,6 +30,7 @@ from threadline.exceptions import (
     ThreadlineError,
     ThreadStateError,
     ToolArgumentsError,
+    ToolServerError,
     UsageError,
 )
 from threadline.history import TokenBudgetReducer, reduce_to_token_budget
@@ -56,6 +57,8 @@ from threadline.multiagent import (
     GroupChatThread,
     Handoff,
     HistoryView,
+    MultiAgentResponse,
+    MultiAgentThread,
     PropagationFilter,
     RoundRobinManager,
     SequentialProcess,
@@ -72,7 +75,7 @@ from threadline.threads.stores import (
     estimate_tokens,
     register_store_kind,
 )
-from threadline.tools import FunctionTool, tool
+from threadline.tools import FunctionTool, ToolSource, tool
 from threadline.types import (
     AgentRunResponse,
     AgentRunResponseUpdate,
@@ -96,6 +99,7 @@ if _typing.TYPE_CHECKING:
     from threadline.clients.openai_assistants import OpenAIAssistantsClient
     from threadline.clients.openai_chat import OpenAIChatClient
     from threadline.clients.openai_responses import OpenAIResponsesClient
+    from threadline.mcp import MCPStdioTool, MCPStreamableHTTPTool
     from threadline.memory.embedders import MiniLMEmbedder, default_embedder
     from threadline.memory.stores import PostgresMemoryStore, SQLiteMemoryStore
     from threadline.threads.stores.encryption import EncryptedCodec
@@ -146,10 +150,12 @@ __all__ = [
     "FunctionManager",
     "GroupChat",
     "GroupChatManager",
-    "GroupChatResponse",
-    "GroupChatThread",
+    "GroupChatResponse",  # old name of MultiAgentResponse, kept as an alias
+    "GroupChatThread",  # old name of MultiAgentThread, kept as an alias
     "Handoff",
     "HistoryView",
+    "MultiAgentResponse",
+    "MultiAgentThread",
     "PropagationFilter",
     "RoundRobinManager",
     "SequentialProcess",
@@ -170,6 +176,9 @@ __all__ = [
     "SupportsConversationFork",
     # tools
     "FunctionTool",
+    "MCPStdioTool",
+    "MCPStreamableHTTPTool",
+    "ToolSource",
     "tool",
     # messages and responses
     "AgentRunResponse",
@@ -200,6 +209,7 @@ __all__ = [
     "ThreadStateError",
     "ThreadlineError",
     "ToolArgumentsError",
+    "ToolServerError",
     "UsageError",
     # version
     "__version__",
@@ -209,6 +219,8 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "EncryptedCodec": "threadline.threads.stores",
     "LocalChatClient": "threadline.clients.local",
+    "MCPStdioTool": "threadline.mcp",
+    "MCPStreamableHTTPTool": "threadline.mcp",
     "MiniLMEmbedder": "threadline.memory.embedders",
     "OpenAIAssistantsClient": "threadline.clients.openai_assistants",
     "OpenAIChatClient": "threadline.clients.openai_chat",

@@ -11,6 +11,7 @@ must act::
     ├── MessageFormatError          a message or content's JSON form is malformed
     ├── ClientError                 the model endpoint failed or sent something unusable
     │   └── OpenAIServiceError      an OpenAI-compatible service answered with an error status
+    ├── ToolServerError             a tool server (MCP) failed, timed out or sent something unusable
     ├── StoreError                  a message store could not read or write a thread
     │   ├── ConcurrentThreadUpdateError  another writer changed the thread first
     │   └── ItemsChangedError       a server conversation's items changed under an append
@@ -36,6 +37,7 @@ __all__ = [
     "ThreadStateError",
     "ThreadlineError",
     "ToolArgumentsError",
+    "ToolServerError",
     "UsageError",
 ]
 
@@ -85,6 +87,15 @@ class OpenAIServiceError(ClientError):
         super().__init__(message)
         self.status_code = status_code
         self.code = code
+
+
+class ToolServerError(ThreadlineError):
+    """A tool server (an MCP server) could not be started, reached or used.
+
+    Raised when connecting or listing its tools fails (the run stops before any model call), and
+    by a call that fails, times out or finds the server gone; inside a run the tool loop sends that
+    call's message back to the model as the result, and the run goes on.
+    """
 
 
 class StoreError(ThreadlineError):

@@ -12,9 +12,9 @@ import asyncio
 import functools
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, Protocol, get_type_hints, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
@@ -22,7 +22,7 @@ from pydantic_core import to_jsonable_python
 from threadline.exceptions import ToolArgumentsError, UsageError
 from threadline.types.contents import JSONValue
 
-__all__ = ["FunctionTool", "as_tool", "tool"]
+__all__ = ["FunctionTool", "ToolSource", "as_tool", "check_tool_name", "tool"]
 
 
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
@@ -79,7 +79,8 @@ def _strip_titles(schema: Any) -> Any:
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def _check_name(name: object) -> str:
+def check_tool_name(name: object) -> str:
+    """``name`` if every chat API accepts it as a tool name; else ``UsageError`` naming it."""
     if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
         raise UsageError(
             f"tool name {name!r} is not usable: give 1-64 letters, digits, '_' or '-' "
@@ -111,7 +112,7 @@ class FunctionTool:
     """Validates the model's arguments before ``func`` runs; ``None`` passes them unchecked."""
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
+        check_tool_name(self.name)
         if not isinstance(self.parameters, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(
                 f"parameters of tool {self.name!r} must be a JSON schema object (a dict), "
@@ -136,7 +137,7 @@ class FunctionTool:
         """Describe ``func`` from its signature, type hints and docstring."""
         if not callable(func):
             raise UsageError(f"a tool must be a function or a FunctionTool, got {func!r}")
-        tool_name = _check_name(name or getattr(func, "__name__", None))
+        tool_name = check_tool_name(name or getattr(func, "__name__", None))
         summary, arg_docs = _parse_docstring(inspect.getdoc(func))
         try:
             hints = get_type_hints(func, include_extras=True)
@@ -202,6 +203,25 @@ class FunctionTool:
             if inspect.isawaitable(result):
                 result = await result
         return to_jsonable_python(result, fallback=str)
+
+
+@runtime_checkable
+class ToolSource(Protocol):
+    """Tools that are known only at run time: the tools of an MCP server, say.
+
+    Given to ``ChatAgent(tools=[...])`` or to one run beside plain tools; the agent asks for the
+    current tools at the start of every run (a source caches them and connects on first use).
+    Sources that hold a connection also implement ``aclose()`` (see :mod:`threadline.closing`).
+    """
+
+    @property
+    def name(self) -> str:
+        """Names the source in errors (not a tool name)."""
+        ...
+
+    async def get_tools(self) -> Sequence[FunctionTool]:
+        """The tools to offer the model now."""
+        ...
 
 
 @functools.lru_cache(maxsize=512)

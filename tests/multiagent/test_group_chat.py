@@ -263,7 +263,7 @@ async def test_thread_of_another_runner_is_refused() -> None:
     thread = GroupChat(other).get_new_thread()
     with pytest.raises(UsageError, match="belongs to"):
         await GroupChat(agents).run("hi", thread=thread)
-    with pytest.raises(UsageError, match="GroupChatThread"):
+    with pytest.raises(UsageError, match="MultiAgentThread"):
         await GroupChat(agents).run("hi", thread=agents[0].get_new_thread())  # type: ignore[arg-type]
 
 

@@ -154,7 +154,7 @@ async def test_malformed_or_foreign_state_is_refused_with_the_field_named() -> N
     agents, _ = cast(SCRIPTS)
     chat = GroupChat(agents)
     state = await (await chat.run("Go.", max_rounds=1)).thread.serialize()
-    with pytest.raises(ThreadStateError, match="not a group thread state"):
+    with pytest.raises(ThreadStateError, match="not a multi-agent thread state"):
         await chat.deserialize_thread(await agents[0].get_new_thread().serialize())
     with pytest.raises(ThreadStateError, match="rounds_used"):
         await chat.deserialize_thread(_mutate(state, rounds_used=-1))

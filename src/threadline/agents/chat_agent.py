@@ -28,7 +28,7 @@ from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
-from threadline.tools import FunctionTool, as_tool
+from threadline.tools import FunctionTool, ToolSource, as_tool
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import (
     AgentRunResponse,
@@ -38,7 +38,7 @@ from threadline.types.responses import (
 __all__ = ["ChatAgent"]
 
 AgentInput = str | ChatMessage | Sequence[str | ChatMessage] | None
-ToolInput = FunctionTool | Callable[..., Any]
+ToolInput = FunctionTool | ToolSource | Callable[..., Any]
 
 
 class AgentChanges(TypedDict, total=False):
@@ -65,7 +65,8 @@ class ChatAgent:
         id: a stable id recorded in the threads this agent binds; generated when omitted.
         name: the agent's name, set as ``author_name`` of its messages (useful in group chats).
         description: what the agent is for, for humans and orchestrators.
-        tools: plain functions (described from their hints and docstrings) or ``FunctionTool`` s.
+        tools: plain functions (described from their hints and docstrings), ``FunctionTool`` s,
+            or tool sources such as ``MCPStdioTool`` (their tools are asked for at each run).
         context_providers: memory components, consulted in order before every model call.
         chat_message_store_factory: makes the store of each new local thread, and the store that
             restored threads load their state into; in-memory ``ChatMessageList`` by default.
@@ -101,6 +102,8 @@ class ChatAgent:
         self.name = name
         self.description = description
         self.tools: dict[str, FunctionTool] = self._tool_map(tools)
+        self.tool_sources: tuple[ToolSource, ...] = self._sources(tools)
+        """Sources of tools known only at run time (MCP servers), asked at the start of each run."""
         if isinstance(context_providers, ContextProvider):
             context_providers = [context_providers]
         self.context_providers: tuple[ContextProvider, ...] = tuple(context_providers or ())
@@ -124,7 +127,7 @@ class ChatAgent:
             "id": self.id,
             "name": self.name,
             "description": self.description,
-            "tools": list(self.tools.values()),
+            "tools": [*self.tools.values(), *self.tool_sources],
             "context_providers": self.context_providers,
             "chat_message_store_factory": self.chat_message_store_factory,
             "max_tool_iterations": self.max_tool_iterations,
@@ -140,8 +143,14 @@ class ChatAgent:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Close the chat client (``aclose()``, see :mod:`threadline.closing`) if it holds one."""
+        """Close the chat client and the tool sources (``aclose()``, see :mod:`threadline.closing`).
+
+        A closed tool source connects again when next used, so closing one shared with other
+        agents costs them a reconnect, nothing more.
+        """
         await aclose_if_closable(self.chat_client)
+        for source in self.tool_sources:
+            await aclose_if_closable(source)
 
     @staticmethod
     def _check_state_keys(providers: Sequence[ContextProvider]) -> None:
@@ -157,9 +166,15 @@ class ChatAgent:
                 )
 
     @staticmethod
+    def _sources(tools: Sequence[ToolInput] | None) -> tuple[ToolSource, ...]:
+        return tuple(t for t in tools or () if isinstance(t, ToolSource))
+
+    @staticmethod
     def _tool_map(tools: Sequence[ToolInput] | None) -> dict[str, FunctionTool]:
         out: dict[str, FunctionTool] = {}
         for item in tools or ():
+            if isinstance(item, ToolSource):
+                continue
             described = as_tool(item)
             if described.name in out:
                 raise UsageError(
@@ -317,6 +332,28 @@ class ChatAgent:
 
     # -- runs --------------------------------------------------------------------------------
 
+    async def _run_tools(self, tools: Sequence[ToolInput] | None) -> dict[str, FunctionTool]:
+        """The tools of one run: the agent's, this run's (which win), then the sources' tools.
+
+        A source's tool may not take the name of another tool: which one the model meant would
+        be a guess.
+        """
+        mapped = {**self.tools, **self._tool_map(tools)} if tools else self.tools
+        sources = (*self.tool_sources, *self._sources(tools)) if tools else self.tool_sources
+        if not sources:
+            return mapped
+        mapped = dict(mapped)
+        for source in sources:
+            for found in await source.get_tools():
+                if found.name in mapped:
+                    raise UsageError(
+                        f"tool source {source.name!r} offers a tool named {found.name!r}, but "
+                        "another tool of the run has that name; leave one out (e.g. with the "
+                        "source's allowed_tools=) or rename the other"
+                    )
+                mapped[found.name] = found
+        return mapped
+
     async def _begin(
         self,
         thread: AgentThread,
@@ -330,7 +367,7 @@ class ChatAgent:
             input_messages=input_messages,
             instructions=self.instructions,
             providers=self.context_providers,
-            tools={**self.tools, **self._tool_map(tools)} if tools else self.tools,
+            tools=await self._run_tools(tools) if tools or self.tool_sources else self.tools,
             options={**self.default_options, **options} if options else self.default_options,
             author_name=self.name,
             binding=self._binding(),

@@ -18,13 +18,13 @@ from pathlib import Path
 from types import ModuleType
 
 from threadline import __version__
-from threadline.cli import chat, memory_cmd, serve_cmd, threads_cmd
+from threadline.cli import chat, mcp_cmd, memory_cmd, serve_cmd, threads_cmd
 from threadline.cli._text import printable
 from threadline.exceptions import ThreadlineError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[ModuleType, ...] = (chat, threads_cmd, memory_cmd, serve_cmd)
+COMMANDS: tuple[ModuleType, ...] = (chat, threads_cmd, memory_cmd, serve_cmd, mcp_cmd)
 """The subcommands' modules, in the order ``--help`` lists them."""
 
 

@@ -2,11 +2,14 @@
 
 Built from the same parts as a single agent: each participant keeps its own ``AgentThread``,
 messages reach the others through ``ChatAgent.add_chat_message``, and the whole conversation
-serializes to one dict that resumes exactly where it stopped.
+serializes to one dict (a ``MultiAgentThread``) that resumes exactly where it stopped.
+
+``GroupChatThread`` and ``GroupChatResponse`` are the old names of ``MultiAgentThread`` and
+``MultiAgentResponse``, kept as aliases.
 """
 
 from threadline.multiagent._relay import PropagationFilter, skip_tool_messages
-from threadline.multiagent._runner import GroupChatResponse
+from threadline.multiagent._runner import GroupChatResponse, MultiAgentResponse
 from threadline.multiagent.group_chat import GroupChat
 from threadline.multiagent.handoff import Handoff, HistoryView
 from threadline.multiagent.managers import (
@@ -17,7 +20,7 @@ from threadline.multiagent.managers import (
     SpeakerSelection,
 )
 from threadline.multiagent.sequential import SequentialProcess
-from threadline.multiagent.thread import GroupChatThread
+from threadline.multiagent.thread import GroupChatThread, MultiAgentThread
 
 __all__ = [
     "AgentManager",
@@ -28,6 +31,8 @@ __all__ = [
     "GroupChatThread",
     "Handoff",
     "HistoryView",
+    "MultiAgentResponse",
+    "MultiAgentThread",
     "PropagationFilter",
     "RoundRobinManager",
     "SequentialProcess",

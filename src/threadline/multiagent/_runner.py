@@ -13,25 +13,36 @@ Runs and streams share this code: ``_events`` yields stream updates and, last, a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import copy
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import SupportsAddMessages
-from threadline.exceptions import ThreadStateError, UsageError
+from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter, relay
-from threadline.multiagent.thread import GroupChatThread, RunnerKind, parse_group_state
+from threadline.multiagent.thread import (
+    MultiAgentThread,
+    RunnerKind,
+    check_participant_ids,
+    new_conversation_id,
+    parse_group_state,
+    participant_thread_id,
+)
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
+from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import AgentRunResponseUpdate, messages_from_updates
 
 __all__ = [
     "GroupChatResponse",
+    "MultiAgentResponse",
     "MultiAgentInput",
     "MultiAgentRunner",
     "StopReason",
@@ -48,12 +59,15 @@ def _joined(messages: Sequence[ChatMessage]) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GroupChatResponse:
-    """What one ``run`` of a group chat or process produced, and where the conversation stands."""
+class MultiAgentResponse:
+    """What one ``run`` of a group chat or process produced, and where the conversation stands.
+
+    ``GroupChatResponse`` is its old name, kept as an alias.
+    """
 
     messages: tuple[ChatMessage, ...]
     """The agents' messages of this run, in order, each with its ``author_name``."""
-    thread: GroupChatThread = field(compare=False, repr=False)
+    thread: MultiAgentThread = field(compare=False, repr=False)
     """Pass it to the next ``run`` to continue."""
     stop_reason: StopReason
     """Why the run stopped: ``max_rounds`` (the bound of this run), ``termination`` (the
@@ -75,10 +89,34 @@ class GroupChatResponse:
         return self.text
 
 
+GroupChatResponse = MultiAgentResponse
+"""The old name of :class:`MultiAgentResponse`, kept as an alias."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Finished:
     messages: list[ChatMessage]
     stop_reason: StopReason
+
+
+async def _check_version(transcript: ChatMessageStore, version: int) -> None:
+    """Refuse a saved ``version`` the transcript contradicts.
+
+    The version is how many transcript messages the saved conversation had seen. More than the
+    transcript holds is always a damaged state. Fewer is a damaged state too when the transcript
+    was restored from the state itself (in memory); a durable transcript that holds more is a
+    copy saved before someone continued the conversation, which ``run`` refuses with
+    ``ConcurrentThreadUpdateError`` (that is what it is), so it restores.
+    """
+    try:
+        await transcript.add_messages([], expected_version=version)  # checks, writes nothing
+    except ConcurrentThreadUpdateError as exc:
+        held = exc.actual_version
+        if held < version or isinstance(transcript, ChatMessageList):
+            raise ThreadStateError(
+                f"field 'version' is {version}, but the transcript holds {held} messages; the "
+                "state was edited or cut: restore it from an intact copy"
+            ) from None
 
 
 def check_rounds(max_rounds: int) -> int:
@@ -178,22 +216,33 @@ class MultiAgentRunner:
 
     # -- threads -----------------------------------------------------------------------------
 
-    def get_new_thread(self, *, user_id: str | None = None) -> GroupChatThread:
-        """A new conversation: a new thread for every participant and an empty transcript."""
+    def get_new_thread(self, *, user_id: str | None = None) -> MultiAgentThread:
+        """A new conversation: a new thread for every participant and an empty transcript.
+
+        Each participant's thread id names the conversation (``<conversation id>.<name>``), so a
+        restore can tell a participant thread of another conversation.
+        """
         factory = self.transcript_store_factory
-        return GroupChatThread(
+        conversation_id = new_conversation_id()
+        participants: dict[str, AgentThread] = {}
+        for name, agent in self.agents.items():
+            participants[name] = agent.get_new_thread(user_id=user_id)
+            participants[name].id = participant_thread_id(conversation_id, name)
+        return MultiAgentThread(
             kind=self._kind,
-            participants={n: a.get_new_thread(user_id=user_id) for n, a in self.agents.items()},
+            participants=participants,
             transcript=factory() if factory is not None else ChatMessageList(),
+            thread_id=conversation_id,
             user_id=user_id,
         )
 
-    async def deserialize_thread(self, state: Mapping[str, Any]) -> GroupChatThread:
+    async def deserialize_thread(self, state: Mapping[str, Any]) -> MultiAgentThread:
         """Restore a conversation from ``thread.serialize()``, ready to continue exactly there.
 
         Raises:
-            ThreadStateError: the state is malformed, of another runner, or names other
-                participants than this one's.
+            ThreadStateError: the state is malformed, of another runner, names other participants
+                than this one's, holds a participant thread of another user or conversation, or
+                a ``version`` the transcript contradicts (the message names the field).
         """
         parsed = parse_group_state(state, kind=self._kind)
         if set(parsed.participants) != set(self.agents):
@@ -208,10 +257,21 @@ class MultiAgentRunner:
         threads = {
             n: await self.agents[n].deserialize_thread(s) for n, s in parsed.participants.items()
         }
+        for name, own in threads.items():
+            if own.user_id != parsed.user_id:
+                # A participant runs with its own thread's user: its memories must be the user's.
+                raise ThreadStateError(
+                    f"field 'participants.{name}.user_id' is {own.user_id!r}, but the "
+                    f"conversation belongs to {parsed.user_id!r}; a participant thread of another "
+                    "user is never restored into it"
+                )
+        check_participant_ids(parsed.thread_id, threads)
         transcript = await restore_store(
             parsed.transcript.kind, parsed.transcript.state, self.transcript_store_factory
         )
-        thread = GroupChatThread(
+        await _check_version(transcript, parsed.version)
+        self._check_runner_state(parsed.runner_state, version=parsed.version)
+        thread = MultiAgentThread(
             kind=self._kind,
             participants=threads,
             transcript=transcript,
@@ -222,15 +282,23 @@ class MultiAgentRunner:
         thread.rounds_used = parsed.rounds_used
         thread.last_speaker = parsed.last_speaker
         thread.next_speaker = parsed.next_speaker
-        thread.manager_state = parsed.manager_state
+        # A copy: running the restored thread must not change the caller's state dict.
+        thread.runner_state = copy.deepcopy(parsed.runner_state)
         return thread
 
-    def _prepare(self, thread: GroupChatThread | None) -> GroupChatThread:
+    def _check_runner_state(self, state: dict[str, Any], *, version: int) -> None:
+        """Refuse a saved ``runner_state`` this runner cannot continue (``ThreadStateError``).
+
+        A group chat's belongs to its manager, which checks it itself; runners that keep their
+        own bookkeeping there override this.
+        """
+
+    def _prepare(self, thread: MultiAgentThread | None) -> MultiAgentThread:
         if thread is None:
             return self.get_new_thread()
-        if not isinstance(thread, GroupChatThread):  # pyright: ignore[reportUnnecessaryIsInstance]
+        if not isinstance(thread, MultiAgentThread):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(
-                f"thread must be a GroupChatThread from this runner's get_new_thread(), got "
+                f"thread must be a MultiAgentThread from this runner's get_new_thread(), got "
                 f"{type(thread).__name__}"
             )
         if thread.kind != self._kind or set(thread.participants) != set(self.agents):
@@ -242,7 +310,7 @@ class MultiAgentRunner:
 
     # -- one turn ----------------------------------------------------------------------------
 
-    async def _claim(self, thread: GroupChatThread) -> None:
+    async def _claim(self, thread: MultiAgentThread) -> None:
         """Fail with ``ConcurrentThreadUpdateError`` if someone else continued this conversation.
 
         An empty, version-checked append: every built-in store checks the version even when there
@@ -252,13 +320,13 @@ class MultiAgentRunner:
 
     async def _speak(
         self,
-        thread: GroupChatThread,
+        thread: MultiAgentThread,
         name: str,
         input_messages: Sequence[ChatMessage],
         *,
         stream: bool,
         tools: Sequence[FunctionTool] | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         """One agent turn on its own thread; yields updates when streaming, then ``_Finished``."""
         agent = self.agents[name]
         own = thread.participants[name]
@@ -269,9 +337,11 @@ class MultiAgentRunner:
             yield _Finished([self._named(m, name) for m in response.messages], "done")
             return
         updates: list[AgentRunResponseUpdate] = []
-        async for update in agent.run_stream(messages, thread=own, tools=tools):
-            updates.append(update)
-            yield update
+        # aclosing: a reader that stops early ends the agent's turn now, not when it is collected.
+        async with aclosing(agent.run_stream(messages, thread=own, tools=tools)) as agent_updates:
+            async for update in agent_updates:
+                updates.append(update)
+                yield update
         folded, _ = messages_from_updates(updates)
         yield _Finished([self._named(m, name) for m in folded], "done")
 
@@ -279,7 +349,7 @@ class MultiAgentRunner:
     def _named(message: ChatMessage, name: str) -> ChatMessage:
         return message if message.author_name else message.replace(author_name=name)
 
-    async def _record(self, thread: GroupChatThread, messages: Sequence[ChatMessage]) -> None:
+    async def _record(self, thread: MultiAgentThread, messages: Sequence[ChatMessage]) -> None:
         """Append to the transcript: the commit point of a turn."""
         if messages:
             thread.version = await thread.transcript.add_messages(
@@ -288,7 +358,7 @@ class MultiAgentRunner:
 
     async def _relay_to(
         self,
-        thread: GroupChatThread,
+        thread: MultiAgentThread,
         name: str,
         messages: Sequence[ChatMessage],
         *,
@@ -300,7 +370,7 @@ class MultiAgentRunner:
             await self.agents[name].add_chat_message(shown, thread=thread.participants[name])
 
     async def _broadcast(
-        self, thread: GroupChatThread, messages: Sequence[ChatMessage], *, author: str | None
+        self, thread: MultiAgentThread, messages: Sequence[ChatMessage], *, author: str | None
     ) -> None:
         """Record a turn and relay it to every participant but its author."""
         await self._record(thread, messages)
@@ -311,13 +381,13 @@ class MultiAgentRunner:
     # -- the public surface ------------------------------------------------------------------
 
     def _events(
-        self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+        self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         raise NotImplementedError
 
     async def _run(
-        self, messages: MultiAgentInput, thread: GroupChatThread | None, **kw: Any
-    ) -> GroupChatResponse:
+        self, messages: MultiAgentInput, thread: MultiAgentThread | None, **kw: Any
+    ) -> MultiAgentResponse:
         group = self._prepare(thread)
         finished: _Finished | None = None
         async with group._lock:
@@ -325,7 +395,7 @@ class MultiAgentRunner:
                 if isinstance(event, _Finished):
                     finished = event
         assert finished is not None
-        return GroupChatResponse(
+        return MultiAgentResponse(
             messages=tuple(finished.messages),
             thread=group,
             stop_reason=finished.stop_reason,
@@ -333,10 +403,14 @@ class MultiAgentRunner:
         )
 
     async def _run_stream(
-        self, messages: MultiAgentInput, thread: GroupChatThread | None, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+        self, messages: MultiAgentInput, thread: MultiAgentThread | None, **kw: Any
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         group = self._prepare(thread)
         async with group._lock:
-            async for event in self._events(as_messages(messages), group, stream=True, **kw):
-                if not isinstance(event, _Finished):
-                    yield event
+            # aclosing: a reader that stops early closes the runner's loop (and the speaker's
+            # turn) now, under the lock, so what it keeps is settled before the next run starts.
+            events = self._events(as_messages(messages), group, stream=True, **kw)
+            async with aclosing(events) as running:
+                async for event in running:
+                    if not isinstance(event, _Finished):
+                        yield event

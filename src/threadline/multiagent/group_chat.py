@@ -11,11 +11,14 @@ A run stops after ``max_rounds`` turns (finite by default, counted per ``run``),
 ``max_rounds`` the next speaker is already chosen and saved with the thread, so a restored chat
 resumes with the same speaker. New user input clears that choice: the manager decides again,
 seeing the input.
+
+``SequentialProcess`` is this loop with a fixed-order manager (see ``sequential.py``): one loop
+for every runner whose participants all see everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
@@ -23,15 +26,15 @@ from threadline.exceptions import GroupChatError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter
 from threadline.multiagent._runner import (
-    GroupChatResponse,
     MultiAgentInput,
+    MultiAgentResponse,
     MultiAgentRunner,
     StopReason,
     _Finished,
     check_rounds,
 )
 from threadline.multiagent.managers import GroupChatManager, RoundRobinManager, SpeakerSelection
-from threadline.multiagent.thread import GroupChatThread, RunnerKind
+from threadline.multiagent.thread import MultiAgentThread, RunnerKind
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.types.messages import ChatMessage
 from threadline.types.responses import AgentRunResponseUpdate
@@ -66,6 +69,9 @@ class GroupChat(MultiAgentRunner):
     """
 
     _kind: RunnerKind = "group_chat"
+    _what = "group chat"
+    _ended: StopReason = "manager"
+    """The stop reason when the manager chooses nobody."""
 
     def __init__(
         self,
@@ -87,7 +93,7 @@ class GroupChat(MultiAgentRunner):
             context_providers=context_providers,
             allow_user_data=allow_user_data,
             transcript_store_factory=transcript_store_factory,
-            what="group chat",
+            what=self._what,
         )
         check_rounds(max_rounds)
         self.manager: GroupChatManager = manager or RoundRobinManager()
@@ -101,9 +107,9 @@ class GroupChat(MultiAgentRunner):
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> GroupChatResponse:
+    ) -> MultiAgentResponse:
         """Add the input (if any) and let agents speak until the chat stops.
 
         Without ``thread`` a throwaway conversation is made; ``response.thread`` continues it.
@@ -119,18 +125,22 @@ class GroupChat(MultiAgentRunner):
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
         return self._run_stream(messages, thread, max_rounds=max_rounds)
 
-    async def _select(self, thread: GroupChatThread) -> str | None:
+    def _first_after_input(self) -> str | None:
+        """Who speaks first after new user input; ``None``: the manager decides, seeing it."""
+        return None
+
+    async def _select(self, thread: MultiAgentThread) -> str | None:
         selection = SpeakerSelection(
             transcript=await thread.messages(),
             participants=list(self.agents),
             last_speaker=thread.last_speaker,
-            state=thread.manager_state,
+            state=thread.runner_state,
         )
         name = await self.manager.select(selection)
         if name is not None and name not in self.agents:
@@ -141,15 +151,15 @@ class GroupChat(MultiAgentRunner):
         return name
 
     async def _events(
-        self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+        self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         limit: int | None = kw.get("max_rounds")
         limit = self.max_rounds if limit is None else check_rounds(limit)
         produced: list[ChatMessage] = []
         if messages:
             await self._claim(thread)
             await self._broadcast(thread, messages, author=None)
-            thread.next_speaker = None  # the manager decides again, seeing the new input
+            thread.next_speaker = self._first_after_input()
         rounds = 0
         stop: StopReason
         while True:
@@ -157,7 +167,7 @@ class GroupChat(MultiAgentRunner):
             if speaker is None:
                 speaker = await self._select(thread)
                 if speaker is None:
-                    stop = "manager"
+                    stop = self._ended
                     break
                 thread.next_speaker = speaker
             if rounds >= limit:

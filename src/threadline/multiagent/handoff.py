@@ -10,7 +10,10 @@ What an agent sees when it takes over is chosen by ``history``: ``"full"`` (ever
 spoke, other agents' tool traffic written as text), ``"text"`` (tool traffic dropped) or a callable
 that gets the full view and returns what to show. Each message is delivered to an agent once: the
 runner keeps, per agent, how much of the transcript it has been given, and saves that with the
-thread, so a resumed handoff never shows an agent something twice.
+thread, so a resumed handoff never shows an agent something twice. A run that fails (the model
+raised, a stream was abandoned) still keeps what it was shown in the agent's thread, as any failed
+run keeps its input, so it counts as given: the retry sends nothing new and the model sees it
+once, in the history.
 
 Loop guard: at most ``max_handoffs`` per user turn, and at most ``max_bounces`` returns along the
 same pair of agents (a -> b -> a counts one); past either, the call is answered with a refusal
@@ -20,22 +23,25 @@ same pair of agents (a -> b -> a counts one); past either, the call is answered 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from threadline.agents.chat_agent import ChatAgent
-from threadline.exceptions import GroupChatError, UsageError
+from threadline.exceptions import GroupChatError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import relay, skip_tool_messages
 from threadline.multiagent._runner import (
-    GroupChatResponse,
     MultiAgentInput,
+    MultiAgentResponse,
     MultiAgentRunner,
     _Finished,
     check_rounds,
 )
-from threadline.multiagent.thread import GroupChatThread, RunnerKind
+from threadline.multiagent.thread import MultiAgentThread, RunnerKind
 from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, FunctionResultContent
 from threadline.types.messages import ChatMessage, Role
@@ -56,6 +62,32 @@ def _transfer_tool(target: ChatAgent) -> FunctionTool:
         description=f"Hand the conversation to {target.name}{about}. They answer the user next.",
         parameters={"type": "object", "properties": {}},
     )
+
+
+class _Bookkeeping(BaseModel):
+    """A handoff's ``runner_state``: what each agent was shown, and this user turn's handoffs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    seen: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: {})
+    """Per agent, how many transcript messages it has been given."""
+    handoffs: Annotated[int, Field(ge=0)] = 0
+    pairs: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: {})
+    """Per pair of agents (``"a|b"``), handoffs between them in this user turn."""
+
+
+async def _delivered(own: AgentThread, shown: Sequence[ChatMessage]) -> bool:
+    """Whether a speaker's thread already holds what it was shown (a failed run keeps its input).
+
+    Its input is one append, so the last message tells. A service-managed thread cannot be read
+    back: whether the service kept the input of a failed call is unknown, so it is shown again.
+    """
+    if not shown:
+        return True
+    store = own.message_store
+    if store is None:
+        return False
+    last = shown[-1].message_id
+    return any(m.message_id == last for m in reversed(await store.list_messages()))
 
 
 class Handoff(MultiAgentRunner):
@@ -132,9 +164,9 @@ class Handoff(MultiAgentRunner):
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> GroupChatResponse:
+    ) -> MultiAgentResponse:
         """Add the user's turn and let the agent in control answer, handing off as it decides.
 
         Without input, a turn stopped midway (by ``max_rounds``) continues where it stopped.
@@ -148,11 +180,29 @@ class Handoff(MultiAgentRunner):
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
         return self._run_stream(messages, thread, max_rounds=max_rounds)
+
+    def _check_runner_state(self, state: dict[str, Any], *, version: int) -> None:
+        try:
+            parsed = _Bookkeeping.model_validate(state)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"runner_state.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ThreadStateError(f"malformed handoff state: {problems}") from None
+        for name, count in parsed.seen.items():
+            if name not in self.agents:
+                raise ThreadStateError(f"field 'runner_state.seen.{name}': not a participant")
+            if count > version:
+                raise ThreadStateError(
+                    f"field 'runner_state.seen.{name}' is {count}, past the transcript's "
+                    f"{version} messages; restore the state from an intact copy"
+                )
 
     def _view(self, unseen: list[ChatMessage], name: str) -> list[ChatMessage]:
         """What ``name`` is shown of transcript messages it has not been given yet.
@@ -170,11 +220,11 @@ class Handoff(MultiAgentRunner):
         return shown
 
     async def _events(
-        self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
+        self, messages: list[ChatMessage], thread: MultiAgentThread, *, stream: bool, **kw: Any
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
         limit: int | None = kw.get("max_rounds")
         limit = self.max_rounds if limit is None else check_rounds(limit)
-        state = thread.manager_state
+        state = thread.runner_state
         seen: dict[str, int] = state.setdefault("seen", {})
         if messages:
             await self._claim(thread)
@@ -194,13 +244,20 @@ class Handoff(MultiAgentRunner):
             transcript = await thread.messages()
             shown = self._view(transcript[seen.get(speaker, 0) :], speaker)
             turn: list[ChatMessage] = []
-            async for event in self._speak(
-                thread, speaker, shown, stream=stream, tools=self._tools[speaker]
-            ):
-                if isinstance(event, _Finished):
-                    turn = event.messages
-                else:
-                    yield event
+            try:
+                async for event in self._speak(
+                    thread, speaker, shown, stream=stream, tools=self._tools[speaker]
+                ):
+                    if isinstance(event, _Finished):
+                        turn = event.messages
+                    else:
+                        yield event
+            except BaseException:
+                # A failed or abandoned run keeps its input in the speaker's thread; a retry
+                # must not show (and store) it a second time.
+                if await _delivered(thread.participants[speaker], shown):
+                    seen[speaker] = len(transcript)
+                raise
             await self._record(thread, turn)
             produced.extend(turn)
             thread.last_speaker = speaker
@@ -220,7 +277,7 @@ class Handoff(MultiAgentRunner):
         yield _Finished(produced, "done")
 
     def _answer_transfers(
-        self, thread: GroupChatThread, speaker: str, turn: Sequence[ChatMessage]
+        self, thread: MultiAgentThread, speaker: str, turn: Sequence[ChatMessage]
     ) -> tuple[str | None, ChatMessage | None, str | None]:
         """The target (or ``None``), the tool message answering the pending calls, and an error.
 
@@ -269,9 +326,9 @@ class Handoff(MultiAgentRunner):
         message = ChatMessage(Role.TOOL, contents=results, author_name=speaker)
         return (None if error else target), message, error
 
-    def _guard(self, thread: GroupChatThread, source: str, target: str) -> str | None:
+    def _guard(self, thread: MultiAgentThread, source: str, target: str) -> str | None:
         """Count a handoff; the reason to refuse it when it passes a loop bound."""
-        state = thread.manager_state
+        state = thread.runner_state
         handoffs = int(state.get("handoffs", 0)) + 1
         if handoffs > self.max_handoffs:
             return (

@@ -5,34 +5,50 @@ outputs, other agents' messages shown as named user messages) and adds its own; 
 is the last agent's. A process takes any chat history as input: assistant and tool messages in
 it are shown to every agent the same way another agent's are.
 
-The position is saved with the thread after every agent: a process stopped midway (by
-``max_rounds``, an error, or the process ending) resumes with the next agent of the same pass.
+It is a group chat whose manager knows the order (:class:`InOrderManager`): new input starts a
+pass with the first agent, each agent is followed by the next, and the last ends the pass. So it
+shares the group chat's loop, propagation and resumption: the position is saved with the thread
+after every agent, and a process stopped midway (by ``max_rounds``, an error, or the process
+ending) resumes with the next agent of the same pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter
-from threadline.multiagent._runner import (
-    GroupChatResponse,
-    MultiAgentInput,
-    MultiAgentRunner,
-    _Finished,
-    check_rounds,
-)
-from threadline.multiagent.thread import GroupChatThread, RunnerKind
+from threadline.multiagent._runner import MultiAgentInput, MultiAgentResponse, StopReason
+from threadline.multiagent.group_chat import GroupChat
+from threadline.multiagent.managers import SpeakerSelection
+from threadline.multiagent.thread import MultiAgentThread, RunnerKind
 from threadline.threads.stores.base import ChatMessageStore
-from threadline.types.messages import ChatMessage
 from threadline.types.responses import AgentRunResponseUpdate
 
-__all__ = ["SequentialProcess"]
+__all__ = ["InOrderManager", "SequentialProcess"]
 
 
-class SequentialProcess(MultiAgentRunner):
+class InOrderManager:
+    """The agent after the last speaker in a fixed order; nobody after the last one.
+
+    It never starts a pass itself: the process names the first agent when new input arrives, so
+    a run without input on a finished (or new) process does nothing.
+    """
+
+    def __init__(self, order: Sequence[str]) -> None:
+        self.order = list(order)
+
+    async def select(self, selection: SpeakerSelection) -> str | None:
+        """The next agent of the pass, or ``None`` when the pass is complete."""
+        last = selection.last_speaker
+        if last not in self.order:
+            return None
+        position = self.order.index(last) + 1
+        return self.order[position] if position < len(self.order) else None
+
+
+class SequentialProcess(GroupChat):
     """Agents in a defined order, each one's output input to the next (the ADR's second kind).
 
     Args:
@@ -46,6 +62,8 @@ class SequentialProcess(MultiAgentRunner):
     """
 
     _kind: RunnerKind = "sequential"
+    _what = "sequential process"
+    _ended: StopReason = "done"
 
     def __init__(
         self,
@@ -57,27 +75,32 @@ class SequentialProcess(MultiAgentRunner):
         allow_user_data: Sequence[str] | None = None,
         transcript_store_factory: Callable[[], ChatMessageStore] | None = None,
     ) -> None:
+        order = [agent.name or "" for agent in agents]
         super().__init__(
             agents,
+            manager=InOrderManager(order),
+            max_rounds=max(1, len(order)),
             name=name,
             filters=filters,
             context_providers=context_providers,
             allow_user_data=allow_user_data if allow_user_data is not None else (),
             transcript_store_factory=transcript_store_factory,
-            what="sequential process",
         )
         self.order = list(self.agents)
 
     def __repr__(self) -> str:
         return f"SequentialProcess(name={self.name!r}, agents={self.order!r})"
 
+    def _first_after_input(self) -> str | None:
+        return self.order[0]  # new input starts a new pass
+
     async def run(
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> GroupChatResponse:
+    ) -> MultiAgentResponse:
         """Add the input and run every agent once, in order (``max_rounds`` stops earlier).
 
         Without input, a stopped pass continues with its next agent. ``response.last_text`` is
@@ -89,40 +112,8 @@ class SequentialProcess(MultiAgentRunner):
         self,
         messages: MultiAgentInput = None,
         *,
-        thread: GroupChatThread | None = None,
+        thread: MultiAgentThread | None = None,
         max_rounds: int | None = None,
-    ) -> AsyncIterator[AgentRunResponseUpdate]:
+    ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         """As ``run``, yielding each agent's output as it is generated, with its ``author_name``."""
         return self._run_stream(messages, thread, max_rounds=max_rounds)
-
-    async def _events(
-        self, messages: list[ChatMessage], thread: GroupChatThread, *, stream: bool, **kw: Any
-    ) -> AsyncIterator[AgentRunResponseUpdate | _Finished]:
-        limit: int | None = kw.get("max_rounds")
-        limit = len(self.order) if limit is None else check_rounds(limit)
-        if messages:
-            await self._claim(thread)
-            await self._broadcast(thread, messages, author=None)
-            thread.next_speaker = self.order[0]  # new input starts a new pass
-        produced: list[ChatMessage] = []
-        rounds = 0
-        while thread.next_speaker is not None:
-            if rounds >= limit:
-                yield _Finished(produced, "max_rounds")
-                return
-            speaker = thread.next_speaker
-            await self._claim(thread)
-            turn: list[ChatMessage] = []
-            async for event in self._speak(thread, speaker, (), stream=stream):
-                if isinstance(event, _Finished):
-                    turn = event.messages
-                else:
-                    yield event
-            await self._broadcast(thread, turn, author=speaker)
-            produced.extend(turn)
-            position = self.order.index(speaker) + 1
-            thread.next_speaker = self.order[position] if position < len(self.order) else None
-            thread.last_speaker = speaker
-            thread.rounds_used += 1
-            rounds += 1
-        yield _Finished(produced, "done")
