@@ -16,13 +16,11 @@ import os
 from typing import Any
 
 from threadline.cli._library import default_home
-from threadline.cli.memory_cmd import open_store, os_user
+from threadline.cli.memory_cmd import check_user_name, open_store, os_user
 from threadline.cli.serve_cmd import load_agent, parse_api_keys
 from threadline.exceptions import UsageError
 
 __all__ = ["add_parser", "run"]
-
-_MAX_USER = 128
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,15 +56,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run)
 
 
-def check_user(user: str) -> str:
-    """A user name as memory scopes take it: not empty, not huge, no control characters."""
-    if not user.strip() or len(user) > _MAX_USER or not user.isprintable():
-        raise UsageError(
-            f"mcp: --user must be 1 to {_MAX_USER} printable characters, got {user[:40]!r}"
-        )
-    return user
-
-
 def _address(spec: str) -> tuple[str, int]:
     host, sep, port = spec.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -79,7 +68,7 @@ def _keys(args: argparse.Namespace) -> dict[str, str]:
     specs += [s for s in os.environ.get("THREADLINE_API_KEYS", "").split(",") if s.strip()]
     keys = parse_api_keys(specs)
     for user in keys.values():
-        check_user(user)
+        check_user_name(user)
     return keys
 
 
@@ -104,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         user_of = http_user(keys)
     else:
         host, port, keys = "", 0, {}
-        user_of = stdio_user(check_user(args.user if args.user is not None else os_user()))
+        user_of = stdio_user(check_user_name(args.user if args.user is not None else os_user()))
     store = open_store(args.home or default_home())
     server = memory_server(store, user_of, agent=agent)
 
