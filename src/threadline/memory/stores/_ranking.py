@@ -126,15 +126,22 @@ def _standardised(scored: Sequence[Scored]) -> dict[str, float]:
     all. So each list speaks in proportion to how sure it is, per query: measured on the
     development half of LoCoMo this kept turn recall@10 at 0.833 with vectors at half weight,
     where min-max normalisation (the best always 1.0) fell to 0.80 and rank fusion to 0.70.
+
+    A degenerate list cannot put NaN into a score: one candidate, or candidates all alike (zero
+    spread), each get 1.0 (they matched, equally); a score that is not a finite number (a custom
+    embedder's or a database's oddity) counts as no evidence.
     """
-    if not scored:
+    finite = [(m, score) for m, score in scored if math.isfinite(score)]
+    if not finite:
         return {}
-    values = [score for _, score in scored]
+    # Standard scores do not change with the unit: scaled to at most 1, no square overflows.
+    scale = max(abs(score) for _, score in finite) or 1.0
+    values = [score / scale for _, score in finite]
     mean = sum(values) / len(values)
     spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
     if spread <= 1e-12:
-        return {m: 1.0 for m, _ in scored}
-    return {m: max(0.0, (score - mean) / spread) for m, score in scored}
+        return {m: 1.0 for m, _ in finite}
+    return {m: max(0.0, (v - mean) / spread) for (m, _), v in zip(finite, values, strict=True)}
 
 
 def fuse(
@@ -158,7 +165,10 @@ def fuse(
     vector_scores = _standardised(vector)
     for weight, standardised in (
         (fusion.lexical_weight, _standardised(lexical)),
-        (fusion.vector_weight, {m: vector_scores[m] for m, _ in vector[:VECTOR_DEPTH]}),
+        (
+            fusion.vector_weight,
+            {m: vector_scores[m] for m, _ in vector[:VECTOR_DEPTH] if m in vector_scores},
+        ),
     ):
         for memory_id, value in standardised.items():
             scores[memory_id] = scores.get(memory_id, 0.0) + weight * value
