@@ -114,11 +114,18 @@ async def locomo(path: Path, embedder: Embedder, work: Path) -> None:
         print_row(
             f"repeat penalty {penalty}", (await _ask(vectors, conversations, embedder, fusion))[0]
         )
-    print_header("lever: assistant replies weigh less (second speaker ingested as assistant)")
+    print_header("lever: the user's words first, past assistant replies weigh less")
     assistant = work / "locomo-assistant.db"
     split = load(path, speaker_roles="user-assistant")
-    await _ingest(assistant, split, None)
-    for weight in (1.0, 0.85):
-        fusion = Fusion(assistant_weight=weight)
-        print_row(f"assistant weight {weight}", (await _ask(assistant, split, None, fusion))[0])
+    await _ingest(assistant, split, embedder)
+    for label, convs, db in (
+        ("both users", conversations, vectors),
+        ("B assistant", split, assistant),
+    ):
+        for first, weight in ((False, 1.0), (False, 0.85), (True, 0.85)):
+            fusion = Fusion(assistant_weight=weight, user_words_first=first)
+            print_row(
+                f"{label}: words first {'on' if first else 'off'}, aw {weight}",
+                (await _ask(db, convs, embedder, fusion))[0],
+            )
     print("  targets (development half): session R@5 >= 0.95, turn R@10 >= 0.80")

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-__all__ = ["bm25_scores", "excerpt", "format_date", "tokens"]
+__all__ = ["QUERY_CHARS", "bm25_scores", "excerpt", "format_date", "search_query", "tokens"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
@@ -69,3 +69,36 @@ def excerpt(text: str, limit: int) -> str:
         return flat
     cut = flat[:limit].rsplit(" ", 1)[0]
     return cut + " …"
+
+
+QUERY_CHARS = 2_000
+"""The longest query a memory component derives from its input: well under the stores' limit
+(4,000 characters), and more than the embedder reads (256 tokens, about 1,000 characters)."""
+
+
+def search_query(texts: Sequence[str], limit: int = QUERY_CHARS) -> str | None:
+    """A bounded search query for a model call's input: memory never limits a message's size.
+
+    ``texts`` are the user's messages, oldest first. The newest comes first in the query (it is
+    what is being answered), then earlier ones, newest first, while they fit whole. A newest
+    message longer than ``limit`` (a pasted document) contributes its beginning and its end,
+    where what it is and what is asked usually are. ``None`` when there is no text at all.
+    """
+    messages = [" ".join(t.split()) for t in reversed(texts)]
+    messages = [m for m in messages if m]
+    if not messages:
+        return None
+    newest, *earlier = messages
+    if len(newest) > limit:
+        half = limit // 2
+        head = newest[:half].rsplit(" ", 1)[0] if " " in newest[:half] else newest[:half]
+        tail = newest[-half:].split(" ", 1)[-1] if " " in newest[-half:] else newest[-half:]
+        return f"{head} … {tail}"
+    parts = [newest]
+    size = len(newest)
+    for text in earlier:
+        if size + 1 + len(text) > limit:
+            break
+        parts.append(text)
+        size += 1 + len(text)
+    return "\n".join(parts)

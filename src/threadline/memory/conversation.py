@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._summary import extractive_summary, model_summary
-from threadline.memory._text import excerpt, format_date
+from threadline.memory._text import excerpt, format_date, search_query
 from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryRecord, MemoryScope, as_utc
@@ -232,8 +232,8 @@ class ConversationMemory(ContextProvider):
         """Add the most relevant turns and summaries of the user's other threads."""
         user_id = require_user(thread, type(self).__name__)
         tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
-        query = "\n".join(m.text for m in messages if m.role == Role.USER and m.text.strip())
-        if not query or not self.limit:
+        query = search_query([m.text for m in messages if m.role == Role.USER])
+        if query is None or not self.limit:
             return Context(tools=tools)
         found = await self.store.search(
             query,

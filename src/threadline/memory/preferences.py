@@ -24,7 +24,7 @@ from threadline.memory._extraction import (
     request_facts,
 )
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
-from threadline.memory._text import excerpt
+from threadline.memory._text import excerpt, search_query
 from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryRecord
@@ -181,7 +181,7 @@ class UserPreferencesMemory(ContextProvider):
                     self.extraction_timeout,
                 )
         tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
-        query = " ".join(m.text for m in messages if m.role == Role.USER)
+        query = search_query([m.text for m in messages if m.role == Role.USER])
         facts = await self.facts(user_id=user_id, query=query)
         if not facts:
             return Context(tools=tools)

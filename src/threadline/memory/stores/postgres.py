@@ -364,7 +364,8 @@ class PostgresMemoryStore:
             self._sql(f"SELECT {_COLUMNS} FROM {{memories}} WHERE id = ANY(%s)"),
             [[mid for mid, _ in top]],
         )
-        return best_hits(top, {row[0]: _record(row) for row in rows}, limit, self.fusion)
+        records = {row[0]: _record(row) for row in rows}
+        return best_hits(top, records, limit, self.fusion, terms)
 
     async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
         """One record, or ``None`` if it does not exist in this scope."""

@@ -310,7 +310,9 @@ class SQLiteMemoryStore:
         dimension = 0 if self.embedder is None else self.embedder.dimension
 
         def run(conn: sqlite3.Connection) -> list[MemoryHit]:
-            return self._search(conn, match, where, params, window, query_vector, dimension, limit)
+            return self._search(
+                conn, match, where, params, window, query_vector, dimension, limit, terms
+            )
 
         return await self._worker.run(run)
 
@@ -324,6 +326,7 @@ class SQLiteMemoryStore:
         query_vector: bytes | None,
         dimension: int,
         limit: int,
+        terms: Sequence[str],
     ) -> list[MemoryHit]:
         when: dict[str, datetime | None] = {}
         lexical: list[tuple[str, float]] = []
@@ -368,7 +371,8 @@ class SQLiteMemoryStore:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM memories WHERE id IN ({', '.join('?' * len(ids))})", ids
         ).fetchall()
-        return best_hits(top, {row[0]: _record(row) for row in rows}, limit, self.fusion)
+        records = {row[0]: _record(row) for row in rows}
+        return best_hits(top, records, limit, self.fusion, terms)
 
     def _vector_ranking(
         self,
