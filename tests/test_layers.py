@@ -29,8 +29,8 @@ LAYERS: dict[str, int] = {
     "threads": 4,
     "memory": 5,
     "agents": 6,
-    "testing": 6,
     "multiagent": 7,
+    "testing": 7,
     "hosting": 8,
     "cli": 9,
 }
@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
 
 ``memory`` sits above ``threads`` because a context provider is handed the thread whose state it
 keeps; ``threads`` reaches its providers and forking clients through protocols of its own.
+``testing`` sits above ``agents`` because the store kit runs real agent turns against a store.
 """
 
 ALLOWED = {

@@ -1,16 +1,25 @@
-"""One turn of a run: read the thread, persist the input, build model requests, commit the outcome.
+"""One turn of a run: read the thread, build model requests, commit the turn in one append.
 
-Shared by ``ChatAgent.run`` and ``run_stream`` so the two can never disagree on what is stored:
+Shared by ``ChatAgent.run`` and ``run_stream`` so the two can never disagree on what is stored. A
+turn is **one** append to a local thread, so two writers can never interleave inside a turn:
 
-* The user's input is appended to a local thread *before* the model is called, with the
-  version check, so a crash or a failed model call never loses it.
-* Everything the agent produced (tool calls, tool results, the answer) is appended in one call
-  at the end, checked against the version after the input. A run that fails or is abandoned
-  stores none of it; the thread then ends with the unanswered input, consistent and visible.
+* A turn that ends (an answer, or calls the caller must run) appends its input and everything the
+  agent produced (tool calls, tool results, the answer) in one call, checked against the version
+  read when the turn began. If another writer changed the thread meanwhile, the append raises
+  ``ConcurrentThreadUpdateError`` and writes nothing: the caller still holds its input and may
+  retry the turn, which then reads the other writer's turn first.
+* A turn that fails (the model call raised) or is abandoned (a stream closed early, a cancelled
+  task) appends its input alone, its last message marked with an :class:`ErrorContent` (code
+  :data:`TURN_FAILED` or :data:`TURN_ABANDONED`), so the thread shows a question that was never
+  answered. That append is not version-checked: it is one append, so it cannot split another
+  writer's turn, and the user's words are kept whatever happened to the thread meanwhile.
+* A process killed during the model call stores nothing of the turn: its input was never
+  acknowledged (no response, no stream end), so the caller cannot have counted on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,11 +30,46 @@ from threadline.memory.provider import ContextProvider
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool
-from threadline.types.contents import FunctionCallContent, UsageContent, UsageDetails
+from threadline.types.contents import (
+    ErrorContent,
+    FunctionCallContent,
+    UsageContent,
+    UsageDetails,
+)
 from threadline.types.messages import ChatMessage, Role
 from threadline.types.responses import AgentRunResponse
 
-__all__ = ["Turn", "begin_turn"]
+__all__ = ["TURN_ABANDONED", "TURN_FAILED", "Turn", "begin_turn", "mark_unanswered"]
+
+TURN_FAILED = "turn_failed"
+"""``ErrorContent.error_code`` on the last input message of a turn whose model call failed."""
+TURN_ABANDONED = "turn_abandoned"
+"""``ErrorContent.error_code`` on the last input message of a turn abandoned before its answer."""
+
+
+def mark_unanswered(messages: Sequence[ChatMessage], exception: BaseException) -> list[ChatMessage]:
+    """``messages`` with the last one marked as never answered, saying why.
+
+    The mark is an :class:`ErrorContent` added to the message (same id, same text): readers see
+    that the turn did not complete, and model clients send text only, so the next turn's model
+    still sees the question. ``GeneratorExit`` (a stream closed early) and ``CancelledError``
+    count as abandoned, anything else as failed.
+    """
+    if not messages:
+        return []
+    abandoned = isinstance(exception, GeneratorExit | asyncio.CancelledError)
+    reason = str(exception) or type(exception).__name__
+    mark = ErrorContent(
+        message=(
+            "the turn was abandoned before its answer"
+            if abandoned
+            else f"the turn failed before its answer: {reason}"
+        ),
+        error_code=TURN_ABANDONED if abandoned else TURN_FAILED,
+        details=type(exception).__name__,
+    )
+    last = messages[-1]
+    return [*messages[:-1], last.replace(contents=[*last.contents, mark])]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -37,7 +81,7 @@ class Turn:
     input: list[ChatMessage]
     store: ChatMessageStore | None
     version: int | None
-    """The store's version after the input was persisted: the final append is checked against it."""
+    """The store's version when the turn began: the turn's one append is checked against it."""
     providers: Sequence[ContextProvider]
     system: list[ChatMessage]
     history: list[ChatMessage]
@@ -131,10 +175,21 @@ class Turn:
         )
 
     async def commit(self) -> None:
-        """Store what the run produced and let providers learn from it."""
+        """Store the whole turn in one checked append, then let providers learn from it.
+
+        Raises:
+            ConcurrentThreadUpdateError: another writer changed the thread since the turn began;
+                nothing was stored and providers were told the turn failed (so was any other
+                error of the store).
+        """
         if self.store is not None:
-            if self.produced:
-                await self.store.add_messages(self.produced, expected_version=self.version)
+            turn = [*self.input, *self.produced]
+            if turn:
+                try:
+                    await self.store.add_messages(turn, expected_version=self.version)
+                except Exception as exc:
+                    await self._tell_failed(exc)
+                    raise
         elif self.conversation_id is not None:
             self.thread.service_thread_id = self.conversation_id
             self.thread.binding = self.binding
@@ -142,7 +197,19 @@ class Turn:
             await provider.invoked(self.input, self.produced, None, thread=self.thread)
 
     async def fail(self, exception: BaseException) -> None:
-        """Tell providers the run failed. The input stays stored; nothing of the answer is."""
+        """Keep the input alone, marked unanswered; nothing of the answer is stored.
+
+        A store that cannot take the input does not hide ``exception`` (the caller's real
+        problem): its error is added to it as a note.
+        """
+        if self.store is not None and self.input:
+            try:
+                await self.store.add_messages(mark_unanswered(self.input, exception))
+            except Exception as store_error:  # the turn's own error is the one to raise
+                exception.add_note(f"the turn's input could not be stored either: {store_error!r}")
+        await self._tell_failed(exception)
+
+    async def _tell_failed(self, exception: BaseException) -> None:
         for provider in self.providers:
             await provider.invoked(self.input, (), exception, thread=self.thread)
 
@@ -173,16 +240,17 @@ async def begin_turn(
     author_name: str | None,
     binding: ThreadBinding,
 ) -> Turn:
-    """Start a turn: persist the input first, then gather context from the providers."""
+    """Start a turn: read the history and its version, then gather context from the providers.
+
+    Nothing is written yet: the turn is stored whole by :meth:`Turn.commit` (or its input alone,
+    marked, by :meth:`Turn.fail`).
+    """
     store = thread.message_store
     history: list[ChatMessage] = []
     version: int | None = None
     if store is not None:
         history = await store.list_messages()
         version = len(history)
-        if input_messages:
-            # Persist first: a crash or a failed model call must not lose the user's turn.
-            version = await store.add_messages(input_messages, expected_version=version)
 
     context = Context()
     all_tools = dict(tools)

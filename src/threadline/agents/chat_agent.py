@@ -5,8 +5,9 @@ passed to each run, so one agent serves any number of threads, concurrently.
 
 Concurrency: runs on the same ``AgentThread`` object are serialized, so a second ``run`` waits for
 the first to finish and then sees its turn. Separate thread objects over one durable store (two
-processes, say) do not wait for each other; the store's version check makes the run that finds the
-thread changed fail with ``ConcurrentThreadUpdateError`` rather than interleave its turn.
+processes, say) do not wait for each other: a turn is one checked append (see ``_turn.py``), so the
+run that ends second finds the thread changed and fails with ``ConcurrentThreadUpdateError``,
+having stored nothing, rather than interleave its turn.
 """
 
 from __future__ import annotations
@@ -355,7 +356,8 @@ class ChatAgent:
         Raises:
             IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
             ConcurrentThreadUpdateError: another writer changed the thread's store meanwhile.
-            ClientError: the model call failed; the input is still stored in a local thread.
+            ClientError: the model call failed; the input is still stored in a local thread,
+                marked unanswered (an ``ErrorContent`` with ``error_code="turn_failed"``).
             AgentRunError: the model still called tools after ``max_tool_iterations`` rounds.
         """
         input_messages = as_messages(messages)
