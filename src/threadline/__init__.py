@@ -66,8 +66,15 @@ from threadline.threads.stores import (
     ChatMessageStore,
     JSONCodec,
     MessageCodec,
+    RecordDatabase,
+    StagedStore,
+    ThreadBatch,
+    ThreadDatabase,
+    ThreadInfo,
+    ThreadRecord,
     TokenCounter,
     estimate_tokens,
+    open_database,
     register_store_kind,
 )
 from threadline.tools import FunctionTool, tool
@@ -122,6 +129,14 @@ __all__ = [
     "TokenCounter",
     "estimate_tokens",
     "register_store_kind",
+    # thread databases: threads with records beside them, opened from a spec
+    "RecordDatabase",
+    "StagedStore",
+    "ThreadBatch",
+    "ThreadDatabase",
+    "ThreadInfo",
+    "ThreadRecord",
+    "open_database",
     # memory
     "Context",
     "ContextProvider",

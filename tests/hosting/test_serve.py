@@ -10,7 +10,7 @@ import pytest
 from tests.hosting.conftest import start_server
 from threadline import ChatAgent, ScriptedChatClient, UsageError
 from threadline.hosting import ServerConfig, server_database
-from threadline.threads.stores.database import open_database
+from threadline.threads.stores.opener import open_database
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
 from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 

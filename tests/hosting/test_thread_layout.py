@@ -18,7 +18,8 @@ from threadline import ChatAgent, ChatMessage, Role, ScriptedChatClient, SQLiteC
 from threadline.cli.main import main
 from threadline.exceptions import StoreError, UsageError
 from threadline.hosting import ServerConfig
-from threadline.threads.stores.database import RecordDatabase, open_database
+from threadline.threads.stores.database import RecordDatabase
+from threadline.threads.stores.opener import open_database
 from threadline.threads.stores.records import ThreadBatch
 from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 

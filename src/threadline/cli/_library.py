@@ -18,7 +18,8 @@ from threadline.exceptions import StoreError, UsageError
 from threadline.threads.portable import PortableThread
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores.base import ChatMessageStore
-from threadline.threads.stores.database import ThreadInfo, open_database
+from threadline.threads.stores.database import ThreadInfo
+from threadline.threads.stores.opener import open_database
 from threadline.threads.thread import AgentThread, new_thread_id
 from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage, Role

@@ -21,7 +21,8 @@ from threadline.hosting import assistants, chat_completions, conversations, mode
 from threadline.hosting._request import ServerState
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
-from threadline.threads.stores.database import RecordDatabase, ThreadDatabase, open_database
+from threadline.threads.stores.database import RecordDatabase, ThreadDatabase
+from threadline.threads.stores.opener import open_database
 
 __all__ = ["create_app", "server_database"]
 

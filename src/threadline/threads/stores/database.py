@@ -1,26 +1,21 @@
-"""A database of threads, and the one opener from a store spec (``sqlite:PATH``, ``postgresql://``).
+"""A database of threads: the protocols its implementations (SQLite, PostgreSQL, Redis) keep.
 
 A :class:`ThreadDatabase` makes the ``ChatMessageStore`` of any thread it holds: the CLI's saved
 threads, a server's conversations and an agent's threads are all threads of one. The SQL databases
 are also :class:`RecordDatabase` s: they keep records beside the threads and commit a
 :class:`~threadline.threads.stores.records.ThreadBatch` (a turn with its records) in one
-transaction, which is what the server needs; Redis keeps threads only.
-
-:func:`open_database` is how every command and the server turn a spec into a database, so
-``threadline serve --store X`` and ``threadline threads --store X`` mean the same place.
+transaction, which is what the server needs; Redis keeps threads only. Open one from a spec with
+:func:`~threadline.threads.stores.opener.open_database`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Protocol, runtime_checkable
 
-from threadline._utils import redact_url
-from threadline.exceptions import StoreError, UsageError
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 
-__all__ = ["RecordDatabase", "ThreadDatabase", "ThreadInfo", "open_database"]
+__all__ = ["RecordDatabase", "ThreadDatabase", "ThreadInfo"]
 
 
 class ThreadInfo:
@@ -119,46 +114,3 @@ class RecordDatabase(ThreadDatabase, Protocol):
     async def release_claim(self, kind: str, record_id: str, *, owner: str = "") -> None:
         """Drop an unanswered claim (the work failed), so the next claim succeeds."""
         ...
-
-
-_FORMS = "sqlite:PATH, postgresql://USER@HOST:PORT/DB or redis://HOST:PORT/DB"
-
-
-def open_database(
-    spec: str, *, schema: str = "threadline", migrate: bool = False, max_connections: int = 10
-) -> ThreadDatabase:
-    """The thread database a spec names; nothing is connected until ``open()`` or first use.
-
-    Args:
-        spec: ``sqlite:PATH``, ``postgresql://...`` (or ``postgres://``) or ``redis://...``
-            (``rediss://``).
-        schema: the PostgreSQL schema (the Redis key prefix is ``{schema}:``).
-        migrate: move the conversations of a server database made by an earlier threadline
-            (its ``tl_items`` table) into threads; without it such a database is refused.
-        max_connections: the largest PostgreSQL pool.
-
-    Raises:
-        UsageError: the spec names nothing this opener knows, or a SQLite file of an old layout
-            (the message names the fix); the message lists the forms that work.
-    """
-    if spec.startswith("sqlite:"):
-        path = spec.removeprefix("sqlite:").removeprefix("//")
-        if not path:
-            raise UsageError("store 'sqlite:' needs a file: sqlite:PATH (e.g. sqlite:threads.db)")
-        from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
-
-        try:
-            return SQLiteThreadDatabase(os.path.expanduser(path), migrate=migrate)
-        except StoreError as exc:
-            raise UsageError(str(exc)) from None
-    if spec.startswith(("postgresql://", "postgres://")):
-        from threadline.threads.stores.postgres_database import PostgresThreadDatabase
-
-        return PostgresThreadDatabase(
-            spec, schema=schema, migrate=migrate, max_connections=max_connections
-        )
-    if spec.startswith(("redis://", "rediss://")):
-        from threadline.threads.stores.redis import RedisThreadDatabase
-
-        return RedisThreadDatabase(spec, key_prefix=f"{schema}:")
-    raise UsageError(f"unknown store {redact_url(spec)!r}: give {_FORMS}")

@@ -341,9 +341,7 @@ class SQLiteChatMessageStore:
         child_id = new_thread_id()
         await self._db.run(_fork, self.thread_id, child_id, at)
         if not self._owns_worker:
-            return self.on_worker(
-                self._db, child_id, token_counter=self._count, codec=self._codec
-            )
+            return self.on_worker(self._db, child_id, token_counter=self._count, codec=self._codec)
         return SQLiteChatMessageStore(
             self.path, thread_id=child_id, token_counter=self._count, codec=self._codec
         )
