@@ -14,7 +14,6 @@ function): the agent's tool loop stops at such a call as a normal outcome and re
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import RunOptions
+from threadline.history import estimate_tokens
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
@@ -95,8 +95,8 @@ def memory_user_id(owner: str, user: str | None) -> str:
 
 
 def _estimate(messages: Sequence[ChatMessage]) -> int:
-    # Models that report no usage (scripted, some local ones) get an estimate of ~4 chars a token.
-    return sum(math.ceil(len(m.text) / 4) for m in messages)
+    # Models that report no usage (scripted, some local ones) get threadline's one estimate.
+    return sum(estimate_tokens(m) for m in messages)
 
 
 def _usage(

@@ -19,9 +19,14 @@ import time
 
 from threadline._sqlite import immediate_transaction
 from threadline.exceptions import StoreError
+from threadline.history import estimate_tokens
+from threadline.threads.stores.codec import JSONCodec
 from threadline.threads.stores.sqlite_tables import migrate_thread_tables
+from threadline.types.messages import ChatMessage
 
 __all__ = ["OLD_LAYOUT_FIX", "check_items", "migrate_items", "refuse_old_layout", "upgrade"]
+
+_CODEC = JSONCodec()
 
 OLD_LAYOUT_FIX = (
     "run `threadline serve --store sqlite:PATH --migrate` once (or open it with "
@@ -132,13 +137,12 @@ def migrate_items(conn: sqlite3.Connection) -> None:
         for container, seq, body in conn.execute(
             "SELECT container, seq, body FROM tl_items ORDER BY container, seq"
         ).fetchall():
-            item = json.loads(body)
-            record = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+            message = ChatMessage.from_dict(json.loads(body))
             conn.execute(
                 "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (container, seq, item.get("message_id", f"msg_{container}_{seq}"),
-                 4 + len(record) // 4, record.encode()),
+                (container, seq, message.message_id, estimate_tokens(message),
+                 _CODEC.encode(message, thread_id=container)),
             )  # fmt: skip
         conn.execute("DROP TABLE tl_items")
 
