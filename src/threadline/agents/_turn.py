@@ -85,8 +85,10 @@ class Turn:
     providers: Sequence[ContextProvider]
     system: list[ChatMessage]
     history: list[ChatMessage]
+    """The thread's messages as read for this turn; :meth:`first_request` builds on it in place."""
     context: Context
-    tools: dict[str, FunctionTool]
+    tools: Mapping[str, FunctionTool]
+    """The run's tools by name (the agent's own mapping when nothing adds any: never changed)."""
     options: RunOptions
     author_name: str | None
     binding: ThreadBinding
@@ -102,17 +104,25 @@ class Turn:
 
         Tool results that open the input (answers to deferred calls) go before the context
         messages, so they directly follow the calls they answer, as every chat API requires.
+
+        Built in the history list itself (a list the store made for this turn alone): a thread
+        of 10,000 messages is then shifted once rather than copied item by item, which is most
+        of a turn's cost on long threads. ``history`` is the request afterwards.
         """
+        request = self.history
+        if self.system:
+            request[0:0] = self.system
+        context = self.context.messages
+        if not context:
+            request += self.input
+            return request
         answers = 0
         while answers < len(self.input) and self.input[answers].role == Role.TOOL:
             answers += 1
-        return [
-            *self.system,
-            *self.history,
-            *self.input[:answers],
-            *self.context.messages,
-            *self.input[answers:],
-        ]
+        request += self.input[:answers]
+        request += context
+        request += self.input[answers:]
+        return request
 
     def next_request(
         self, previous: list[ChatMessage], answer: Sequence[ChatMessage], tool_results: ChatMessage
@@ -214,6 +224,10 @@ class Turn:
             await provider.invoked(self.input, (), exception, thread=self.thread)
 
 
+_NO_CONTEXT = Context()
+"""What a turn gets when no provider adds anything (a Context is immutable: one serves all)."""
+
+
 def _check_clash(
     name: str, provider: str, tools: Mapping[str, FunctionTool], offered_by: Mapping[str, str]
 ) -> None:
@@ -234,6 +248,7 @@ async def begin_turn(
     client: ChatClient,
     input_messages: list[ChatMessage],
     instructions: str | None,
+    system_messages: Sequence[ChatMessage],
     providers: Sequence[ContextProvider],
     tools: Mapping[str, FunctionTool],
     options: RunOptions,
@@ -252,9 +267,10 @@ async def begin_turn(
         history = await store.list_messages()
         version = len(history)
 
-    context = Context()
-    all_tools = dict(tools)
+    context = _NO_CONTEXT
+    all_tools: Mapping[str, FunctionTool] = tools
     if providers:
+        merged = dict(tools)
         contexts: list[Context] = []
         offered_by: dict[str, str] = {}
         for provider in providers:
@@ -263,14 +279,18 @@ async def begin_turn(
                 await provider.thread_created(thread)
             provided = await provider.invoking(input_messages, thread=thread)
             for extra in provided.tools:
-                _check_clash(extra.name, provider.state_key, all_tools, offered_by)
+                _check_clash(extra.name, provider.state_key, merged, offered_by)
                 offered_by[extra.name] = provider.state_key
-                all_tools[extra.name] = extra
+                merged[extra.name] = extra
             contexts.append(provided)
         context = merge_contexts(contexts)
+        all_tools = merged
 
-    parts = [p for p in (instructions, context.instructions) if p]
-    system = [ChatMessage(Role.SYSTEM, "\n\n".join(parts))] if parts else []
+    if context.instructions:
+        parts = [p for p in (instructions, context.instructions) if p]
+        system = [ChatMessage(Role.SYSTEM, "\n\n".join(parts))]
+    else:
+        system = list(system_messages)
     return Turn(
         thread=thread,
         client=client,

@@ -30,7 +30,7 @@ from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool, as_tool
-from threadline.types.messages import ChatMessage, as_messages
+from threadline.types.messages import ChatMessage, Role, as_messages
 from threadline.types.responses import (
     AgentRunResponse,
     AgentRunResponseUpdate,
@@ -110,6 +110,17 @@ class ChatAgent:
         self.chat_message_store_factory = chat_message_store_factory
         self.max_tool_iterations = max_tool_iterations
         self.default_options: RunOptions = default_options or RunOptions()
+
+    @property
+    def instructions(self) -> str | None:
+        """The system message of every call."""
+        return self._instructions
+
+    @instructions.setter
+    def instructions(self, value: str | None) -> None:
+        self._instructions = value
+        # Made once, not per call: the message of every call whose providers add no instructions.
+        self._system: tuple[ChatMessage, ...] = (ChatMessage(Role.SYSTEM, value),) if value else ()
 
     def replace(self, **changes: Unpack[AgentChanges]) -> ChatAgent:
         """A new agent with the same configuration but ``changes``; this one is left as it is.
@@ -330,6 +341,7 @@ class ChatAgent:
             client=self.chat_client,
             input_messages=input_messages,
             instructions=self.instructions,
+            system_messages=self._system,
             providers=self.context_providers,
             tools={**self.tools, **self._tool_map(tools)} if tools else self.tools,
             options={**self.default_options, **options} if options else self.default_options,
