@@ -52,6 +52,12 @@ __all__ = ["SQLiteChatMessageStore", "SQLiteThreadInfo", "acquire_worker", "rele
 
 _T = TypeVar("_T")
 
+PAGE_SIZE = 2048
+"""The page size of new thread files. SQLite's WAL writes whole pages, and a turn touches a few
+(the leaf it lands in, the thread's row, a split now and then): 2 KB pages write about a third less
+per turn than the default 4 KB, and a typical message (up to ~480 bytes of JSON) still fits in its
+leaf; longer ones overflow into extra pages either way."""
+
 
 class _Database:
     """One SQLite file's worker, shared by every store of that file in this process.
@@ -74,6 +80,7 @@ class _Database:
                 thread_name="threadline-sqlite",
                 describe="SQLite database",
                 migrate=upgrade,
+                page_size=PAGE_SIZE,
             )
         return db
 
