@@ -80,7 +80,8 @@ class Claim:
         self, database: RecordDatabase, body: dict[str, Any], status: int = 200
     ) -> None:
         """Store the answer that retries of this request get."""
-        await asyncio.shield(database.commit(ThreadBatch().put(self.record(body, status))))
+        answer = ThreadBatch().put(self.record(body, status))
+        await asyncio.shield(database.commit(answer))
 
     async def release(self, database: RecordDatabase) -> None:
         """Drop the claim of a request that failed, so a retry runs it again."""

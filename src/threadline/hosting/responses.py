@@ -123,12 +123,11 @@ async def _save(
             await key.finish(database, response)
         return
     done = key.outcome(response) if key is not None else None
-    if plan.conversation is not None:
-        conversation = plan.conversation
+    conversation, previous = plan.conversation, plan.previous
+    if conversation is not None:
+        batch = _commit_to(plan, response, cast(str, conversation.thread_id), done)
         try:
-            await database.commit(
-                _commit_to(plan, response, cast(str, conversation.thread_id), done)
-            )
+            await database.commit(batch)
         except ConcurrentThreadUpdateError:
             raise ApiError(
                 409,
@@ -137,26 +136,25 @@ async def _save(
                 code="conversation_changed",
             ) from None
         return
-    if plan.previous is None:  # a new chain: a thread of its own
-        await database.commit(_commit_to(plan, response, new_id("chain"), done))
+    if previous is None:  # a new chain: a thread of its own
+        batch = _commit_to(plan, response, new_id("chain"), done)
+        await database.commit(batch)
         return
-    previous = plan.previous
     source = cast(str, previous.thread_id)
     # Continuing from the newest response of a chain: append to its thread. A conversation's
     # thread is the conversation's own: a turn not made in it branches.
     if not (previous.body or {}).get("conversation"):
+        batch = _commit_to(plan, response, source, done)
         try:
-            await database.commit(_commit_to(plan, response, source, done))
+            await database.commit(batch)
             return
         except ConcurrentThreadUpdateError:
             pass  # the chain went on meanwhile: this turn branches from where it read
     branch = new_id("chain")
+    fork = ThreadBatch().fork(source, branch, at=plan.upto)
+    batch = _commit_to(plan, response, branch, done, fork)
     try:
-        await database.commit(
-            _commit_to(
-                plan, response, branch, done, ThreadBatch().fork(source, branch, at=plan.upto)
-            )
-        )
+        await database.commit(batch)
     except (ConcurrentThreadUpdateError, ValueError):
         # The source lost messages while this turn ran (its conversation was deleted).
         raise history_gone(previous) from None
