@@ -95,6 +95,8 @@ async def test_a_batch_commits_whole_or_not_at_all(database: RecordDatabase) -> 
     # A fork and its first turn in one batch; a rewrite keeps the fork's history.
     branch = ThreadBatch().fork("t", "b", at=1).append("b", [answer], expected_version=1)
     assert await database.commit(branch) == {"b": 2}
+    with pytest.raises(ConcurrentThreadUpdateError, match="expected version 0, found 2"):
+        await database.commit(ThreadBatch().fork("t", "b", at=0))  # "b" exists already
     bye = ChatMessage(Role.USER, "bye")
     await database.commit(ThreadBatch().replace("t", [bye], expected_version=2))
     assert _texts(await database.store("t").list_messages()) == ["bye"]

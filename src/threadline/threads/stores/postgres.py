@@ -499,7 +499,12 @@ class PostgresChatMessageStore(ConnectedStore):
             (child, self.thread_id, point, point),
         )
         if await cur.fetchone() is None:
-            raise ConcurrentThreadUpdateError(child, expected_version=0, actual_version=-1)
+            cur = await conn.execute(
+                sql.SQL("SELECT version FROM {} WHERE thread_id = %s").format(threads), (child,)
+            )
+            existing = await cur.fetchone()
+            actual = int(existing[0]) if existing else 0
+            raise ConcurrentThreadUpdateError(child, expected_version=0, actual_version=actual)
         return point
 
     async def delete(self) -> None:
