@@ -37,6 +37,7 @@ from threadline.threads.stores.records import (
     ThreadBatch,
     ThreadRecord,
     check_record_key,
+    dump_body,
 )
 
 __all__ = ["PostgresThreadDatabase"]
@@ -229,7 +230,7 @@ class PostgresThreadDatabase:
         return None
 
     def _put(self, record: ThreadRecord) -> tuple[sql.Composed, tuple[Any, ...]]:
-        body = None if record.body is None else json.dumps(record.body, ensure_ascii=False)
+        body = dump_body(record.body)
         query = sql.SQL(
             f"INSERT INTO {{}} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (kind, owner, id) DO UPDATE SET thread_id = EXCLUDED.thread_id, "

@@ -21,6 +21,7 @@ and raises (``ConcurrentThreadUpdateError`` for a version that moved or a fork i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeAlias
@@ -30,6 +31,7 @@ from threadline.types.messages import ChatMessage
 
 __all__ = [
     "AppendOp",
+    "dump_body",
     "BatchOp",
     "DeleteRecordOp",
     "DeleteThreadOp",
@@ -63,6 +65,14 @@ class ThreadRecord:
     """The id of the record this one belongs to (a run's thread): listed and deleted with it."""
     created_at: float = 0.0
     """Seconds since the epoch; 0 means "now" when written. Lists are newest first by it."""
+
+
+_DUMP = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def dump_body(body: dict[str, Any] | None) -> str | None:
+    """A record's body as the compact JSON text the databases keep (``None`` stays ``None``)."""
+    return None if body is None else _DUMP(body)
 
 
 def check_record_key(kind: str, record_id: str) -> None:

@@ -38,6 +38,7 @@ from threadline.threads.stores.records import (
     ThreadBatch,
     ThreadRecord,
     check_record_key,
+    dump_body,
 )
 from threadline.threads.stores.sqlite import SQLiteChatMessageStore, acquire_worker, release_worker
 from threadline.threads.stores.sqlite_tables import append_rows, delete_thread, fork_thread
@@ -64,7 +65,7 @@ def _record(row: Sequence[Any]) -> ThreadRecord:
 
 
 def _put(conn: sqlite3.Connection, record: ThreadRecord) -> None:
-    body = None if record.body is None else json.dumps(record.body, ensure_ascii=False)
+    body = dump_body(record.body)
     conn.execute(
         f"INSERT OR REPLACE INTO threadline_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
