@@ -27,7 +27,7 @@ from threadline.clients.base import ChatClient, ChatOptions, RunOptions
 from threadline.exceptions import UsageError
 from threadline.memory.context import Context, merge_contexts
 from threadline.memory.provider import ContextProvider
-from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.base import ChatMessageStore, read_thread
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool
 from threadline.types.contents import (
@@ -36,7 +36,7 @@ from threadline.types.contents import (
     UsageContent,
     UsageDetails,
 )
-from threadline.types.messages import ChatMessage, Role
+from threadline.types.messages import ChatMessage, MessageView, Role
 from threadline.types.responses import AgentRunResponse
 
 __all__ = ["TURN_ABANDONED", "TURN_FAILED", "Turn", "begin_turn", "mark_unanswered"]
@@ -83,9 +83,9 @@ class Turn:
     version: int | None
     """The store's version when the turn began: the turn's one append is checked against it."""
     providers: Sequence[ContextProvider]
-    system: list[ChatMessage]
-    history: list[ChatMessage]
-    """The thread's messages as read for this turn; :meth:`first_request` builds on it in place."""
+    system: Sequence[ChatMessage]
+    history: Sequence[ChatMessage]
+    """The thread's messages as read for this turn (a view, not a copy, where the store can)."""
     context: Context
     tools: Mapping[str, FunctionTool]
     """The run's tools by name (the agent's own mapping when nothing adds any: never changed)."""
@@ -99,33 +99,30 @@ class Turn:
     pending: tuple[FunctionCallContent, ...] = ()
     """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
 
-    def first_request(self) -> list[ChatMessage]:
+    def first_request(self) -> Sequence[ChatMessage]:
         """What the model is sent first: system, history (local threads), context, input.
 
         Tool results that open the input (answers to deferred calls) go before the context
         messages, so they directly follow the calls they answer, as every chat API requires.
 
-        Built in the history list itself (a list the store made for this turn alone): a thread
-        of 10,000 messages is then shifted once rather than copied item by item, which is most
-        of a turn's cost on long threads. ``history`` is the request afterwards.
+        A read-only view joining those parts, not a new list: on a long thread, copying the
+        history into a request would be most of the turn's cost.
         """
-        request = self.history
-        if self.system:
-            request[0:0] = self.system
         context = self.context.messages
         if not context:
-            request += self.input
-            return request
+            return MessageView.of(self.system, self.history, self.input)
         answers = 0
         while answers < len(self.input) and self.input[answers].role == Role.TOOL:
             answers += 1
-        request += self.input[:answers]
-        request += context
-        request += self.input[answers:]
-        return request
+        return MessageView.of(
+            self.system, self.history, self.input[:answers], context, self.input[answers:]
+        )
 
     def next_request(
-        self, previous: list[ChatMessage], answer: Sequence[ChatMessage], tool_results: ChatMessage
+        self,
+        previous: Sequence[ChatMessage],
+        answer: Sequence[ChatMessage],
+        tool_results: ChatMessage,
     ) -> list[ChatMessage]:
         """The request after a round of tool calls: services already hold everything but results."""
         if self.client.stores_history:
@@ -261,10 +258,10 @@ async def begin_turn(
     marked, by :meth:`Turn.fail`).
     """
     store = thread.message_store
-    history: list[ChatMessage] = []
+    history: Sequence[ChatMessage] = ()
     version: int | None = None
     if store is not None:
-        history = await store.list_messages()
+        history = await read_thread(store)
         version = len(history)
 
     context = _NO_CONTEXT
@@ -288,9 +285,9 @@ async def begin_turn(
 
     if context.instructions:
         parts = [p for p in (instructions, context.instructions) if p]
-        system = [ChatMessage(Role.SYSTEM, "\n\n".join(parts))]
+        system: Sequence[ChatMessage] = (ChatMessage(Role.SYSTEM, "\n\n".join(parts)),)
     else:
-        system = list(system_messages)
+        system = system_messages
     return Turn(
         thread=thread,
         client=client,

@@ -277,6 +277,25 @@ class StoreConformance:
             assert got == messages
             assert [m.to_dict() for m in got] == [m.to_dict() for m in messages]
 
+    async def test_a_view_of_the_thread_never_changes(
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
+    ) -> None:
+        """``view_messages()``, where offered: the messages, and later writes never change it."""
+        store = await self._new(store_harness, conformance_stores)
+        view_messages = getattr(store, "view_messages", None)
+        if view_messages is None:
+            pytest.skip("the store offers no view_messages(); agents read it with list_messages()")
+        await store.add_messages(turn("a"), expected_version=0)
+        view = await view_messages()
+        assert list(view) == await store.list_messages() and len(view) == 3
+        assert view[0] == view[-3] and view[-1].text == "a|2/3"
+        await store.add_messages(turn("b"), expected_version=3)
+        conformance_stores.append(await store.fork(at=2))
+        assert _turns_of(list(view)) == ["a"]  # written after: not in it
+        assert _turns_of(list(await view_messages())) == ["a", "b"]
+        await store.delete()
+        assert _turns_of(list(view)) == ["a"]  # a view held across a delete keeps its messages
+
     async def test_version_conflict_writes_nothing(
         self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:

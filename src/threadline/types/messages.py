@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from threadline.exceptions import MessageFormatError
 from threadline.types.contents import (
@@ -16,7 +17,14 @@ from threadline.types.contents import (
     content_to_dict,
 )
 
-__all__ = ["ChatMessage", "Role", "messages_from_dicts", "messages_to_dicts", "new_message_id"]
+__all__ = [
+    "ChatMessage",
+    "MessageView",
+    "Role",
+    "messages_from_dicts",
+    "messages_to_dicts",
+    "new_message_id",
+]
 
 
 class Role(StrEnum):
@@ -273,6 +281,67 @@ def _from_dict_checked(d: object) -> ChatMessage:
     return ChatMessage(
         role, text, contents=contents, author_name=author_name, message_id=message_id
     )
+
+
+class MessageView(Sequence[ChatMessage]):
+    """Messages read without copying: parts joined in order, each the first ``n`` of its list.
+
+    A thread of 10,000 messages is read every turn; copying it costs more than the rest of the
+    turn. Stores whose lists only ever grow at the end (a prefix never changes in place; a
+    delete or restore starts a new list) hand out a view of their prefix instead, and the agent
+    builds its model request as a view of system message, history and input. The view is
+    read-only; ``list(view)`` makes a list to change.
+    """
+
+    __slots__ = ("_len", "_parts")
+
+    def __init__(self, *parts: tuple[Sequence[ChatMessage], int]) -> None:
+        self._parts = parts
+        self._len = sum(n for _, n in parts)
+
+    @classmethod
+    def of(cls, *parts: Sequence[ChatMessage]) -> MessageView:
+        """A view of whole sequences (each left as it is while the view is used)."""
+        return cls(*((part, len(part)) for part in parts if part))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[ChatMessage]:
+        parts = self._parts
+        if len(parts) == 1:
+            items, n = parts[0]
+            return iter(items) if n == len(items) else itertools.islice(items, n)
+        return itertools.chain.from_iterable(itertools.islice(items, n) for items, n in parts)
+
+    @overload
+    def __getitem__(self, index: int) -> ChatMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ChatMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> ChatMessage | list[ChatMessage]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("message index out of range")
+        for items, n in self._parts:
+            if index < n:
+                return items[index]
+            index -= n
+        raise IndexError("message index out of range")  # pragma: no cover - lengths add up
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MessageView | list | tuple):
+            return list(self) == list(cast("Sequence[object]", other))
+        return NotImplemented
+
+    __hash__ = None  # pyright: ignore[reportAssignmentType] - equal to lists: unhashable
+
+    def __repr__(self) -> str:
+        return f"MessageView({list(self)!r})"
 
 
 def messages_to_dicts(messages: Iterable[ChatMessage]) -> list[JSONValue]:

@@ -16,6 +16,8 @@ still calls ``list_messages()`` with no arguments):
 * A record a store cannot read back (corrupt bytes, a wrong encryption key) raises
   :class:`~threadline.exceptions.StoreError` naming the thread and the record, never a bare
   ``json`` or ``KeyError``.
+* Optionally, ``view_messages()``: the same messages as ``list_messages()``, as a read-only
+  sequence that is not a copy (see :func:`read_thread`); the shipped stores have it.
 
 :mod:`threadline.testing.store_conformance` checks all of these promises against any store.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "check_max_tokens",
     "estimate_tokens",
     "newest_within_budget",
+    "read_thread",
     "store_kind",
 ]
 
@@ -130,6 +133,20 @@ class ChatMessageStore(Protocol):
         Forks made earlier keep their whole history.
         """
         ...
+
+
+async def read_thread(store: ChatMessageStore) -> Sequence[ChatMessage]:
+    """Every message of ``store``'s thread, oldest first, for reading only.
+
+    Stores that can hand out their messages without copying them (a ``view_messages()``
+    method returning a read-only sequence that later appends never change) do so: an agent reads
+    the whole thread every turn, and on long threads the copy is most of the turn's cost. Other
+    stores are asked for ``list_messages()``.
+    """
+    view = getattr(store, "view_messages", None)
+    if view is not None:
+        return await view()
+    return await store.list_messages()
 
 
 def check_fork_at(at: int | None, length: int, thread: str) -> int:

@@ -16,7 +16,12 @@ from threadline.threads.stores.base import (
     newest_within_budget,
 )
 from threadline.types.contents import JSONValue
-from threadline.types.messages import ChatMessage, messages_from_dicts, messages_to_dicts
+from threadline.types.messages import (
+    ChatMessage,
+    MessageView,
+    messages_from_dicts,
+    messages_to_dicts,
+)
 
 __all__ = ["ChatMessageList", "messages_from_state"]
 
@@ -94,6 +99,15 @@ class ChatMessageList:
         if not self._shared:
             return self._own.copy()
         return list(self)
+
+    async def view_messages(self) -> MessageView:
+        """Every message, oldest first, without copying (see ``ChatMessageStore.view_messages``).
+
+        Safe because this store never changes a list in place: it appends, and a restore or
+        delete starts new lists (forks rely on the same rule).
+        """
+        own = ((self._own, len(self._own)),) if self._own else ()
+        return MessageView(*((messages, n) for messages, _, n in self._shared), *own)
 
     async def add_messages(
         self, messages: Sequence[ChatMessage], *, expected_version: int | None = None

@@ -44,7 +44,7 @@ from threadline.threads.stores.codec import (
 )
 from threadline.threads.stores.database import ThreadInfo
 from threadline.threads.thread import new_thread_id
-from threadline.types.messages import ChatMessage
+from threadline.types.messages import ChatMessage, MessageView
 
 __all__ = ["RedisChatMessageStore", "RedisThreadDatabase"]
 
@@ -355,6 +355,17 @@ class RedisChatMessageStore(ConnectedStore):
                 "read_budget", [self._key(tid) + ":h"], [prefix, tid, max_tokens]
             )
             return self._decode(cast(list[_Segment], result[1:]))
+        return (await self._read_all()).copy()
+
+    async def view_messages(self) -> MessageView:
+        """Every message, oldest first, without copying (see ``ChatMessageStore.view_messages``)."""
+        messages = await self._read_all()
+        return MessageView((messages, len(messages)))
+
+    async def _read_all(self) -> list[ChatMessage]:
+        """The cache's own list after reading what is new: never change it, copy or view it."""
+        tid = self.thread_id
+        prefix = self.key_prefix
         while True:  # at most twice: the second read is a full one
             start = self._cache.read_from()
             result = await self._run("read_after", [self._key(tid) + ":h"], [prefix, tid, start])

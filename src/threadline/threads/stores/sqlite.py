@@ -46,7 +46,7 @@ from threadline.threads.stores.sqlite_tables import (
 )
 from threadline.threads.thread import new_thread_id
 from threadline.types.contents import JSONValue
-from threadline.types.messages import ChatMessage
+from threadline.types.messages import ChatMessage, MessageView
 
 __all__ = ["SQLiteChatMessageStore", "SQLiteThreadInfo", "acquire_worker", "release_worker"]
 
@@ -307,6 +307,15 @@ class SQLiteChatMessageStore:
         check_max_tokens(max_tokens)
         if max_tokens is not None:
             return self._decode(await self._db.run(read_budget, self.thread_id, max_tokens))
+        return (await self._read_all()).copy()
+
+    async def view_messages(self) -> MessageView:
+        """Every message, oldest first, without copying (see ``ChatMessageStore.view_messages``)."""
+        messages = await self._read_all()
+        return MessageView((messages, len(messages)))
+
+    async def _read_all(self) -> list[ChatMessage]:
+        """The cache's own list after reading what is new: never change it, copy or view it."""
         while True:  # at most twice: the second read is a full one
             start = self._cache.read_from()
             _, rows = await self._db.run(read_after, self.thread_id, start)
