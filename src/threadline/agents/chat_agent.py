@@ -25,7 +25,7 @@ from threadline.closing import aclose_if_closable
 from threadline.exceptions import IncompatibleThreadError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.threads.state import parse_thread_state
-from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.base import ChatMessageStore, read_thread
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
@@ -308,7 +308,7 @@ class ChatAgent:
             store = thread.message_store
             if store is not None:
                 if messages:
-                    version = len(await store.list_messages())
+                    version = len(await read_thread(store))
                     await store.add_messages(messages, expected_version=version)
                 return thread
             client = self.chat_client

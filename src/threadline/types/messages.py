@@ -301,18 +301,27 @@ class MessageView(Sequence[ChatMessage]):
 
     @classmethod
     def of(cls, *parts: Sequence[ChatMessage]) -> MessageView:
-        """A view of whole sequences (each left as it is while the view is used)."""
-        return cls(*((part, len(part)) for part in parts if part))
+        """A view of whole sequences (each left as it is while the view is used).
+
+        A view among them lends its own parts, so iterating never goes through views of views.
+        """
+        flat: list[tuple[Sequence[ChatMessage], int]] = []
+        for part in parts:
+            if type(part) is MessageView:
+                flat.extend(part._parts)
+            elif part:
+                flat.append((part, len(part)))
+        return cls(*flat)
 
     def __len__(self) -> int:
         return self._len
 
     def __iter__(self) -> Iterator[ChatMessage]:
-        parts = self._parts
-        if len(parts) == 1:
-            items, n = parts[0]
-            return iter(items) if n == len(items) else itertools.islice(items, n)
-        return itertools.chain.from_iterable(itertools.islice(items, n) for items, n in parts)
+        # Whole lists iterate at C speed; only a part that has grown since is cut short.
+        parts = [
+            items if n == len(items) else itertools.islice(items, n) for items, n in self._parts
+        ]
+        return iter(parts[0]) if len(parts) == 1 else itertools.chain.from_iterable(parts)
 
     @overload
     def __getitem__(self, index: int) -> ChatMessage: ...
