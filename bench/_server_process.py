@@ -40,7 +40,7 @@ def main(argv: Sequence[str]) -> None:
     # Through the command users run, so the figures are those of `threadline serve`.
     port, db = argv[0], argv[1]
     threadline(
-        ["serve", "_server_process:agent", "--port", port, "--db", db,
+        ["serve", "_server_process:agent", "--port", port, "--store", f"sqlite:{db}",
          "--api-key", "bench-key=bench", "--log-level", "warning"]
     )  # fmt: skip
 

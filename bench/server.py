@@ -12,7 +12,9 @@ process; the load generator runs in another, over loopback, with one keep-alive 
 connection per concurrent worker and a minimal hand-written client so the generator costs as little
 CPU as possible on this 2-core machine (it still shares the cores with the server). Each cell is
 bounded by a request count and a time limit. Then, in this process, the per-turn overhead of
-OpenAIResponsesClient is compared with the raw openai SDK call it makes. Targets are from issue 5.
+OpenAIResponsesClient is compared with the raw openai SDK call it makes. Targets are from issues 5
+and 16 (throughput at c=64 not below 2,624 resp/s: on a shared machine, read the ratio of a
+``--baseline-src`` run instead).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGET_RPS_AT_64 = 1_000
+TARGET_RPS_AT_64 = 2_624
+"""Issue 16: json at concurrency 64 must not fall below what the server did before it."""
 TARGET_P99_MS = 100.0
 TARGET_OVERHEAD = 0.10
 HERE = Path(__file__).resolve().parent

@@ -337,6 +337,9 @@ def report(rows: list[Row], payload: int) -> None:
         if r.store == "redis":
             print(f"  {r.store:<9} >= 2,000 turns/s, 1,000 threads: {r.throughput:,.0f}/s  "
                   f"{verdict(r.throughput >= 2000)}")  # fmt: skip
+        if r.store == "sqlite" and b1 is not None:
+            print(f"  {r.store:<9} bytes per turn at 10,000 msgs <= 8 KB (issue 16): "
+                  f"{b1:,.0f}  {verdict(b1 <= 8192)}")  # fmt: skip
     print(
         "\nreference (issue 4): OpenAI Agents SDK SQLiteSession 27 ms/turn at 1,000 messages and "
         "419 ms at 10,000; LangGraph's SQLite checkpointer writes 11.8 MB per turn at 10,000."

@@ -24,6 +24,7 @@ from threadline import (
 from threadline.clients.base import ChatOptions
 from threadline.clients.local import LocalChatClient
 from threadline.clients.openai_chat import OpenAIChatClient
+from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 
 
 def sqlite_workers() -> int:
@@ -61,17 +62,21 @@ async def test_sqlite_stores_close_their_worker_thread(tmp_path: Path) -> None:
     # A new store of the file starts a new worker and finds everything stored.
     async with SQLiteChatMessageStore(path, thread_id="a") as again:
         assert [m.text for m in await again.list_messages()] == ["hi"]
-        listed = await SQLiteChatMessageStore.list_threads(path)
+        database = SQLiteThreadDatabase(path)
+        listed = await database.list_threads()
+        await database.aclose()
         assert sorted(t.thread_id for t in listed) == ["a", "b"]
     assert sqlite_workers() == before
 
 
-async def test_listing_threads_leaves_no_worker_behind(tmp_path: Path) -> None:
+async def test_a_closed_thread_database_leaves_no_worker_behind(tmp_path: Path) -> None:
     path = tmp_path / "threads.db"
     async with SQLiteChatMessageStore(path, thread_id="a") as store:
         await store.add_messages([ChatMessage(Role.USER, "hi")])
     before = sqlite_workers()
-    assert [t.thread_id for t in await SQLiteChatMessageStore.list_threads(path)] == ["a"]
+    database = SQLiteThreadDatabase(path)
+    assert [t.thread_id for t in await database.list_threads()] == ["a"]
+    await database.aclose()
     assert sqlite_workers() == before
 
 

@@ -55,9 +55,13 @@ def test_every_error_is_raised_somewhere() -> None:
         assert re.search(rf"\b{name}\(", code), f"{name} is never raised: raise it or remove it"
 
 
-def test_the_hosting_and_client_errors_live_in_the_tree() -> None:
-    for name in ("OpenAIServiceError", "ItemsChangedError"):
-        assert name in exceptions.__all__ and name in threadline.__all__
-        assert getattr(threadline, name) is getattr(exceptions, name)
+def test_the_client_errors_live_in_the_tree() -> None:
+    name = "OpenAIServiceError"
+    assert name in exceptions.__all__ and name in threadline.__all__
+    assert getattr(threadline, name) is getattr(exceptions, name)
     assert issubclass(exceptions.OpenAIServiceError, exceptions.ClientError)
-    assert issubclass(exceptions.ItemsChangedError, exceptions.StoreError)
+
+
+def test_the_server_has_no_conflict_error_of_its_own() -> None:
+    # A conversation that changed under a turn is a thread that changed: one error for both.
+    assert not hasattr(exceptions, "ItemsChangedError")

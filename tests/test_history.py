@@ -163,3 +163,13 @@ def test_properties(messages: list[ChatMessage], budget: int) -> None:
     calls = {c.call_id for m in rest for c in m.contents if isinstance(c, FunctionCallContent)}
     results = {c.call_id for m in rest for c in m.contents if isinstance(c, FunctionResultContent)}
     assert calls == results
+
+
+def test_there_is_one_token_counter_and_one_estimate() -> None:
+    """Reducers, stores and the server's usage estimate count with the same definitions."""
+    import threadline
+    from threadline import history
+    from threadline.threads.stores import base
+
+    assert base.TokenCounter is history.TokenCounter is threadline.TokenCounter
+    assert base.estimate_tokens is history.estimate_tokens is threadline.estimate_tokens

@@ -30,8 +30,8 @@ LAYERS: dict[str, int] = {
     "threads": 4,
     "memory": 5,
     "agents": 6,
-    "testing": 6,
     "multiagent": 7,
+    "testing": 7,
     "hosting": 8,
     "cli": 9,
 }
@@ -42,6 +42,7 @@ keeps; ``threads`` reaches its providers and forking clients through protocols o
 ``mcp`` (tools from MCP servers) is a tool source: it builds ``FunctionTool`` s (layer 2) from a
 wire protocol, like ``openai_wire``; agents reach it through the ``ToolSource`` protocol of
 ``tools``, so it needs nothing above.
+``testing`` sits above ``agents`` because the store kit runs real agent turns against a store.
 """
 
 ALLOWED = {

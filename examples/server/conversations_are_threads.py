@@ -1,7 +1,7 @@
 """A conversation held by the server is an ordinary thread: open it with the message store.
 
-The server keeps every conversation (and every chain of responses) as a thread of its SQLite
-file, so `threadline threads list/show` and any `SQLiteChatMessageStore` of that file read it;
+The server keeps every conversation (and every chain of responses) as a thread of its store, so
+`threadline threads list/show` and any `SQLiteChatMessageStore` of that file read it;
 `threadline serve my_module:agent --store sqlite:server.db` does the same from the command line.
 """
 
@@ -16,7 +16,7 @@ import openai
 import uvicorn
 
 from threadline import ChatAgent, ScriptedChatClient, SQLiteChatMessageStore
-from threadline.hosting import ServerConfig, create_app, open_store
+from threadline.hosting import ServerConfig, create_app
 
 
 async def main() -> None:
@@ -24,9 +24,7 @@ async def main() -> None:
     agent = ChatAgent(model, "You are a friendly assistant.")
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "server.db")
-        app = create_app(
-            agent, ServerConfig(api_keys={"demo-key": "demo"}), storage=open_store(f"sqlite:{db}")
-        )
+        app = create_app(agent, ServerConfig(api_keys={"demo-key": "demo"}), store=f"sqlite:{db}")
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

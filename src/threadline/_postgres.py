@@ -35,6 +35,7 @@ def store_pool(
     *,
     store: str,
     connect_timeout: float,
+    max_size: int = 4,
 ) -> StorePool:
     """The pool of a store made with exactly one of ``dsn`` and ``pool``.
 
@@ -49,7 +50,7 @@ def store_pool(
     made: AsyncConnectionPool[Any] = AsyncConnectionPool(
         dsn,
         min_size=1,
-        max_size=4,
+        max_size=max_size,
         open=False,
         timeout=connect_timeout,
         kwargs={"autocommit": True},

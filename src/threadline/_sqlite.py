@@ -32,6 +32,7 @@ class SQLiteWorker:
         thread_name: names the worker thread, for debuggers and tests.
         describe: how errors name the database, e.g. ``"SQLite database"``.
         migrate: run after the schema, to bring files written by older versions up to date.
+        page_size: the page size of a file created here (an existing file keeps its own).
     """
 
     def __init__(
@@ -42,8 +43,10 @@ class SQLiteWorker:
         thread_name: str,
         describe: str,
         migrate: Callable[[sqlite3.Connection], None] | None = None,
+        page_size: int | None = None,
     ) -> None:
         self.path = path
+        self._page_size = page_size
         self._schema = schema
         self._describe = describe
         self._migrate = migrate
@@ -56,6 +59,8 @@ class SQLiteWorker:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
+        if self._page_size is not None:  # only takes effect on a new, empty file
+            conn.execute(f"PRAGMA page_size = {int(self._page_size)}")
         _enable_wal(conn)
         # NORMAL in WAL mode survives a process crash (SIGKILL); only a power loss can drop the
         # last commits. FULL would fsync every turn for that.

@@ -13,8 +13,7 @@ must act::
     │   └── OpenAIServiceError      an OpenAI-compatible service answered with an error status
     ├── ToolServerError             a tool server (MCP) failed, timed out or sent something unusable
     ├── StoreError                  a message store could not read or write a thread
-    │   ├── ConcurrentThreadUpdateError  another writer changed the thread first
-    │   └── ItemsChangedError       a server conversation's items changed under an append
+    │   └── ConcurrentThreadUpdateError  another writer changed the thread first
     └── AgentRunError               the run could not complete: the model kept calling tools
         └── GroupChatError          a multi-agent run could not go on (bad speaker, handoff loop)
 
@@ -30,7 +29,6 @@ __all__ = [
     "ConcurrentThreadUpdateError",
     "GroupChatError",
     "IncompatibleThreadError",
-    "ItemsChangedError",
     "MessageFormatError",
     "OpenAIServiceError",
     "StoreError",
@@ -118,14 +116,6 @@ class ConcurrentThreadUpdateError(StoreError):
         self.thread_id = thread_id
         self.expected_version = expected_version
         self.actual_version = actual_version
-
-
-class ItemsChangedError(StoreError):
-    """A threadline server's append expected a conversation length that another writer changed.
-
-    Raised by the server's storage when two turns race on one conversation (or a conversation was
-    deleted under a turn); the server answers 409 and the caller retries on the new history.
-    """
 
 
 class AgentRunError(ThreadlineError):

@@ -11,16 +11,58 @@ without its call (or a call without its result) is rejected by most services and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
-from threadline.types.contents import FunctionCallContent, FunctionResultContent
+from threadline.types.contents import (
+    FunctionCallContent,
+    FunctionResultContent,
+    TextContent,
+    content_to_dict,
+)
 from threadline.types.messages import ChatMessage, Role
 
-__all__ = ["TokenBudgetReducer", "TokenCounter", "group_tool_exchanges", "reduce_to_token_budget"]
+__all__ = [
+    "TokenBudgetReducer",
+    "TokenCounter",
+    "estimate_tokens",
+    "group_tool_exchanges",
+    "reduce_to_token_budget",
+]
 
-TokenCounter = Callable[[ChatMessage], int]
-"""Counts the tokens one message costs in a request, formatting overhead included."""
+TokenCounter: TypeAlias = Callable[[ChatMessage], int]
+"""Counts the tokens one message costs, framing included: the one counter type of threadline.
+
+Reducers call it per message of a request; stores call it once, when they write a message, and
+keep the count beside it (counts are never recomputed: changing a store's counter affects
+messages written afterwards only). Pass a real tokenizer (e.g. ``lambda m:
+len(enc.encode(m.text)) + 4``) when budgets must match a model exactly.
+"""
+
+_MESSAGE_OVERHEAD = 4
+"""Tokens a chat format spends on a message's framing (role, separators), as OpenAI documents."""
+
+
+def estimate_tokens(message: ChatMessage) -> int:
+    """The default :data:`TokenCounter`: about four characters per token, plus framing.
+
+    Cheap and dependency-free, and close enough for budgeting English text; it overestimates
+    code and data slightly, which errs on the side of fitting the model's window. Non-text
+    contents are counted by the length of their JSON form.
+    """
+    plain = message.plain_text
+    if plain is not None:  # most messages: no need to look at parts
+        return _MESSAGE_OVERHEAD + (len(plain) + 3) // 4
+    chars = 0
+    for content in message.contents:
+        if type(content) is TextContent:
+            chars += len(content.text)
+        else:
+            # default=str: counting must not fail where encoding would explain the problem
+            chars += len(json.dumps(content_to_dict(content), ensure_ascii=False, default=str))
+    return _MESSAGE_OVERHEAD + (chars + 3) // 4
 
 
 def _calls(message: ChatMessage) -> set[str]:

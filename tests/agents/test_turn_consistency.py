@@ -2,9 +2,10 @@
 
 Documented behaviour (see ChatAgent's module docstring and docs/threads.md):
 * two runs on one AgentThread object: the second waits, then sees the first turn;
-* separate thread objects over one store: the loser gets ConcurrentThreadUpdateError;
-* a failed model call: the input stays stored, the error surfaces, nothing else is stored;
-* an abandoned stream: the input stays stored, nothing of the partial answer is.
+* separate thread objects over one store: a turn is one append, so the first to end wins and
+  the other gets ConcurrentThreadUpdateError having stored nothing (it retries);
+* a failed model call: the input is stored, marked unanswered, the error surfaces, nothing else;
+* an abandoned stream: the input is stored, marked abandoned, nothing of the partial answer is.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from threadline import (
     ChatResponseUpdate,
     ClientError,
     ConcurrentThreadUpdateError,
+    ErrorContent,
     Role,
     ScriptedChatClient,
+    TextContent,
 )
 from threadline.clients.base import ChatOptions
 from threadline.threads.thread import AgentThread
@@ -44,10 +47,11 @@ class GatedClient:
     ) -> ChatResponse:
         gate = asyncio.Event()
         self.gates.append(gate)
+        number = len(self.gates)  # the n-th call answers "answer n", whenever its gate opens
         self.seen.append([m.text for m in messages])
         self.started.set()
         await gate.wait()
-        return ChatResponse(messages=(ChatMessage(Role.ASSISTANT, f"answer {len(self.gates)}"),))
+        return ChatResponse(messages=(ChatMessage(Role.ASSISTANT, f"answer {number}"),))
 
     def get_streaming_response(
         self, messages: Sequence[ChatMessage], *, options: ChatOptions
@@ -83,17 +87,58 @@ async def test_second_writer_over_one_store_gets_a_conflict_not_an_interleave() 
     b = AgentThread(message_store=a.message_store)
 
     run_a = asyncio.create_task(agent.run("from a", thread=a))
-    await client.started.wait()  # a persisted its input and is waiting on the model
+    await client.started.wait()  # a read the thread and is waiting on the model
     client.started.clear()
     run_b = asyncio.create_task(agent.run("from b", thread=b))
-    await client.started.wait()  # b persisted its input too
-    client.gates[0].set()  # a's answer arrives after b persisted its input
+    await client.started.wait()  # b read the same version and waits too
+    assert await texts(a) == []  # a turn writes nothing before it ends
+    client.gates[0].set()  # a's answer arrives first: a's whole turn is one append
+    assert (await run_a).text == "answer 1"
+    client.gates[1].set()  # b's answer arrives after a's turn landed
     with pytest.raises(ConcurrentThreadUpdateError, match="changed while this turn ran"):
-        await run_a
-    client.gates[1].set()
-    assert (await run_b).text == "answer 2"
-    # a's answer was not stored in the middle of b's turn; b's turn is whole.
-    assert await texts(b) == ["from a", "from b", "answer 2"]
+        await run_b
+    # Nothing of b is stored, not even its input: b still holds it and retries the turn.
+    assert await texts(b) == ["from a", "answer 1"]
+    client.started.clear()
+    retry = asyncio.create_task(agent.run("from b", thread=b))
+    await client.started.wait()
+    assert client.seen[-1] == ["from a", "answer 1", "from b"]  # the retry saw a's turn
+    client.gates[2].set()
+    assert (await retry).text == "answer 3"
+    assert await texts(b) == ["from a", "answer 1", "from b", "answer 3"]
+
+
+async def test_a_failed_turn_keeps_its_input_marked_unanswered() -> None:
+    client = ScriptedChatClient([ClientError("model unavailable"), "recovered"])
+    agent = ChatAgent(client)
+    thread = agent.get_new_thread()
+    question = ChatMessage(Role.USER, "are you there?")
+    with pytest.raises(ClientError):
+        await agent.run(question, thread=thread)
+    assert thread.message_store is not None
+    (stored,) = await thread.message_store.list_messages()
+    assert stored.message_id == question.message_id
+    assert stored.text == "are you there?"
+    (mark,) = [c for c in stored.contents if isinstance(c, ErrorContent)]
+    assert mark.error_code == "turn_failed"
+    assert "model unavailable" in mark.message
+    # The model of the next turn is sent the question's text, not the mark.
+    await agent.run("hello?", thread=thread)
+    assert client.calls[1].messages[0].text == "are you there?"
+
+
+async def test_an_abandoned_turn_is_marked_abandoned() -> None:
+    client = ScriptedChatClient(["a long answer"])
+    agent = ChatAgent(client)
+    thread = agent.get_new_thread()
+    stream = agent.run_stream(["first part", "second part"], thread=thread)
+    await anext(stream)
+    await stream.aclose()
+    assert thread.message_store is not None
+    first, second = await thread.message_store.list_messages()
+    assert first.contents == (TextContent("first part"),)  # only the last message is marked
+    marks = [c for c in second.contents if isinstance(c, ErrorContent)]
+    assert [m.error_code for m in marks] == ["turn_abandoned"]
 
 
 async def test_a_failed_model_call_keeps_the_input_and_surfaces_the_error() -> None:

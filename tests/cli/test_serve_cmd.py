@@ -79,7 +79,8 @@ async def serving(
 
 
 async def test_serve_subprocess(tmp_path: Path) -> None:
-    async with serving("tests.hosting._cli_agent:agent", "--db", str(tmp_path / "cli.db")) as url:
+    spec = f"sqlite:{tmp_path / 'cli.db'}"
+    async with serving("tests.hosting._cli_agent:agent", "--store", spec) as url:
         async with openai.AsyncOpenAI(base_url=url, api_key="secret", max_retries=0) as client:
             response = await client.responses.create(input="ping")
             assert response.output_text == "pong"
@@ -98,14 +99,14 @@ async def test_global_home_before_serve(tmp_path: Path) -> None:
             assert response.output_text == "pong"
             again = await client.responses.retrieve(response.id)
             assert again.output_text == "pong"
-    # Without --db, the server keeps its state in the home it was given.
+    # Without --store, the server keeps its state in the home it was given.
     assert (home / "server.db").is_file()
 
 
 async def test_serve_local_answers_with_the_embedded_model(
     tmp_path: Path, local_model_path: Path
 ) -> None:
-    async with serving("--local", "--db", str(tmp_path / "local.db")) as url:
+    async with serving("--local", "--store", f"sqlite:{tmp_path / 'local.db'}") as url:
         async with openai.AsyncOpenAI(base_url=url, api_key="secret", max_retries=0) as client:
             first = await client.responses.create(
                 input="Say hello.", max_output_tokens=8, store=True
@@ -206,3 +207,26 @@ def test_api_keys() -> None:
     assert set(keys) == {"a", "b", "c"}
     with pytest.raises(UsageError, match="empty API key"):
         parse_api_keys([" =x"])
+
+
+def test_store_is_the_option_and_the_older_ones_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from threadline.cli.serve_cmd import store_spec
+
+    def spec(**given: object) -> str:
+        values: dict[str, object] = {"store": None, "db": None, "postgres": None, "home": tmp_path}
+        return store_spec(argparse.Namespace(**{**values, **given}))
+
+    assert spec(store="postgresql://u@h/db") == "postgresql://u@h/db"
+    assert spec() == f"sqlite:{tmp_path / 'server.db'}"
+    assert capsys.readouterr().err == ""
+    assert spec(db="old.db") == "sqlite:old.db"
+    assert capsys.readouterr().err == (
+        "threadline: notice: --db is an older spelling of --store sqlite:old.db\n"
+    )
+    assert spec(postgres="postgresql://u:secret@h/db") == "postgresql://u:secret@h/db"
+    notice = capsys.readouterr().err
+    assert "--postgres is an older spelling of --store" in notice and "secret" not in notice
+    with pytest.raises(UsageError, match="one of --store, --db and --postgres"):
+        spec(store="sqlite:a.db", db="b.db")

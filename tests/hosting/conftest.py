@@ -15,8 +15,8 @@ import uvicorn
 
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig, create_app
-from threadline.hosting.storage import ServerStorage
-from threadline.hosting.storage.postgres import PostgresServerStorage
+from threadline.threads.stores.database import ThreadDatabase
+from threadline.threads.stores.postgres_database import PostgresThreadDatabase
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
 POSTGRES_URL = os.environ.get(
@@ -35,16 +35,14 @@ class Server:
 
 
 async def start_server(
-    agent: ChatAgent, config: ServerConfig, *, storage: ServerStorage | None = None
+    agent: ChatAgent, config: ServerConfig, *, store: str | ThreadDatabase | None = None
 ) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(agent, config, storage=storage), log_level="warning", lifespan="on"
-        )
+        uvicorn.Config(create_app(agent, config, store=store), log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
@@ -60,25 +58,40 @@ async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
     agent = ChatAgent(model, "You are a test agent.")
     db = str(tmp_path / "server.db")
     config = ServerConfig(api_keys=KEYS, db_path=db, max_body_bytes=64_000)
-    storage: PostgresServerStorage | None = None
+    database: PostgresThreadDatabase | None = None
     if request.param == "postgres":
-        storage = PostgresServerStorage(
-            POSTGRES_URL, schema="tl_api_" + os.urandom(4).hex(), max_size=4
-        )
-        try:
-            await storage.items("probe")
-        except Exception as exc:
-            await storage.close()
-            if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
-                raise
-            pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    uv, task, url = await start_server(agent, config, storage=storage)
+        database = await postgres_database("tl_api_" + os.urandom(4).hex())
+    uv, task, url = await start_server(agent, config, store=database)
     try:
         yield Server(url=url, model=model, config=config)
     finally:
         uv.should_exit = True
         await task
-        if storage is not None:
-            cleanup = PostgresServerStorage(POSTGRES_URL, schema=storage.schema, max_size=1)
-            await cleanup.drop_schema()
-            await cleanup.close()
+        if database is not None:
+            await drop_schema(database.schema)
+
+
+async def postgres_database(schema: str, *, migrate: bool = False) -> PostgresThreadDatabase:
+    """A thread database in a schema of its own, opened; skips (or fails in CI) without a server."""
+    database = PostgresThreadDatabase(
+        POSTGRES_URL, schema=schema, max_connections=4, migrate=migrate
+    )
+    try:
+        await database.open()
+    except Exception as exc:
+        await database.aclose()
+        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    return database
+
+
+async def drop_schema(schema: str) -> None:
+    """Drop a test's schema with everything in it."""
+    import psycopg
+    from psycopg import sql
+
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
+        await conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )

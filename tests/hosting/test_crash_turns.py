@@ -28,9 +28,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.hosting.conftest import drop_schema, postgres_database
 from threadline import ChatMessage, SQLiteChatMessageStore
 from threadline.cli.main import main
-from threadline.hosting.storage.postgres import PostgresServerStorage
 from threadline.threads.stores.postgres import PostgresChatMessageStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,10 +142,17 @@ async def _drive(client: openai.AsyncOpenAI, worker: _Worker) -> None:
 
 
 async def _claim(backend: _Backend, key: str) -> tuple[int | None, str | None] | None:
+    """The ``Idempotency-Key`` record: (status, answer JSON), (None, None) while only claimed."""
     row = await backend.row(
-        "SELECT status, body FROM tl_idempotency WHERE key = %s", (f"/v1/responses:{key}",)
+        "SELECT body FROM threadline_records WHERE kind = 'idempotency' AND id = %s",
+        (f"/v1/responses:{key}",),
     )
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    if row[0] is None:
+        return None, None
+    answer = json.loads(row[0])
+    return answer["status"], json.dumps(answer["body"])
 
 
 async def _history(client: openai.AsyncOpenAI, worker: _Worker, backend: _Backend) -> list[str]:
@@ -156,7 +163,10 @@ async def _history(client: openai.AsyncOpenAI, worker: _Worker, backend: _Backen
         last = await client.responses.retrieve(worker.acked[-1]) if worker.acked else None
         if last is None:
             return []
-        row = await backend.row("SELECT container FROM tl_objects WHERE id = %s", (last.id,))
+        row = await backend.row(
+            "SELECT thread_id FROM threadline_records WHERE kind = 'response' AND id = %s",
+            (last.id,),
+        )
         assert row is not None
         messages = await backend.messages(row[0])
     texts = [m.text for m in messages]
@@ -171,19 +181,12 @@ async def backend(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
         yield _Backend(["--store", f"sqlite:{db}"], sqlite=db)
         return
     schema = "tl_crash_" + os.urandom(4).hex()
-    probe = PostgresServerStorage(POSTGRES_URL, schema=schema, max_size=1)
-    try:
-        await probe.items("probe")
-    except Exception as exc:
-        await probe.close()
-        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    probe = await postgres_database(schema)  # the schema exists before the server starts
+    await probe.aclose()
     try:
         yield _Backend(["--store", POSTGRES_URL, "--postgres-schema", schema], schema=schema)
     finally:
-        await probe.drop_schema()
-        await probe.close()
+        await drop_schema(schema)
 
 
 async def test_sigkill_during_turns_loses_no_acknowledged_turn_and_duplicates_none(

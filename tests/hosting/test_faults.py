@@ -26,10 +26,11 @@ from threadline import (
     FunctionCallContent,
     Role,
     ScriptedChatClient,
-    StoreError,
 )
+from threadline.exceptions import ConcurrentThreadUpdateError
 from threadline.hosting import ServerConfig
-from threadline.hosting.storage.sqlite import SQLiteServerStorage
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
+from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -57,21 +58,29 @@ def _tools_nested() -> Any:
 # -- 1. one caller's bad request never fails another's write ---------------------------------------
 
 
-async def test_a_bad_append_never_fails_the_others_in_its_batch(tmp_path: Path) -> None:
-    storage = SQLiteServerStorage(tmp_path / "s.db")
+async def test_a_failing_batch_never_fails_the_others_committed_with_it(tmp_path: Path) -> None:
+    """Concurrent batches are group-committed in one transaction; each failure stays its own."""
+    database = SQLiteThreadDatabase(tmp_path / "s.db")
     try:
-        hi = {"role": "user", "text": "hi", "message_id": "m1"}
-        good = [storage.append(f"c{i}", [hi], expected_len=0) for i in range(30)]
-        bad = storage.append(
-            "bad", [{"role": "user", "text": "\ud800", "message_id": "m2"}], expected_len=0
+        hi = ChatMessage(Role.USER, "hi")
+        record = ThreadRecord(kind="note", id="n", body={"x": 1})
+        good = [
+            database.commit(ThreadBatch().append(f"c{i}", [hi], expected_version=0))
+            for i in range(30)
+        ]
+        conflict = database.commit(
+            ThreadBatch().put(record).append("bad", [hi], expected_version=5)
         )
-        results = await asyncio.gather(*good, bad, return_exceptions=True)
-        assert results[:30] == [1] * 30
-        assert isinstance(results[30], StoreError) and "'bad'" in str(results[30])
-        assert await storage.items("bad") == []
-        assert await storage.items("c7") == [hi]
+        past_end = database.commit(ThreadBatch().fork("c0", "twig", at=9))
+        results = await asyncio.gather(*good, conflict, past_end, return_exceptions=True)
+        assert results[:30] == [{f"c{i}": 1} for i in range(30)]
+        assert isinstance(results[30], ConcurrentThreadUpdateError) and "'bad'" in str(results[30])
+        assert isinstance(results[31], ValueError) and "cannot fork" in str(results[31])
+        assert await database.store("bad").list_messages() == []
+        assert await database.get_record("note", "n") is None  # its batch's record went too
+        assert await database.store("c7").list_messages() == [hi]
     finally:
-        await storage.close()
+        await database.aclose()
 
 
 async def test_one_callers_lone_surrogate_never_fails_another_callers_turns(server: Server) -> None:

@@ -16,10 +16,10 @@ import openai
 import pytest
 import uvicorn
 
-from tests.hosting.conftest import KEYS, start_server
+from tests.hosting.conftest import KEYS, drop_schema, postgres_database, start_server
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig
-from threadline.hosting.storage.postgres import PostgresServerStorage
+from threadline.threads.stores.postgres_database import PostgresThreadDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = os.environ.get("THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -28,19 +28,12 @@ URL = os.environ.get("THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1
 @pytest.fixture
 async def schema() -> AsyncIterator[str]:
     name = "tl_server_test_" + os.urandom(4).hex()
-    probe = PostgresServerStorage(URL, schema=name, max_size=1)
-    try:
-        await probe.items("probe")
-    except Exception as exc:
-        await probe.close()
-        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {URL}: {exc}")
+    probe = await postgres_database(name)
+    await probe.aclose()
     try:
         yield name
     finally:
-        await probe.drop_schema()
-        await probe.close()
+        await drop_schema(name)
 
 
 async def test_two_servers_share_conversations(schema: str) -> None:
@@ -50,8 +43,8 @@ async def test_two_servers_share_conversations(schema: str) -> None:
     servers: list[tuple[uvicorn.Server, asyncio.Task[None], str]] = []
     try:
         for model in (model_a, model_b):
-            storage = PostgresServerStorage(URL, schema=schema, max_size=2)
-            servers.append(await start_server(ChatAgent(model), config, storage=storage))
+            database = PostgresThreadDatabase(URL, schema=schema, max_connections=2)
+            servers.append(await start_server(ChatAgent(model), config, store=database))
         url_a, url_b = servers[0][2], servers[1][2]
         async with (
             openai.AsyncOpenAI(base_url=url_a, api_key="key-alice") as a,
@@ -124,6 +117,49 @@ async def test_two_server_processes_share_state(schema: str) -> None:
             await proc.wait()
 
 
+async def test_two_servers_started_at_once_on_a_new_schema_both_serve() -> None:
+    """As an orchestrator starts replicas: both set the schema up (under its lock) and serve."""
+    probe = await postgres_database("tl_probe_" + os.urandom(4).hex())  # skips without a server
+    await probe.aclose()
+    await drop_schema(probe.schema)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    for _ in range(3):  # the race is in the first milliseconds: a few rounds make it likely
+        schema = "tl_fresh_" + os.urandom(4).hex()
+        ports = [_free_port(), _free_port()]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "threadline.cli.main", "serve",
+                "tests.hosting._cli_agent:agent", "--port", str(port), "--store", URL,
+                "--postgres-schema", schema, "--log-level", "warning",
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+            for port in ports
+        ]  # fmt: skip
+        try:
+            for proc, port in zip(procs, ports, strict=True):
+                async with openai.AsyncOpenAI(
+                    base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0
+                ) as client:
+                    for _ in range(300):
+                        if proc.returncode is not None:
+                            assert proc.stderr is not None
+                            error = (await proc.stderr.read()).decode()
+                            pytest.fail(f"a server died at start-up: {error[-2000:]}")
+                        try:
+                            await client.models.list()
+                            break
+                        except openai.APIConnectionError:
+                            await asyncio.sleep(0.05)
+                    reply = await client.responses.create(input="hello")
+                    assert reply.output_text == "pong"
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.terminate()
+                await proc.wait()
+            await drop_schema(schema)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -135,9 +171,9 @@ async def test_faults_hold_on_postgres(schema: str) -> None:
     from tests.hosting._raw_http import request as raw
 
     model = ScriptedChatClient(["one", "two", "three"])
-    storage = PostgresServerStorage(URL, schema=schema, max_size=2)
+    database = PostgresThreadDatabase(URL, schema=schema, max_connections=2)
     uv, task, url = await start_server(
-        ChatAgent(model), ServerConfig(api_keys=KEYS), storage=storage
+        ChatAgent(model), ServerConfig(api_keys=KEYS), store=database
     )
     try:
         async with openai.AsyncOpenAI(base_url=url, api_key="key-alice", max_retries=0) as client:

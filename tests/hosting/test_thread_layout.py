@@ -13,14 +13,15 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.hosting.conftest import KEYS, start_server
-from threadline import ChatAgent, ScriptedChatClient, SQLiteChatMessageStore
+from tests.hosting.conftest import KEYS, drop_schema, postgres_database, start_server
+from threadline import ChatAgent, ChatMessage, Role, ScriptedChatClient, SQLiteChatMessageStore
 from threadline.cli.main import main
 from threadline.exceptions import StoreError, UsageError
-from threadline.hosting import ServerConfig, open_store
-from threadline.hosting.storage import ItemsChangedError, ServerStorage
-from threadline.hosting.storage.postgres import PostgresServerStorage
-from threadline.hosting.storage.sqlite import SQLiteServerStorage
+from threadline.hosting import ServerConfig
+from threadline.threads.stores.database import RecordDatabase
+from threadline.threads.stores.opener import open_database
+from threadline.threads.stores.records import ThreadBatch
+from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 
 
 async def _conversation(db: Path, model: ScriptedChatClient) -> tuple[str, list[str]]:
@@ -58,7 +59,10 @@ async def test_a_previous_response_id_branch_is_a_fork_sharing_its_prefix(tmp_pa
         await task
     with contextlib.closing(sqlite3.connect(db)) as conn:
         chain, fork = (
-            conn.execute("SELECT container FROM tl_objects WHERE id = ?", (r,)).fetchone()[0]
+            conn.execute(
+                "SELECT thread_id FROM threadline_records WHERE kind = 'response' AND id = ?",
+                (r,),
+            ).fetchone()[0]
             for r in (first.id, branch.id)
         )
         parent, at = conn.execute(
@@ -97,16 +101,16 @@ async def test_a_previous_layout_file_is_refused_with_the_fix_then_migrated(
     _to_previous_layout(db)
     before = db.read_bytes()
     with pytest.raises(UsageError, match=r"earlier threadline: 4 conversation items.*--migrate"):
-        open_store(f"sqlite:{db}")
+        open_database(f"sqlite:{db}")
     # The command refuses it in one line, before serving anything.
     assert main(["serve", "tests.hosting._cli_agent:agent", "--store", f"sqlite:{db}"]) == 1
     assert "--migrate" in capsys.readouterr().err
     assert db.read_bytes() == before  # refused: nothing changed
 
-    storage = open_store(f"sqlite:{db}", migrate=True)
+    database = open_database(f"sqlite:{db}", migrate=True)
     model = ScriptedChatClient(["r3"])
     uv, task, url = await start_server(
-        ChatAgent(model), ServerConfig(api_keys=KEYS), storage=storage
+        ChatAgent(model), ServerConfig(api_keys=KEYS), store=database
     )
     try:
         async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
@@ -119,31 +123,35 @@ async def test_a_previous_layout_file_is_refused_with_the_fix_then_migrated(
     store = SQLiteChatMessageStore(db, conversation)
     assert len(await store.list_messages()) == 6
     await store.aclose()
-    open_store(f"sqlite:{db}")  # migrated once: opens without the flag now
+    await open_database(f"sqlite:{db}").aclose()  # migrated once: opens without the flag now
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_a_branch_from_a_history_that_went_away_is_items_changed(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+async def test_a_branch_from_a_history_that_went_away_writes_nothing(
+    kind: str, tmp_path: Path
 ) -> None:
-    """The source of a branch lost its items while the turn ran (its conversation was deleted)."""
-    storage: ServerStorage
+    """The source of a branch lost messages while the turn ran (its conversation was deleted)."""
+    database: RecordDatabase
     if kind == "sqlite":
-        storage = SQLiteServerStorage(tmp_path / "s.db")
+        database = SQLiteThreadDatabase(tmp_path / "s.db")
     else:
-        url: str = request.getfixturevalue("postgres_url")  # skips (or fails in CI) if unreachable
-        storage = PostgresServerStorage(url, schema="tl_gone_" + os.urandom(4).hex())
-    item = {"role": "user", "text": "hi", "message_id": "m1"}
+        database = await postgres_database("tl_gone_" + os.urandom(4).hex())
+    hi = ChatMessage(Role.USER, "hi")
     try:
-        await storage.append("source", [item, {**item, "message_id": "m2"}], expected_len=0)
-        with pytest.raises(ItemsChangedError, match="no longer holds 3 items"):
-            await storage.append("branch", [item], expected_len=3, copy_from=("source", 3))
-        assert await storage.append("branch", [item], expected_len=1, copy_from=("source", 1)) == 2
-        assert await storage.items("branch") == [item, item]
+        await database.commit(ThreadBatch().append("source", [hi, hi.replace(message_id="m2")]))
+        branch = ThreadBatch().fork("source", "branch", at=3).append("branch", [hi])
+        with pytest.raises(ValueError, match="fork thread 'source' at 3: it holds 2"):
+            await database.commit(branch)
+        assert await database.list_threads() and "branch" not in {
+            t.thread_id for t in await database.list_threads()
+        }
+        fine = ThreadBatch().fork("source", "branch", at=1)
+        await database.commit(fine.append("branch", [hi], expected_version=1))
+        assert await database.store("branch").list_messages() == [hi, hi]
     finally:
-        if isinstance(storage, PostgresServerStorage):
-            await storage.drop_schema()
-        await storage.close()
+        await database.aclose()
+        if kind == "postgres":
+            await drop_schema(getattr(database, "schema"))  # noqa: B009
 
 
 async def test_a_previous_layout_postgres_schema_is_refused_then_migrated(
@@ -176,17 +184,17 @@ async def test_a_previous_layout_postgres_schema_is_refused_then_migrated(
         )
         conn.execute("DROP TABLE threadline_messages, threadline_threads CASCADE")
 
-    refused = open_store(postgres_url, postgres_schema=postgres_schema)
+    refused = open_database(postgres_url, schema=postgres_schema)
     with pytest.raises(StoreError, match=r"earlier threadline: 4 conversation items.*--migrate"):
         await refused.open()  # what the server does before it serves anything
-    await refused.close()
+    await refused.aclose()
     with psycopg.connect(postgres_url) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(postgres_schema)))
         assert conn.execute("SELECT COUNT(*) FROM tl_items").fetchone() == (4,)  # untouched
 
-    migrated = open_store(postgres_url, postgres_schema=postgres_schema, migrate=True)
+    migrated = open_database(postgres_url, schema=postgres_schema, migrate=True)
     model = ScriptedChatClient(["r3"])
-    uv, task, url = await start_server(ChatAgent(model), config, storage=migrated)
+    uv, task, url = await start_server(ChatAgent(model), config, store=migrated)
     try:
         async with openai.AsyncOpenAI(base_url=url, api_key="key-alice") as client:
             await client.responses.create(input="third", conversation=conversation)

@@ -266,3 +266,29 @@ async def test_a_version_1_state_gets_nulls_but_a_bound_one_without_history_is_r
         "binding": {},
     }
     assert (await agent.deserialize_thread(unbound)).id == "t"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (["binding", "service"], "", "binding.service must be a non-empty string or null, got ''"),
+        (["binding", "agent_name"], 3, "binding.agent_name must be a non-empty string or null"),
+        (["service_thread_id"], 5, "service_thread_id must be a non-empty string or null, got 5"),
+        (["store", "state"], [], "field 'store.state' must be an object, got []"),
+        (["context_providers"], [], "field 'context_providers' must be an object, got []"),
+        (["user_id"], "", "user_id must be a non-empty string or null, got ''"),
+        (["thread_id"], b"t", "thread_id must be a non-empty string or null, got b't'"),
+    ],
+)
+async def test_each_field_of_the_state_is_checked_by_its_type(
+    path: list[str], value: object, message: str
+) -> None:
+    """The state is validated with pydantic; every refusal still names the field in our words."""
+    agent, _, state = await make_thread()
+    target = state
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ThreadStateError) as info:
+        await agent.deserialize_thread(state)
+    assert message in str(info.value)

@@ -27,6 +27,7 @@ from threadline import (
     UsageDetails,
 )
 from threadline.threads.thread import AgentThread
+from threadline.types.messages import messages_from_dicts, messages_to_dicts
 
 json_values = st.recursive(
     st.none()
@@ -87,6 +88,24 @@ def test_every_message_survives_a_json_round_trip(message: ChatMessage) -> None:
     assert ChatMessage.from_dict(json.loads(wire)) == message
     # The form is stable: encoding the decoded message gives the same text.
     assert json.dumps(ChatMessage.from_dict(json.loads(wire)).to_dict()) == wire
+
+
+@given(st.lists(messages, max_size=8, unique_by=lambda m: m.message_id))
+def test_whole_threads_encode_and_decode_as_their_messages_do(batch: list[ChatMessage]) -> None:
+    """The bulk forms (used for whole threads) say exactly what the per-message forms say."""
+    dicts = messages_to_dicts(batch)
+    assert dicts == [m.to_dict() for m in batch]
+    assert messages_from_dicts(json.loads(json.dumps(dicts))) == batch
+
+
+def test_bulk_decoding_names_the_bad_item_and_refuses_repeated_ids() -> None:
+    good = {"role": "user", "text": "hi", "message_id": "m1"}
+    with pytest.raises(MessageFormatError, match=r"^\[1\]: unknown role 'robot'"):
+        messages_from_dicts([good, {**good, "role": "robot", "message_id": "m2"}])
+    with pytest.raises(MessageFormatError, match=r"^\[0\]: message field 'text'"):
+        messages_from_dicts([{**good, "text": 5}])
+    with pytest.raises(MessageFormatError, match="same message_id"):
+        messages_from_dicts([good, good])
 
 
 @settings(max_examples=40)

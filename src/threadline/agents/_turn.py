@@ -1,16 +1,25 @@
-"""One turn of a run: read the thread, persist the input, build model requests, commit the outcome.
+"""One turn of a run: read the thread, build model requests, commit the turn in one append.
 
-Shared by ``ChatAgent.run`` and ``run_stream`` so the two can never disagree on what is stored:
+Shared by ``ChatAgent.run`` and ``run_stream`` so the two can never disagree on what is stored. A
+turn is **one** append to a local thread, so two writers can never interleave inside a turn:
 
-* The user's input is appended to a local thread *before* the model is called, with the
-  version check, so a crash or a failed model call never loses it.
-* Everything the agent produced (tool calls, tool results, the answer) is appended in one call
-  at the end, checked against the version after the input. A run that fails or is abandoned
-  stores none of it; the thread then ends with the unanswered input, consistent and visible.
+* A turn that ends (an answer, or calls the caller must run) appends its input and everything the
+  agent produced (tool calls, tool results, the answer) in one call, checked against the version
+  read when the turn began. If another writer changed the thread meanwhile, the append raises
+  ``ConcurrentThreadUpdateError`` and writes nothing: the caller still holds its input and may
+  retry the turn, which then reads the other writer's turn first.
+* A turn that fails (the model call raised) or is abandoned (a stream closed early, a cancelled
+  task) appends its input alone, its last message marked with an :class:`ErrorContent` (code
+  :data:`TURN_FAILED` or :data:`TURN_ABANDONED`), so the thread shows a question that was never
+  answered. That append is not version-checked: it is one append, so it cannot split another
+  writer's turn, and the user's words are kept whatever happened to the thread meanwhile.
+* A process killed during the model call stores nothing of the turn: its input was never
+  acknowledged (no response, no stream end), so the caller cannot have counted on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,14 +27,49 @@ from threadline.clients.base import ChatClient, ChatOptions, RunOptions
 from threadline.exceptions import UsageError
 from threadline.memory.context import Context, merge_contexts
 from threadline.memory.provider import ContextProvider
-from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.base import ChatMessageStore, read_thread
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool
-from threadline.types.contents import FunctionCallContent, UsageContent, UsageDetails
-from threadline.types.messages import ChatMessage, Role
+from threadline.types.contents import (
+    ErrorContent,
+    FunctionCallContent,
+    UsageContent,
+    UsageDetails,
+)
+from threadline.types.messages import ChatMessage, MessageView, Role
 from threadline.types.responses import AgentRunResponse
 
-__all__ = ["Turn", "begin_turn"]
+__all__ = ["TURN_ABANDONED", "TURN_FAILED", "Turn", "begin_turn", "mark_unanswered"]
+
+TURN_FAILED = "turn_failed"
+"""``ErrorContent.error_code`` on the last input message of a turn whose model call failed."""
+TURN_ABANDONED = "turn_abandoned"
+"""``ErrorContent.error_code`` on the last input message of a turn abandoned before its answer."""
+
+
+def mark_unanswered(messages: Sequence[ChatMessage], exception: BaseException) -> list[ChatMessage]:
+    """``messages`` with the last one marked as never answered, saying why.
+
+    The mark is an :class:`ErrorContent` added to the message (same id, same text): readers see
+    that the turn did not complete, and model clients send text only, so the next turn's model
+    still sees the question. ``GeneratorExit`` (a stream closed early) and ``CancelledError``
+    count as abandoned, anything else as failed.
+    """
+    if not messages:
+        return []
+    abandoned = isinstance(exception, GeneratorExit | asyncio.CancelledError)
+    reason = str(exception) or type(exception).__name__
+    mark = ErrorContent(
+        message=(
+            "the turn was abandoned before its answer"
+            if abandoned
+            else f"the turn failed before its answer: {reason}"
+        ),
+        error_code=TURN_ABANDONED if abandoned else TURN_FAILED,
+        details=type(exception).__name__,
+    )
+    last = messages[-1]
+    return [*messages[:-1], last.replace(contents=[*last.contents, mark])]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -37,12 +81,14 @@ class Turn:
     input: list[ChatMessage]
     store: ChatMessageStore | None
     version: int | None
-    """The store's version after the input was persisted: the final append is checked against it."""
+    """The store's version when the turn began: the turn's one append is checked against it."""
     providers: Sequence[ContextProvider]
-    system: list[ChatMessage]
-    history: list[ChatMessage]
+    system: Sequence[ChatMessage]
+    history: Sequence[ChatMessage]
+    """The thread's messages as read for this turn (a view, not a copy, where the store can)."""
     context: Context
-    tools: dict[str, FunctionTool]
+    tools: Mapping[str, FunctionTool]
+    """The run's tools by name (the agent's own mapping when nothing adds any: never changed)."""
     options: RunOptions
     author_name: str | None
     binding: ThreadBinding
@@ -53,25 +99,30 @@ class Turn:
     pending: tuple[FunctionCallContent, ...] = ()
     """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
 
-    def first_request(self) -> list[ChatMessage]:
+    def first_request(self) -> Sequence[ChatMessage]:
         """What the model is sent first: system, history (local threads), context, input.
 
         Tool results that open the input (answers to deferred calls) go before the context
         messages, so they directly follow the calls they answer, as every chat API requires.
+
+        A read-only view joining those parts, not a new list: on a long thread, copying the
+        history into a request would be most of the turn's cost.
         """
+        context = self.context.messages
+        if not context:
+            return MessageView.of(self.system, self.history, self.input)
         answers = 0
         while answers < len(self.input) and self.input[answers].role == Role.TOOL:
             answers += 1
-        return [
-            *self.system,
-            *self.history,
-            *self.input[:answers],
-            *self.context.messages,
-            *self.input[answers:],
-        ]
+        return MessageView.of(
+            self.system, self.history, self.input[:answers], context, self.input[answers:]
+        )
 
     def next_request(
-        self, previous: list[ChatMessage], answer: Sequence[ChatMessage], tool_results: ChatMessage
+        self,
+        previous: Sequence[ChatMessage],
+        answer: Sequence[ChatMessage],
+        tool_results: ChatMessage,
     ) -> list[ChatMessage]:
         """The request after a round of tool calls: services already hold everything but results."""
         if self.client.stores_history:
@@ -131,10 +182,21 @@ class Turn:
         )
 
     async def commit(self) -> None:
-        """Store what the run produced and let providers learn from it."""
+        """Store the whole turn in one checked append, then let providers learn from it.
+
+        Raises:
+            ConcurrentThreadUpdateError: another writer changed the thread since the turn began;
+                nothing was stored and providers were told the turn failed (so was any other
+                error of the store).
+        """
         if self.store is not None:
-            if self.produced:
-                await self.store.add_messages(self.produced, expected_version=self.version)
+            turn = [*self.input, *self.produced]
+            if turn:
+                try:
+                    await self.store.add_messages(turn, expected_version=self.version)
+                except Exception as exc:
+                    await self._tell_failed(exc)
+                    raise
         elif self.conversation_id is not None:
             self.thread.service_thread_id = self.conversation_id
             self.thread.binding = self.binding
@@ -142,9 +204,25 @@ class Turn:
             await provider.invoked(self.input, self.produced, None, thread=self.thread)
 
     async def fail(self, exception: BaseException) -> None:
-        """Tell providers the run failed. The input stays stored; nothing of the answer is."""
+        """Keep the input alone, marked unanswered; nothing of the answer is stored.
+
+        A store that cannot take the input does not hide ``exception`` (the caller's real
+        problem): its error is added to it as a note.
+        """
+        if self.store is not None and self.input:
+            try:
+                await self.store.add_messages(mark_unanswered(self.input, exception))
+            except Exception as store_error:  # the turn's own error is the one to raise
+                exception.add_note(f"the turn's input could not be stored either: {store_error!r}")
+        await self._tell_failed(exception)
+
+    async def _tell_failed(self, exception: BaseException) -> None:
         for provider in self.providers:
             await provider.invoked(self.input, (), exception, thread=self.thread)
+
+
+_NO_CONTEXT = Context()
+"""What a turn gets when no provider adds anything (a Context is immutable: one serves all)."""
 
 
 def _check_clash(
@@ -167,26 +245,29 @@ async def begin_turn(
     client: ChatClient,
     input_messages: list[ChatMessage],
     instructions: str | None,
+    system_messages: Sequence[ChatMessage],
     providers: Sequence[ContextProvider],
     tools: Mapping[str, FunctionTool],
     options: RunOptions,
     author_name: str | None,
     binding: ThreadBinding,
 ) -> Turn:
-    """Start a turn: persist the input first, then gather context from the providers."""
+    """Start a turn: read the history and its version, then gather context from the providers.
+
+    Nothing is written yet: the turn is stored whole by :meth:`Turn.commit` (or its input alone,
+    marked, by :meth:`Turn.fail`).
+    """
     store = thread.message_store
-    history: list[ChatMessage] = []
+    history: Sequence[ChatMessage] = ()
     version: int | None = None
     if store is not None:
-        history = await store.list_messages()
+        history = await read_thread(store)
         version = len(history)
-        if input_messages:
-            # Persist first: a crash or a failed model call must not lose the user's turn.
-            version = await store.add_messages(input_messages, expected_version=version)
 
-    context = Context()
-    all_tools = dict(tools)
+    context = _NO_CONTEXT
+    all_tools: Mapping[str, FunctionTool] = tools
     if providers:
+        merged = dict(tools)
         contexts: list[Context] = []
         offered_by: dict[str, str] = {}
         for provider in providers:
@@ -195,14 +276,18 @@ async def begin_turn(
                 await provider.thread_created(thread)
             provided = await provider.invoking(input_messages, thread=thread)
             for extra in provided.tools:
-                _check_clash(extra.name, provider.state_key, all_tools, offered_by)
+                _check_clash(extra.name, provider.state_key, merged, offered_by)
                 offered_by[extra.name] = provider.state_key
-                all_tools[extra.name] = extra
+                merged[extra.name] = extra
             contexts.append(provided)
         context = merge_contexts(contexts)
+        all_tools = merged
 
-    parts = [p for p in (instructions, context.instructions) if p]
-    system = [ChatMessage(Role.SYSTEM, "\n\n".join(parts))] if parts else []
+    if context.instructions:
+        parts = [p for p in (instructions, context.instructions) if p]
+        system: Sequence[ChatMessage] = (ChatMessage(Role.SYSTEM, "\n\n".join(parts)),)
+    else:
+        system = system_messages
     return Turn(
         thread=thread,
         client=client,

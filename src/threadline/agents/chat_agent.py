@@ -5,8 +5,9 @@ passed to each run, so one agent serves any number of threads, concurrently.
 
 Concurrency: runs on the same ``AgentThread`` object are serialized, so a second ``run`` waits for
 the first to finish and then sees its turn. Separate thread objects over one durable store (two
-processes, say) do not wait for each other; the store's version check makes the run that finds the
-thread changed fail with ``ConcurrentThreadUpdateError`` rather than interleave its turn.
+processes, say) do not wait for each other: a turn is one checked append (see ``_turn.py``), so the
+run that ends second finds the thread changed and fails with ``ConcurrentThreadUpdateError``,
+having stored nothing, rather than interleave its turn.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from threadline.closing import aclose_if_closable
 from threadline.exceptions import IncompatibleThreadError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.threads.state import parse_thread_state
-from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.base import ChatMessageStore, read_thread
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread, ThreadBinding
 from threadline.tools import FunctionTool, ToolSource, as_tool
-from threadline.types.messages import ChatMessage, as_messages
+from threadline.types.messages import ChatMessage, Role, as_messages
 from threadline.types.responses import (
     AgentRunResponse,
     AgentRunResponseUpdate,
@@ -112,6 +113,17 @@ class ChatAgent:
         self.chat_message_store_factory = chat_message_store_factory
         self.max_tool_iterations = max_tool_iterations
         self.default_options: RunOptions = default_options or RunOptions()
+
+    @property
+    def instructions(self) -> str | None:
+        """The system message of every call."""
+        return self._instructions
+
+    @instructions.setter
+    def instructions(self, value: str | None) -> None:
+        self._instructions = value
+        # Made once, not per call: the message of every call whose providers add no instructions.
+        self._system: tuple[ChatMessage, ...] = (ChatMessage(Role.SYSTEM, value),) if value else ()
 
     def replace(self, **changes: Unpack[AgentChanges]) -> ChatAgent:
         """A new agent with the same configuration but ``changes``; this one is left as it is.
@@ -311,7 +323,7 @@ class ChatAgent:
             store = thread.message_store
             if store is not None:
                 if messages:
-                    version = len(await store.list_messages())
+                    version = len(await read_thread(store))
                     await store.add_messages(messages, expected_version=version)
                 return thread
             client = self.chat_client
@@ -366,6 +378,7 @@ class ChatAgent:
             client=self.chat_client,
             input_messages=input_messages,
             instructions=self.instructions,
+            system_messages=self._system,
             providers=self.context_providers,
             tools=await self._run_tools(tools) if tools or self.tool_sources else self.tools,
             options={**self.default_options, **options} if options else self.default_options,
@@ -392,7 +405,8 @@ class ChatAgent:
         Raises:
             IncompatibleThreadError: before any model call, when this agent cannot use ``thread``.
             ConcurrentThreadUpdateError: another writer changed the thread's store meanwhile.
-            ClientError: the model call failed; the input is still stored in a local thread.
+            ClientError: the model call failed; the input is still stored in a local thread,
+                marked unanswered (an ``ErrorContent`` with ``error_code="turn_failed"``).
             AgentRunError: the model still called tools after ``max_tool_iterations`` rounds.
         """
         input_messages = as_messages(messages)

@@ -17,7 +17,9 @@ import platformdirs
 from threadline.exceptions import StoreError, UsageError
 from threadline.threads.portable import PortableThread
 from threadline.threads.state import check_thread_id
-from threadline.threads.stores.sqlite import SQLiteChatMessageStore, SQLiteThreadInfo
+from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.database import ThreadInfo
+from threadline.threads.stores.opener import open_database
 from threadline.threads.thread import AgentThread, new_thread_id
 from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage, Role
@@ -53,6 +55,8 @@ class ThreadLibrary:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.db = home / DB_FILE
+        self.database = open_database(f"sqlite:{self.db}")
+        """Where the threads are: opened like every command's store (``sqlite:PATH``)."""
         self.user_id: str | None = None
         """Given to every thread this library hands out: whose memories its chats use."""
 
@@ -60,14 +64,17 @@ class ThreadLibrary:
         """A new thread; it is saved with its first message."""
         return self.thread(new_thread_id())
 
+    def _store(self, thread_id: str) -> ChatMessageStore:
+        return self.database.store(thread_id)
+
     def thread(self, thread_id: str) -> AgentThread:
         """The thread with this id (not checked: see :meth:`resolve`)."""
-        store = SQLiteChatMessageStore(self.db, thread_id=thread_id)
+        store = self._store(thread_id)
         return AgentThread(message_store=store, thread_id=thread_id, user_id=self.user_id)
 
     async def messages(self, thread_id: str) -> list[ChatMessage]:
         """A thread's whole history."""
-        return await SQLiteChatMessageStore(self.db, thread_id=thread_id).list_messages()
+        return await self._store(thread_id).list_messages()
 
     async def summaries(self) -> list[ThreadSummary]:
         """All saved threads, most recently updated first.
@@ -78,11 +85,11 @@ class ThreadLibrary:
         if not self.db.exists():  # don't create a database just to find it empty
             return []
         out: list[ThreadSummary] = []
-        for info in await SQLiteChatMessageStore.list_threads(self.db):
+        for info in await self.database.list_threads():
             out.append(await self._summary(info))
         return out
 
-    async def _summary(self, info: SQLiteThreadInfo) -> ThreadSummary:
+    async def _summary(self, info: ThreadInfo) -> ThreadSummary:
         thread_id = str(info.thread_id)
         parent_id = None if info.parent_id is None else str(info.parent_id)
         # Any type can sit in a SQLite column: a bad value must not break the listing.
@@ -124,7 +131,7 @@ class ThreadLibrary:
                 parent_id=i.parent_id,
                 title="",
             )
-            for i in await SQLiteChatMessageStore.list_threads(self.db)
+            for i in await self.database.list_threads()
         ]
 
     async def resolve(self, id_or_prefix: str) -> str:
@@ -152,12 +159,12 @@ class ThreadLibrary:
 
     async def fork(self, thread_id: str) -> str:
         """Branch a saved thread; returns the new thread's id. No message is copied."""
-        child = await SQLiteChatMessageStore(self.db, thread_id=thread_id).fork()
-        return child.thread_id
+        child = await self._store(thread_id).fork()
+        return str(getattr(child, "thread_id"))  # noqa: B009 - every database store has one
 
     async def delete(self, thread_id: str) -> None:
         """Delete a saved thread; its forks keep their history."""
-        await SQLiteChatMessageStore(self.db, thread_id=thread_id).delete()
+        await self._store(thread_id).delete()
 
     async def import_thread(self, portable: PortableThread, *, new_id: bool = False) -> str:
         """Save a validated portable thread; returns its id here.
@@ -171,7 +178,7 @@ class ThreadLibrary:
                 f"thread {thread_id!r} is already saved in {str(self.db)!r}; nothing was imported. "
                 "Delete it first, or import with --new-id to save a copy under a new id"
             )
-        store = SQLiteChatMessageStore(self.db, thread_id=thread_id)
+        store = self._store(thread_id)
         # expected_version=0: one transaction that fails if the thread appeared meanwhile.
         await store.add_messages(portable.messages, expected_version=0)
         return thread_id

@@ -20,7 +20,15 @@ from typing import Any
 from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import UsageError
 
-__all__ = ["add_parser", "default_db", "load_agent", "parse_api_keys", "run", "with_memory"]
+__all__ = [
+    "add_parser",
+    "default_db",
+    "load_agent",
+    "parse_api_keys",
+    "run",
+    "store_spec",
+    "with_memory",
+]
 
 DEFAULT_DB = "threadline-server.db"
 """The server's SQLite file when neither ``--db`` nor a home directory is given (in the cwd)."""
@@ -52,18 +60,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help=f"SQLite file for stored state (default: {HOME_DB} in --home or $THREADLINE_HOME "
-        f"when given, else {DEFAULT_DB} in the current directory)",
-    )
-    parser.add_argument("--postgres", metavar="URL", help="store state in PostgreSQL instead")
-    parser.add_argument(
         "--store",
         metavar="SPEC",
-        help="where conversations (as threads) and objects live: sqlite:PATH or "
-        "postgresql://USER@HOST:PORT/DB (instead of --db / --postgres)",
+        help="where conversations (as threads) and their records live: sqlite:PATH or "
+        f"postgresql://USER@HOST:PORT/DB (default: sqlite: {HOME_DB} in --home or "
+        f"$THREADLINE_HOME when given, else {DEFAULT_DB} in the current directory)",
     )
+    parser.add_argument("--db", metavar="PATH", help="older spelling of --store sqlite:PATH")
+    parser.add_argument("--postgres", metavar="URL", help="older spelling of --store URL")
     parser.add_argument(
         "--migrate",
         action="store_true",
@@ -106,6 +110,23 @@ def default_db(home: Path | None) -> str:
         env_home = os.environ.get("THREADLINE_HOME")
         home = Path(env_home) if env_home else None
     return DEFAULT_DB if home is None else str(home / HOME_DB)
+
+
+def store_spec(args: argparse.Namespace) -> str:
+    """The ``--store`` spec, from ``--store`` or an older spelling (with a one-line notice).
+
+    Raises:
+        UsageError: ``--store`` and an older spelling were both given.
+    """
+    if args.db is None and args.postgres is None:
+        return args.store or f"sqlite:{default_db(args.home)}"
+    if args.store is not None or (args.db is not None and args.postgres is not None):
+        raise UsageError("serve: give one of --store, --db and --postgres")
+    spec = f"sqlite:{args.db}" if args.db is not None else str(args.postgres)
+    option = "--db" if args.db is not None else "--postgres"
+    shown = spec if args.db is not None else "postgresql://..."
+    print(f"threadline: notice: {option} is an older spelling of --store {shown}", file=sys.stderr)
+    return spec
 
 
 def parse_api_keys(specs: Sequence[str]) -> dict[str, str]:
@@ -217,22 +238,15 @@ def run(args: argparse.Namespace) -> int:
         agent = with_memory(agent, args.memory)
     config = ServerConfig(
         api_keys=keys,
-        db_path=args.db or default_db(args.home),
-        postgres_url=args.postgres,
         postgres_schema=args.postgres_schema,
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
     )
-    if args.store and (args.db or args.postgres):
-        raise UsageError("serve: give --store, or --db / --postgres, not both")
-    store: str | None = args.store
-    if store is None and args.migrate:
-        store = args.postgres or f"sqlite:{config.db_path}"
     # The library runs it (and warns when no key is configured): the command only parses.
     serve(
         agent,
         config=config,
-        store=store,
+        store=store_spec(args),
         migrate=args.migrate,
         host=args.host,
         port=args.port,

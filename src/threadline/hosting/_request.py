@@ -11,7 +11,7 @@ from starlette.requests import Request
 from threadline.agents.chat_agent import ChatAgent
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import ServerStorage
+from threadline.threads.stores.database import RecordDatabase
 
 __all__ = [
     "ServerState",
@@ -29,11 +29,15 @@ _T = TypeVar("_T")
 
 @dataclass(slots=True, kw_only=True)
 class ServerState:
-    """What every handler needs: the hosted agent, the settings and the storage."""
+    """What every handler needs: the hosted agent, the settings and the thread database.
+
+    Conversations, Responses chains and Assistants threads are threads of ``database``; response
+    objects, conversations, assistants, runs and idempotency answers are records beside them.
+    """
 
     agent: ChatAgent
     config: ServerConfig
-    storage: ServerStorage
+    database: RecordDatabase
 
 
 def state_of(request: Request) -> tuple[ServerState, str]:

@@ -1,8 +1,9 @@
-"""A parsed ``POST /v1/responses``: its input, options, and the history it continues.
+"""A parsed ``POST /v1/responses``: its input, options, and the thread it continues.
 
 Kept apart from the route handlers in ``responses.py``: this part decides *what* a request may
-continue (a response's history, a conversation's items) and refuses what OpenAI refuses, before
-anything runs or is stored.
+continue (a response's history, a conversation's thread) and refuses what OpenAI refuses, before
+anything runs or is stored. The history is read through the thread's store; the agent then runs
+on a ``StagedStore`` over it (see ``_runner``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from threadline.hosting._turns import (
     run_options,
 )
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import StoredObject
 from threadline.openai_wire import items_to_messages
+from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.memory import ChatMessageList
+from threadline.threads.stores.records import ThreadRecord
+from threadline.threads.stores.staged import StagedStore
 from threadline.tools import FunctionTool
 from threadline.types.messages import ChatMessage
 
@@ -36,17 +40,19 @@ class ResponsePlan:
     owner: str
     body: dict[str, Any]
     turn: TurnRequest
+    staged: StagedStore
+    """The store the agent runs on: its turn is held there until ``responses._save`` commits."""
     tools: list[FunctionTool]
     store: bool
     model: str
-    previous: StoredObject | None
-    previous_upto: int = 0
-    """How many items of the previous response's container its history holds now."""
-    conversation: StoredObject | None
+    previous: ThreadRecord | None
+    upto: int = 0
+    """How many messages of the continued thread the history holds (0 for a new chain)."""
+    conversation: ThreadRecord | None
 
 
-def history_gone(previous: StoredObject) -> ApiError:
-    conversation = cast(dict[str, Any], previous.body.get("conversation") or {})
+def history_gone(previous: ThreadRecord) -> ApiError:
+    conversation = cast(dict[str, Any], (previous.body or {}).get("conversation") or {})
     where = f"conversation '{conversation.get('id')}', which was deleted" if conversation else (
         "a history that no longer exists"
     )  # fmt: skip
@@ -59,17 +65,18 @@ def history_gone(previous: StoredObject) -> ApiError:
     )
 
 
-async def _conversation_lives(state: ServerState, owner: str, previous: StoredObject) -> bool:
+async def _conversation_lives(state: ServerState, owner: str, previous: ThreadRecord) -> bool:
     """Whether the response was made in a conversation that still exists.
 
     Its history is then that conversation's items as they are now, shorter when items were
     deleted from it since; a response whose items are gone otherwise cannot be continued.
     """
-    conversation = cast(dict[str, Any], previous.body.get("conversation") or {})
+    conversation = cast(dict[str, Any], (previous.body or {}).get("conversation") or {})
     conversation_id = conversation.get("id")
     if not isinstance(conversation_id, str):
         return False
-    return await state.storage.get(owner, "conversation", conversation_id) is not None
+    found = await state.database.get_record("conversation", conversation_id, owner=owner)
+    return found is not None
 
 
 async def plan_response(request: Request, state: ServerState, owner: str) -> ResponsePlan:
@@ -78,7 +85,7 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
         raise ApiError.bad("Missing required parameter: 'input'.", param="input")
     new = decode_messages(items_to_messages, body["input"], "input")
     instructions = optional(body, "instructions", str)
-    store = optional(body, "store", bool)
+    keep = optional(body, "store", bool)
     optional(body, "stream", bool)
     optional_object(body, "metadata")
     model = optional(body, "model", str) or state.config.model_name
@@ -97,27 +104,34 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
         raise ApiError.bad(
             "Use 'previous_response_id' or 'conversation', not both.", param="previous_response_id"
         )
-    storage = state.storage
+    database = state.database
     previous = conversation = None
-    history: list[dict[str, Any]] = []
+    history: list[ChatMessage] = []
+    store: ChatMessageStore = ChatMessageList()  # a new chain: nothing to read
+    upto: int | None = None
     if previous_id:
-        previous = await storage.get(owner, "response", previous_id)
-        if previous is None or previous.container is None:
+        previous = await database.get_record("response", previous_id, owner=owner)
+        if previous is None or previous.thread_id is None or previous.body is None:
             raise ApiError.not_found("response", previous_id, param="previous_response_id")
-        history = await storage.items(previous.container, upto=previous.upto)
-        if len(history) != previous.upto and not await _conversation_lives(state, owner, previous):
+        store = database.store(previous.thread_id)
+        wanted = int(previous.body.get("_upto", 0))
+        history = (await store.list_messages())[:wanted]
+        if len(history) != wanted and not await _conversation_lives(state, owner, previous):
             raise history_gone(previous)
+        upto = len(history)
     elif conversation_id:
-        conversation = await storage.get(owner, "conversation", conversation_id)
-        if conversation is None or conversation.container is None:
+        conversation = await database.get_record("conversation", conversation_id, owner=owner)
+        if conversation is None or conversation.thread_id is None:
             raise ApiError.not_found("conversation", conversation_id, param="conversation")
-        history = await storage.items(conversation.container)
+        store = database.store(conversation.thread_id)
+        history = await store.list_messages()
     tools = client_tools(body, nested=False)
     options = run_options(body, max_tokens_key="max_output_tokens")
-    past = [ChatMessage.from_dict(d) for d in history]
-    require_tool_results([*past, *new], "input", agent=state.agent)
+    require_tool_results([*history, *new], "input", agent=state.agent)
+    staged = StagedStore(store, upto=upto)
     turn = TurnRequest(
-        history=past,
+        store=staged,
+        history=history,
         input=new,
         instructions=instructions,
         tools=tools,
@@ -128,10 +142,11 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
         owner=owner,
         body=body,
         turn=turn,
+        staged=staged,
         tools=tools,
-        store=store is not False,
+        store=keep is not False,
         model=model,
         previous=previous,
-        previous_upto=len(history) if previous else 0,
+        upto=len(history),
         conversation=conversation,
     )

@@ -2,8 +2,8 @@
 
 A run is planned (its assistant, tools, options and the thread's history checked) before any
 model call, finished from the turn's outcome (``completed``, or ``requires_action`` with the
-caller's pending tool calls), and saved in one write: the thread's new items, its new
-``thread.message`` objects and the run itself.
+caller's pending tool calls), and saved in one batch: the turn the agent appended to the thread
+(held by a ``StagedStore``), its new ``message`` records and the run record.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
+from threadline.exceptions import ConcurrentThreadUpdateError
 from threadline.hosting._request import (
     ServerState,
     field,
@@ -22,8 +23,9 @@ from threadline.hosting._runner import TurnOutcome, TurnRequest, memory_user_id,
 from threadline.hosting._threads import thread_messages_from, user_messages
 from threadline.hosting._turns import client_tools, new_id, run_options
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import ItemsChangedError, StoredObject
 from threadline.openai_wire import tool_calls_json
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
+from threadline.threads.stores.staged import StagedStore
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage, Role
@@ -35,6 +37,7 @@ __all__ = [
     "finish_run",
     "plan_run",
     "public",
+    "read_thread",
     "save",
 ]
 
@@ -44,11 +47,20 @@ class RunPlan:
     """A checked run request: the run object so far, the turn to execute and what to store."""
 
     owner: str
-    thread: StoredObject
+    thread: ThreadRecord
     run: dict[str, Any]
     turn: TurnRequest
+    staged: StagedStore
     tools: list[FunctionTool]
     new_messages: list[tuple[ChatMessage, dict[str, Any]]]
+
+
+async def read_thread(
+    state: ServerState, thread: ThreadRecord
+) -> tuple[StagedStore, list[ChatMessage]]:
+    """The store a run's agent works on (over the thread's own), and the history read from it."""
+    store = StagedStore(state.database.store(thread.thread_id or thread.id))
+    return store, await store.list_messages()
 
 
 def _usage(outcome: TurnOutcome, before: dict[str, Any] | None) -> dict[str, Any]:
@@ -105,24 +117,19 @@ async def save(
     )
     stored_run = {k: v for k, v in run.items() if not k.startswith("_")}
     objects.append(
-        StoredObject(
+        ThreadRecord(
+            kind="run",
             id=run["id"],
             owner=plan.owner,
-            kind="run",
             parent=thread.id,
             body=stored_run,
             created_at=float(run["created_at"]),
         )
     )
-    items = [m.to_dict() for m in (*plan.turn.input, *outcome.messages)]
+    batch = plan.staged.stage_into(ThreadBatch(), thread.thread_id or thread.id)
     try:
-        await state.storage.append(
-            thread.container or thread.id,
-            items,
-            expected_len=len(plan.turn.history),
-            objects=objects,
-        )
-    except ItemsChangedError:
+        await state.database.commit(batch.put(*objects))
+    except ConcurrentThreadUpdateError:
         raise ApiError(
             409,
             f"Thread '{thread.id}' changed while the run executed; retry it.",
@@ -130,19 +137,19 @@ async def save(
         ) from None
 
 
-async def active_run(state: ServerState, owner: str, thread_id: str) -> StoredObject | None:
-    latest = await state.storage.list_objects(owner, "run", parent=thread_id, limit=1)
-    if latest and latest[0].body.get("status") == "requires_action":
+async def active_run(state: ServerState, owner: str, thread_id: str) -> ThreadRecord | None:
+    latest = await state.database.list_records("run", owner=owner, parent=thread_id, limit=1)
+    if latest and (latest[0].body or {}).get("status") == "requires_action":
         return latest[0]
     return None
 
 
 async def plan_run(
-    state: ServerState, owner: str, thread: StoredObject, body: dict[str, Any]
+    state: ServerState, owner: str, thread: ThreadRecord, body: dict[str, Any]
 ) -> RunPlan:
     assistant_id = field(body, "assistant_id", str)
-    assistant = await state.storage.get(owner, "assistant", assistant_id)
-    if assistant is None:
+    assistant = await state.database.get_record("assistant", assistant_id, owner=owner)
+    if assistant is None or assistant.body is None:
         raise ApiError.not_found("assistant", assistant_id, param="assistant_id")
     optional(body, "stream", bool)
     active = await active_run(state, owner, thread.id)
@@ -160,7 +167,7 @@ async def plan_run(
         body if "tools" in body else {"tools": config.get("tools") or []}, nested=True
     )
     new_messages = user_messages(body.get("additional_messages") or [], "additional_messages")
-    history = await state.storage.items(thread.container or thread.id)
+    staged, history = await read_thread(state, thread)
     options = run_options(body, max_tokens_key="max_completion_tokens")
     if "temperature" not in options and config.get("temperature") is not None:
         options["temperature"] = float(config["temperature"])
@@ -196,7 +203,8 @@ async def plan_run(
         "_tools": tools,
     }
     turn = TurnRequest(
-        history=[ChatMessage.from_dict(d) for d in history],
+        store=staged,
+        history=history,
         input=[m for m, _ in new_messages],
         instructions=instructions,
         tools=tools,
@@ -204,7 +212,13 @@ async def plan_run(
         user_id=memory_user_id(owner, None),
     )
     return RunPlan(
-        owner=owner, thread=thread, run=run, turn=turn, tools=tools, new_messages=new_messages
+        owner=owner,
+        thread=thread,
+        run=run,
+        turn=turn,
+        staged=staged,
+        tools=tools,
+        new_messages=new_messages,
     )
 
 

@@ -21,14 +21,14 @@ __all__ = ["execute_stream", "replay"]
 
 async def replay(state: ServerState, owner: str, run: dict[str, Any]) -> AsyncIterator[bytes]:
     """The events of a finished run: its messages whole, then its final state."""
-    stored = await state.storage.list_objects(
-        owner, "message", parent=run["thread_id"], limit=10_000
+    stored = await state.database.list_records(
+        "message", owner=owner, parent=run["thread_id"], limit=10_000
     )
     events = [sse(run, "thread.run.created")]
     for message in reversed(stored):
-        if message.body.get("run_id") != run["id"]:
+        body = message.body or {}
+        if body.get("run_id") != run["id"]:
             continue
-        body = message.body
         events.append(
             sse({**body, "status": "in_progress", "content": []}, "thread.message.created")
         )
@@ -53,7 +53,7 @@ async def execute_stream(
     finally:
         if key is not None and not finished:
             # A failed or abandoned stream frees its key, so a retry runs again.
-            await key.release(state.storage)
+            await key.release(state.database)
 
 
 async def _run_events(state: ServerState, plan: RunPlan, key: Claim | None) -> AsyncIterator[bytes]:
@@ -135,7 +135,7 @@ async def _run_events(state: ServerState, plan: RunPlan, key: Claim | None) -> A
     final = finish_run(run, outcome)
     await save(state, plan, final, outcome)
     if key is not None:
-        await key.finish(state.storage, public(final))
+        await key.finish(state.database, public(final))
     kind = (
         "thread.run.requires_action"
         if final["status"] == "requires_action"

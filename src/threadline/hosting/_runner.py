@@ -1,15 +1,19 @@
-"""Running the hosted agent on a history the server keeps.
+"""Running the hosted agent on a conversation's own thread.
 
-The hosted ``ChatAgent`` keeps history locally; the server hands it each turn's history in a fresh
-in-memory thread and stores what it produced itself. Tools declared in a request are the caller's:
-the model may call them, but the server must return those calls instead of running them, so they are
-deferred tools (``FunctionTool`` without a function): the agent's tool loop stops at such a call as
-a normal outcome and reports it in ``pending_calls``.
+A conversation, a Responses chain and an Assistants thread are threads of the server's database.
+The hosted ``ChatAgent`` runs on an ``AgentThread`` whose store is a ``StagedStore`` over that
+thread: it reads the history from the thread, and its turn (the one append of ``agents/_turn.py``)
+is held so the route commits it in one batch with the response object and idempotency answer.
+Chat Completions, which is stateless, runs on an in-memory thread holding the request's history.
+
+Tools declared in a request are the caller's: the model may call them, but the server must return
+those calls instead of running them, so they are deferred tools (``FunctionTool`` without a
+function): the agent's tool loop stops at such a call as a normal outcome and reports it in
+``pending_calls``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +21,8 @@ from urllib.parse import quote
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import RunOptions
-from threadline.threads.stores.memory import ChatMessageList
+from threadline.history import estimate_tokens
+from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionCallContent, UsageDetails
@@ -29,6 +34,7 @@ __all__ = [
     "TurnRequest",
     "client_tool",
     "memory_user_id",
+    "outcome_of",
     "run_turn",
     "stream_turn",
 ]
@@ -41,9 +47,12 @@ def client_tool(name: str, description: str, parameters: dict[str, Any]) -> Func
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TurnRequest:
-    """One turn to run: the kept history, the new input, and per-request settings."""
+    """One turn to run: the thread's store, the history read from it, the new input, settings."""
 
+    store: ChatMessageStore
+    """Where the agent reads the history and appends its turn (a ``StagedStore`` when stored)."""
     history: Sequence[ChatMessage]
+    """The history as the request was checked against (for usage estimates)."""
     input: Sequence[ChatMessage]
     instructions: str | None = None
     tools: Sequence[FunctionTool] = ()
@@ -72,7 +81,7 @@ def _agent_for(agent: ChatAgent, request: TurnRequest) -> ChatAgent:
 
 
 def _thread(request: TurnRequest) -> AgentThread:
-    return AgentThread(message_store=ChatMessageList(request.history), user_id=request.user_id)
+    return AgentThread(message_store=request.store, user_id=request.user_id)
 
 
 def memory_user_id(owner: str, user: str | None) -> str:
@@ -86,8 +95,8 @@ def memory_user_id(owner: str, user: str | None) -> str:
 
 
 def _estimate(messages: Sequence[ChatMessage]) -> int:
-    # Models that report no usage (scripted, some local ones) get an estimate of ~4 chars a token.
-    return sum(math.ceil(len(m.text) / 4) for m in messages)
+    # Models that report no usage (scripted, some local ones) get threadline's one estimate.
+    return sum(estimate_tokens(m) for m in messages)
 
 
 def _usage(

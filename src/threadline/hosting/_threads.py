@@ -1,9 +1,10 @@
-"""Assistants threads in storage: their messages as ``thread.message`` objects beside the items.
+"""Assistants threads: a thread of the server's database, its messages also ``message`` records.
 
 Shared by the thread routes (:mod:`assistants`) and the run routes (:mod:`runs`), so neither
-imports the other's handlers. A thread is an item container like a conversation; its user-visible
-messages are also stored as ``thread.message`` objects (with the run and assistant that produced
-them), while tool calls and results live only in its items, where the agent sees them.
+imports the other's handlers. An Assistants thread is a thread like a conversation; its
+user-visible messages are also kept as ``message`` records (the API's ``thread.message`` objects,
+with the run and assistant that produced them), while tool calls and results live only in the
+thread, where the agent sees them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from threadline.exceptions import MessageFormatError
 from threadline.hosting._request import ServerState, optional_object
 from threadline.hosting._turns import new_id
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import StoredObject
 from threadline.openai_wire import input_message, message_object
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.types.contents import DataContent, TextContent, UriContent
 from threadline.types.messages import ChatMessage
 
@@ -56,10 +57,10 @@ def thread_messages_from(
     *,
     run_id: str | None = None,
     assistant_id: str | None = None,
-) -> list[StoredObject]:
-    """Stored ``thread.message`` objects for messages that show text or images."""
+) -> list[ThreadRecord]:
+    """``message`` records (``thread.message`` objects) for messages that show text or images."""
     now = time.time()
-    out: list[StoredObject] = []
+    out: list[ThreadRecord] = []
     for i, (message, metadata) in enumerate(messages):
         if not any(type(c) in (TextContent, DataContent, UriContent) for c in message.contents):
             continue
@@ -73,10 +74,10 @@ def thread_messages_from(
             metadata=metadata,
         )
         out.append(
-            StoredObject(
+            ThreadRecord(
+                kind="message",
                 id=message.message_id,
                 owner=owner,
-                kind="message",
                 parent=thread_id,
                 body=body,
                 created_at=created,
@@ -85,7 +86,7 @@ def thread_messages_from(
     return out
 
 
-async def new_thread(state: ServerState, owner: str, body: dict[str, Any]) -> StoredObject:
+async def new_thread(state: ServerState, owner: str, body: dict[str, Any]) -> ThreadRecord:
     """Create a thread from a ``POST /v1/threads`` body (``messages``, ``metadata``)."""
     initial = user_messages(body.get("messages") or [], "messages")
     metadata = optional_object(body, "metadata") or {}
@@ -98,11 +99,9 @@ async def new_thread(state: ServerState, owner: str, body: dict[str, Any]) -> St
         "metadata": metadata,
         "tool_resources": {},
     }
-    stored = StoredObject(
-        id=thread_id, owner=owner, kind="thread", body=thread, container=thread_id, created_at=now
+    stored = ThreadRecord(
+        kind="thread", id=thread_id, owner=owner, body=thread, thread_id=thread_id, created_at=now
     )
-    objects = [stored, *thread_messages_from(owner, thread_id, initial)]
-    await state.storage.append(
-        thread_id, [m.to_dict() for m, _ in initial], expected_len=0, objects=objects
-    )
+    batch = ThreadBatch().append(thread_id, [m for m, _ in initial], expected_version=0)
+    await state.database.commit(batch.put(stored, *thread_messages_from(owner, thread_id, initial)))
     return stored

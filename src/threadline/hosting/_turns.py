@@ -221,6 +221,6 @@ def paginate(
     }
 
 
-def stored_items(stored: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Stored messages as conversation items (with ids)."""
-    return messages_to_items((ChatMessage.from_dict(d) for d in stored), output=True)
+def stored_items(stored: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """A thread's messages as conversation items (with ids)."""
+    return messages_to_items(stored, output=True)

@@ -21,22 +21,33 @@ from threadline.hosting import assistants, chat_completions, conversations, mode
 from threadline.hosting._request import ServerState
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
-from threadline.hosting.storage.base import ServerStorage
+from threadline.threads.stores.database import RecordDatabase, ThreadDatabase
+from threadline.threads.stores.opener import open_database
 
-__all__ = ["create_app", "open_storage"]
+__all__ = ["create_app", "server_database"]
 
 log = logging.getLogger("threadline.hosting")
 
 
-def open_storage(config: ServerConfig) -> ServerStorage:
-    """The storage ``config`` names: PostgreSQL when given a URL, else the SQLite file."""
-    if config.postgres_url:
-        from threadline.hosting.storage.postgres import PostgresServerStorage
+def server_database(
+    store: str | ThreadDatabase, *, schema: str = "threadline", migrate: bool = False
+) -> RecordDatabase:
+    """The thread database a server runs on, from a spec (see ``open_database``) or as given.
 
-        return PostgresServerStorage(config.postgres_url, schema=config.postgres_schema)
-    from threadline.hosting.storage.sqlite import SQLiteServerStorage
-
-    return SQLiteServerStorage(config.db_path)
+    Raises:
+        UsageError: the spec is not one ``open_database`` knows, or names Redis, which keeps
+            threads but cannot commit a turn with its response object in one transaction.
+    """
+    database = (
+        open_database(store, schema=schema, migrate=migrate) if isinstance(store, str) else store
+    )
+    if not isinstance(database, RecordDatabase):
+        raise UsageError(
+            f"store {database!r}: the server writes each turn's messages and its response object "
+            "in one transaction, which Redis cannot share with a record table; use sqlite:PATH or "
+            "postgresql://... (Redis keeps agents' threads: RedisChatMessageStore)"
+        )
+    return database
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -114,20 +125,24 @@ def create_app(
     agent: ChatAgent,
     config: ServerConfig | None = None,
     *,
-    storage: ServerStorage | None = None,
+    store: str | ThreadDatabase | None = None,
 ) -> Starlette:
     """An ASGI app serving ``agent`` through the OpenAI APIs.
 
-    Responses, Conversations, Chat Completions, Assistants and Models, all backed by ``storage``.
+    Responses, Conversations, Chat Completions, Assistants and Models. Conversations, Responses
+    chains and Assistants threads are threads of the ``store`` database; the hosted agent runs on
+    them, and each turn commits with its response object in one transaction.
 
     Args:
-        agent: the agent to host. Its client must keep history locally: the server keeps each
-            conversation itself and hands the agent the history every turn.
+        agent: the agent to host. Its client must keep history locally: the agent reads each
+            conversation from its thread.
         config: keys, storage location and limits; defaults suit local development.
-        storage: a storage to use instead of the one ``config`` names (closed with the app).
+        store: a database (or a spec for ``open_database``) to use instead of the one ``config``
+            names; closed with the app.
 
     Raises:
-        UsageError: the agent's client keeps history in its own service.
+        UsageError: the agent's client keeps history in its own service, or the store cannot
+            serve (Redis, an unknown spec).
     """
     if agent.chat_client.stores_history:
         raise UsageError(
@@ -136,16 +151,18 @@ def create_app(
             "service; host an agent whose client keeps history locally (the server stores it)"
         )
     config = config or ServerConfig()
-    store = storage or open_storage(config)
-    state = ServerState(agent=agent, config=config, storage=store)
+    database = server_database(
+        store if store is not None else config.store_spec(), schema=config.postgres_schema
+    )
+    state = ServerState(agent=agent, config=config, database=database)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None, None]:
-        await store.open()  # a storage the server cannot use stops it here, not on each request
+        await database.open()  # a database the server cannot use stops it here, not per request
         try:
             yield
         finally:
-            await store.close()
+            await database.aclose()
 
     route_list: list[BaseRoute] = [
         *responses.routes(),

@@ -27,8 +27,8 @@ from threadline.hosting._run_plan import active_run
 from threadline.hosting._threads import LIST_ALL, new_thread, one_message, thread_messages_from
 from threadline.hosting._turns import client_tools, new_id, paginate, sampling_number
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import StoredObject
 from threadline.openai_wire import message_object
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 
 __all__ = ["routes"]
 
@@ -80,50 +80,53 @@ async def create_assistant(request: Request) -> Response:
         },
     )
     assistant["model"] = assistant["model"] or state.config.model_name
-    await state.storage.put(
-        StoredObject(
-            id=assistant["id"], owner=owner, kind="assistant", body=assistant, created_at=now
-        )
+    record = ThreadRecord(
+        kind="assistant", id=assistant["id"], owner=owner, body=assistant, created_at=now
     )
+    await state.database.commit(ThreadBatch().put(record))
     return JSONResponse(assistant)
 
 
-async def _get(request: Request, kind: str, key: str) -> tuple[ServerState, str, StoredObject]:
+async def _get(request: Request, kind: str, key: str) -> tuple[ServerState, str, ThreadRecord]:
     state, owner = state_of(request)
     object_id = request.path_params[key]
-    found = await state.storage.get(owner, kind, object_id)
-    if found is None:
+    found = await state.database.get_record(kind, object_id, owner=owner)
+    if found is None or found.body is None:
         raise ApiError.not_found(kind, object_id)
     return state, owner, found
+
+
+def _body(found: ThreadRecord) -> dict[str, Any]:
+    return found.body or {}
 
 
 async def get_assistant(request: Request) -> Response:
     """``GET /v1/assistants/{id}``."""
     _, _, found = await _get(request, "assistant", "assistant_id")
-    return JSONResponse(found.body)
+    return JSONResponse(_body(found))
 
 
 async def update_assistant(request: Request) -> Response:
     """``POST /v1/assistants/{id}``."""
     state, _, found = await _get(request, "assistant", "assistant_id")
     body = await read_json(request, state.config.max_body_bytes)
-    updated = _assistant_fields(body, found.body)
-    await state.storage.put(replace(found, body=updated))
+    updated = _assistant_fields(body, _body(found))
+    await state.database.commit(ThreadBatch().put(replace(found, body=updated)))
     return JSONResponse(updated)
 
 
 async def delete_assistant(request: Request) -> Response:
     """``DELETE /v1/assistants/{id}``."""
     state, owner, found = await _get(request, "assistant", "assistant_id")
-    await state.storage.delete(owner, "assistant", found.id)
+    await state.database.commit(ThreadBatch().delete_record("assistant", found.id, owner=owner))
     return JSONResponse({"id": found.id, "object": "assistant.deleted", "deleted": True})
 
 
 async def list_assistants(request: Request) -> Response:
     """``GET /v1/assistants``."""
     state, owner = state_of(request)
-    found = await state.storage.list_objects(owner, "assistant", limit=LIST_ALL)
-    bodies = [f.body for f in reversed(found)]
+    found = await state.database.list_records("assistant", owner=owner, limit=LIST_ALL)
+    bodies = [_body(f) for f in reversed(found)]
     return JSONResponse(paginate(bodies, dict(request.query_params)))
 
 
@@ -140,22 +143,23 @@ async def create_thread(request: Request) -> Response:
 async def get_thread(request: Request) -> Response:
     """``GET /v1/threads/{id}``."""
     _, _, found = await _get(request, "thread", "thread_id")
-    return JSONResponse(found.body)
+    return JSONResponse(_body(found))
 
 
 async def update_thread(request: Request) -> Response:
     """``POST /v1/threads/{id}``: replace its metadata."""
     state, _, found = await _get(request, "thread", "thread_id")
     body = await read_json(request, state.config.max_body_bytes)
-    updated = {**found.body, "metadata": optional_object(body, "metadata") or {}}
-    await state.storage.put(replace(found, body=updated))
+    updated = {**_body(found), "metadata": optional_object(body, "metadata") or {}}
+    await state.database.commit(ThreadBatch().put(replace(found, body=updated)))
     return JSONResponse(updated)
 
 
 async def delete_thread(request: Request) -> Response:
     """``DELETE /v1/threads/{id}``: the thread, its messages, runs and items."""
     state, owner, found = await _get(request, "thread", "thread_id")
-    await state.storage.delete(owner, "thread", found.id)
+    batch = ThreadBatch().delete_record("thread", found.id, owner=owner)
+    await state.database.commit(batch.delete_thread(found.thread_id or found.id))
     return JSONResponse({"id": found.id, "object": "thread.deleted", "deleted": True})
 
 
@@ -171,18 +175,23 @@ async def create_message(request: Request) -> Response:
             f"Can't add messages to {found.id} while a run {active.id} is active; submit its "
             "tool outputs or cancel it first."
         )
-    objects = thread_messages_from(owner, found.id, [(message, metadata)])
-    await state.storage.append(found.container or found.id, [message.to_dict()], objects=objects)
+    records = thread_messages_from(owner, found.id, [(message, metadata)])
+    batch = ThreadBatch().append(found.thread_id or found.id, [message]).put(*records)
+    await state.database.commit(batch)
     return JSONResponse(
-        objects[0].body if objects else message_object(message, found.id, created_at=time.time())
+        records[0].body or {}
+        if records
+        else message_object(message, found.id, created_at=time.time())
     )
 
 
 async def list_messages(request: Request) -> Response:
     """``GET /v1/threads/{id}/messages`` (newest first unless ``order=asc``; ``run_id`` filter)."""
     state, owner, found = await _get(request, "thread", "thread_id")
-    stored = await state.storage.list_objects(owner, "message", parent=found.id, limit=LIST_ALL)
-    bodies = [s.body for s in reversed(stored)]
+    stored = await state.database.list_records(
+        "message", owner=owner, parent=found.id, limit=LIST_ALL
+    )
+    bodies = [_body(s) for s in reversed(stored)]
     run_id = request.query_params.get("run_id")
     if run_id:
         bodies = [b for b in bodies if b.get("run_id") == run_id]
@@ -193,10 +202,10 @@ async def get_message(request: Request) -> Response:
     """``GET /v1/threads/{id}/messages/{message_id}``."""
     state, owner, found = await _get(request, "thread", "thread_id")
     message_id = request.path_params["message_id"]
-    message = await state.storage.get(owner, "message", message_id)
+    message = await state.database.get_record("message", message_id, owner=owner)
     if message is None or message.parent != found.id:
         raise ApiError.not_found("message", message_id)
-    return JSONResponse(message.body)
+    return JSONResponse(_body(message))
 
 
 async def update_message(request: Request) -> Response:
@@ -204,12 +213,12 @@ async def update_message(request: Request) -> Response:
     state, owner, found = await _get(request, "thread", "thread_id")
     body = await read_json(request, state.config.max_body_bytes)
     message_id = request.path_params["message_id"]
-    message = await state.storage.get(owner, "message", message_id)
+    message = await state.database.get_record("message", message_id, owner=owner)
     if message is None or message.parent != found.id:
         raise ApiError.not_found("message", message_id)
     metadata = optional_object(body, "metadata")
-    updated = message.body if metadata is None else {**message.body, "metadata": metadata}
-    await state.storage.put(replace(message, body=updated))
+    updated = _body(message) if metadata is None else {**_body(message), "metadata": metadata}
+    await state.database.commit(ThreadBatch().put(replace(message, body=updated)))
     return JSONResponse(updated)
 
 

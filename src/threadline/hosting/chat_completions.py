@@ -35,6 +35,7 @@ from threadline.hosting._turns import (
     visible_output,
 )
 from threadline.openai_wire import chat_to_messages
+from threadline.threads.stores.memory import ChatMessageList
 from threadline.types.contents import FunctionCallContent, TextContent, UsageDetails
 from threadline.types.messages import ChatMessage, Role
 from threadline.types.responses import AgentRunResponseUpdate
@@ -145,7 +146,15 @@ async def create_chat_completion(request: Request) -> Response:
     history, new = _split(messages)
     tools = client_tools(body, nested=True)
     user_id = memory_user_id(owner, options.get("user"))
-    turn = TurnRequest(history=history, input=new, tools=tools, options=options, user_id=user_id)
+    # Stateless: the request carries the history, so the agent runs on an in-memory thread of it.
+    turn = TurnRequest(
+        store=ChatMessageList(history),
+        history=history,
+        input=new,
+        tools=tools,
+        options=options,
+        user_id=user_id,
+    )
     if stream:
         include_usage = bool(stream_options.get("include_usage"))
         return sse_response(_stream(state, turn, model, include_usage))

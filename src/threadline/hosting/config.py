@@ -30,3 +30,7 @@ class ServerConfig:
     """The model id ``/v1/models`` lists and responses report."""
     idempotency_wait_seconds: float = 120.0
     """How long a retry waits for the first attempt of the same ``Idempotency-Key`` to finish."""
+
+    def store_spec(self) -> str:
+        """The store spec these settings name: ``postgresql://...`` or ``sqlite:{db_path}``."""
+        return self.postgres_url or f"sqlite:{self.db_path}"

@@ -1,26 +1,31 @@
-"""``/v1/conversations``: conversation objects whose items responses read and extend."""
+"""``/v1/conversations``: conversation objects whose items responses read and extend.
+
+A conversation is a thread of the server's database (its id is the thread id recorded on the
+conversation record); its items are the thread's messages.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from threadline.exceptions import ConcurrentThreadUpdateError
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
+    ServerState,
     optional_object,
     read_json,
     state_of,
 )
 from threadline.hosting._turns import decode_messages, new_id, paginate, stored_items
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import ItemsChangedError, StoredObject
 from threadline.openai_wire import item_id as wire_item_id
 from threadline.openai_wire import items_to_messages, messages_to_items
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.types.contents import Content, FunctionCallContent, FunctionResultContent
 from threadline.types.messages import ChatMessage
 
@@ -41,31 +46,34 @@ async def create_conversation(request: Request) -> Response:
         "created_at": int(now),
         "metadata": metadata,
     }
-    await state.storage.append(
-        conversation_id,
-        [m.to_dict() for m in initial],
-        expected_len=0,
-        objects=[
-            StoredObject(
-                id=conversation_id,
-                owner=owner,
-                kind="conversation",
-                body=obj,
-                container=conversation_id,
-                created_at=now,
-            )
-        ],
+    record = ThreadRecord(
+        kind="conversation",
+        id=conversation_id,
+        owner=owner,
+        thread_id=conversation_id,
+        body=obj,
+        created_at=now,
     )
+    batch = ThreadBatch().append(conversation_id, initial, expected_version=0).put(record)
+    await state.database.commit(batch)
     return JSONResponse(obj)
 
 
-async def _find(request: Request) -> tuple[Any, str, StoredObject]:
+async def _find(request: Request) -> tuple[ServerState, str, ThreadRecord]:
     state, owner = state_of(request)
     conversation_id = request.path_params["conversation_id"]
-    found = await state.storage.get(owner, "conversation", conversation_id)
-    if found is None:
+    found = await state.database.get_record("conversation", conversation_id, owner=owner)
+    if found is None or found.body is None:
         raise ApiError.not_found("conversation", conversation_id)
     return state, owner, found
+
+
+def _thread(found: ThreadRecord) -> str:
+    return found.thread_id or found.id
+
+
+async def _messages(state: ServerState, found: ThreadRecord) -> list[ChatMessage]:
+    return await state.database.store(_thread(found)).list_messages()
 
 
 async def get_conversation(request: Request) -> Response:
@@ -81,22 +89,23 @@ async def update_conversation(request: Request) -> Response:
     metadata = optional_object(body, "metadata")
     if metadata is None:
         raise ApiError.bad("Missing required parameter: 'metadata'.", param="metadata")
-    updated = {**found.body, "metadata": metadata}
-    await state.storage.put(replace(found, body=updated))
+    updated = {**(found.body or {}), "metadata": metadata}
+    await state.database.commit(ThreadBatch().put(replace(found, body=updated)))
     return JSONResponse(updated)
 
 
 async def delete_conversation(request: Request) -> Response:
     """``DELETE /v1/conversations/{id}``: the conversation and its items."""
     state, owner, found = await _find(request)
-    await state.storage.delete(owner, "conversation", found.id)
+    batch = ThreadBatch().delete_record("conversation", found.id, owner=owner)
+    await state.database.commit(batch.delete_thread(_thread(found)))
     return JSONResponse({"id": found.id, "object": "conversation.deleted", "deleted": True})
 
 
 async def list_items(request: Request) -> Response:
     """``GET /v1/conversations/{id}/items`` (newest first unless ``order=asc``)."""
     state, _, found = await _find(request)
-    stored = await state.storage.items(found.container or found.id)
+    stored = await _messages(state, found)
     return JSONResponse(paginate(stored_items(stored), dict(request.query_params)))
 
 
@@ -107,7 +116,7 @@ async def create_items(request: Request) -> Response:
     if not isinstance(body.get("items"), list):
         raise ApiError.bad("Missing required parameter: 'items' (a list).", param="items")
     added = decode_messages(items_to_messages, body["items"], "items")
-    await state.storage.append(found.container or found.id, [m.to_dict() for m in added])
+    await state.database.commit(ThreadBatch().append(_thread(found), added))
     data = messages_to_items(added, output=True)
     return JSONResponse(
         {
@@ -124,22 +133,21 @@ async def get_item(request: Request) -> Response:
     """``GET /v1/conversations/{id}/items/{item_id}``."""
     state, _, found = await _find(request)
     item_id = request.path_params["item_id"]
-    for item in stored_items(await state.storage.items(found.container or found.id)):
+    for item in stored_items(await _messages(state, found)):
         if item.get("id") == item_id:
             return JSONResponse(item)
     raise ApiError.not_found("item", item_id)
 
 
-def _without_item(stored: list[dict[str, Any]], item_id: str) -> list[dict[str, Any]] | None:
+def _without_item(stored: list[ChatMessage], item_id: str) -> list[ChatMessage] | None:
     """The stored messages without the item ``item_id`` (None when no item has that id).
 
     An item is a message's text and media (its id is the message's), or one function call or
     result (ids derived from the call's id); a message left with no contents is dropped.
     """
     found = False
-    out: list[dict[str, Any]] = []
-    for data in stored:
-        message = ChatMessage.from_dict(data)
+    out: list[ChatMessage] = []
+    for message in stored:
         kept: list[Content] = []
         for content in message.contents:
             if type(content) in (FunctionCallContent, FunctionResultContent):
@@ -150,16 +158,9 @@ def _without_item(stored: list[dict[str, Any]], item_id: str) -> list[dict[str, 
             if not gone:
                 kept.append(content)
         if len(kept) == len(message.contents):
-            out.append(data)
+            out.append(message)
         elif kept:
-            out.append(
-                ChatMessage(
-                    message.role,
-                    contents=kept,
-                    author_name=message.author_name,
-                    message_id=message.message_id,
-                ).to_dict()
-            )
+            out.append(message.replace(contents=kept))
     return out if found else None
 
 
@@ -167,14 +168,14 @@ async def delete_item(request: Request) -> Response:
     """``DELETE /v1/conversations/{id}/items/{item_id}``: answers the conversation."""
     state, _, found = await _find(request)
     item_id = request.path_params["item_id"]
-    container = found.container or found.id
-    stored = await state.storage.items(container)
+    stored = await _messages(state, found)
     remaining = _without_item(stored, item_id)
     if remaining is None:
         raise ApiError.not_found("item", item_id)
     try:
-        await state.storage.replace_items(container, remaining, expected_len=len(stored))
-    except ItemsChangedError:
+        batch = ThreadBatch().replace(_thread(found), remaining, expected_version=len(stored))
+        await state.database.commit(batch)
+    except ConcurrentThreadUpdateError:
         raise ApiError(
             409,
             f"Conversation '{found.id}' changed while the item was deleted; retry the request.",

@@ -3,6 +3,11 @@
 A response continues a conversation by ``previous_response_id`` (the history of that response) or
 ``conversation`` (a conversation object's items). With ``store`` (the default) the response and its
 turn are stored, so later requests can continue from it; with ``store: false`` nothing is kept.
+
+A chain of responses is one thread; each response records how far into it its history reaches
+(``_upto``). Continuing from the newest response appends to the thread; continuing from an older
+one (or from a response made in a conversation) branches: ``fork(at=...)`` in the batch that
+commits the turn, so a branch exists only with its first turn.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from threadline.exceptions import ConcurrentThreadUpdateError
 from threadline.hosting._idempotency import Claim, claim, idempotent
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
@@ -36,8 +42,8 @@ from threadline.hosting._turns import (
     visible_output,
 )
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import ItemsChangedError, StoredObject
 from threadline.openai_wire import messages_to_items
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.types.contents import FunctionCallContent, TextContent
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import AgentRunResponseUpdate
@@ -82,92 +88,76 @@ def _response_json(
     }
 
 
-async def _save(
-    state: ServerState,
+def _commit_to(
     plan: ResponsePlan,
     response: dict[str, Any],
-    outcome: TurnOutcome,
-    key: Claim | None,
-) -> None:
-    """Store the turn, its response and its ``Idempotency-Key`` answer in one transaction."""
-    done = key.outcome(response) if key is not None else None
-    turn_items = [m.to_dict() for m in (*plan.turn.input, *outcome.messages)]
-    storage = state.storage
-    now = time.time()
-
-    def record(container: str, upto: int) -> StoredObject:
-        # Where this response's input ends in its container (private, stripped on reads).
-        input_upto = upto - len(outcome.messages)
-        return StoredObject(
+    thread_id: str,
+    done: ThreadRecord | None,
+    batch: ThreadBatch | None = None,
+) -> ThreadBatch:
+    """The batch storing the held turn in ``thread_id`` with its response and key answer."""
+    staged = plan.staged
+    base = staged.expected_version if staged.expected_version is not None else plan.upto
+    # Where this response's history and its input end in its thread (private, stripped on reads).
+    marks = {"_upto": base + len(staged.staged), "_input_upto": base + len(plan.turn.input)}
+    batch = staged.stage_into(batch or ThreadBatch(), thread_id)
+    batch.put(
+        ThreadRecord(
+            kind="response",
             id=response["id"],
             owner=plan.owner,
-            kind="response",
-            body={**response, "_input_upto": input_upto},
-            container=container,
-            upto=upto,
-            created_at=now,
+            thread_id=thread_id,
+            body={**response, **marks},
         )
+    )
+    return batch.put(done) if done is not None else batch
 
-    if plan.conversation is not None:
-        container = cast(str, plan.conversation.container)
-        expected = len(plan.turn.history)
-        objects = [record(container, expected + len(turn_items))] if plan.store else []
+
+async def _save(
+    state: ServerState, plan: ResponsePlan, response: dict[str, Any], key: Claim | None
+) -> None:
+    """Store the turn, its response and its ``Idempotency-Key`` answer in one transaction."""
+    database = state.database
+    if not plan.store:
+        if key is not None:
+            await key.finish(database, response)
+        return
+    done = key.outcome(response) if key is not None else None
+    conversation, previous = plan.conversation, plan.previous
+    if conversation is not None:
+        batch = _commit_to(plan, response, cast(str, conversation.thread_id), done)
         try:
-            await storage.append(
-                container, turn_items, expected_len=expected, objects=objects, idempotency=done
-            )
-        except ItemsChangedError:
+            await database.commit(batch)
+        except ConcurrentThreadUpdateError:
             raise ApiError(
                 409,
-                f"Conversation '{plan.conversation.id}' changed while this response was generated; "
+                f"Conversation '{conversation.id}' changed while this response was generated; "
                 "retry the request.",
                 code="conversation_changed",
             ) from None
         return
-    if not plan.store:
-        if key is not None:
-            await key.finish(storage, response)
+    if previous is None:  # a new chain: a thread of its own
+        batch = _commit_to(plan, response, new_id("chain"), done)
+        await database.commit(batch)
         return
-    if plan.previous is not None:
-        source = cast(str, plan.previous.container)
-        upto = plan.previous_upto
-        # Continuing from the newest response of a chain: append to its container. A
-        # conversation's container is the conversation's own: a turn not made in it branches.
-        if not plan.previous.body.get("conversation"):
-            try:
-                await storage.append(
-                    source,
-                    turn_items,
-                    expected_len=upto,
-                    objects=[record(source, upto + len(turn_items))],
-                    idempotency=done,
-                )
-                return
-            except ItemsChangedError:
-                pass
-        # Branching from an older response: copy its history into a new container once.
-        container = new_id("chain")
+    source = cast(str, previous.thread_id)
+    # Continuing from the newest response of a chain: append to its thread. A conversation's
+    # thread is the conversation's own: a turn not made in it branches.
+    if not (previous.body or {}).get("conversation"):
+        batch = _commit_to(plan, response, source, done)
         try:
-            await storage.append(
-                container,
-                turn_items,
-                expected_len=upto,
-                copy_from=(source, upto),
-                objects=[record(container, upto + len(turn_items))],
-                idempotency=done,
-            )
-        except ItemsChangedError:
-            # The source lost items while this turn ran (its conversation was deleted).
-            raise history_gone(plan.previous) from None
-        return
-    container = new_id("chain")
-    await storage.append(
-        container,
-        turn_items,
-        expected_len=0,
-        objects=[record(container, len(turn_items))],
-        idempotency=done,
-    )
+            await database.commit(batch)
+            return
+        except ConcurrentThreadUpdateError:
+            pass  # the chain went on meanwhile: this turn branches from where it read
+    branch = new_id("chain")
+    fork = ThreadBatch().fork(source, branch, at=plan.upto)
+    batch = _commit_to(plan, response, branch, done, fork)
+    try:
+        await database.commit(batch)
+    except (ConcurrentThreadUpdateError, ValueError):
+        # The source lost messages while this turn ran (its conversation was deleted).
+        raise history_gone(previous) from None
 
 
 async def _create_blocking(
@@ -180,7 +170,7 @@ async def _create_blocking(
     response = _response_json(
         plan, response_id, created, status="completed", output=output, outcome=outcome
     )
-    await _save(state, plan, response, outcome, key)
+    await _save(state, plan, response, key)
     return response
 
 
@@ -195,7 +185,7 @@ async def _create_streaming(
     finally:
         if key is not None and not finished:
             # A failed or abandoned stream frees its key, so a retry runs the turn.
-            await key.release(state.storage)
+            await key.release(state.database)
 
 
 async def _stream_events(
@@ -230,7 +220,7 @@ async def _stream_events(
     final = _response_json(
         plan, response_id, created, status="completed", output=writer.output, outcome=outcome
     )
-    await _save(state, plan, final, outcome, key)
+    await _save(state, plan, final, key)
     yield closing + writer.event("response.completed", response=final)
 
 
@@ -252,8 +242,8 @@ async def get_response(request: Request) -> Response:
     """``GET /v1/responses/{id}``."""
     state, owner = state_of(request)
     response_id = request.path_params["response_id"]
-    found = await state.storage.get(owner, "response", response_id)
-    if found is None:
+    found = await state.database.get_record("response", response_id, owner=owner)
+    if found is None or found.body is None:
         raise ApiError.not_found("response", response_id)
     return JSONResponse({k: v for k, v in found.body.items() if not k.startswith("_")})
 
@@ -262,8 +252,10 @@ async def delete_response(request: Request) -> Response:
     """``DELETE /v1/responses/{id}``: the response goes; its chain's items stay for others."""
     state, owner = state_of(request)
     response_id = request.path_params["response_id"]
-    if not await state.storage.delete(owner, "response", response_id):
+    database = state.database
+    if await database.get_record("response", response_id, owner=owner) is None:
         raise ApiError.not_found("response", response_id)
+    await database.commit(ThreadBatch().delete_record("response", response_id, owner=owner))
     return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
 
 
@@ -273,11 +265,11 @@ async def list_input_items(request: Request) -> Response:
 
     state, owner = state_of(request)
     response_id = request.path_params["response_id"]
-    found = await state.storage.get(owner, "response", response_id)
-    if found is None or found.container is None:
+    found = await state.database.get_record("response", response_id, owner=owner)
+    if found is None or found.thread_id is None or found.body is None:
         raise ApiError.not_found("response", response_id)
-    upto = found.body.get("_input_upto", found.upto)
-    stored = await state.storage.items(found.container, upto=upto)
+    upto = int(found.body.get("_input_upto", found.body.get("_upto", 0)))
+    stored = (await state.database.store(found.thread_id).list_messages())[:upto]
     return JSONResponse(paginate(stored_items(stored), dict(request.query_params)))
 
 

@@ -28,24 +28,24 @@ from threadline.hosting._request import (
     read_json,
     state_of,
 )
-from threadline.hosting._run_plan import RunPlan, execute, plan_run
+from threadline.hosting._run_plan import RunPlan, execute, plan_run, read_thread
 from threadline.hosting._run_stream import execute_stream, replay
 from threadline.hosting._runner import TurnRequest, memory_user_id
 from threadline.hosting._sse import sse_response
 from threadline.hosting._threads import new_thread
 from threadline.hosting._turns import client_tools, paginate, run_options
 from threadline.hosting.errors import ApiError
-from threadline.hosting.storage.base import StoredObject
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.types.contents import Content, FunctionResultContent
 from threadline.types.messages import ChatMessage, Role
 
 __all__ = ["routes"]
 
 
-async def _thread(request: Request) -> tuple[ServerState, str, StoredObject]:
+async def _thread(request: Request) -> tuple[ServerState, str, ThreadRecord]:
     state, owner = state_of(request)
     thread_id = request.path_params["thread_id"]
-    thread = await state.storage.get(owner, "thread", thread_id)
+    thread = await state.database.get_record("thread", thread_id, owner=owner)
     if thread is None:
         raise ApiError.not_found("thread", thread_id)
     return state, owner, thread
@@ -77,10 +77,10 @@ async def _respond(
         answer = await execute(state, plan)
     except BaseException:
         if key is not None:
-            await key.release(state.storage)
+            await key.release(state.database)
         raise
     if key is not None:
-        await key.finish(state.storage, answer)
+        await key.finish(state.database, answer)
     return JSONResponse(answer)
 
 
@@ -99,7 +99,7 @@ async def create_thread_and_run(request: Request) -> Response:
     async def plan() -> RunPlan:
         # Check the run's parameters before creating anything.
         assistant_id = field(body, "assistant_id", str)
-        if await state.storage.get(owner, "assistant", assistant_id) is None:
+        if await state.database.get_record("assistant", assistant_id, owner=owner) is None:
             raise ApiError.not_found("assistant", assistant_id, param="assistant_id")
         thread = await new_thread(state, owner, optional_object(body, "thread") or {})
         return await plan_run(state, owner, thread, body)
@@ -107,26 +107,30 @@ async def create_thread_and_run(request: Request) -> Response:
     return await _respond(request, state, owner, body, plan)
 
 
-async def _find_run(request: Request) -> tuple[ServerState, str, StoredObject, StoredObject]:
+async def _find_run(request: Request) -> tuple[ServerState, str, ThreadRecord, ThreadRecord]:
     state, owner, thread = await _thread(request)
     run_id = request.path_params["run_id"]
-    run = await state.storage.get(owner, "run", run_id)
-    if run is None or run.parent != thread.id:
+    run = await state.database.get_record("run", run_id, owner=owner)
+    if run is None or run.parent != thread.id or run.body is None:
         raise ApiError.not_found("run", run_id)
     return state, owner, thread, run
+
+
+def _body(record: ThreadRecord) -> dict[str, Any]:
+    return record.body or {}
 
 
 async def get_run(request: Request) -> Response:
     """``GET /v1/threads/{id}/runs/{run_id}``."""
     _, _, _, run = await _find_run(request)
-    return JSONResponse(run.body)
+    return JSONResponse(_body(run))
 
 
 async def list_runs(request: Request) -> Response:
     """``GET /v1/threads/{id}/runs``."""
     state, owner, thread = await _thread(request)
-    found = await state.storage.list_objects(owner, "run", parent=thread.id, limit=10_000)
-    return JSONResponse(paginate([f.body for f in reversed(found)], dict(request.query_params)))
+    found = await state.database.list_records("run", owner=owner, parent=thread.id, limit=10_000)
+    return JSONResponse(paginate([_body(f) for f in reversed(found)], dict(request.query_params)))
 
 
 async def cancel_run(request: Request) -> Response:
@@ -136,22 +140,22 @@ async def cancel_run(request: Request) -> Response:
     same write: a later run never shows the model a call without its result.
     """
     state, _, thread, run = await _find_run(request)
-    if run.body.get("status") != "requires_action":
-        raise ApiError.bad(f"Cannot cancel run with status '{run.body.get('status')}'.")
-    calls = run.body["required_action"]["submit_tool_outputs"]["tool_calls"]
+    run_body = _body(run)
+    if run_body.get("status") != "requires_action":
+        raise ApiError.bad(f"Cannot cancel run with status '{run_body.get('status')}'.")
+    calls = run_body["required_action"]["submit_tool_outputs"]["tool_calls"]
     results: list[Content] = [
         FunctionResultContent(call_id=c["id"], exception="the run was cancelled") for c in calls
     ]
     body = {
-        **run.body,
+        **run_body,
         "status": "cancelled",
         "cancelled_at": int(time.time()),
         "required_action": None,
     }
-    closing = [ChatMessage(Role.TOOL, contents=results).to_dict()] if results else []
-    await state.storage.append(
-        thread.container or thread.id, closing, objects=[replace(run, body=body)]
-    )
+    closing = [ChatMessage(Role.TOOL, contents=results)] if results else []
+    batch = ThreadBatch().append(thread.thread_id or thread.id, closing)
+    await state.database.commit(batch.put(replace(run, body=body)))
     return JSONResponse(body)
 
 
@@ -160,13 +164,15 @@ async def submit_tool_outputs(request: Request) -> Response:
     state, owner, thread, run = await _find_run(request)
     body = await read_json(request, state.config.max_body_bytes)
 
+    run_body = _body(run)
+
     async def plan() -> RunPlan:
-        if run.body.get("status") != "requires_action":
+        if run_body.get("status") != "requires_action":
             raise ApiError.bad(
-                f"Run {run.id} is not waiting for tool outputs (status '{run.body.get('status')}')."
+                f"Run {run.id} is not waiting for tool outputs (status '{run_body.get('status')}')."
             )
         pending = {
-            c["id"] for c in run.body["required_action"]["submit_tool_outputs"]["tool_calls"]
+            c["id"] for c in run_body["required_action"]["submit_tool_outputs"]["tool_calls"]
         }
         raw = optional_list(body, "tool_outputs")
         if raw is None:
@@ -200,25 +206,29 @@ async def submit_tool_outputs(request: Request) -> Response:
         missing = pending - {r.call_id for r in results}
         if missing:
             raise ApiError.bad(f"Missing tool outputs for {sorted(missing)}.", param="tool_outputs")
-        history = await state.storage.items(thread.container or thread.id)
-        assistant = await state.storage.get(owner, "assistant", run.body["assistant_id"])
+        staged, history = await read_thread(state, thread)
+        assistant = await state.database.get_record(
+            "assistant", run_body["assistant_id"], owner=owner
+        )
         tools_json: Any = (
-            run.body.get("tools") or (assistant.body.get("tools") if assistant else []) or []
+            run_body.get("tools") or (_body(assistant).get("tools") if assistant else []) or []
         )
         tools = client_tools({"tools": tools_json}, nested=True)
         turn = TurnRequest(
-            history=[ChatMessage.from_dict(d) for d in history],
+            store=staged,
+            history=history,
             input=[ChatMessage(Role.TOOL, contents=results)],
-            instructions=run.body.get("instructions") or None,
+            instructions=run_body.get("instructions") or None,
             tools=tools,
-            options=run_options(run.body, max_tokens_key="max_completion_tokens"),
+            options=run_options(run_body, max_tokens_key="max_completion_tokens"),
             user_id=memory_user_id(owner, None),
         )
         return RunPlan(
             owner=owner,
             thread=thread,
-            run={**run.body, "_tools": tools},
+            run={**run_body, "_tools": tools},
             turn=turn,
+            staged=staged,
             tools=tools,
             new_messages=[],
         )

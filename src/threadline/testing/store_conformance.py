@@ -22,10 +22,12 @@ import pytest_asyncio
             )
 
 The kit checks: order is preserved; every content type round-trips; appends are atomic and
-version-checked (in one process and from two processes at once); forks are independent; delete
-works and spares forks; a corrupt record raises ``StoreError`` naming the thread and record;
-bounded reads return the newest messages within a token budget; store state serializes to JSON
-without secrets and restores. Tests need ``pytest`` and ``pytest-asyncio``.
+version-checked (in one process and from two processes at once); two processes running agent
+turns on one thread, retrying conflicts, never interleave a turn (20 rounds of 2 x 50 turns);
+forks are independent; delete works and spares forks; a corrupt record raises ``StoreError``
+naming the thread and record; bounded reads return the newest messages within a token budget;
+store state serializes to JSON without secrets and restores. Tests need ``pytest`` and
+``pytest-asyncio``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import pytest_asyncio
 
 from threadline.closing import aclose_if_closable
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, ThreadStateError
+from threadline.testing._turn_stress import check_turns, run_turn_stress
 from threadline.threads.stores.base import ChatMessageStore, TokenCounter, estimate_tokens
 from threadline.types.contents import (
     DataContent,
@@ -78,6 +81,10 @@ class StoreHarness:
     """The counter the stores were made with, so bounded reads can be checked exactly."""
     secrets: Sequence[str] = ()
     """Strings that must never appear in serialized state (passwords in the connection URL)."""
+    turn_stress_rounds: int = 20
+    """Rounds of the two-process agent stress case (a new thread each round)."""
+    turn_stress_turns: int = 50
+    """Turns each of the two processes runs per round."""
 
 
 async def close_store(store: object) -> None:
@@ -270,6 +277,25 @@ class StoreConformance:
             assert got == messages
             assert [m.to_dict() for m in got] == [m.to_dict() for m in messages]
 
+    async def test_a_view_of_the_thread_never_changes(
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
+    ) -> None:
+        """``view_messages()``, where offered: the messages, and later writes never change it."""
+        store = await self._new(store_harness, conformance_stores)
+        view_messages = getattr(store, "view_messages", None)
+        if view_messages is None:
+            pytest.skip("the store offers no view_messages(); agents read it with list_messages()")
+        await store.add_messages(turn("a"), expected_version=0)
+        view = await view_messages()
+        assert list(view) == await store.list_messages() and len(view) == 3
+        assert view[0] == view[-3] and view[-1].text == "a|2/3"
+        await store.add_messages(turn("b"), expected_version=3)
+        conformance_stores.append(await store.fork(at=2))
+        assert _turns_of(list(view)) == ["a"]  # written after: not in it
+        assert _turns_of(list(await view_messages())) == ["a", "b"]
+        await store.delete()
+        assert _turns_of(list(view)) == ["a"]  # a view held across a delete keeps its messages
+
     async def test_version_conflict_writes_nothing(
         self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
     ) -> None:
@@ -359,6 +385,26 @@ class StoreConformance:
             assert mine == [f"{name}-{t}" for t in range(turns)]  # none lost, in order
             assert outcomes[name]["written"] == mine
         assert len(labels) == 1 + rounds + 2 * turns
+
+    async def test_two_processes_run_agent_turns_on_one_thread(
+        self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]
+    ) -> None:
+        """Two processes run ``ChatAgent.run`` on one thread, retrying conflicts: whole turns.
+
+        Every user turn is followed by its own reply, nothing is stored twice or lost, each
+        process's turns keep their order; ``turn_stress_rounds`` rounds, a new thread each.
+        """
+        if store_harness.cross_process_skip_reason is not None:
+            pytest.skip(store_harness.cross_process_skip_reason)
+        stores = [
+            await self._new(store_harness, conformance_stores)
+            for _ in range(store_harness.turn_stress_rounds)
+        ]
+        states = [json.loads(json.dumps(await store.serialize())) for store in stores]
+        turns = store_harness.turn_stress_turns
+        await run_turn_stress(store_harness.factory, states, turns)
+        for r, store in enumerate(stores):
+            check_turns(await store.list_messages(), turns, where=f"round {r}")
 
     async def test_fork_is_independent(
         self, store_harness: StoreHarness, conformance_stores: list[ChatMessageStore]

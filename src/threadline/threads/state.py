@@ -1,9 +1,10 @@
 """The serialized form of a thread: its schema, validation and migration from older versions.
 
-A thread's state travels (files, databases, HTTP), so it is checked field by field on the way in
-and every problem is reported with the path of the offending field. ``thread.serialize()`` writes
-every key, ``null`` where empty, so a missing key always means a damaged state: it is refused,
-never read as "empty" (a state whose ``store`` was cut off must not restore an empty thread).
+A thread's state travels (files, databases, HTTP), so it is validated on the way in (with
+pydantic, at this edge only) and every problem is reported with the path of the offending field.
+``thread.serialize()`` writes every key, ``null`` where empty, so a missing key always means a
+damaged state: it is refused, never read as "empty" (a state whose ``store`` was cut off must not
+restore an empty thread).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic_core import ErrorDetails
 
 from threadline.exceptions import ThreadStateError
 
@@ -85,6 +89,10 @@ def check_thread_id(
     )
 
 
+_Name = Annotated[str, Strict(), Field(min_length=1)]
+"""A non-empty string, exactly (no bytes or numbers turned into one)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThreadState:
     """A validated thread state, ready to be turned back into an ``AgentThread``."""
@@ -100,46 +108,104 @@ class ThreadState:
     context_state: dict[str, dict[str, Any]]
 
 
-_KEYS = (
-    "type",
-    "schema_version",
-    "thread_id",
-    "user_id",
-    "binding",
-    "service_thread_id",
-    "store",
-    "context_providers",
-)
-"""Every key of a current thread state; all required (``null`` where empty)."""
-_BINDING_KEYS = ("service", "agent_id", "agent_name")
-_STORE_KEYS = ("kind", "state")
+class _Binding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    service: _Name | None
+    agent_id: _Name | None
+    agent_name: _Name | None
 
 
-def _require(d: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
-    """Refuse a missing key (naming it) and an unknown one: both mean the state was damaged."""
-    missing = [k for k in keys if k not in d]
-    if missing:
-        raise ThreadStateError(
-            f"thread state is missing required key '{where}{missing[0]}'"
-            f"{'' if len(missing) == 1 else f' (and {missing[1:]})'}; "
+class _Store(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: _Name | None
+    state: dict[str, Any]
+
+
+class _Body(BaseModel):
+    """Every key of a current thread state; all required (``null`` where empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    schema_version: int
+    thread_id: _Name | None
+    user_id: _Name | None
+    binding: _Binding
+    service_thread_id: _Name | None
+    store: _Store | None
+    context_providers: dict[str, dict[str, Any]]
+
+
+_ORDER = ("thread_id", "binding", "service_thread_id", "store", "context_providers", "user_id")
+"""The order fields are reported in when several are wrong: the first one a reader must fix."""
+
+_OBJECTS = {"binding", "store", "store.state", "context_providers"}
+"""Fields that must be JSON objects."""
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _first_problem(errors: list[ErrorDetails]) -> ThreadStateError:
+    """The error to report of pydantic's list, worded as threadline always worded it."""
+
+    def rank(error: ErrorDetails) -> tuple[int, int, int]:
+        loc = error["loc"]
+        kind = {"missing": 0, "extra_forbidden": 1}.get(error["type"], 2)
+        top = str(loc[0])
+        # A wrong object is reported before what is wrong inside it; then missing, then unknown.
+        return (
+            0 if len(loc) == 1 and kind < 2 else 1,
+            _ORDER.index(top) if top in _ORDER else len(_ORDER),
+            0 if len(loc) == 1 else kind + 1,
+        )
+
+    first = min(errors, key=rank)
+    loc = first["loc"]
+    parent = _path(loc[:-1])
+    where = f"{parent}." if parent else ""
+    if first["type"] == "missing":
+        missing = [
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "missing" and e["loc"][:-1] == loc[:-1]
+        ]
+        others = "" if len(missing) == 1 else f" (and {missing[1:]})"
+        return ThreadStateError(
+            f"thread state is missing required key '{where}{missing[0]}'{others}; "
             "thread.serialize() writes every key (null where empty), so this state was cut or "
             "edited: restore it from an intact copy"
         )
-    unknown = sorted(d.keys() - set(keys))
-    if unknown:
-        what = "thread state has" if not where else f"field {where.rstrip('.')!r} has"
-        raise ThreadStateError(f"{what} unknown field(s) {unknown}")
+    if first["type"] == "extra_forbidden":
+        unknown = sorted(
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "extra_forbidden" and e["loc"][:-1] == loc[:-1]
+        )
+        what = "thread state has" if not parent else f"field {parent!r} has"
+        return ThreadStateError(f"{what} unknown field(s) {unknown}")
+    path = _path(loc)
+    if path in _OBJECTS or parent == "context_providers":
+        return ThreadStateError(f"field '{path}' must be an object, got {first['input']!r}")
+    return ThreadStateError(
+        f"{where}{loc[-1]} must be a non-empty string or null, got {first['input']!r}"
+    )
 
 
-def _optional_str(d: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = d[key]
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ThreadStateError(f"{where}{key} must be a non-empty string or null, got {value!r}")
-    return value
+def _validated(d: Mapping[str, Any]) -> _Body:
+    try:
+        return _Body.model_validate(d)
+    except ValidationError as exc:
+        # Only the subfields of a wrong object would be noise: keep the errors that explain.
+        raise _first_problem(exc.errors()) from None
 
 
 def parse_thread_state(state: object) -> ThreadState:
     """Validate (and migrate) a serialized thread.
+
+    The envelope (``type``, ``schema_version``) is checked by hand, since a state of another
+    version is migrated before its body means anything; the body is validated by one pydantic
+    model, and the rules between fields (a thread is local or service-managed, never both) after.
 
     Raises:
         ThreadStateError: the state is not a thread state, is of an unknown version, or has a
@@ -170,23 +236,15 @@ def parse_thread_state(state: object) -> ThreadState:
         d = migrate(d)
         version += 1
 
-    _require(d, _KEYS, "")
-    thread_id = _optional_str(d, "thread_id", "")
-    if thread_id is None:
+    body = _validated(d)
+    if body.thread_id is None:
         raise ThreadStateError("thread state field 'thread_id' is null; it must name the thread")
-    check_thread_id(thread_id, field="field 'thread_id'")
-
-    binding = d["binding"]
-    if not isinstance(binding, Mapping):
-        raise ThreadStateError(f"field 'binding' must be an object, got {binding!r}")
-    binding_map: Mapping[str, Any] = binding  # pyright: ignore[reportUnknownVariableType]
-    _require(binding_map, _BINDING_KEYS, "binding.")
-    service = _optional_str(binding_map, "service", "binding.")
-
-    service_thread_id = _optional_str(d, "service_thread_id", "")
+    check_thread_id(body.thread_id, field="field 'thread_id'")
+    service = body.binding.service
+    service_thread_id = body.service_thread_id
     if service_thread_id is not None:
         check_thread_id(service_thread_id, field="field 'service_thread_id'")
-    store = d["store"]
+    store = body.store
     if service_thread_id is not None and store is not None:
         raise ThreadStateError(
             "thread state has both 'service_thread_id' and 'store'; a thread is either kept by a "
@@ -198,41 +256,16 @@ def parse_thread_state(state: object) -> ThreadState:
         raise ThreadStateError(
             f"thread state is bound to service {service!r} but has no 'service_thread_id'"
         )
-
-    store_kind: str | None = None
-    store_state: Mapping[str, Any] | None = None
-    if store is not None:
-        if not isinstance(store, Mapping):
-            raise ThreadStateError(f"field 'store' must be an object, got {store!r}")
-        store_map: Mapping[str, Any] = store  # pyright: ignore[reportUnknownVariableType]
-        _require(store_map, _STORE_KEYS, "store.")
-        store_kind = _optional_str(store_map, "kind", "store.")
-        if store_kind is None:
-            raise ThreadStateError("field 'store.kind' is null; it must name the store kind")
-        raw_state = store_map["state"]
-        if not isinstance(raw_state, Mapping):
-            raise ThreadStateError(f"field 'store.state' must be an object, got {raw_state!r}")
-        store_state = raw_state  # pyright: ignore[reportUnknownVariableType]
-
-    providers = d["context_providers"]
-    if not isinstance(providers, Mapping):
-        raise ThreadStateError(f"field 'context_providers' must be an object, got {providers!r}")
-    context_state: dict[str, dict[str, Any]] = {}
-    for key, value in providers.items():  # pyright: ignore[reportUnknownVariableType]
-        if not isinstance(value, Mapping):
-            raise ThreadStateError(
-                f"field 'context_providers.{key}' must be an object, got {value!r}"
-            )
-        context_state[str(key)] = dict(value)  # pyright: ignore[reportUnknownArgumentType]
-
+    if store is not None and store.kind is None:
+        raise ThreadStateError("field 'store.kind' is null; it must name the store kind")
     return ThreadState(
-        thread_id=thread_id,
-        user_id=_optional_str(d, "user_id", ""),
+        thread_id=body.thread_id,
+        user_id=body.user_id,
         service=service,
-        agent_id=_optional_str(binding_map, "agent_id", "binding."),
-        agent_name=_optional_str(binding_map, "agent_name", "binding."),
+        agent_id=body.binding.agent_id,
+        agent_name=body.binding.agent_name,
         service_thread_id=service_thread_id,
-        store_kind=store_kind,
-        store_state=store_state,
-        context_state=context_state,
+        store_kind=None if store is None else store.kind,
+        store_state=None if store is None else store.state,
+        context_state=body.context_providers,
     )

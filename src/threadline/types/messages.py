@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from threadline.exceptions import MessageFormatError
 from threadline.types.contents import (
@@ -16,7 +17,14 @@ from threadline.types.contents import (
     content_to_dict,
 )
 
-__all__ = ["ChatMessage", "Role", "new_message_id"]
+__all__ = [
+    "ChatMessage",
+    "MessageView",
+    "Role",
+    "messages_from_dicts",
+    "messages_to_dicts",
+    "new_message_id",
+]
 
 
 class Role(StrEnum):
@@ -273,6 +281,151 @@ def _from_dict_checked(d: object) -> ChatMessage:
     return ChatMessage(
         role, text, contents=contents, author_name=author_name, message_id=message_id
     )
+
+
+class MessageView(Sequence[ChatMessage]):
+    """Messages read without copying: parts joined in order, each the first ``n`` of its list.
+
+    A thread of 10,000 messages is read every turn; copying it costs more than the rest of the
+    turn. Stores whose lists only ever grow at the end (a prefix never changes in place; a
+    delete or restore starts a new list) hand out a view of their prefix instead, and the agent
+    builds its model request as a view of system message, history and input. The view is
+    read-only; ``list(view)`` makes a list to change.
+    """
+
+    __slots__ = ("_len", "_parts")
+
+    def __init__(self, *parts: tuple[Sequence[ChatMessage], int]) -> None:
+        self._parts = parts
+        self._len = sum(n for _, n in parts)
+
+    @classmethod
+    def of(cls, *parts: Sequence[ChatMessage]) -> MessageView:
+        """A view of whole sequences (each left as it is while the view is used).
+
+        A view among them lends its own parts, so iterating never goes through views of views.
+        """
+        flat: list[tuple[Sequence[ChatMessage], int]] = []
+        for part in parts:
+            if type(part) is MessageView:
+                flat.extend(part._parts)
+            elif part:
+                flat.append((part, len(part)))
+        return cls(*flat)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[ChatMessage]:
+        # Whole lists iterate at C speed; only a part that has grown since is cut short.
+        parts = [
+            items if n == len(items) else itertools.islice(items, n) for items, n in self._parts
+        ]
+        return iter(parts[0]) if len(parts) == 1 else itertools.chain.from_iterable(parts)
+
+    @overload
+    def __getitem__(self, index: int) -> ChatMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ChatMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> ChatMessage | list[ChatMessage]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("message index out of range")
+        for items, n in self._parts:
+            if index < n:
+                return items[index]
+            index -= n
+        raise IndexError("message index out of range")  # pragma: no cover - lengths add up
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MessageView | list | tuple):
+            return list(self) == list(cast("Sequence[object]", other))
+        return NotImplemented
+
+    __hash__ = None  # pyright: ignore[reportAssignmentType] - equal to lists: unhashable
+
+    def __repr__(self) -> str:
+        return f"MessageView({list(self)!r})"
+
+
+def messages_to_dicts(messages: Iterable[ChatMessage]) -> list[JSONValue]:
+    """``[m.to_dict() for m in messages]``, for whole threads: one tight loop, no call per message.
+
+    A thread of 10,000 messages is serialized this way; the text shorthand (nearly every message)
+    is built inline, anything else through :meth:`ChatMessage.to_dict`.
+    """
+    out: list[JSONValue] = []
+    append = out.append
+    roles = _ROLE_TEXT
+    for message in messages:
+        text = message._text
+        if text is None:
+            append(message.to_dict())
+            continue
+        d: dict[str, JSONValue] = {
+            "role": roles[message._role],
+            "text": text,
+            "message_id": message._message_id,
+        }
+        if message._author_name is not None:
+            d["author_name"] = message._author_name
+        append(d)
+    return out
+
+
+def messages_from_dicts(items: Sequence[object]) -> list[ChatMessage]:
+    """``[ChatMessage.from_dict(d) for d in items]`` for whole threads, ids checked unique.
+
+    The text shorthand is rebuilt inline (the fast path of :meth:`ChatMessage.from_dict`, without
+    a call per message); anything else goes through ``from_dict`` and its thorough checks.
+
+    Raises:
+        MessageFormatError: an item is malformed (the message says which, ``[index]: ...``) or
+            a message id appears twice.
+    """
+    out: list[ChatMessage] = []
+    append = out.append
+    roles = _ROLES
+    cls = ChatMessage
+    new = _new
+    for d in items:
+        if type(d) is dict:
+            fields = cast("dict[str, Any]", d)
+            try:  # the shorthand's three keys; anything else takes the thorough path below
+                role = roles[fields["role"]]
+                text = fields["text"]
+                message_id = fields["message_id"]
+            except (KeyError, TypeError):
+                pass
+            else:
+                author_name = fields.get("author_name")
+                if (
+                    type(text) is str
+                    and type(message_id) is str
+                    and message_id
+                    and len(fields) == (3 if author_name is None else 4)
+                    and (author_name is None or type(author_name) is str)
+                ):
+                    message = new(cls)
+                    message._role = role
+                    message._text = text
+                    message._contents = None
+                    message._author_name = author_name
+                    message._message_id = message_id
+                    append(message)
+                    continue
+        try:
+            append(_from_dict_checked(cast(object, d)))
+        except MessageFormatError as exc:
+            raise MessageFormatError(f"[{len(out)}]: {exc}") from exc
+    if len({m._message_id for m in out}) != len(out):
+        raise MessageFormatError("the same message_id appears more than once")
+    return out
 
 
 def as_messages(value: str | ChatMessage | Sequence[str | ChatMessage] | None) -> list[ChatMessage]:

@@ -183,14 +183,24 @@ async def _refused(store: ChatMessageStore, thread_id: str, *, budget: bool = Tr
     return str(info.value)
 
 
-async def _agent_refuses(store: ChatMessageStore, thread_id: str) -> None:
-    client = ScriptedChatClient(["never sent"])
+async def _agent_refuses(
+    store: ChatMessageStore, thread_id: str, *, found_on_write: bool = False
+) -> None:
+    """An agent's turn fails with a StoreError naming the thread; nothing is written.
+
+    ``found_on_write``: the damage lies past what a read touches (rows beyond the version), so
+    the turn only meets it when it appends its answer, after the model call.
+    """
+    client = ScriptedChatClient(["answered" if found_on_write else "never sent"])
     agent = ChatAgent(client)
     thread = AgentThread(message_store=store, thread_id=thread_id)
     with pytest.raises(StoreError, match=thread_id) as info:
         await asyncio.wait_for(agent.run("hello", thread=thread), TIMEOUT)
     assert not isinstance(info.value, ConcurrentThreadUpdateError)
-    assert client.calls == []  # the model was never called on a history known to be wrong
+    if found_on_write:
+        assert "hello" not in [m.text for m in await store.list_messages()]
+    else:
+        assert client.calls == []  # the model was never called on a history known to be wrong
 
 
 async def test_fork_parent_pointing_at_itself(backend: Backend) -> None:
@@ -237,7 +247,7 @@ async def test_version_below_the_stored_messages(backend: Backend) -> None:
         await fresh.add_messages(turn("three"), expected_version=2)
     assert not isinstance(info.value, ConcurrentThreadUpdateError)
     assert "past its version" in str(info.value) or "version says 2" in str(info.value)
-    await _agent_refuses(backend.open("thread_long"), "thread_long")
+    await _agent_refuses(backend.open("thread_long"), "thread_long", found_on_write=True)
 
 
 async def test_missing_fork_ancestor(backend: Backend) -> None:

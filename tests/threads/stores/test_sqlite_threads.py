@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from threadline import ChatAgent, ScriptedChatClient
+from threadline import ChatAgent, ChatMessage, Role, ScriptedChatClient
 from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 
 
@@ -158,3 +158,28 @@ async def test_concurrent_runs_on_one_sqlite_thread_are_serialized(tmp_path: Pat
         "second",
         "second answer",
     ]
+
+
+async def test_new_files_get_small_pages_and_old_files_keep_theirs(tmp_path: Path) -> None:
+    """2 KB pages write less per turn (the WAL writes whole pages); a 4 KB file still works."""
+    import sqlite3 as stdlib_sqlite
+
+    from threadline.threads.stores.sqlite import PAGE_SIZE
+
+    new = tmp_path / "new.db"
+    async with SQLiteChatMessageStore(new) as store:
+        await store.add_messages([ChatMessage(Role.USER, "hi")])
+    old = tmp_path / "old.db"
+    conn = stdlib_sqlite.connect(old)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("CREATE TABLE keep (x)")  # the file exists, with its page size, before us
+    conn.close()
+    async with SQLiteChatMessageStore(old, thread_id="t") as store:
+        await store.add_messages([ChatMessage(Role.USER, "still here")])
+        assert [m.text for m in await store.list_messages()] == ["still here"]
+    sizes: dict[str, int] = {}
+    for path in (new, old):
+        conn = stdlib_sqlite.connect(path)
+        sizes[path.name] = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.close()
+    assert sizes == {"new.db": PAGE_SIZE, "old.db": 4096}

@@ -11,14 +11,20 @@ from threadline.threads.stores.base import (
     store_kind,
 )
 from threadline.threads.stores.codec import JSONCodec, MessageCodec
+from threadline.threads.stores.database import RecordDatabase, ThreadDatabase, ThreadInfo
 from threadline.threads.stores.memory import ChatMessageList
+from threadline.threads.stores.opener import open_database
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.threads.stores.registry import register_store_kind
+from threadline.threads.stores.staged import StagedStore
 
 if TYPE_CHECKING:
     from threadline.threads.stores.encryption import EncryptedCodec
     from threadline.threads.stores.postgres import PostgresChatMessageStore
-    from threadline.threads.stores.redis import RedisChatMessageStore
+    from threadline.threads.stores.postgres_database import PostgresThreadDatabase
+    from threadline.threads.stores.redis import RedisChatMessageStore, RedisThreadDatabase
     from threadline.threads.stores.sqlite import SQLiteChatMessageStore
+    from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 
 __all__ = [
     "ChatMessageList",
@@ -27,10 +33,20 @@ __all__ = [
     "JSONCodec",
     "MessageCodec",
     "PostgresChatMessageStore",
+    "PostgresThreadDatabase",
+    "RecordDatabase",
     "RedisChatMessageStore",
+    "RedisThreadDatabase",
     "SQLiteChatMessageStore",
+    "SQLiteThreadDatabase",
+    "StagedStore",
+    "ThreadBatch",
+    "ThreadDatabase",
+    "ThreadInfo",
+    "ThreadRecord",
     "TokenCounter",
     "estimate_tokens",
+    "open_database",
     "register_store_kind",
     "store_kind",
 ]
@@ -40,6 +56,9 @@ _LAZY = {
     "RedisChatMessageStore": "threadline.threads.stores.redis",
     "PostgresChatMessageStore": "threadline.threads.stores.postgres",
     "EncryptedCodec": "threadline.threads.stores.encryption",
+    "SQLiteThreadDatabase": "threadline.threads.stores.sqlite_database",
+    "PostgresThreadDatabase": "threadline.threads.stores.postgres_database",
+    "RedisThreadDatabase": "threadline.threads.stores.redis",
 }
 
 

@@ -31,7 +31,11 @@ class HistoryCache:
         return max(len(self._messages) - 1, 0)
 
     def merge(self, start: int, fetched: Sequence[ChatMessage]) -> list[ChatMessage] | None:
-        """Take messages read after position ``start``; None when the cache no longer holds."""
+        """Take messages read after position ``start``; None when the cache no longer holds.
+
+        Returns the cache's own list, which only ever grows at the end (a reset starts a new
+        one): copy it to hand out a list, or view its prefix (``MessageView``) to hand out none.
+        """
         if start == 0:
             self._messages = list(fetched)
         elif fetched and fetched[0].message_id == self._messages[start].message_id:
@@ -39,7 +43,7 @@ class HistoryCache:
         else:
             self._messages = []
             return None
-        return self._messages.copy()
+        return self._messages
 
     def appended(self, messages: Sequence[ChatMessage], version: int) -> None:
         """This store appended ``messages``, making ``version``: keep them if nothing is missing."""

@@ -9,23 +9,26 @@ Additions since the first version of the protocol (all backward compatible for c
 still calls ``list_messages()`` with no arguments):
 
 * ``list_messages(max_tokens=N)`` reads only the newest messages that fit a token budget. Stores
-  record each message's token count when it is written (see :data:`TokenCounter`), so a bounded
-  read never loads the whole history.
+  record each message's token count when it is written (see :data:`TokenCounter`, defined with
+  the default :func:`estimate_tokens` in :mod:`threadline.history`), so a bounded read never
+  loads the whole history.
 * ``delete()`` removes the thread. Forks of it keep their history.
 * A record a store cannot read back (corrupt bytes, a wrong encryption key) raises
   :class:`~threadline.exceptions.StoreError` naming the thread and the record, never a bare
   ``json`` or ``KeyError``.
+* Optionally, ``view_messages()``: the same messages as ``list_messages()``, as a read-only
+  sequence that is not a copy (see :func:`read_thread`); the shipped stores have it.
 
 :mod:`threadline.testing.store_conformance` checks all of these promises against any store.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
-from threadline.types.contents import JSONValue, TextContent
+from threadline.history import TokenCounter, estimate_tokens
+from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage
 
 __all__ = [
@@ -34,41 +37,9 @@ __all__ = [
     "check_max_tokens",
     "estimate_tokens",
     "newest_within_budget",
+    "read_thread",
     "store_kind",
 ]
-
-TokenCounter: TypeAlias = Callable[[ChatMessage], int]
-"""Counts a message's tokens once, when a store writes it; the count is stored beside it.
-
-Pass a real tokenizer (e.g. ``lambda m: len(enc.encode(m.text)) + 4``) to stores that take a
-``token_counter`` when budgets must match a model exactly. Counts are never recomputed: changing
-the counter affects messages written afterwards only.
-"""
-
-_MESSAGE_OVERHEAD = 4
-"""Tokens a chat format spends on a message's framing (role, separators), as OpenAI documents."""
-
-
-def estimate_tokens(message: ChatMessage) -> int:
-    """The default :data:`TokenCounter`: about four characters per token, plus framing.
-
-    Cheap and dependency-free, and close enough for budgeting English text; it overestimates
-    code and data slightly, which errs on the side of fitting the model's window. Non-text
-    contents are counted by the length of their JSON form.
-    """
-    plain = message.plain_text
-    if plain is not None:  # most messages: no need to look at parts
-        return _MESSAGE_OVERHEAD + (len(plain) + 3) // 4
-    chars = 0
-    for content in message.contents:
-        if type(content) is TextContent:
-            chars += len(content.text)
-        else:
-            from threadline.types.contents import content_to_dict
-
-            # default=str: counting must not fail where encoding would explain the problem
-            chars += len(json.dumps(content_to_dict(content), ensure_ascii=False, default=str))
-    return _MESSAGE_OVERHEAD + (chars + 3) // 4
 
 
 def check_max_tokens(max_tokens: int | None) -> None:
@@ -162,6 +133,20 @@ class ChatMessageStore(Protocol):
         Forks made earlier keep their whole history.
         """
         ...
+
+
+async def read_thread(store: ChatMessageStore) -> Sequence[ChatMessage]:
+    """Every message of ``store``'s thread, oldest first, for reading only.
+
+    Stores that can hand out their messages without copying them (a ``view_messages()``
+    method returning a read-only sequence that later appends never change) do so: an agent reads
+    the whole thread every turn, and on long threads the copy is most of the turn's cost. Other
+    stores are asked for ``list_messages()``.
+    """
+    view = getattr(store, "view_messages", None)
+    if view is not None:
+        return await view()
+    return await store.list_messages()
 
 
 def check_fork_at(at: int | None, length: int, thread: str) -> int:

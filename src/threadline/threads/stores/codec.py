@@ -23,6 +23,14 @@ __all__ = [
     "recode",
 ]
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON text; one encoder for every record (``json.dumps`` makes one per call)."""
+
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson_dumps = None
+
 ENCRYPTED_MAGIC = b"\x00TLE1"
 """First bytes of an encrypted record; JSON never starts with NUL, so the two never mix up."""
 
@@ -77,12 +85,22 @@ class JSONCodec:
     def encode(self, message: ChatMessage, *, thread_id: str) -> bytes:
         """Compact JSON of ``message.to_dict()``.
 
+        Every turn encodes its messages, so the common shape (one text) takes orjson when it is
+        installed (the ``server`` extra brings it): strings only, so its output is the standard
+        encoder's, byte for byte. Anything else, or text orjson refuses (a lone surrogate), goes
+        through the standard encoder, made once.
+
         Raises:
             MessageFormatError: the message holds a value JSON cannot carry (e.g. a tool result
                 that is not JSON-able); nothing is written.
         """
+        if _orjson_dumps is not None and message.plain_text is not None:
+            try:
+                return _orjson_dumps(message.to_dict())
+            except TypeError:
+                pass  # a lone surrogate: the standard encoder carries it (surrogatepass)
         try:
-            text = json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
+            text = _ENCODE(message.to_dict())
         except (TypeError, ValueError) as exc:
             raise MessageFormatError(
                 f"message {message.message_id!r} of thread {thread_id!r} cannot be stored: {exc}; "

@@ -16,7 +16,12 @@ from threadline.threads.stores.base import (
     newest_within_budget,
 )
 from threadline.types.contents import JSONValue
-from threadline.types.messages import ChatMessage
+from threadline.types.messages import (
+    ChatMessage,
+    MessageView,
+    messages_from_dicts,
+    messages_to_dicts,
+)
 
 __all__ = ["ChatMessageList", "messages_from_state"]
 
@@ -26,19 +31,13 @@ def messages_from_state(raw: object, *, where: str) -> list[ChatMessage]:
     if not isinstance(raw, list):
         raise ThreadStateError(f"{where} must be a list of messages, got {type(raw).__name__}")
     items = cast("list[object]", raw)
-    from_dict = ChatMessage.from_dict
-    messages: list[ChatMessage] = []
-    append = messages.append
     try:
         with bulk_allocation(len(items)):
-            for raw_message in items:
-                append(from_dict(raw_message))
+            return messages_from_dicts(items)
     except MessageFormatError as exc:
-        raise ThreadStateError(f"{where}[{len(messages)}]: {exc}") from exc
-    ids = {m._message_id for m in messages}
-    if len(ids) != len(messages):
-        raise ThreadStateError(f"{where} holds the same message_id more than once")
-    return messages
+        if str(exc).startswith("["):
+            raise ThreadStateError(f"{where}{exc}") from exc
+        raise ThreadStateError(f"{where} holds the same message_id more than once") from exc
 
 
 class ChatMessageList:
@@ -101,6 +100,15 @@ class ChatMessageList:
             return self._own.copy()
         return list(self)
 
+    async def view_messages(self) -> MessageView:
+        """Every message, oldest first, without copying (see ``ChatMessageStore.view_messages``).
+
+        Safe because this store never changes a list in place: it appends, and a restore or
+        delete starts new lists (forks rely on the same rule).
+        """
+        own = ((self._own, len(self._own)),) if self._own else ()
+        return MessageView(*((messages, n) for messages, _, n in self._shared), *own)
+
     async def add_messages(
         self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
     ) -> int:
@@ -120,7 +128,7 @@ class ChatMessageList:
     async def serialize(self) -> dict[str, JSONValue]:
         """``{"messages": [...]}`` in their JSON form."""
         with bulk_allocation(len(self)):
-            return {"messages": [m.to_dict() for m in self]}
+            return {"messages": messages_to_dicts(self)}
 
     async def load_state(self, state: Mapping[str, Any]) -> None:
         """Replace the messages with those in ``state``."""

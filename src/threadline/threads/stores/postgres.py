@@ -43,7 +43,7 @@ from threadline.threads.stores.codec import (
     recode,
 )
 from threadline.threads.thread import new_thread_id
-from threadline.types.messages import ChatMessage
+from threadline.types.messages import ChatMessage, MessageView
 
 __all__ = ["PostgresChatMessageStore"]
 
@@ -67,6 +67,17 @@ CREATE TABLE IF NOT EXISTS {messages} (
     body       bytea NOT NULL,
     PRIMARY KEY (thread_id, seq)
 );
+CREATE TABLE IF NOT EXISTS {records} (
+    kind       text NOT NULL,
+    owner      text NOT NULL,
+    id         text NOT NULL,
+    thread_id  text,
+    parent     text,
+    body       text,
+    created_at double precision NOT NULL,
+    PRIMARY KEY (kind, owner, id)
+);
+CREATE INDEX IF NOT EXISTS threadline_records_list ON {records} (owner, kind, parent, created_at);
 """
 
 _APPEND = """
@@ -212,6 +223,7 @@ class PostgresChatMessageStore(ConnectedStore):
             "schema": sql.Identifier(schema),
             "threads": sql.Identifier(schema, "threadline_threads"),
             "messages": sql.Identifier(schema, "threadline_messages"),
+            "records": sql.Identifier(schema, "threadline_records"),
         }
         queries: tuple[tuple[str, LiteralString], ...] = (
             ("schema", _SCHEMA),
@@ -268,6 +280,15 @@ class PostgresChatMessageStore(ConnectedStore):
         check_max_tokens(max_tokens)
         if max_tokens is not None:
             return self._decode(await self._read_budget(max_tokens))
+        return (await self._read_all()).copy()
+
+    async def view_messages(self) -> MessageView:
+        """Every message, oldest first, without copying (see ``ChatMessageStore.view_messages``)."""
+        messages = await self._read_all()
+        return MessageView((messages, len(messages)))
+
+    async def _read_all(self) -> list[ChatMessage]:
+        """The cache's own list after reading what is new: never change it, copy or view it."""
         while True:  # at most twice: the second read is a full one
             start = self._cache.read_from()
             rows = await self._read_after(start)
@@ -377,6 +398,22 @@ class PostgresChatMessageStore(ConnectedStore):
         self, messages: Sequence[ChatMessage], *, expected_version: int | None = None
     ) -> int:
         """Append all of ``messages`` or none in one statement that also checks the version."""
+        await self._ensure()
+        try:
+            async with self._pool.connection() as conn:
+                version = await self._append_on(conn, messages, expected_version)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+        self._cache.appended(messages, version)
+        return version
+
+    async def _append_on(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        messages: Sequence[ChatMessage],
+        expected_version: int | None,
+    ) -> int:
+        """The append, on ``conn`` (alone, or inside a batch's transaction); the new version."""
         tid = self.thread_id
         encode = self._codec.encode
         params = {
@@ -387,48 +424,43 @@ class PostgresChatMessageStore(ConnectedStore):
             "toks": [self._count(m) for m in messages],
             "bodies": [encode(m, thread_id=tid) for m in messages],
         }
-        await self._ensure()
         threads = self._names["threads"]
         try:
-            async with self._pool.connection() as conn:
-                for _ in range(2):
-                    cur = await conn.execute(self._q["append"], params)
-                    row = await cur.fetchone()
-                    if row is not None:
-                        if not conn.autocommit:
-                            await conn.commit()
-                        self._cache.appended(messages, int(row[0]))
-                        return int(row[0])
-                    # No row updated: the thread is new, or its version differs.
-                    cur = await conn.execute(
-                        sql.SQL(
-                            "INSERT INTO {} (thread_id) VALUES (%s) ON CONFLICT DO NOTHING "
-                            "RETURNING version"
-                        ).format(threads),
-                        (tid,),
-                    )
-                    created = await cur.fetchone()
+            for _ in range(2):
+                cur = await conn.execute(self._q["append"], params)
+                row = await cur.fetchone()
+                if row is not None:
                     if not conn.autocommit:
                         await conn.commit()
-                    if created is None:
-                        cur = await conn.execute(
-                            sql.SQL("SELECT version FROM {} WHERE thread_id = %s").format(threads),
-                            (tid,),
+                    return int(row[0])
+                # No row updated: the thread is new, or its version differs.
+                cur = await conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (thread_id) VALUES (%s) ON CONFLICT DO NOTHING "
+                        "RETURNING version"
+                    ).format(threads),
+                    (tid,),
+                )
+                created = await cur.fetchone()
+                if not conn.autocommit:
+                    await conn.commit()
+                if created is None:
+                    cur = await conn.execute(
+                        sql.SQL("SELECT version FROM {} WHERE thread_id = %s").format(threads),
+                        (tid,),
+                    )
+                    current = await cur.fetchone()
+                    if not conn.autocommit:
+                        await conn.commit()
+                    actual = 0 if current is None else int(current[0])
+                    if expected_version is not None and actual != expected_version:
+                        raise ConcurrentThreadUpdateError(
+                            tid, expected_version=expected_version, actual_version=actual
                         )
-                        current = await cur.fetchone()
-                        if not conn.autocommit:
-                            await conn.commit()
-                        actual = 0 if current is None else int(current[0])
-                        if expected_version is not None and actual != expected_version:
-                            raise ConcurrentThreadUpdateError(
-                                tid, expected_version=expected_version, actual_version=actual
-                            )
         except psycopg.errors.UniqueViolation as exc:  # a row already holds a position past it
             raise corrupt_thread_error(
                 tid, f"messages are stored past its version ({exc.diag.message_detail})"
             ) from exc
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
         raise StoreError(f"thread {tid!r} could not be created in PostgreSQL at {self._where}")
 
     async def fork(self, *, at: int | None = None) -> PostgresChatMessageStore:
@@ -440,98 +472,105 @@ class PostgresChatMessageStore(ConnectedStore):
         if at is not None:
             check_fork_at(at, at, repr(self.thread_id))  # type and sign; the length below
         child = new_thread_id()
-        threads = self._names["threads"]
         await self._ensure()
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(
-                    sql.SQL("INSERT INTO {} (thread_id) VALUES (%s) ON CONFLICT DO NOTHING").format(
-                        threads
-                    ),
-                    (self.thread_id,),
-                )
-                cur = await conn.execute(
-                    sql.SQL("SELECT version FROM {} WHERE thread_id = %s FOR SHARE").format(
-                        threads
-                    ),
-                    (self.thread_id,),
-                )
-                row = await cur.fetchone()
-                point = check_fork_at(at, int(row[0]) if row else 0, repr(self.thread_id))
-                await conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (thread_id, parent_id, fork_version, version) "
-                        "VALUES (%s, %s, %s, %s)"
-                    ).format(threads),
-                    (child, self.thread_id, point, point),
-                )
+                await self._fork_on(conn, child, at)
         except psycopg.Error as exc:
             raise self._error(exc) from exc
         return self._sibling(child)
 
+    async def _fork_on(self, conn: psycopg.AsyncConnection[Any], child: str, at: int | None) -> int:
+        """Make ``child`` a fork of this thread, in the caller's transaction; its version.
+
+        Raises:
+            ValueError: ``at`` is not a position of this thread.
+            ConcurrentThreadUpdateError: ``child`` exists already.
+        """
+        threads = self._names["threads"]
+        await conn.execute(
+            sql.SQL("INSERT INTO {} (thread_id) VALUES (%s) ON CONFLICT DO NOTHING").format(
+                threads
+            ),
+            (self.thread_id,),
+        )
+        cur = await conn.execute(
+            sql.SQL("SELECT version FROM {} WHERE thread_id = %s FOR SHARE").format(threads),
+            (self.thread_id,),
+        )
+        row = await cur.fetchone()
+        point = check_fork_at(at, int(row[0]) if row else 0, repr(self.thread_id))
+        cur = await conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (thread_id, parent_id, fork_version, version) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING version"
+            ).format(threads),
+            (child, self.thread_id, point, point),
+        )
+        if await cur.fetchone() is None:
+            cur = await conn.execute(
+                sql.SQL("SELECT version FROM {} WHERE thread_id = %s").format(threads), (child,)
+            )
+            existing = await cur.fetchone()
+            actual = int(existing[0]) if existing else 0
+            raise ConcurrentThreadUpdateError(child, expected_version=0, actual_version=actual)
+        return point
+
     async def delete(self) -> None:
         """Delete the thread in one transaction; forks first get a copy of what they share."""
-        tid = self.thread_id
-        threads, messages = self._names["threads"], self._names["messages"]
         await self._ensure()
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(
-                    sql.SQL("SELECT 1 FROM {} WHERE thread_id = %s FOR UPDATE").format(threads),
-                    (tid,),
-                )
-                cur = await conn.execute(
-                    # A thread naming itself as parent (corrupt) is not its own fork to rescue.
-                    sql.SQL(
-                        "SELECT thread_id, fork_version FROM {} "
-                        "WHERE parent_id = %s AND thread_id <> %s"
-                    ).format(threads),
-                    (tid, tid),
-                )
-                children = await cur.fetchall()
-                if children:
-                    prefix = await self._read_rows(conn, tid, 0)
-                    for child, fork_version in children:
-                        copied = [
-                            (
-                                child,
-                                seq,
-                                self._codec.decode(
-                                    bytes(body), thread_id=seg, record=seq
-                                ).message_id,
-                                tokens,
-                                recode(
-                                    self._codec,
-                                    bytes(body),
-                                    from_thread=seg,
-                                    to_thread=child,
-                                    record=seq,
-                                ),
-                            )
-                            for seg, seq, tokens, body in prefix
-                            if seq <= fork_version
-                        ]
-                        async with conn.cursor() as c:
-                            await c.executemany(
-                                sql.SQL(
-                                    "INSERT INTO {} (thread_id, seq, message_id, tokens, body) "
-                                    "VALUES (%s, %s, %s, %s, %s)"
-                                ).format(messages),
-                                copied,
-                            )
-                        await conn.execute(
-                            sql.SQL(
-                                "UPDATE {} SET parent_id = NULL, fork_version = 0 "
-                                "WHERE thread_id = %s"
-                            ).format(threads),
-                            (child,),
-                        )
-                await conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(messages), (tid,)
-                )
-                await conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(threads), (tid,)
-                )
+                await self._delete_on(conn)
         except psycopg.Error as exc:
             raise self._error(exc) from exc
         self._cache.reset()
+
+    async def _delete_on(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The delete, in the caller's transaction."""
+        tid = self.thread_id
+        threads, messages = self._names["threads"], self._names["messages"]
+        await conn.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE thread_id = %s FOR UPDATE").format(threads), (tid,)
+        )
+        cur = await conn.execute(
+            # A thread naming itself as parent (corrupt) is not its own fork to rescue.
+            sql.SQL(
+                "SELECT thread_id, fork_version FROM {} WHERE parent_id = %s AND thread_id <> %s"
+            ).format(threads),
+            (tid, tid),
+        )
+        children = await cur.fetchall()
+        if children:
+            prefix = await self._read_rows(conn, tid, 0)
+            decode = self._codec.decode
+            for child, fork_version in children:
+                copied = [
+                    (
+                        child,
+                        seq,
+                        decode(bytes(body), thread_id=seg, record=seq).message_id,
+                        tokens,
+                        recode(
+                            self._codec, bytes(body), from_thread=seg, to_thread=child, record=seq
+                        ),
+                    )
+                    for seg, seq, tokens, body in prefix
+                    if seq <= fork_version
+                ]
+                async with conn.cursor() as c:
+                    await c.executemany(
+                        sql.SQL(
+                            "INSERT INTO {} (thread_id, seq, message_id, tokens, body) "
+                            "VALUES (%s, %s, %s, %s, %s)"
+                        ).format(messages),
+                        copied,
+                    )
+                await conn.execute(
+                    sql.SQL(
+                        "UPDATE {} SET parent_id = NULL, fork_version = 0 WHERE thread_id = %s"
+                    ).format(threads),
+                    (child,),
+                )
+        await conn.execute(sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(messages), (tid,))
+        await conn.execute(sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(threads), (tid,))

@@ -19,6 +19,7 @@ Needs the ``redis`` extra (redis-py >= 5, asyncio).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -41,10 +42,11 @@ from threadline.threads.stores.codec import (
     corrupt_thread_error,
     recode,
 )
+from threadline.threads.stores.database import ThreadInfo
 from threadline.threads.thread import new_thread_id
-from threadline.types.messages import ChatMessage
+from threadline.types.messages import ChatMessage, MessageView
 
-__all__ = ["RedisChatMessageStore"]
+__all__ = ["RedisChatMessageStore", "RedisThreadDatabase"]
 
 _CORRUPT = "THREADLINE_CORRUPT "
 """Starts the error a script returns for corrupt data, which becomes ``corrupt_thread_error``."""
@@ -353,6 +355,17 @@ class RedisChatMessageStore(ConnectedStore):
                 "read_budget", [self._key(tid) + ":h"], [prefix, tid, max_tokens]
             )
             return self._decode(cast(list[_Segment], result[1:]))
+        return (await self._read_all()).copy()
+
+    async def view_messages(self) -> MessageView:
+        """Every message, oldest first, without copying (see ``ChatMessageStore.view_messages``)."""
+        messages = await self._read_all()
+        return MessageView((messages, len(messages)))
+
+    async def _read_all(self) -> list[ChatMessage]:
+        """The cache's own list after reading what is new: never change it, copy or view it."""
+        tid = self.thread_id
+        prefix = self.key_prefix
         while True:  # at most twice: the second read is a full one
             start = self._cache.read_from()
             result = await self._run("read_after", [self._key(tid) + ":h"], [prefix, tid, start])
@@ -456,3 +469,81 @@ class RedisChatMessageStore(ConnectedStore):
         await self._run(
             "adopt", [], [self.key_prefix, child, self.thread_id, len(bodies), *bodies, *tokens]
         )
+
+
+class RedisThreadDatabase:
+    """The threads under one key prefix of a Redis server, sharing one client.
+
+    Redis keeps threads only: it cannot put records beside a thread in the transaction of its
+    append, so it is a :class:`~threadline.threads.stores.database.ThreadDatabase` but not a
+    ``RecordDatabase`` (the server and the CLI's saved state need one).
+    """
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "threadline:",
+        token_counter: TokenCounter = estimate_tokens,
+        codec: MessageCodec | None = None,
+    ) -> None:
+        self._client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=False)  # pyright: ignore[reportUnknownMemberType]
+        self._where = redact_url(url)
+        self.key_prefix = key_prefix
+        self._count = token_counter
+        self._codec = codec
+
+    def __repr__(self) -> str:
+        return f"RedisThreadDatabase({self._where!r}, key_prefix={self.key_prefix!r})"
+
+    def store(self, thread_id: str | None = None) -> RedisChatMessageStore:
+        """The store of a thread under this prefix, on the database's client."""
+        return RedisChatMessageStore(
+            client=self._client,
+            thread_id=thread_id,
+            key_prefix=self.key_prefix,
+            token_counter=self._count,
+            codec=self._codec,
+        )
+
+    async def open(self) -> None:
+        """Check that the server answers.
+
+        Raises:
+            StoreError: it does not; the message names it (without a password).
+        """
+        try:
+            await self._client.ping()  # pyright: ignore[reportUnknownMemberType]
+        except RedisError as exc:
+            raise StoreError(f"Redis at {self._where} cannot be reached: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self._client.aclose()
+
+    async def list_threads(self) -> list[ThreadInfo]:
+        """The threads under the prefix (Redis keeps no times: they read as 0, unordered)."""
+        prefix = self.key_prefix.encode()
+        pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", prefix) + b"*:h"
+        infos: list[ThreadInfo] = []
+        try:
+            keys = self._client.scan_iter(match=pattern, count=500)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            async for key in keys:  # pyright: ignore[reportUnknownVariableType]
+                raw = cast(bytes, key)
+                fields = cast(dict[bytes, bytes], await self._client.hgetall(raw))
+                parent = fields.get(b"parent")
+                version = fields.get(b"version", b"0")
+                infos.append(
+                    ThreadInfo(
+                        raw[len(prefix) : -2].decode(errors="replace"),
+                        parent.decode(errors="replace") if parent else None,
+                        int(version) if version.isdigit() else 0,
+                        0.0,
+                        0.0,
+                    )
+                )
+        except RedisError as exc:
+            raise StoreError(f"Redis at {self._where} failed listing threads: {exc}") from exc
+        return infos

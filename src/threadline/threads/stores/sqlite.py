@@ -26,6 +26,7 @@ from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline.exceptions import ThreadStateError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
+from threadline.threads.stores._sqlite_legacy import upgrade
 from threadline.threads.stores._sqlite_rows import (
     Row,
     read_after,
@@ -36,20 +37,26 @@ from threadline.threads.stores.codec import (
     JSONCodec,
     MessageCodec,
 )
+from threadline.threads.stores.database import ThreadInfo
 from threadline.threads.stores.sqlite_tables import (
     THREAD_SCHEMA,
     append_rows,
     delete_thread,
     fork_thread,
-    migrate_thread_tables,
 )
 from threadline.threads.thread import new_thread_id
 from threadline.types.contents import JSONValue
-from threadline.types.messages import ChatMessage
+from threadline.types.messages import ChatMessage, MessageView
 
-__all__ = ["SQLiteChatMessageStore", "SQLiteThreadInfo"]
+__all__ = ["SQLiteChatMessageStore", "SQLiteThreadInfo", "acquire_worker", "release_worker"]
 
 _T = TypeVar("_T")
+
+PAGE_SIZE = 2048
+"""The page size of new thread files. SQLite's WAL writes whole pages, and a turn touches a few
+(the leaf it lands in, the thread's row, a split now and then): 2 KB pages write about a third less
+per turn than the default 4 KB, and a typical message (up to ~480 bytes of JSON) still fits in its
+leaf; longer ones overflow into extra pages either way."""
 
 
 class _Database:
@@ -72,7 +79,8 @@ class _Database:
                 schema=THREAD_SCHEMA,
                 thread_name="threadline-sqlite",
                 describe="SQLite database",
-                migrate=migrate_thread_tables,
+                migrate=upgrade,
+                page_size=PAGE_SIZE,
             )
         return db
 
@@ -103,27 +111,18 @@ class _Database:
         await db.close()
 
 
-class SQLiteThreadInfo:
-    """A thread's summary row, as listed by :meth:`SQLiteChatMessageStore.list_threads`."""
+SQLiteThreadInfo = ThreadInfo
+"""The summary row of a thread of a SQLite file (the name from before databases had one)."""
 
-    __slots__ = ("created_at", "parent_id", "thread_id", "updated_at", "version")
 
-    def __init__(
-        self,
-        thread_id: str,
-        parent_id: str | None,
-        version: int,
-        created_at: float,
-        updated_at: float,
-    ) -> None:
-        self.thread_id = thread_id
-        self.parent_id = parent_id
-        self.version = version
-        self.created_at = created_at
-        self.updated_at = updated_at
+def acquire_worker(path: str) -> SQLiteWorker:
+    """The worker of the SQLite file ``path``, shared with its stores; release it when done."""
+    return _Database.acquire(path)
 
-    def __repr__(self) -> str:
-        return f"SQLiteThreadInfo({self.thread_id!r}, messages={self.version})"
+
+async def release_worker(worker: SQLiteWorker) -> None:
+    """Stop using a worker from :func:`acquire_worker`; the last user closes it."""
+    await _Database.release(worker)
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -218,10 +217,38 @@ class SQLiteChatMessageStore:
             check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
         )
         self._db = _Database.acquire(self.path)
+        self._owns_worker = True
         self._closed = False
         self._count = token_counter
         self._codec: MessageCodec = codec or JSONCodec()
         self._cache = HistoryCache()
+
+    @classmethod
+    def on_worker(
+        cls,
+        worker: SQLiteWorker,
+        thread_id: str | None = None,
+        *,
+        token_counter: TokenCounter = estimate_tokens,
+        codec: MessageCodec | None = None,
+    ) -> SQLiteChatMessageStore:
+        """A store on a worker someone else holds (a thread database's): closing it releases none.
+
+        A server makes a store per request; holding the database's worker instead of a reference
+        of their own, they need no closing, and the worker goes when the database does.
+        """
+        store = cls.__new__(cls)
+        store.path = worker.path
+        store.thread_id = (
+            check_thread_id(thread_id, error=ValueError) if thread_id else new_thread_id()
+        )
+        store._db = worker
+        store._owns_worker = False
+        store._closed = False
+        store._count = token_counter
+        store._codec = codec or JSONCodec()
+        store._cache = HistoryCache()
+        return store
 
     def __repr__(self) -> str:
         return f"SQLiteChatMessageStore({self.path!r}, thread_id={self.thread_id!r})"
@@ -239,7 +266,8 @@ class SQLiteChatMessageStore:
         """
         if not self._closed:
             self._closed = True
-            await _Database.release(self._db)
+            if self._owns_worker:
+                await _Database.release(self._db)
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SQLiteChatMessageStore:
@@ -279,6 +307,15 @@ class SQLiteChatMessageStore:
         check_max_tokens(max_tokens)
         if max_tokens is not None:
             return self._decode(await self._db.run(read_budget, self.thread_id, max_tokens))
+        return (await self._read_all()).copy()
+
+    async def view_messages(self) -> MessageView:
+        """Every message, oldest first, without copying (see ``ChatMessageStore.view_messages``)."""
+        messages = await self._read_all()
+        return MessageView((messages, len(messages)))
+
+    async def _read_all(self) -> list[ChatMessage]:
+        """The cache's own list after reading what is new: never change it, copy or view it."""
         while True:  # at most twice: the second read is a full one
             start = self._cache.read_from()
             _, rows = await self._db.run(read_after, self.thread_id, start)
@@ -319,6 +356,8 @@ class SQLiteChatMessageStore:
         """
         child_id = new_thread_id()
         await self._db.run(_fork, self.thread_id, child_id, at)
+        if not self._owns_worker:
+            return self.on_worker(self._db, child_id, token_counter=self._count, codec=self._codec)
         return SQLiteChatMessageStore(
             self.path, thread_id=child_id, token_counter=self._count, codec=self._codec
         )
@@ -331,20 +370,3 @@ class SQLiteChatMessageStore:
         """
         await self._db.run(_delete, self.thread_id, self._codec)
         self._cache.reset()
-
-    @classmethod
-    async def list_threads(cls, path: str | os.PathLike[str]) -> list[SQLiteThreadInfo]:
-        """The threads stored in a database file, most recently updated first."""
-
-        def query(conn: sqlite3.Connection) -> list[SQLiteThreadInfo]:
-            rows = conn.execute(
-                "SELECT thread_id, parent_id, version, created_at, updated_at "
-                "FROM threadline_threads ORDER BY updated_at DESC"
-            ).fetchall()
-            return [SQLiteThreadInfo(*row) for row in rows]
-
-        db = _Database.acquire(os.fspath(path))
-        try:
-            return await db.run(query)
-        finally:
-            await _Database.release(db)

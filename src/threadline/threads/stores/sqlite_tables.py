@@ -44,11 +44,24 @@ CREATE TABLE IF NOT EXISTS threadline_messages (
     body       BLOB NOT NULL,
     PRIMARY KEY (thread_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS threadline_records (
+    kind       TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    thread_id  TEXT,
+    parent     TEXT,
+    body       TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (kind, owner, id)
+);
+CREATE INDEX IF NOT EXISTS threadline_records_list
+    ON threadline_records (owner, kind, parent, created_at);
 """
 """Bodies are codec records (JSON text by default, ciphertext when encrypted); ``tokens`` is each
 message's count from the store's token counter, kept for bounded reads. A fork is a thread row
 naming its parent and the position it branched at (``fork_version``); it shares the parent's rows
-up to there."""
+up to there. ``threadline_records`` holds the JSON documents kept beside threads
+(:class:`~threadline.threads.stores.records.ThreadRecord`; ``body`` NULL: an unanswered claim)."""
 
 
 def migrate_thread_tables(conn: sqlite3.Connection) -> None:
