@@ -48,6 +48,8 @@ _OWN_CHARS = 4000
 _SHORT_CHARS = 80
 """A message shorter than this gets the previous message's vector blended into its own."""
 _BATCH = 256
+_BACKLOG = 50
+"""How many messages a thread's state keeps while the store refuses them (the newest win)."""
 _REMEMBERED_IDS = 500
 _INTRO = (
     "Excerpts from this user's earlier conversations that may be relevant (most relevant "
@@ -268,12 +270,24 @@ class ConversationMemory(ContextProvider):
         *,
         thread: AgentThread,
     ) -> None:
-        """Index the turn's input and what the agent answered (the input alone if it failed)."""
+        """Index the turn's input and what the agent answered (the input alone if it failed).
+
+        The turn is already stored when this runs, so a store failure never fails it: the
+        messages wait in the thread's state (``backlog``, at most the last 50) and the next turn
+        indexes them first, with one warning per cause in the meantime.
+        """
         user_id = require_user(thread, type(self).__name__)
         state = self.state(thread)
         indexed: list[str] = state.setdefault("indexed", [])
         done = set(indexed)
-        new = [m for m in [*request_messages, *response_messages] if m.message_id not in done]
+        waiting = _messages_from_state(state.get("backlog"))
+        new = [
+            m
+            for m in {
+                m.message_id: m for m in [*waiting, *request_messages, *response_messages]
+            }.values()
+            if m.message_id not in done
+        ]
         count = int(state.get("count", len(indexed)))
         records, last = self._turn_records(
             new,
@@ -285,12 +299,19 @@ class ConversationMemory(ContextProvider):
             skip=done,
         )
         if records:
-            await self.store.add(records)
+            try:
+                await self.store.add(records)
+            except Exception as exc:  # learning never fails a turn that is already stored
+                self._learning_failed(exc, f"the turns of user {user_id!r}")
+                state["backlog"] = [_message_to_state(m) for m in new if _indexable(m)][-_BACKLOG:]
+                return
+            self._learning_worked()
             indexed.extend(r.message_ids[-1] for r in records)
             # The latest ids are enough to recognise a replayed turn; the state stays small.
             del indexed[:-_REMEMBERED_IDS]
             state["count"] = count + len(records)
             state["unsummarized"] = int(state.get("unsummarized", 0)) + len(records)
+        state.pop("backlog", None)
         if last:
             # Without the full text of the last message: its excerpt is enough as context, and
             # the state is saved with the thread.
@@ -305,10 +326,23 @@ class ConversationMemory(ContextProvider):
         await self._summarize(thread)
 
     async def _summarize(self, thread: AgentThread) -> None:
+        """Store the thread's summary; a store failure is logged and retried at the next call.
+
+        Saving or ending a thread must not fail because its summary could not be written: the
+        thread keeps counting its unsummarized turns, so the next checkpoint tries again.
+        """
         state = self.state(thread)
         if not state.get("unsummarized") or not thread.user_id:
             return
-        scope = self.scoping.write_scope(thread.user_id)
+        try:
+            await self._write_summary(thread, state, thread.user_id)
+        except Exception as exc:  # learning never fails saving or ending a thread
+            self._learning_failed(exc, f"the summary of thread {thread.id!r}")
+        else:
+            self._learning_worked()
+
+    async def _write_summary(self, thread: AgentThread, state: dict[str, Any], user: str) -> None:
+        scope = self.scoping.write_scope(user)
         turns = await self.store.list(scope=scope, kinds=["turn"], thread_id=thread.id)
         turns.sort(key=lambda r: int(r.metadata.get("seq", 0)))
         if not turns:
@@ -351,6 +385,42 @@ def _previous_from_state(saved: object) -> list[dict[str, str]]:
             entry.setdefault("who", entry.get("role", "user"))
             entry.setdefault("body", entry["text"])
             out.append(entry)
+    return out
+
+
+def _message_to_state(message: ChatMessage) -> dict[str, str]:
+    """A message waiting to be indexed, as kept in the thread's state (its indexed text only)."""
+    saved = {
+        "id": message.message_id,
+        "role": message.role.value,
+        "text": excerpt(message.text.strip(), _OWN_CHARS),
+    }
+    if message.author_name:
+        saved["author"] = message.author_name
+    return saved
+
+
+def _messages_from_state(saved: object) -> list[ChatMessage]:
+    """The messages a failed store left waiting in a thread's state (malformed entries skipped)."""
+    out: list[ChatMessage] = []
+    for item in saved if isinstance(saved, list) else []:  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(item, dict):
+            continue
+        entry: dict[str, Any] = item  # pyright: ignore[reportUnknownVariableType]
+        mid, role, text = entry.get("id"), entry.get("role"), entry.get("text")
+        author = entry.get("author")
+        if not (isinstance(mid, str) and mid and isinstance(text, str)):
+            continue
+        if role not in (Role.USER.value, Role.ASSISTANT.value):
+            continue
+        out.append(
+            ChatMessage(
+                role,
+                text,
+                message_id=mid,
+                author_name=author if isinstance(author, str) else None,
+            )
+        )
     return out
 
 

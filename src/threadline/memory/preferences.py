@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,8 @@ __all__ = ["ExtractedFact", "UserPreferencesMemory"]
 logger = logging.getLogger("threadline.memory")
 
 _KINDS: list[Any] = ["fact", "preference"]
+_RETRIES = 20
+"""How many failed extractions of one user are kept to retry with that user's next turn."""
 _INTRO = "What you know about the user from earlier conversations (use it when relevant):"
 
 
@@ -92,6 +95,7 @@ class UserPreferencesMemory(ContextProvider):
         self._clock = clock or (lambda: datetime.now(UTC))
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._retry: dict[str, list[_Extraction]] = {}
 
     # -- public API -----------------------------------------------------------------------
 
@@ -209,10 +213,12 @@ class UserPreferencesMemory(ContextProvider):
         done.extend(m.message_id for m in said)
         del done[:-200]  # enough to recognise a replayed turn; the state stays small
         replies = [m for m in response_messages if m.role == Role.ASSISTANT and m.text.strip()]
-        task = asyncio.create_task(self._extract(user_id, thread.id, said, replies[-1:]))
+        work = [*self._retry.pop(user_id, []), _Extraction(thread.id, said, replies[-1:])]
         group = self._pending.setdefault(user_id, set())
-        group.add(task)
-        task.add_done_callback(group.discard)
+        for extraction in work:
+            task = asyncio.create_task(self._extract(user_id, extraction))
+            group.add(task)
+            task.add_done_callback(group.discard)
 
     async def thread_checkpoint(self, thread: AgentThread) -> None:
         """Finish the user's pending extractions, so a saved thread has nothing in flight."""
@@ -222,18 +228,14 @@ class UserPreferencesMemory(ContextProvider):
         """Finish the user's pending extractions."""
         await self.wait_pending(thread.user_id)
 
-    async def _extract(
-        self,
-        user_id: str,
-        thread_id: str,
-        said: Sequence[ChatMessage],
-        replies: Sequence[ChatMessage],
-    ) -> None:
+    async def _extract(self, user_id: str, work: _Extraction) -> None:
         assert self.extractor is not None
         try:
             known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
             options = self._options or extraction_options()
-            answer = await request_facts(self.extractor, [*said, *replies], known, options)
+            answer = await request_facts(
+                self.extractor, [*work.said, *work.replies], known, options
+            )
             facts = parse_facts(answer)
             if facts is None:
                 logger.warning(
@@ -244,8 +246,22 @@ class UserPreferencesMemory(ContextProvider):
             await self.add_facts(
                 facts,
                 user_id=user_id,
-                thread_id=thread_id,
-                message_ids=[m.message_id for m in said],
+                thread_id=work.thread_id,
+                message_ids=[m.message_id for m in work.said],
             )
         except Exception as exc:  # a failed extraction must never fail or block the chat
-            logger.warning("fact extraction for user %r failed: %s", user_id, exc)
+            self._learning_failed(exc, f"facts of user {user_id!r}")
+            retry = self._retry.setdefault(user_id, [])
+            retry.append(work)
+            del retry[:-_RETRIES]
+        else:
+            self._learning_worked()
+
+
+@dataclass(frozen=True, slots=True)
+class _Extraction:
+    """One turn to extract facts from: the user's new messages and the agent's answer."""
+
+    thread_id: str
+    said: Sequence[ChatMessage]
+    replies: Sequence[ChatMessage]
