@@ -19,6 +19,8 @@ without an agent.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -125,8 +127,10 @@ class ConversationMemory(ContextProvider):
         """Index a conversation (bulk import of an existing history); returns the turns added.
 
         Messages keep their ``message_id``; those of ``thread_id`` already indexed are skipped, so
-        importing twice adds nothing. ``occurred_at`` is when the conversation happened (naive
-        means UTC; now when omitted).
+        importing twice adds nothing. Two processes importing the same thread at once cannot
+        double it either: a turn's record id is derived from its scope, thread and message
+        (see ``_turn_record_id``), so the second write of a turn replaces the first.
+        ``occurred_at`` is when the conversation happened (naive means UTC; now when omitted).
         """
         scope = self.scoping.write_scope(user_id)
         when = as_utc(occurred_at) if occurred_at is not None else self._clock()
@@ -192,6 +196,7 @@ class ConversationMemory(ContextProvider):
                 short = len(text) < _SHORT_CHARS
                 records.append(
                     MemoryRecord(
+                        id=_turn_record_id(scope, thread_id, message.message_id),
                         kind="turn",
                         text="\n".join(lines),
                         embedding_text=body,
@@ -371,6 +376,16 @@ class ConversationMemory(ContextProvider):
             await self.store.delete([old], scope=scope)
         state["summary_id"] = summary.id
         state["unsummarized"] = 0
+
+
+def _turn_record_id(scope: MemoryScope, thread_id: str, message_id: str) -> str:
+    """The id of the turn record of one message: the same in every process that indexes it.
+
+    A hash of the write scope, the thread and the message, so concurrent imports (and an import
+    of a thread the agent already indexed) replace a turn instead of storing it twice.
+    """
+    key = json.dumps([scope.user_id, scope.agent_id, scope.app_id, thread_id, message_id])
+    return "mem_" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def _previous_from_state(saved: object) -> list[dict[str, str]]:
