@@ -19,9 +19,12 @@ without an agent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -132,6 +135,7 @@ class ConversationMemory(ContextProvider):
         (see ``_turn_record_id``), so the second write of a turn replaces the first.
         ``occurred_at`` is when the conversation happened (naive means UTC; now when omitted).
         """
+        started = datetime.now(UTC)
         scope = self.scoping.write_scope(user_id)
         when = as_utc(occurred_at) if occurred_at is not None else self._clock()
         existing = await self.store.list(scope=scope, kinds=["turn"], thread_id=thread_id)
@@ -145,6 +149,8 @@ class ConversationMemory(ContextProvider):
             seq=len(existing),
             skip=done,
         )
+        # A forget of this user while the import runs refuses the rest (see derived_at).
+        records = [replace(r, derived_at=started) for r in records]
         for start in range(0, len(records), _BATCH):
             await self.store.add(records[start : start + _BATCH])
         return len(records)
@@ -282,10 +288,11 @@ class ConversationMemory(ContextProvider):
         indexes them first, with one warning per cause in the meantime.
         """
         user_id = require_user(thread, type(self).__name__)
+        seen = datetime.now(UTC)  # the real time, for the stores' forget marks
         state = self.state(thread)
         indexed: list[str] = state.setdefault("indexed", [])
         done = set(indexed)
-        waiting = _messages_from_state(state.get("backlog"))
+        waiting, seen_at = _messages_from_state(state.get("backlog"))
         new = [
             m
             for m in {
@@ -304,11 +311,18 @@ class ConversationMemory(ContextProvider):
             skip=done,
         )
         if records:
+            # A message is derived when it was first read, so a forget of the user since then
+            # outranks a retry from the backlog too.
+            records = [replace(r, derived_at=seen_at.get(r.message_ids[-1], seen)) for r in records]
             try:
                 await self.store.add(records)
             except Exception as exc:  # learning never fails a turn that is already stored
                 self._learning_failed(exc, f"the turns of user {user_id!r}")
-                state["backlog"] = [_message_to_state(m) for m in new if _indexable(m)][-_BACKLOG:]
+                state["backlog"] = [
+                    _message_to_state(m, seen_at.get(m.message_id, seen))
+                    for m in new
+                    if _indexable(m)
+                ][-_BACKLOG:]
                 return
             self._learning_worked()
             indexed.extend(r.message_ids[-1] for r in records)
@@ -347,6 +361,7 @@ class ConversationMemory(ContextProvider):
             self._learning_worked()
 
     async def _write_summary(self, thread: AgentThread, state: dict[str, Any], user: str) -> None:
+        started = datetime.now(UTC)
         scope = self.scoping.write_scope(user)
         turns = await self.store.list(scope=scope, kinds=["turn"], thread_id=thread.id)
         turns.sort(key=lambda r: int(r.metadata.get("seq", 0)))
@@ -369,6 +384,7 @@ class ConversationMemory(ContextProvider):
             thread_id=thread.id,
             message_ids=tuple(ids),
             occurred_at=first,
+            derived_at=started,
         )
         await self.store.add([summary])
         old = state.get("summary_id")
@@ -403,9 +419,10 @@ def _previous_from_state(saved: object) -> list[dict[str, str]]:
     return out
 
 
-def _message_to_state(message: ChatMessage) -> dict[str, str]:
+def _message_to_state(message: ChatMessage, seen: datetime) -> dict[str, Any]:
     """A message waiting to be indexed, as kept in the thread's state (its indexed text only)."""
-    saved = {
+    saved: dict[str, Any] = {
+        "seen": seen.timestamp(),
         "id": message.message_id,
         "role": message.role.value,
         "text": excerpt(message.text.strip(), _OWN_CHARS),
@@ -415,9 +432,13 @@ def _message_to_state(message: ChatMessage) -> dict[str, str]:
     return saved
 
 
-def _messages_from_state(saved: object) -> list[ChatMessage]:
-    """The messages a failed store left waiting in a thread's state (malformed entries skipped)."""
+def _messages_from_state(saved: object) -> tuple[list[ChatMessage], dict[str, datetime]]:
+    """The messages a failed store left waiting in a thread's state, and when each was read.
+
+    Malformed entries are skipped.
+    """
     out: list[ChatMessage] = []
+    seen: dict[str, datetime] = {}
     for item in saved if isinstance(saved, list) else []:  # pyright: ignore[reportUnknownVariableType]
         if not isinstance(item, dict):
             continue
@@ -436,7 +457,11 @@ def _messages_from_state(saved: object) -> list[ChatMessage]:
                 author_name=author if isinstance(author, str) else None,
             )
         )
-    return out
+        at = entry.get("seen")
+        if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at):
+            with contextlib.suppress(OverflowError, OSError, ValueError):  # out of range: now
+                seen[mid] = datetime.fromtimestamp(at, UTC)
+    return out, seen
 
 
 def _render(hit: MemoryHit) -> str:

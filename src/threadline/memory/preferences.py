@@ -126,6 +126,20 @@ class UserPreferencesMemory(ContextProvider):
         Returns the records added. The new fact is stored before the old one is superseded, so a
         crash in between leaves both rather than neither.
         """
+        return await self._add_facts(
+            facts, user_id=user_id, thread_id=thread_id, message_ids=message_ids, derived_at=None
+        )
+
+    async def _add_facts(
+        self,
+        facts: Sequence[ExtractedFact],
+        *,
+        user_id: str,
+        thread_id: str | None,
+        message_ids: Sequence[str],
+        derived_at: datetime | None,
+    ) -> list[MemoryRecord]:
+        """``add_facts``; ``derived_at`` is when the turn they were extracted from was read."""
         scope = self.scoping.write_scope(user_id)
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         added: list[MemoryRecord] = []
@@ -144,6 +158,7 @@ class UserPreferencesMemory(ContextProvider):
                     occurred_at=now,
                     valid_from=now,
                     metadata={"subject": fact.subject},
+                    derived_at=derived_at,
                 )
                 await self.store.add([record])
                 older = [r for r in existing if r.metadata.get("subject") == fact.subject]
@@ -213,7 +228,8 @@ class UserPreferencesMemory(ContextProvider):
         done.extend(m.message_id for m in said)
         del done[:-200]  # enough to recognise a replayed turn; the state stays small
         replies = [m for m in response_messages if m.role == Role.ASSISTANT and m.text.strip()]
-        work = [*self._retry.pop(user_id, []), _Extraction(thread.id, said, replies[-1:])]
+        seen = datetime.now(UTC)  # the real time, for the stores' forget marks
+        work = [*self._retry.pop(user_id, []), _Extraction(thread.id, said, replies[-1:], seen)]
         group = self._pending.setdefault(user_id, set())
         for extraction in work:
             task = asyncio.create_task(self._extract(user_id, extraction))
@@ -243,11 +259,12 @@ class UserPreferencesMemory(ContextProvider):
                     excerpt(answer, 200),
                 )
                 return
-            await self.add_facts(
+            await self._add_facts(
                 facts,
                 user_id=user_id,
                 thread_id=work.thread_id,
                 message_ids=[m.message_id for m in work.said],
+                derived_at=work.seen,  # a forget since then outranks this extraction
             )
         except Exception as exc:  # a failed extraction must never fail or block the chat
             self._learning_failed(exc, f"facts of user {user_id!r}")
@@ -265,3 +282,5 @@ class _Extraction:
     thread_id: str
     said: Sequence[ChatMessage]
     replies: Sequence[ChatMessage]
+    seen: datetime
+    """When the turn was read: facts from it are refused if the user is forgotten after."""

@@ -91,6 +91,12 @@ class MemoryRecord:
     stored."""
     metadata: Mapping[str, Any] = field(default_factory=lambda: {})
     """JSON-able extras (e.g. a fact's subject key used to detect contradictions)."""
+    derived_at: datetime | None = None
+    """When the source this record was learnt from was read (the turn a fact was extracted
+    from, the messages a turn record indexes). A store refuses (drops) a record derived before
+    its user was last forgotten, so work still running when ``forget(user_id)`` was called (a
+    background extraction, an import) cannot bring the forgotten back. ``None`` for a direct
+    write (``remember``), which is always accepted; not stored."""
 
     @property
     def is_valid(self) -> bool:

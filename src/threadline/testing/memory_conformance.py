@@ -18,7 +18,8 @@ Every memory store threadline ships passes it, and so can yours. Subclass
 
 The kit checks: records round-trip; every read and delete needs a user scope (``UsageError``
 otherwise) and nothing crosses users, even with identical facts; agent and app scopes narrow;
-``forget`` removes everything of one user and nothing of another; supersession hides a record
+``forget`` removes everything of one user and nothing of another, and outranks records derived
+before it (``derived_at``); supersession hides a record
 from search but keeps it for audit; ranking puts the matching record first and honours kinds,
 time bounds and the excluded thread; writes are visible to the next read, from another handle
 and from two processes writing one user's memory at once; bad input (empty, huge, invalid
@@ -207,6 +208,25 @@ class MemoryStoreConformance:
             r.id for r in bob_records
         )
         assert await memory_store.forget(user_id="alice") == 0
+
+    async def test_forget_outranks_work_derived_before_it(self, memory_store: MemoryStore) -> None:
+        """A record derived before its user was forgotten is dropped; later ones are kept.
+
+        Background work (a fact extraction) still running when ``forget`` is called must not
+        bring the forgotten back: its records carry ``derived_at`` from before the forget.
+        """
+        await memory_store.add([fact("lives in Oslo")])
+        read_before = datetime.now(UTC)
+        assert await memory_store.forget(user_id="alice") == 1
+        late = fact("is vegetarian", derived_at=read_before)
+        bobs = fact("is vegetarian", scope=BOB, derived_at=read_before)
+        direct = fact("has a cat named Pixel")
+        await memory_store.add([late, bobs, direct])
+        fresh = fact("plays the cello", derived_at=datetime.now(UTC))
+        await memory_store.add([fresh])
+        assert {r.id for r in await memory_store.list(scope=ALICE)} == {direct.id, fresh.id}
+        assert late.id not in await _ids(memory_store, "vegetarian", scope=ALICE)
+        assert [r.id for r in await memory_store.list(scope=BOB)] == [bobs.id]
 
     async def test_supersession_keeps_the_old_record_for_audit(
         self, memory_store: MemoryStore

@@ -11,6 +11,7 @@ SQLite and PostgreSQL cannot drift apart on who may see what:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ __all__ = [
     "embed_records",
     "embed_texts",
     "from_epoch",
+    "owner_token",
     "pack_vector",
     "record_filter",
     "scope_filter",
@@ -79,6 +81,15 @@ def _check_text(text: object, what: str, max_chars: int) -> str:
             "cannot be stored; decode the source with errors='replace' first"
         ) from None
     return text
+
+
+def owner_token(user_id: str) -> str:
+    """A short token standing for ``user_id`` (a hash: user ids may be any text).
+
+    SQLite indexes every row under it; both stores key their forget marks by it, so the marks
+    do not keep the forgotten user's name.
+    """
+    return "u" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:24]
 
 
 def check_scope(scope: object) -> MemoryScope:

@@ -16,7 +16,7 @@ Needs the ``postgres`` extra (psycopg 3 and psycopg-pool).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, LiteralString, cast
 
 import psycopg
@@ -42,6 +42,7 @@ from threadline.memory.stores._common import (
     check_valid_to,
     embed_records,
     embed_texts,
+    owner_token,
     record_filter,
     scope_filter,
     vector_order,
@@ -50,9 +51,12 @@ from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shor
 
 __all__ = ["PostgresMemoryStore"]
 
+_FORGET_LOCK = "threadline:forget:"
+
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS {forgotten} (owner text PRIMARY KEY, at timestamptz NOT NULL);
 CREATE TABLE IF NOT EXISTS {memories} (
     id          text PRIMARY KEY,
     user_id     text NOT NULL,
@@ -155,6 +159,7 @@ class PostgresMemoryStore:
             "schema": sql.Identifier(schema),
             "memories": sql.Identifier(schema, "threadline_memories"),
             "meta": sql.Identifier(schema, "threadline_memory_meta"),
+            "forgotten": sql.Identifier(schema, "threadline_memory_forgotten"),
         }
         self._names = names
         self._schema_sql = sql.SQL(_SCHEMA).format(**names)
@@ -240,7 +245,11 @@ class PostgresMemoryStore:
         await self.setup()
         try:
             async with self._pool.connection() as conn, conn.transaction():
+                marks = await self._forget_marks(conn, batch)
                 for r, vector in zip(batch, vectors, strict=True):
+                    mark = marks.get(r.scope.user_id)
+                    if r.derived_at is not None and mark is not None and r.derived_at < mark:
+                        continue  # learnt before its user was forgotten: forget wins
                     cur = await conn.execute(
                         self._upsert,
                         (
@@ -267,6 +276,30 @@ class PostgresMemoryStore:
                         )
         except psycopg.Error as exc:
             raise self._error(exc) from exc
+
+    async def _forget_marks(
+        self, conn: psycopg.AsyncConnection[Any], batch: Sequence[MemoryRecord]
+    ) -> dict[str, datetime]:
+        """When each user of ``batch`` with derived records was last forgotten.
+
+        Takes each such user's forget lock shared, so a ``forget`` running at the same time
+        either deletes this transaction's rows or is seen by it, never neither.
+        """
+        users = sorted({r.scope.user_id for r in batch if r.derived_at is not None})
+        marks: dict[str, datetime] = {}
+        for user in users:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))",
+                [_FORGET_LOCK + owner_token(user)],
+            )
+            rows = await (
+                await conn.execute(
+                    self._sql("SELECT at FROM {forgotten} WHERE owner = %s"), [owner_token(user)]
+                )
+            ).fetchall()
+            if rows:
+                marks[user] = rows[0][0]
+        return marks
 
     def _filters(self, scope: MemoryScope, **options: Any) -> tuple[str, list[Any]]:
         return record_filter(scope, mark="%s", prefix="m.", time=as_utc, **options)
@@ -428,7 +461,27 @@ class PostgresMemoryStore:
         immediate guarantee); no query can reach them meanwhile.
         """
         user_id = check_forget_user(user_id)
-        return await self._count(self._sql("DELETE FROM {memories} WHERE user_id = %s"), [user_id])
+        owner = owner_token(user_id)
+        await self.setup()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                # Work still running for this user (an extraction) must not bring anything back.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_FORGET_LOCK + owner]
+                )
+                await conn.execute(
+                    self._sql(
+                        "INSERT INTO {forgotten} VALUES (%s, %s) "
+                        "ON CONFLICT (owner) DO UPDATE SET at = excluded.at"
+                    ),
+                    [owner, datetime.now(UTC)],
+                )
+                cur = await conn.execute(
+                    self._sql("DELETE FROM {memories} WHERE user_id = %s"), [user_id]
+                )
+                return cur.rowcount
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
 
     async def aclose(self) -> None:
         """Close the pool if this store made it."""

@@ -19,9 +19,9 @@ relevant turns almost always share a content word with the question, that trade 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,7 @@ from threadline.memory.stores._common import (
     embed_texts,
     encode_metadata,
     from_epoch,
+    owner_token,
     record_filter,
     scope_filter,
     to_epoch,
@@ -60,6 +61,7 @@ __all__ = ["SQLiteMemoryStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memory_forgotten (owner TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS memories (
     rid         INTEGER PRIMARY KEY,
     id          TEXT NOT NULL UNIQUE,
@@ -115,11 +117,6 @@ ON CONFLICT (id) DO UPDATE SET
     vector = excluded.vector
 WHERE memories.user_id = excluded.user_id
 """
-
-
-def owner_token(user_id: str) -> str:
-    """The full-text token standing for ``user_id`` (a hash: user ids may be any text)."""
-    return "u" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:24]
 
 
 def _record(row: Sequence[Any]) -> MemoryRecord:
@@ -229,6 +226,8 @@ class SQLiteMemoryStore:
     async def add(self, records: Sequence[MemoryRecord]) -> None:
         """Store records; an existing id of the same user is replaced (re-importing is safe).
 
+        A record derived before its user was last forgotten (``derived_at``) is dropped.
+
         Raises:
             UsageError: a record is invalid (empty, too long, not valid Unicode) or its id
                 belongs to another user; nothing of the batch is stored.
@@ -261,9 +260,24 @@ class SQLiteMemoryStore:
             for r, vector in zip(batch, vectors, strict=True)
         ]
 
+        derived = [to_epoch(r.derived_at) for r in batch]
+
         def write(conn: sqlite3.Connection) -> None:
             with immediate_transaction(conn):
-                for row in rows:
+                owners = sorted({row[13] for row, at in zip(rows, derived, strict=True) if at})
+                marks: dict[str, float] = dict(
+                    conn.execute(
+                        "SELECT owner, at FROM memory_forgotten WHERE owner IN "
+                        f"({', '.join('?' * len(owners))})",
+                        owners,
+                    ).fetchall()
+                    if owners
+                    else []
+                )
+                for row, at in zip(rows, derived, strict=True):
+                    mark = marks.get(row[13])
+                    if at is not None and mark is not None and at < mark:
+                        continue  # learnt before its user was forgotten: forget wins
                     if conn.execute(_UPSERT, row).rowcount != 1:
                         raise UsageError(
                             f"memory id {row[0]!r} is already used by another user; "
@@ -491,6 +505,12 @@ class SQLiteMemoryStore:
 
         def write(conn: sqlite3.Connection) -> int:
             with immediate_transaction(conn):
+                # Work still running for this user (an extraction) must not bring anything back.
+                conn.execute(
+                    "INSERT INTO memory_forgotten VALUES (?, ?) "
+                    "ON CONFLICT (owner) DO UPDATE SET at = excluded.at",
+                    (owner_token(user_id), time.time()),
+                )
                 count = conn.execute("DELETE FROM memories WHERE user_id = ?", (user_id,)).rowcount
                 if count:
                     conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
