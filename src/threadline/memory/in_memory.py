@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 
 from threadline.exceptions import UsageError
 from threadline.memory._text import bm25_scores
-from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.records import (
+    ForgetResult,
+    MemoryHit,
+    MemoryKind,
+    MemoryRecord,
+    MemoryScope,
+    as_utc,
+)
 
 __all__ = ["InMemoryMemoryStore", "forgotten_since", "in_scope"]
 
@@ -179,7 +186,7 @@ class InMemoryMemoryStore:
             self._records[memory_id] = replace(record, valid_to=as_utc(valid_to))
         return True
 
-    async def forget(self, *, user_id: str) -> int:
+    async def forget(self, *, user_id: str) -> ForgetResult:
         """Delete every record of ``user_id``; records derived before now are refused from now."""
         scope = MemoryScope(user_id=user_id)
         async with self._lock:
@@ -187,7 +194,8 @@ class InMemoryMemoryStore:
             gone = [i for i, r in self._records.items() if r.scope.user_id == scope.user_id]
             for memory_id in gone:
                 del self._records[memory_id]
-        return len(gone)
+        # Nothing is on disk; the process's freed memory is the garbage collector's.
+        return ForgetResult(records=len(gone), purged=True)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -17,7 +17,15 @@ from typing import Any, Literal
 
 from threadline.exceptions import UsageError
 
-__all__ = ["MemoryHit", "MemoryKind", "MemoryRecord", "MemoryScope", "as_utc", "new_memory_id"]
+__all__ = [
+    "ForgetResult",
+    "MemoryHit",
+    "MemoryKind",
+    "MemoryRecord",
+    "MemoryScope",
+    "as_utc",
+    "new_memory_id",
+]
 
 MemoryKind = Literal["fact", "preference", "turn", "summary"]
 """``fact``/``preference``: durable statements about the user; ``turn``: an indexed piece of a
@@ -102,6 +110,29 @@ class MemoryRecord:
     def is_valid(self) -> bool:
         """False once superseded."""
         return self.valid_to is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetResult:
+    """What ``MemoryStore.forget(user_id=...)`` did, told truthfully.
+
+    Deleting rows makes them unreachable by any query at once; whether the user's words have
+    also left the store's files depends on the store. ``purged`` says which, and ``remaining``
+    says where the words still are and what an operator must run to remove them.
+    """
+
+    records: int
+    """How many records of the user were deleted."""
+    purged: bool
+    """True when the store's files no longer hold the user's words (SQLite after a completed
+    checkpoint); False when some copy remains on disk until an operator acts."""
+    remaining: str = ""
+    """When not purged: where the words still are, and what removes them."""
+
+    def __str__(self) -> str:
+        plural = "y" if self.records == 1 else "ies"
+        text = f"forgot {self.records} memor{plural}"
+        return text if self.purged else f"{text}; {self.remaining}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

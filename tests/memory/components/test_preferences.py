@@ -151,7 +151,7 @@ async def test_facts_of_two_users_stay_apart_and_forget_removes_only_one(
     memory = UserPreferencesMemory(store)
     for user in ("alice", "bob"):  # identical facts for both users
         await memory.add_facts([ExtractedFact("diet", "The user is vegan.", "fact")], user_id=user)
-    assert await store.forget(user_id="alice") == 1
+    assert (await store.forget(user_id="alice")).records == 1
     assert await memory.facts(user_id="alice") == []
     assert await store.search("vegan", scope=MemoryScope(user_id="alice")) == []
     assert [r.text for r in await memory.facts(user_id="bob")] == ["The user is vegan."]

@@ -28,7 +28,14 @@ from threadline._postgres import set_up_once, store_pool
 from threadline.exceptions import StoreError, UsageError
 from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import time_window
-from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.records import (
+    ForgetResult,
+    MemoryHit,
+    MemoryKind,
+    MemoryRecord,
+    MemoryScope,
+    as_utc,
+)
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -454,11 +461,18 @@ class PostgresMemoryStore:
         )
         return count == 1
 
-    async def forget(self, *, user_id: str) -> int:
+    async def forget(self, *, user_id: str) -> ForgetResult:
         """Delete every record of ``user_id``; its tsvector and vector live in the same row.
 
-        Dead rows stay on disk until PostgreSQL vacuums them (autovacuum, or ``VACUUM`` for an
-        immediate guarantee); no query can reach them meanwhile.
+        No query can reach the rows once this returns, but PostgreSQL does not erase them:
+        the dead rows, their index entries (the GIN text index holds the user's words) and
+        TOASTed text stay in the table's files until they are overwritten. Plain ``VACUUM``
+        (and autovacuum) only marks that space reusable; it does not remove the words.
+        ``VACUUM FULL`` on the table (or ``pg_repack``) rewrites the table and its indexes into
+        new files without them. Copies also stay in PostgreSQL's write-ahead log until its
+        segments are recycled, and in any base backup, WAL archive or replica, which only
+        their own retention removes. So the result is never ``purged``; its ``remaining``
+        names the table to rewrite.
         """
         user_id = check_forget_user(user_id)
         owner = owner_token(user_id)
@@ -479,9 +493,20 @@ class PostgresMemoryStore:
                 cur = await conn.execute(
                     self._sql("DELETE FROM {memories} WHERE user_id = %s"), [user_id]
                 )
-                return cur.rowcount
+                count = cur.rowcount
         except psycopg.Error as exc:
             raise self._error(exc) from exc
+        table = f"{self.schema}.threadline_memories"
+        return ForgetResult(
+            records=count,
+            purged=False,
+            remaining=(
+                f"PostgreSQL keeps the deleted rows' bytes in the files of {table} and its "
+                f"indexes until `VACUUM FULL {table}` (or pg_repack) rewrites them (plain "
+                "VACUUM does not), and in its write-ahead log, archives and backups until "
+                "their retention ends"
+            ),
+        )
 
     async def aclose(self) -> None:
         """Close the pool if this store made it."""

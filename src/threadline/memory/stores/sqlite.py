@@ -32,7 +32,7 @@ from threadline._utils import data_home
 from threadline.exceptions import UsageError
 from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import TimeWindow, time_window
-from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
+from threadline.memory.records import ForgetResult, MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -58,6 +58,11 @@ from threadline.memory.stores._common import (
 from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shortlist
 
 __all__ = ["SQLiteMemoryStore"]
+
+_PURGE_WAIT_MS = 2_000
+"""How long ``forget`` waits for other connections' reads to end before the write-ahead log can
+be emptied: a search takes milliseconds, so a reader still there after two seconds holds a long
+transaction (a backup, a shell) that waiting longer would not see end either."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -494,16 +499,20 @@ class SQLiteMemoryStore:
 
         return await self._worker.run(write)
 
-    async def forget(self, *, user_id: str) -> int:
-        """Delete everything of ``user_id``: records, full-text entries and vectors.
+    async def forget(self, *, user_id: str) -> ForgetResult:
+        """Delete everything of ``user_id`` (records, full-text entries, vectors), then purge.
 
-        The full-text index is then merged (``optimize``), so the user's words do not linger in
-        older index segments, and freed pages are zeroed (``secure_delete``); the write-ahead log
-        is checkpointed so the old pages leave it too.
+        The full-text index is merged (``optimize``) so the user's words do not linger in older
+        index segments, and freed pages are zeroed (``secure_delete``). Until the write-ahead
+        log is checkpointed, though, the old pages (words included) are still in the ``-wal``
+        file and the main file; a checkpoint cannot finish while another connection is reading.
+        So it waits for readers (up to ``_PURGE_WAIT_MS``) and reports the outcome: ``purged``
+        is False when a reader kept the old pages, and ``remaining`` says to run ``forget``
+        again once it has finished (a forget of a user with nothing left only purges).
         """
         user_id = check_forget_user(user_id)
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: sqlite3.Connection) -> ForgetResult:
             with immediate_transaction(conn):
                 # Work still running for this user (an extraction) must not bring anything back.
                 conn.execute(
@@ -514,11 +523,28 @@ class SQLiteMemoryStore:
                 count = conn.execute("DELETE FROM memories WHERE user_id = ?", (user_id,)).rowcount
                 if count:
                     conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
-            if count:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            return count
+            return ForgetResult(records=count, **self._purge(conn))
 
         return await self._worker.run(write)
+
+    def _purge(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        """Checkpoint and empty the write-ahead log; whether that happened, and if not, why."""
+        (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        conn.execute(f"PRAGMA busy_timeout = {_PURGE_WAIT_MS}")
+        try:
+            busy, log, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        if busy == 0 and log <= 0:  # emptied (0), or no log at all (-1: not in WAL mode)
+            return {"purged": True}
+        return {
+            "purged": False,
+            "remaining": (
+                f"the deleted text is still in {self.path}-wal and {self.path} because another "
+                "connection was reading the file; when it has finished (close other threadline "
+                "processes and sqlite3 shells on it), run forget again to purge them"
+            ),
+        }
 
     async def aclose(self) -> None:
         """Close the file and stop the worker thread."""
