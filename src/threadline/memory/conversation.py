@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._summary import extractive_summary, model_summary
-from threadline.memory._text import excerpt, format_date, search_query
+from threadline.memory._text import clean, excerpt, format_date, search_query
 from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryRecord, MemoryScope, as_utc
@@ -187,7 +187,7 @@ class ConversationMemory(ContextProvider):
         for message in messages:
             if not _indexable(message):
                 continue
-            text = message.text.strip()
+            text = clean(message.text).strip()
             body = excerpt(text, _OWN_CHARS)
             speaker = self._speaker(message)
             if message.message_id not in skip:
@@ -236,7 +236,7 @@ class ConversationMemory(ContextProvider):
     def _speaker(self, message: ChatMessage) -> str:
         """Who said it, as indexed: the author's name when known (questions name people)."""
         if self._speaker_names and message.author_name:
-            return message.author_name
+            return clean(message.author_name)
         return message.role.value
 
     # -- ContextProvider hooks ------------------------------------------------------------

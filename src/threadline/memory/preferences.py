@@ -25,7 +25,7 @@ from threadline.memory._extraction import (
     request_facts,
 )
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
-from threadline.memory._text import excerpt, search_query
+from threadline.memory._text import clean, excerpt, search_query
 from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryRecord
@@ -146,22 +146,25 @@ class UserPreferencesMemory(ContextProvider):
         async with lock:
             existing = await self.store.list(scope=scope, kinds=_KINDS)
             for fact in facts:
-                if any(r.text.casefold() == fact.fact.casefold() for r in existing):
+                text = clean(fact.fact)
+                if any(r.text.casefold() == text.casefold() for r in existing):
                     continue
                 now = self._clock()
                 record = MemoryRecord(
                     kind=fact.kind,
-                    text=fact.fact,
+                    text=text,
                     scope=scope,
                     thread_id=thread_id,
                     message_ids=tuple(message_ids),
                     occurred_at=now,
                     valid_from=now,
-                    metadata={"subject": fact.subject},
+                    metadata={"subject": clean(fact.subject)},
                     derived_at=derived_at,
                 )
                 await self.store.add([record])
-                older = [r for r in existing if r.metadata.get("subject") == fact.subject]
+                older = [
+                    r for r in existing if r.metadata.get("subject") == record.metadata["subject"]
+                ]
                 for old in older:
                     await self.store.supersede(old.id, scope=scope, valid_to=now)
                 existing = [r for r in existing if r not in older] + [record]

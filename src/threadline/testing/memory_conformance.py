@@ -23,7 +23,9 @@ before it (``derived_at``); supersession hides a record
 from search but keeps it for audit; ranking puts the matching record first and honours kinds,
 time bounds and the excluded thread; writes are visible to the next read, from another handle
 and from two processes writing one user's memory at once; bad input (empty, huge, invalid
-Unicode, a reused id) is refused with a clear error and stores nothing.
+Unicode, a reused id) is refused with a clear error and stores nothing, and so is input only some
+databases could hold (U+0000, NaN in metadata, ids over ``MAX_ID_BYTES``), so every store answers
+alike.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import pytest
 import pytest_asyncio
 
 from threadline.exceptions import UsageError
-from threadline.memory.records import MemoryRecord, MemoryScope
+from threadline.memory.records import MAX_ID_BYTES, MemoryRecord, MemoryScope
 from threadline.memory.store import MemoryStore
 
 __all__ = ["MemoryHarness", "MemoryStoreConformance"]
@@ -361,6 +363,50 @@ class MemoryStoreConformance:
             await memory_store.add(good)  # type: ignore[arg-type]
         await memory_store.add([good])
         assert [r.id for r in await memory_store.list(scope=ALICE)] == [good.id]
+
+    async def test_input_some_databases_cannot_hold_is_refused_alike(
+        self, memory_store: MemoryStore
+    ) -> None:
+        """U+0000, NaN and infinities, over-long ids: the same UsageError from every store.
+
+        PostgreSQL cannot keep U+0000 in text or JSON, nor NaN in JSON, nor index an id of
+        several kilobytes; SQLite could. Every store refuses them alike, so code moved from one
+        store to another meets the same answer. Ids up to ``MAX_ID_BYTES`` are kept whole.
+        """
+        long_id = "i" * (MAX_ID_BYTES + 1)
+        cases: list[tuple[MemoryRecord, str]] = [
+            (fact("nul \x00 inside"), "U\\+0000"),
+            (fact("fine", metadata={"score": float("nan")}), "JSON"),
+            (fact("fine", metadata={"score": float("inf")}), "JSON"),
+            (fact("fine", metadata={"note": ["a\x00b"]}), "U\\+0000"),
+            (fact("fine", id=long_id), "limit"),
+            (fact("fine", id="mem_\x00"), "U\\+0000"),
+            (fact("fine", thread_id=long_id), "limit"),
+            (fact("fine", message_ids=("m\x00",)), "U\\+0000"),
+        ]
+        for bad, message in cases:
+            with pytest.raises(UsageError, match=message):
+                await memory_store.add([fact("a fine memory"), bad])
+        for name in ("user_id", "agent_id", "app_id"):
+            fields: dict[str, Any] = {"user_id": "alice", name: long_id}
+            with pytest.raises(UsageError, match="limit"):
+                MemoryScope(**fields)
+            fields[name] = "al\x00ice"
+            with pytest.raises(UsageError, match="U\\+0000"):
+                MemoryScope(**fields)
+        assert await memory_store.search("tea \x00", scope=ALICE) == []  # searched as words
+        with pytest.raises(UsageError, match="U\\+0000"):
+            await memory_store.list(scope=ALICE, thread_id="t\x00")
+        with pytest.raises(UsageError, match="U\\+0000"):
+            await memory_store.forget(user_id="al\x00ice")
+        assert await memory_store.list(scope=ALICE) == []
+        widest = "w" * MAX_ID_BYTES
+        scope = MemoryScope(user_id=widest, agent_id=widest, app_id=widest)
+        record = fact("the longest ids are kept", scope=scope, id=widest, thread_id=widest)
+        await memory_store.add([record])
+        got = await memory_store.get(widest, scope=scope)
+        assert got is not None and got.scope == scope and got.thread_id == widest
+        assert [r.id for r in await memory_store.list(scope=scope, thread_id=widest)] == [widest]
 
     async def test_delete(self, memory_store: MemoryStore) -> None:
         """Deleted records are gone from get, list and search; the count is exact."""

@@ -124,3 +124,18 @@ async def test_a_failed_fact_extraction_is_retried_with_the_next_turn(
     await memory.wait_pending()
     assert [r.text for r in await memory.facts(user_id="alice")] == ["Has a beagle."]
     assert len(extractor.calls) == 3
+
+
+async def test_a_message_with_nul_is_answered_and_remembered(store: MemoryStore) -> None:
+    """U+0000 in a message (PostgreSQL cannot store it) is remembered as U+FFFD, on any store."""
+    answer = json.dumps({"facts": [{"subject": "pet", "fact": "Has a dog\x00.", "kind": "fact"}]})
+    facts = UserPreferencesMemory(store, extractor=ScriptedChatClient([answer]))
+    turns = ConversationMemory(store)
+    agent = ChatAgent(ScriptedChatClient(["Cute!"]), context_providers=[turns, facts])
+    thread = agent.get_new_thread(user_id="alice")
+    reply = await agent.run("My dog\x00 is called Rex.", thread=thread)
+    assert reply.text == "Cute!"
+    await facts.wait_pending()
+    hits = await turns.recall("dog called Rex", user_id="alice")
+    assert hits and "My dog\ufffd is called Rex." in hits[0].text
+    assert [r.text for r in await facts.facts(user_id="alice")] == ["Has a dog\ufffd."]
