@@ -44,6 +44,8 @@ logger = logging.getLogger("threadline.memory")
 _KINDS: list[Any] = ["fact", "preference"]
 _RETRIES = 20
 """How many failed extractions of one user are kept to retry with that user's next turn."""
+_RETRY_USERS = 1_000
+"""How many users' failed extractions are kept at most (a long outage must not grow memory)."""
 _INTRO = "What you know about the user from earlier conversations (use it when relevant):"
 
 
@@ -274,6 +276,8 @@ class UserPreferencesMemory(ContextProvider):
             retry = self._retry.setdefault(user_id, [])
             retry.append(work)
             del retry[:-_RETRIES]
+            while len(self._retry) > _RETRY_USERS:  # users who never come back: oldest go first
+                del self._retry[next(iter(self._retry))]
         else:
             self._learning_worked()
 

@@ -115,7 +115,7 @@ class ContextProvider:
         """
         first = str(exc).strip().split("\n", 1)[0]
         cause = f"{type(exc).__name__}: {first[:300]}"
-        if self._failures is None:
+        if self._failures is None or len(self._failures) >= 100:  # causes that vary: stay bounded
             self._failures = set()
         if cause in self._failures:
             return
