@@ -43,7 +43,7 @@ async def main() -> None:
         print([r.text for r in await store.list(scope=ada, kinds=["preference"])])
 
         # Forget everything about ada; bob's identical fact stays.
-        print("forgot", await store.forget(user_id="ada"), "memories of ada")
+        print("forgot", (await store.forget(user_id="ada")).records, "memories of ada")
         print([r.text for r in await store.list(scope=bob)])
         await store.aclose()
 

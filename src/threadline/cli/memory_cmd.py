@@ -169,8 +169,11 @@ async def _run(args: argparse.Namespace, store: MemoryStore, user: str) -> int:
             query = printable(args.query, multiline=False)
             print(f"no memories of {user} match '{query}'", file=sys.stderr)
     elif args.all:
-        count = await store.forget(user_id=user)
+        result = await store.forget(user_id=user)
+        count = result.records
         print(f"forgot {count} memor{'y' if count == 1 else 'ies'} of {user}")
+        if not result.purged:
+            print(f"warning: {result.remaining}", file=sys.stderr)
     else:
         if not await store.delete([args.id], scope=scope):
             raise UsageError(

@@ -14,7 +14,7 @@ from threadline.types.messages import ChatMessage, Role
 if TYPE_CHECKING:
     from threadline.clients.base import ChatClient
 
-__all__ = ["extractive_summary", "model_summary"]
+__all__ = ["SUMMARY_CHARS", "extractive_summary", "model_summary"]
 
 logger = logging.getLogger("threadline.memory")
 
@@ -24,6 +24,10 @@ _PROMPT = (
     "searched later: keep names, facts about the user, decisions, dates and open questions. "
     "Write plain text, no preamble."
 )
+SUMMARY_CHARS = 2_000
+"""The longest summary a summarizer's answer is cut to. Five sentences fit several times over;
+a model that rambles (or repeats itself until its token limit) must not produce a memory longer
+than a store accepts (32,000 characters by default), which would fail saving the thread."""
 
 
 def extractive_summary(turns: Sequence[MemoryRecord], *, limit: int = 800) -> tuple[str, list[str]]:
@@ -66,7 +70,10 @@ def extractive_summary(turns: Sequence[MemoryRecord], *, limit: int = 800) -> tu
 
 
 async def model_summary(client: ChatClient, turns: Sequence[MemoryRecord]) -> str | None:
-    """A summary written by ``client``; ``None`` (and a warning) when the call fails or is empty."""
+    """A summary written by ``client``, at most ``SUMMARY_CHARS`` long (cut at a word).
+
+    ``None`` (and a warning) when the call fails or is empty.
+    """
     transcript = "\n".join(
         f"{r.metadata.get('role', 'user')}: {excerpt(str(r.metadata.get('content', '')), 1000)}"
         for r in turns
@@ -78,4 +85,4 @@ async def model_summary(client: ChatClient, turns: Sequence[MemoryRecord]) -> st
         logger.warning("conversation summary failed (%s); using an extractive one", exc)
         return None
     text = " ".join(m.text for m in response.messages).strip()
-    return text or None
+    return excerpt(text, SUMMARY_CHARS) or None

@@ -8,7 +8,15 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-__all__ = ["QUERY_CHARS", "bm25_scores", "excerpt", "format_date", "search_query", "tokens"]
+__all__ = [
+    "QUERY_CHARS",
+    "bm25_scores",
+    "clean",
+    "excerpt",
+    "format_date",
+    "search_query",
+    "tokens",
+]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
@@ -16,6 +24,18 @@ _STOP = frozenset(
     "is it its me my of on or our she so than that the their them they this to was we were what "
     "when where which who why will with you your".split()
 )
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """``text`` with what no memory store keeps (U+0000, lone surrogates) replaced by U+FFFD.
+
+    The stores refuse such text (PostgreSQL cannot hold it, so neither does SQLite, to answer
+    alike); a chat message may still carry it, and must be remembered all the same.
+    """
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def tokens(text: str) -> list[str]:
@@ -84,7 +104,7 @@ def search_query(texts: Sequence[str], limit: int = QUERY_CHARS) -> str | None:
     message longer than ``limit`` (a pasted document) contributes its beginning and its end,
     where what it is and what is asked usually are. ``None`` when there is no text at all.
     """
-    messages = [" ".join(t.split()) for t in reversed(texts)]
+    messages = [" ".join(clean(t).split()) for t in reversed(texts)]
     messages = [m for m in messages if m]
     if not messages:
         return None

@@ -19,13 +19,18 @@ without an agent.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._summary import extractive_summary, model_summary
-from threadline.memory._text import excerpt, format_date, search_query
+from threadline.memory._text import clean, excerpt, format_date, search_query
 from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryHit, MemoryRecord, MemoryScope, as_utc
@@ -48,6 +53,8 @@ _OWN_CHARS = 4000
 _SHORT_CHARS = 80
 """A message shorter than this gets the previous message's vector blended into its own."""
 _BATCH = 256
+_BACKLOG = 50
+"""How many messages a thread's state keeps while the store refuses them (the newest win)."""
 _REMEMBERED_IDS = 500
 _INTRO = (
     "Excerpts from this user's earlier conversations that may be relevant (most relevant "
@@ -123,9 +130,12 @@ class ConversationMemory(ContextProvider):
         """Index a conversation (bulk import of an existing history); returns the turns added.
 
         Messages keep their ``message_id``; those of ``thread_id`` already indexed are skipped, so
-        importing twice adds nothing. ``occurred_at`` is when the conversation happened (naive
-        means UTC; now when omitted).
+        importing twice adds nothing. Two processes importing the same thread at once cannot
+        double it either: a turn's record id is derived from its scope, thread and message
+        (see ``_turn_record_id``), so the second write of a turn replaces the first.
+        ``occurred_at`` is when the conversation happened (naive means UTC; now when omitted).
         """
+        started = datetime.now(UTC)
         scope = self.scoping.write_scope(user_id)
         when = as_utc(occurred_at) if occurred_at is not None else self._clock()
         existing = await self.store.list(scope=scope, kinds=["turn"], thread_id=thread_id)
@@ -139,6 +149,8 @@ class ConversationMemory(ContextProvider):
             seq=len(existing),
             skip=done,
         )
+        # A forget of this user while the import runs refuses the rest (see derived_at).
+        records = [replace(r, derived_at=started) for r in records]
         for start in range(0, len(records), _BATCH):
             await self.store.add(records[start : start + _BATCH])
         return len(records)
@@ -175,7 +187,7 @@ class ConversationMemory(ContextProvider):
         for message in messages:
             if not _indexable(message):
                 continue
-            text = message.text.strip()
+            text = clean(message.text).strip()
             body = excerpt(text, _OWN_CHARS)
             speaker = self._speaker(message)
             if message.message_id not in skip:
@@ -190,6 +202,7 @@ class ConversationMemory(ContextProvider):
                 short = len(text) < _SHORT_CHARS
                 records.append(
                     MemoryRecord(
+                        id=_turn_record_id(scope, thread_id, message.message_id),
                         kind="turn",
                         text="\n".join(lines),
                         embedding_text=body,
@@ -223,7 +236,7 @@ class ConversationMemory(ContextProvider):
     def _speaker(self, message: ChatMessage) -> str:
         """Who said it, as indexed: the author's name when known (questions name people)."""
         if self._speaker_names and message.author_name:
-            return message.author_name
+            return clean(message.author_name)
         return message.role.value
 
     # -- ContextProvider hooks ------------------------------------------------------------
@@ -268,12 +281,25 @@ class ConversationMemory(ContextProvider):
         *,
         thread: AgentThread,
     ) -> None:
-        """Index the turn's input and what the agent answered (the input alone if it failed)."""
+        """Index the turn's input and what the agent answered (the input alone if it failed).
+
+        The turn is already stored when this runs, so a store failure never fails it: the
+        messages wait in the thread's state (``backlog``, at most the last 50) and the next turn
+        indexes them first, with one warning per cause in the meantime.
+        """
         user_id = require_user(thread, type(self).__name__)
+        seen = datetime.now(UTC)  # the real time, for the stores' forget marks
         state = self.state(thread)
         indexed: list[str] = state.setdefault("indexed", [])
         done = set(indexed)
-        new = [m for m in [*request_messages, *response_messages] if m.message_id not in done]
+        waiting, seen_at = _messages_from_state(state.get("backlog"))
+        new = [
+            m
+            for m in {
+                m.message_id: m for m in [*waiting, *request_messages, *response_messages]
+            }.values()
+            if m.message_id not in done
+        ]
         count = int(state.get("count", len(indexed)))
         records, last = self._turn_records(
             new,
@@ -285,12 +311,26 @@ class ConversationMemory(ContextProvider):
             skip=done,
         )
         if records:
-            await self.store.add(records)
+            # A message is derived when it was first read, so a forget of the user since then
+            # outranks a retry from the backlog too.
+            records = [replace(r, derived_at=seen_at.get(r.message_ids[-1], seen)) for r in records]
+            try:
+                await self.store.add(records)
+            except Exception as exc:  # learning never fails a turn that is already stored
+                self._learning_failed(exc, f"the turns of user {user_id!r}")
+                state["backlog"] = [
+                    _message_to_state(m, seen_at.get(m.message_id, seen))
+                    for m in new
+                    if _indexable(m)
+                ][-_BACKLOG:]
+                return
+            self._learning_worked()
             indexed.extend(r.message_ids[-1] for r in records)
             # The latest ids are enough to recognise a replayed turn; the state stays small.
             del indexed[:-_REMEMBERED_IDS]
             state["count"] = count + len(records)
             state["unsummarized"] = int(state.get("unsummarized", 0)) + len(records)
+        state.pop("backlog", None)
         if last:
             # Without the full text of the last message: its excerpt is enough as context, and
             # the state is saved with the thread.
@@ -305,10 +345,24 @@ class ConversationMemory(ContextProvider):
         await self._summarize(thread)
 
     async def _summarize(self, thread: AgentThread) -> None:
+        """Store the thread's summary; a store failure is logged and retried at the next call.
+
+        Saving or ending a thread must not fail because its summary could not be written: the
+        thread keeps counting its unsummarized turns, so the next checkpoint tries again.
+        """
         state = self.state(thread)
         if not state.get("unsummarized") or not thread.user_id:
             return
-        scope = self.scoping.write_scope(thread.user_id)
+        try:
+            await self._write_summary(thread, state, thread.user_id)
+        except Exception as exc:  # learning never fails saving or ending a thread
+            self._learning_failed(exc, f"the summary of thread {thread.id!r}")
+        else:
+            self._learning_worked()
+
+    async def _write_summary(self, thread: AgentThread, state: dict[str, Any], user: str) -> None:
+        started = datetime.now(UTC)
+        scope = self.scoping.write_scope(user)
         turns = await self.store.list(scope=scope, kinds=["turn"], thread_id=thread.id)
         turns.sort(key=lambda r: int(r.metadata.get("seq", 0)))
         if not turns:
@@ -330,6 +384,7 @@ class ConversationMemory(ContextProvider):
             thread_id=thread.id,
             message_ids=tuple(ids),
             occurred_at=first,
+            derived_at=started,
         )
         await self.store.add([summary])
         old = state.get("summary_id")
@@ -337,6 +392,16 @@ class ConversationMemory(ContextProvider):
             await self.store.delete([old], scope=scope)
         state["summary_id"] = summary.id
         state["unsummarized"] = 0
+
+
+def _turn_record_id(scope: MemoryScope, thread_id: str, message_id: str) -> str:
+    """The id of the turn record of one message: the same in every process that indexes it.
+
+    A hash of the write scope, the thread and the message, so concurrent imports (and an import
+    of a thread the agent already indexed) replace a turn instead of storing it twice.
+    """
+    key = json.dumps([scope.user_id, scope.agent_id, scope.app_id, thread_id, message_id])
+    return "mem_" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def _previous_from_state(saved: object) -> list[dict[str, str]]:
@@ -352,6 +417,51 @@ def _previous_from_state(saved: object) -> list[dict[str, str]]:
             entry.setdefault("body", entry["text"])
             out.append(entry)
     return out
+
+
+def _message_to_state(message: ChatMessage, seen: datetime) -> dict[str, Any]:
+    """A message waiting to be indexed, as kept in the thread's state (its indexed text only)."""
+    saved: dict[str, Any] = {
+        "seen": seen.timestamp(),
+        "id": message.message_id,
+        "role": message.role.value,
+        "text": excerpt(message.text.strip(), _OWN_CHARS),
+    }
+    if message.author_name:
+        saved["author"] = message.author_name
+    return saved
+
+
+def _messages_from_state(saved: object) -> tuple[list[ChatMessage], dict[str, datetime]]:
+    """The messages a failed store left waiting in a thread's state, and when each was read.
+
+    Malformed entries are skipped.
+    """
+    out: list[ChatMessage] = []
+    seen: dict[str, datetime] = {}
+    for item in saved if isinstance(saved, list) else []:  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(item, dict):
+            continue
+        entry: dict[str, Any] = item  # pyright: ignore[reportUnknownVariableType]
+        mid, role, text = entry.get("id"), entry.get("role"), entry.get("text")
+        author = entry.get("author")
+        if not (isinstance(mid, str) and mid and isinstance(text, str)):
+            continue
+        if role not in (Role.USER.value, Role.ASSISTANT.value):
+            continue
+        out.append(
+            ChatMessage(
+                role,
+                text,
+                message_id=mid,
+                author_name=author if isinstance(author, str) else None,
+            )
+        )
+        at = entry.get("seen")
+        if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at):
+            with contextlib.suppress(OverflowError, OSError, ValueError):  # out of range: now
+                seen[mid] = datetime.fromtimestamp(at, UTC)
+    return out, seen
 
 
 def _render(hit: MemoryHit) -> str:

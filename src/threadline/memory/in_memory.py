@@ -11,13 +11,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from threadline.exceptions import UsageError
 from threadline.memory._text import bm25_scores
-from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.records import (
+    ForgetResult,
+    MemoryHit,
+    MemoryKind,
+    MemoryRecord,
+    MemoryScope,
+    as_utc,
+)
 
-__all__ = ["InMemoryMemoryStore", "in_scope"]
+__all__ = ["InMemoryMemoryStore", "forgotten_since", "in_scope"]
+
+
+def forgotten_since(record: MemoryRecord, forgotten_at: datetime | None) -> bool:
+    """True when ``record`` was derived before its user was forgotten (at ``forgotten_at``)."""
+    return (
+        forgotten_at is not None
+        and record.derived_at is not None
+        and as_utc(record.derived_at) < forgotten_at
+    )
 
 
 def in_scope(record: MemoryRecord, scope: MemoryScope) -> bool:
@@ -56,6 +72,7 @@ class InMemoryMemoryStore:
         self._records: dict[str, MemoryRecord] = {}
         self._recency_weight = recency_weight
         self._lock = asyncio.Lock()
+        self._forgotten: dict[str, datetime] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -67,6 +84,8 @@ class InMemoryMemoryStore:
                 raise UsageError(f"MemoryStore.add takes MemoryRecords, got {record!r}")
         async with self._lock:
             for record in records:
+                if forgotten_since(record, self._forgotten.get(record.scope.user_id)):
+                    continue
                 stored = record
                 if record.occurred_at is not None:
                     stored = replace(stored, occurred_at=as_utc(record.occurred_at))
@@ -167,14 +186,16 @@ class InMemoryMemoryStore:
             self._records[memory_id] = replace(record, valid_to=as_utc(valid_to))
         return True
 
-    async def forget(self, *, user_id: str) -> int:
-        """Delete every record of ``user_id``."""
+    async def forget(self, *, user_id: str) -> ForgetResult:
+        """Delete every record of ``user_id``; records derived before now are refused from now."""
         scope = MemoryScope(user_id=user_id)
         async with self._lock:
+            self._forgotten[user_id] = datetime.now(UTC)
             gone = [i for i, r in self._records.items() if r.scope.user_id == scope.user_id]
             for memory_id in gone:
                 del self._records[memory_id]
-        return len(gone)
+        # Nothing is on disk; the process's freed memory is the garbage collector's.
+        return ForgetResult(records=len(gone), purged=True)
 
     async def aclose(self) -> None:
         """Nothing to release."""

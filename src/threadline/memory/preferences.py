@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from threadline.memory._extraction import (
     request_facts,
 )
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
-from threadline.memory._text import excerpt, search_query
+from threadline.memory._text import clean, excerpt, search_query
 from threadline.memory.context import Context
 from threadline.memory.provider import ContextProvider
 from threadline.memory.records import MemoryRecord
@@ -41,6 +42,10 @@ __all__ = ["ExtractedFact", "UserPreferencesMemory"]
 logger = logging.getLogger("threadline.memory")
 
 _KINDS: list[Any] = ["fact", "preference"]
+_RETRIES = 20
+"""How many failed extractions of one user are kept to retry with that user's next turn."""
+_RETRY_USERS = 1_000
+"""How many users' failed extractions are kept at most (a long outage must not grow memory)."""
 _INTRO = "What you know about the user from earlier conversations (use it when relevant):"
 
 
@@ -92,6 +97,7 @@ class UserPreferencesMemory(ContextProvider):
         self._clock = clock or (lambda: datetime.now(UTC))
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._retry: dict[str, list[_Extraction]] = {}
 
     # -- public API -----------------------------------------------------------------------
 
@@ -122,27 +128,45 @@ class UserPreferencesMemory(ContextProvider):
         Returns the records added. The new fact is stored before the old one is superseded, so a
         crash in between leaves both rather than neither.
         """
+        return await self._add_facts(
+            facts, user_id=user_id, thread_id=thread_id, message_ids=message_ids, derived_at=None
+        )
+
+    async def _add_facts(
+        self,
+        facts: Sequence[ExtractedFact],
+        *,
+        user_id: str,
+        thread_id: str | None,
+        message_ids: Sequence[str],
+        derived_at: datetime | None,
+    ) -> list[MemoryRecord]:
+        """``add_facts``; ``derived_at`` is when the turn they were extracted from was read."""
         scope = self.scoping.write_scope(user_id)
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         added: list[MemoryRecord] = []
         async with lock:
             existing = await self.store.list(scope=scope, kinds=_KINDS)
             for fact in facts:
-                if any(r.text.casefold() == fact.fact.casefold() for r in existing):
+                text = clean(fact.fact)
+                if any(r.text.casefold() == text.casefold() for r in existing):
                     continue
                 now = self._clock()
                 record = MemoryRecord(
                     kind=fact.kind,
-                    text=fact.fact,
+                    text=text,
                     scope=scope,
                     thread_id=thread_id,
                     message_ids=tuple(message_ids),
                     occurred_at=now,
                     valid_from=now,
-                    metadata={"subject": fact.subject},
+                    metadata={"subject": clean(fact.subject)},
+                    derived_at=derived_at,
                 )
                 await self.store.add([record])
-                older = [r for r in existing if r.metadata.get("subject") == fact.subject]
+                older = [
+                    r for r in existing if r.metadata.get("subject") == record.metadata["subject"]
+                ]
                 for old in older:
                     await self.store.supersede(old.id, scope=scope, valid_to=now)
                 existing = [r for r in existing if r not in older] + [record]
@@ -209,10 +233,13 @@ class UserPreferencesMemory(ContextProvider):
         done.extend(m.message_id for m in said)
         del done[:-200]  # enough to recognise a replayed turn; the state stays small
         replies = [m for m in response_messages if m.role == Role.ASSISTANT and m.text.strip()]
-        task = asyncio.create_task(self._extract(user_id, thread.id, said, replies[-1:]))
+        seen = datetime.now(UTC)  # the real time, for the stores' forget marks
+        work = [*self._retry.pop(user_id, []), _Extraction(thread.id, said, replies[-1:], seen)]
         group = self._pending.setdefault(user_id, set())
-        group.add(task)
-        task.add_done_callback(group.discard)
+        for extraction in work:
+            task = asyncio.create_task(self._extract(user_id, extraction))
+            group.add(task)
+            task.add_done_callback(group.discard)
 
     async def thread_checkpoint(self, thread: AgentThread) -> None:
         """Finish the user's pending extractions, so a saved thread has nothing in flight."""
@@ -222,18 +249,14 @@ class UserPreferencesMemory(ContextProvider):
         """Finish the user's pending extractions."""
         await self.wait_pending(thread.user_id)
 
-    async def _extract(
-        self,
-        user_id: str,
-        thread_id: str,
-        said: Sequence[ChatMessage],
-        replies: Sequence[ChatMessage],
-    ) -> None:
+    async def _extract(self, user_id: str, work: _Extraction) -> None:
         assert self.extractor is not None
         try:
             known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
             options = self._options or extraction_options()
-            answer = await request_facts(self.extractor, [*said, *replies], known, options)
+            answer = await request_facts(
+                self.extractor, [*work.said, *work.replies], known, options
+            )
             facts = parse_facts(answer)
             if facts is None:
                 logger.warning(
@@ -241,11 +264,30 @@ class UserPreferencesMemory(ContextProvider):
                     excerpt(answer, 200),
                 )
                 return
-            await self.add_facts(
+            await self._add_facts(
                 facts,
                 user_id=user_id,
-                thread_id=thread_id,
-                message_ids=[m.message_id for m in said],
+                thread_id=work.thread_id,
+                message_ids=[m.message_id for m in work.said],
+                derived_at=work.seen,  # a forget since then outranks this extraction
             )
         except Exception as exc:  # a failed extraction must never fail or block the chat
-            logger.warning("fact extraction for user %r failed: %s", user_id, exc)
+            self._learning_failed(exc, f"facts of user {user_id!r}")
+            retry = self._retry.setdefault(user_id, [])
+            retry.append(work)
+            del retry[:-_RETRIES]
+            while len(self._retry) > _RETRY_USERS:  # users who never come back: oldest go first
+                del self._retry[next(iter(self._retry))]
+        else:
+            self._learning_worked()
+
+
+@dataclass(frozen=True, slots=True)
+class _Extraction:
+    """One turn to extract facts from: the user's new messages and the agent's answer."""
+
+    thread_id: str
+    said: Sequence[ChatMessage]
+    replies: Sequence[ChatMessage]
+    seen: datetime
+    """When the turn was read: facts from it are refused if the user is forgotten after."""

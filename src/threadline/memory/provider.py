@@ -11,10 +11,15 @@ checkpointed on ``thread.serialize()`` and ended on ``thread.end()``, while othe
 stays in the thread untouched (see docs/threads.md).
 
 It is a base class rather than a Protocol so a provider overrides only the hooks it needs.
+
+Learning never fails a turn: by the time ``invoked`` runs, the turn is stored and answered, so a
+provider that cannot write what it learnt (its store is down, refuses a record) logs a warning
+with ``_learning_failed`` and tries again later, instead of raising.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from threadline.threads.thread import AgentThread
 
 __all__ = ["ContextProvider"]
+
+logger = logging.getLogger("threadline.memory")
 
 _EMPTY = Context()
 
@@ -45,6 +52,7 @@ class ContextProvider:
     see the user's data; memory components that remember across threads set it to ``True``."""
 
     _state_key: str | None = None
+    _failures: set[str] | None = None
 
     def __init__(self, *, state_key: str | None = None) -> None:
         if state_key is not None and (not isinstance(state_key, str) or not state_key):  # pyright: ignore[reportUnnecessaryIsInstance]
@@ -96,3 +104,29 @@ class ContextProvider:
 
     async def thread_ended(self, thread: AgentThread) -> None:
         """Called by ``thread.end()`` when the conversation is over."""
+
+    def _learning_failed(self, exc: Exception, what: str) -> None:
+        """Log that learning ``what`` failed: one warning per cause until learning works again.
+
+        A store that is down fails every turn the same way; one warning says so without flooding
+        the log, and a new cause (or the same one after a recovery) is logged again. Only the
+        error's first line is kept: database errors go on to quote the refused row, which is the
+        user's text and has no place in a log.
+        """
+        first = str(exc).strip().split("\n", 1)[0]
+        cause = f"{type(exc).__name__}: {first[:300]}"
+        if self._failures is None or len(self._failures) >= 100:  # causes that vary: stay bounded
+            self._failures = set()
+        if cause in self._failures:
+            return
+        self._failures.add(cause)
+        logger.warning(
+            "%s could not learn %s (%s); the turn is unaffected, and the next one will retry",
+            type(self).__name__,
+            what,
+            cause,
+        )
+
+    def _learning_worked(self) -> None:
+        """Forget the causes already logged, so the next failure is reported again."""
+        self._failures = None

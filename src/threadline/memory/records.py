@@ -17,11 +17,54 @@ from typing import Any, Literal
 
 from threadline.exceptions import UsageError
 
-__all__ = ["MemoryHit", "MemoryKind", "MemoryRecord", "MemoryScope", "as_utc", "new_memory_id"]
+__all__ = [
+    "MAX_ID_BYTES",
+    "ForgetResult",
+    "MemoryHit",
+    "MemoryKind",
+    "MemoryRecord",
+    "MemoryScope",
+    "as_utc",
+    "check_identifier",
+    "new_memory_id",
+]
 
 MemoryKind = Literal["fact", "preference", "turn", "summary"]
 """``fact``/``preference``: durable statements about the user; ``turn``: an indexed piece of a
 conversation (with its surrounding context); ``summary``: a summary of a whole thread."""
+
+
+MAX_ID_BYTES = 1024
+"""The longest identifier (memory, user, agent, app and thread ids) in UTF-8 bytes. PostgreSQL
+cannot index a key over about 2,700 bytes, and its memory table indexes a user and a thread id
+together; one limit for every store keeps them answering alike."""
+
+
+def check_identifier(value: object, what: str) -> str:
+    """``value`` if it can identify a memory, a user, an agent, an app or a thread.
+
+    Every store gives the same answer: a ``UsageError`` for an empty, non-string, over-long
+    (``MAX_ID_BYTES``) or NUL-holding id, or one that is not valid Unicode.
+    """
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{what} must be a non-empty string, got {value!r}")
+    if "\x00" in value:
+        raise UsageError(
+            f"{what} {value[:40]!r}... contains U+0000 (NUL), which no store can keep; "
+            "use an id without it"
+        )
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{what} {value[:40]!r}... is not valid Unicode (a lone surrogate)"
+        ) from None
+    if size > MAX_ID_BYTES:
+        raise UsageError(
+            f"{what} has {size:,} bytes in UTF-8, over the limit of {MAX_ID_BYTES:,}; "
+            "use a shorter id (a hash of a long one, for example)"
+        )
+    return value
 
 
 def new_memory_id() -> str:
@@ -54,10 +97,13 @@ class MemoryScope:
                 f"a memory scope needs a non-empty user_id, got {self.user_id!r}: memories are "
                 "private to their user; give the thread one with agent.get_new_thread(user_id=...)"
             )
+        check_identifier(self.user_id, "memory scope user_id")
         for name in ("agent_id", "app_id"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise UsageError(f"memory scope {name} must be a non-empty string or None")
+            if value is not None:
+                check_identifier(value, f"memory scope {name}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,11 +137,40 @@ class MemoryRecord:
     stored."""
     metadata: Mapping[str, Any] = field(default_factory=lambda: {})
     """JSON-able extras (e.g. a fact's subject key used to detect contradictions)."""
+    derived_at: datetime | None = None
+    """When the source this record was learnt from was read (the turn a fact was extracted
+    from, the messages a turn record indexes). A store refuses (drops) a record derived before
+    its user was last forgotten, so work still running when ``forget(user_id)`` was called (a
+    background extraction, an import) cannot bring the forgotten back. ``None`` for a direct
+    write (``remember``), which is always accepted; not stored."""
 
     @property
     def is_valid(self) -> bool:
         """False once superseded."""
         return self.valid_to is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetResult:
+    """What ``MemoryStore.forget(user_id=...)`` did, told truthfully.
+
+    Deleting rows makes them unreachable by any query at once; whether the user's words have
+    also left the store's files depends on the store. ``purged`` says which, and ``remaining``
+    says where the words still are and what an operator must run to remove them.
+    """
+
+    records: int
+    """How many records of the user were deleted."""
+    purged: bool
+    """True when the store's files no longer hold the user's words (SQLite after a completed
+    checkpoint); False when some copy remains on disk until an operator acts."""
+    remaining: str = ""
+    """When not purged: where the words still are, and what removes them."""
+
+    def __str__(self) -> str:
+        plural = "y" if self.records == 1 else "ies"
+        text = f"forgot {self.records} memor{plural}"
+        return text if self.purged else f"{text}; {self.remaining}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

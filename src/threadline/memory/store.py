@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
+from threadline.memory.records import ForgetResult, MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 
 __all__ = ["Embedder", "MemoryStore"]
 
@@ -86,8 +86,13 @@ class MemoryStore(Protocol):
         """Mark a record as no longer valid (kept for audit); False if not found in ``scope``."""
         ...
 
-    async def forget(self, *, user_id: str) -> int:
-        """Delete everything derived from ``user_id`` in every table and index; returns records."""
+    async def forget(self, *, user_id: str) -> ForgetResult:
+        """Delete everything derived from ``user_id`` in every table and index.
+
+        From then on, records derived before the call (``MemoryRecord.derived_at``) are refused.
+        The result counts the records and says truthfully whether the words also left the
+        store's files, and if not, where they are and what removes them.
+        """
         ...
 
     async def aclose(self) -> None:

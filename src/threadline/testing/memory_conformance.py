@@ -18,11 +18,14 @@ Every memory store threadline ships passes it, and so can yours. Subclass
 
 The kit checks: records round-trip; every read and delete needs a user scope (``UsageError``
 otherwise) and nothing crosses users, even with identical facts; agent and app scopes narrow;
-``forget`` removes everything of one user and nothing of another; supersession hides a record
+``forget`` removes everything of one user and nothing of another, and outranks records derived
+before it (``derived_at``); supersession hides a record
 from search but keeps it for audit; ranking puts the matching record first and honours kinds,
 time bounds and the excluded thread; writes are visible to the next read, from another handle
 and from two processes writing one user's memory at once; bad input (empty, huge, invalid
-Unicode, a reused id) is refused with a clear error and stores nothing.
+Unicode, a reused id) is refused with a clear error and stores nothing, and so is input only some
+databases could hold (U+0000, NaN in metadata, ids over ``MAX_ID_BYTES``), so every store answers
+alike.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import pytest
 import pytest_asyncio
 
 from threadline.exceptions import UsageError
-from threadline.memory.records import MemoryRecord, MemoryScope
+from threadline.memory.records import MAX_ID_BYTES, MemoryRecord, MemoryScope
 from threadline.memory.store import MemoryStore
 
 __all__ = ["MemoryHarness", "MemoryStoreConformance"]
@@ -193,7 +196,9 @@ class MemoryStoreConformance:
         )
         bob_records = [fact(t, scope=BOB, thread_id="t-b") for t in texts]
         await memory_store.add(alice_records + bob_records)
-        assert await memory_store.forget(user_id="alice") == len(alice_records)
+        result = await memory_store.forget(user_id="alice")
+        assert result.records == len(alice_records)
+        assert result.purged or result.remaining  # the truth either way
         words = {w.strip(".,") for t in texts for w in t.split()} | {"summary", "Reykjavik trip"}
         for word in sorted(words):
             assert await memory_store.search(word, scope=ALICE) == [], word
@@ -206,7 +211,26 @@ class MemoryStoreConformance:
         assert sorted(r.id for r in await memory_store.list(scope=BOB)) == sorted(
             r.id for r in bob_records
         )
-        assert await memory_store.forget(user_id="alice") == 0
+        assert (await memory_store.forget(user_id="alice")).records == 0
+
+    async def test_forget_outranks_work_derived_before_it(self, memory_store: MemoryStore) -> None:
+        """A record derived before its user was forgotten is dropped; later ones are kept.
+
+        Background work (a fact extraction) still running when ``forget`` is called must not
+        bring the forgotten back: its records carry ``derived_at`` from before the forget.
+        """
+        await memory_store.add([fact("lives in Oslo")])
+        read_before = datetime.now(UTC)
+        assert (await memory_store.forget(user_id="alice")).records == 1
+        late = fact("is vegetarian", derived_at=read_before)
+        bobs = fact("is vegetarian", scope=BOB, derived_at=read_before)
+        direct = fact("has a cat named Pixel")
+        await memory_store.add([late, bobs, direct])
+        fresh = fact("plays the cello", derived_at=datetime.now(UTC))
+        await memory_store.add([fresh])
+        assert {r.id for r in await memory_store.list(scope=ALICE)} == {direct.id, fresh.id}
+        assert late.id not in await _ids(memory_store, "vegetarian", scope=ALICE)
+        assert [r.id for r in await memory_store.list(scope=BOB)] == [bobs.id]
 
     async def test_supersession_keeps_the_old_record_for_audit(
         self, memory_store: MemoryStore
@@ -339,6 +363,50 @@ class MemoryStoreConformance:
             await memory_store.add(good)  # type: ignore[arg-type]
         await memory_store.add([good])
         assert [r.id for r in await memory_store.list(scope=ALICE)] == [good.id]
+
+    async def test_input_some_databases_cannot_hold_is_refused_alike(
+        self, memory_store: MemoryStore
+    ) -> None:
+        """U+0000, NaN and infinities, over-long ids: the same UsageError from every store.
+
+        PostgreSQL cannot keep U+0000 in text or JSON, nor NaN in JSON, nor index an id of
+        several kilobytes; SQLite could. Every store refuses them alike, so code moved from one
+        store to another meets the same answer. Ids up to ``MAX_ID_BYTES`` are kept whole.
+        """
+        long_id = "i" * (MAX_ID_BYTES + 1)
+        cases: list[tuple[MemoryRecord, str]] = [
+            (fact("nul \x00 inside"), "U\\+0000"),
+            (fact("fine", metadata={"score": float("nan")}), "JSON"),
+            (fact("fine", metadata={"score": float("inf")}), "JSON"),
+            (fact("fine", metadata={"note": ["a\x00b"]}), "U\\+0000"),
+            (fact("fine", id=long_id), "limit"),
+            (fact("fine", id="mem_\x00"), "U\\+0000"),
+            (fact("fine", thread_id=long_id), "limit"),
+            (fact("fine", message_ids=("m\x00",)), "U\\+0000"),
+        ]
+        for bad, message in cases:
+            with pytest.raises(UsageError, match=message):
+                await memory_store.add([fact("a fine memory"), bad])
+        for name in ("user_id", "agent_id", "app_id"):
+            fields: dict[str, Any] = {"user_id": "alice", name: long_id}
+            with pytest.raises(UsageError, match="limit"):
+                MemoryScope(**fields)
+            fields[name] = "al\x00ice"
+            with pytest.raises(UsageError, match="U\\+0000"):
+                MemoryScope(**fields)
+        assert await memory_store.search("tea \x00", scope=ALICE) == []  # searched as words
+        with pytest.raises(UsageError, match="U\\+0000"):
+            await memory_store.list(scope=ALICE, thread_id="t\x00")
+        with pytest.raises(UsageError, match="U\\+0000"):
+            await memory_store.forget(user_id="al\x00ice")
+        assert await memory_store.list(scope=ALICE) == []
+        widest = "w" * MAX_ID_BYTES
+        scope = MemoryScope(user_id=widest, agent_id=widest, app_id=widest)
+        record = fact("the longest ids are kept", scope=scope, id=widest, thread_id=widest)
+        await memory_store.add([record])
+        got = await memory_store.get(widest, scope=scope)
+        assert got is not None and got.scope == scope and got.thread_id == widest
+        assert [r.id for r in await memory_store.list(scope=scope, thread_id=widest)] == [widest]
 
     async def test_delete(self, memory_store: MemoryStore) -> None:
         """Deleted records are gone from get, list and search; the count is exact."""

@@ -139,6 +139,25 @@ async def test_a_configured_summarizer_writes_the_summary(store: MemoryStore) ->
     assert "Kyoto" in summarizer.calls[0].messages[-1].text
 
 
+async def test_a_rambling_summarizer_is_cut_to_a_bounded_summary(store: MemoryStore) -> None:
+    """A summarizer answering 40,000 characters (over the stores' 32,000 limit) must not make
+    ``serialize()``/``end()`` fail, nor leave the thread unsummarized."""
+    rambling = "Alice plans a Kyoto trip in April. " + "She also said more things. " * 1500
+    assert len(rambling) > 40_000
+    summarizer = ScriptedChatClient([rambling, rambling])
+    memory = ConversationMemory(store, summarizer=summarizer)
+    agent = ChatAgent(ScriptedChatClient(["Lovely.", "Noted."]), context_providers=memory)
+    thread = agent.get_new_thread(user_id="alice")
+    await agent.run("We are planning a trip to Kyoto in April.", thread=thread)
+    await agent.deserialize_thread(await thread.serialize())
+    await agent.run("We will stay for a week.", thread=thread)
+    await thread.end()
+    [summary] = await store.list(scope=MemoryScope(user_id="alice"), kinds=["summary"])
+    assert summary.text.split(": ", 1)[1].startswith("Alice plans a Kyoto trip in April.")
+    assert len(summary.text) <= 2_100
+    assert len(summarizer.calls) == 2
+
+
 async def test_reads_can_be_narrowed_to_the_agent_but_never_widened_past_the_user(
     store: MemoryStore,
 ) -> None:

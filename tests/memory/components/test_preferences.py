@@ -151,7 +151,7 @@ async def test_facts_of_two_users_stay_apart_and_forget_removes_only_one(
     memory = UserPreferencesMemory(store)
     for user in ("alice", "bob"):  # identical facts for both users
         await memory.add_facts([ExtractedFact("diet", "The user is vegan.", "fact")], user_id=user)
-    assert await store.forget(user_id="alice") == 1
+    assert (await store.forget(user_id="alice")).records == 1
     assert await memory.facts(user_id="alice") == []
     assert await store.search("vegan", scope=MemoryScope(user_id="alice")) == []
     assert [r.text for r in await memory.facts(user_id="bob")] == ["The user is vegan."]
@@ -172,3 +172,43 @@ async def test_a_restored_thread_does_not_extract_the_same_messages_again(
     await memory.wait_pending()
     assert len(extractor.calls) == 1
     assert [r.text for r in await memory.facts(user_id="ana")] == ["The user is called Ana."]
+
+
+class GatedExtractor(ScriptedChatClient):
+    """A scripted extractor that answers only once the test opens its gate (a slow model)."""
+
+    def __init__(self, replies: Sequence[str]) -> None:
+        super().__init__(replies)
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def get_response(
+        self, messages: Sequence[ChatMessage], *, options: ChatOptions
+    ) -> ChatResponse:
+        self.started.set()
+        await self.gate.wait()
+        return await super().get_response(messages, options=options)
+
+
+async def test_forget_outranks_an_extraction_still_running(store: MemoryStore) -> None:
+    """Forgetting a user while their extraction runs: the fact must not come back afterwards."""
+    extractor = GatedExtractor(
+        [facts(("diet", "The user is vegetarian.")), facts(("city", "The user lives in Oslo."))]
+    )
+    memory = UserPreferencesMemory(store, extractor=extractor)
+    agent = ChatAgent(ScriptedChatClient(["Noted!", "Nice."]), context_providers=memory)
+    thread = agent.get_new_thread(user_id="alice")
+    await agent.run("I'm vegetarian.", thread=thread)
+    await asyncio.wait_for(extractor.started.wait(), 10)  # the extraction is under way
+    await store.forget(user_id="alice")
+    extractor.gate.set()
+    await memory.wait_pending()
+    scope = MemoryScope(user_id="alice")
+    assert await store.list(scope=scope, include_superseded=True) == []
+    assert await memory.facts(user_id="alice") == []
+    # what the user says after being forgotten is learnt again
+    await agent.run("I live in Oslo.", thread=thread)
+    await memory.wait_pending()
+    assert [r.text for r in await memory.facts(user_id="alice")] == ["The user lives in Oslo."]
+    await memory.add_facts([ExtractedFact("pet", "Has a cat.", "fact")], user_id="alice")
+    assert len(await memory.facts(user_id="alice")) == 2

@@ -8,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from threadline import ChatMessage, Role
 from threadline.memory import ConversationMemory, SQLiteMemoryStore, UserPreferencesMemory
+from threadline.memory.records import MemoryScope
+from threadline.memory.store import MemoryStore
+from threadline.memory.stores import PostgresMemoryStore
 
 ROOT = Path(__file__).resolve().parents[3]
 WRITER = """
@@ -56,6 +62,87 @@ async def test_two_processes_write_one_users_memory(tmp_path: Path) -> None:
     # near-identical lines comes first depends on the interleaving of the writes)
     assert "basil-7" in [h.thread_id for h in hits[:2]]
     await store.aclose()
+
+
+INGESTER = """
+import asyncio, sys
+from threadline import ChatMessage, Role
+from threadline.memory import ConversationMemory, SQLiteMemoryStore
+from threadline.memory.stores import PostgresMemoryStore
+
+async def main(kind: str, where: str, schema: str) -> None:
+    if kind == "sqlite":
+        store = SQLiteMemoryStore(where, embedder=None)
+    else:
+        store = PostgresMemoryStore(where, schema=schema)
+    memory = ConversationMemory(store)
+    messages = [
+        ChatMessage(Role.USER if i % 2 == 0 else Role.ASSISTANT, f"Line {i} about otters.",
+                    message_id=f"m{i}")
+        for i in range(300)
+    ]
+    await store.list(scope=memory.scoping.read_scope("alice"))  # connected, tables made
+    print("ready", flush=True)
+    sys.stdin.readline()  # both start ingesting at once
+    await memory.ingest(messages, user_id="alice", thread_id="t1")
+    await store.aclose()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_two_processes_ingesting_one_thread_store_each_turn_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        args = [str(tmp_path / "memory.sqlite3"), ""]
+    else:
+        args = [request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_schema")]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            INGESTER,
+            kind,
+            *args,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
+        assert line == b"ready\n", line
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    for proc in procs:
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=300)
+        assert proc.returncode == 0, stderr.decode()
+    if kind == "sqlite":
+        store: MemoryStore = SQLiteMemoryStore(args[0], embedder=None)
+    else:
+        store = PostgresMemoryStore(args[0], schema=args[1])
+    try:
+        turns = await store.list(scope=MemoryScope(user_id="alice"), kinds=["turn"])
+        assert sorted(r.message_ids[-1] for r in turns) == sorted(f"m{i}" for i in range(300))
+        again = ConversationMemory(store)
+        assert (
+            await again.ingest(
+                [ChatMessage(Role.USER, "Line 0 about otters.", message_id="m0")],
+                user_id="alice",
+                thread_id="t1",
+            )
+            == 0
+        )
+    finally:
+        await store.aclose()
 
 
 async def run_example(name: str, *args: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from threadline.exceptions import UsageError
 from threadline.memory.embedders import MiniLMEmbedder
-from threadline.memory.records import MemoryRecord, MemoryScope
+from threadline.memory.records import ForgetResult, MemoryRecord, MemoryScope
 from threadline.memory.stores import SQLiteMemoryStore
 
 ALICE = MemoryScope(user_id="alice")
@@ -48,7 +48,7 @@ async def test_forget_leaves_no_bytes_of_the_user_in_the_file(tmp_path: Path) ->
             ]
             + [MemoryRecord(kind="fact", text="bob's codeword is marigold", scope=BOB)]
         )
-        assert await store.forget(user_id="alice") == 50
+        assert await store.forget(user_id="alice") == ForgetResult(records=50, purged=True)
         assert [h.text for h in await store.search("codeword", scope=BOB)] == [
             "bob's codeword is marigold"
         ]
@@ -59,6 +59,34 @@ async def test_forget_leaves_no_bytes_of_the_user_in_the_file(tmp_path: Path) ->
     assert secret.encode() not in data
     assert b"alice" not in data
     assert b"marigold" in data
+
+
+async def test_forget_with_another_reader_says_the_words_are_still_on_disk(
+    tmp_path: Path,
+) -> None:
+    """A reader holding the file open keeps the old pages in the -wal file: forget must say so,
+    and a forget once the reader has finished purges them."""
+    path = tmp_path / "memory.db"
+    store = SQLiteMemoryStore(path, embedder=None)
+    secret = "xylophonequasar"
+    await store.add([MemoryRecord(kind="fact", text=f"codeword {secret}", scope=ALICE)])
+    reader = sqlite3.connect(path, isolation_level=None)  # another process, say a backup
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM memories").fetchone() == (1,)
+        result = await store.forget(user_id="alice")
+        assert result.records == 1 and not result.purged
+        assert f"{path}-wal" in result.remaining and "run forget again" in result.remaining
+        on_disk = path.read_bytes() + Path(f"{path}-wal").read_bytes()  # noqa: ASYNC240
+        assert secret.encode() in on_disk  # what the result says is true
+        assert await store.search(secret, scope=ALICE) == []  # though no query reaches it
+    finally:
+        reader.close()
+    assert await store.forget(user_id="alice") == ForgetResult(records=0, purged=True)
+    await store.aclose()
+    wal = Path(f"{path}-wal")
+    data = path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")  # noqa: ASYNC240
+    assert secret.encode() not in data
 
 
 async def test_lexical_only_is_said_once(

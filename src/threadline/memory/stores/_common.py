@@ -11,6 +11,7 @@ SQLite and PostgreSQL cannot drift apart on who may see what:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -18,7 +19,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from threadline.exceptions import UsageError
-from threadline.memory.records import MemoryKind, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.records import (
+    MemoryKind,
+    MemoryRecord,
+    MemoryScope,
+    as_utc,
+    check_identifier,
+)
 from threadline.memory.store import Embedder
 
 if TYPE_CHECKING:
@@ -44,6 +51,7 @@ __all__ = [
     "embed_records",
     "embed_texts",
     "from_epoch",
+    "owner_token",
     "pack_vector",
     "record_filter",
     "scope_filter",
@@ -61,11 +69,16 @@ length normalisation and the embedder's 256-token window alike."""
 KINDS: frozenset[str] = frozenset({"fact", "preference", "turn", "summary"})
 
 
-def _check_text(text: object, what: str, max_chars: int) -> str:
+def _check_text(text: object, what: str, max_chars: int, *, stored: bool = True) -> str:
     if not isinstance(text, str):
         raise UsageError(f"{what} must be a string, got {type(text).__name__}")
     if not text.strip():
         raise UsageError(f"{what} is empty: there is nothing to remember or search for")
+    if stored and "\x00" in text:
+        raise UsageError(
+            f"{what} contains U+0000 (NUL) at index {text.index(chr(0))}, which no store can "
+            "keep (PostgreSQL text cannot hold it); remove it or replace it with U+FFFD"
+        )
     if len(text) > max_chars:
         raise UsageError(
             f"{what} has {len(text):,} characters, over the limit of {max_chars:,}: store a "
@@ -79,6 +92,15 @@ def _check_text(text: object, what: str, max_chars: int) -> str:
             "cannot be stored; decode the source with errors='replace' first"
         ) from None
     return text
+
+
+def owner_token(user_id: str) -> str:
+    """A short token standing for ``user_id`` (a hash: user ids may be any text).
+
+    SQLite indexes every row under it; both stores key their forget marks by it, so the marks
+    do not keep the forgotten user's name.
+    """
+    return "u" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:24]
 
 
 def check_scope(scope: object) -> MemoryScope:
@@ -95,14 +117,15 @@ def check_forget_user(user_id: object) -> str:
     """``user_id`` if it names a user."""
     if not isinstance(user_id, str) or not user_id:
         raise UsageError(f"forget needs a non-empty user_id string, got {user_id!r}")
-    return user_id
+    return check_identifier(user_id, "forget's user_id")
 
 
 def check_query(query: object, limit: object) -> str:
     """The query text, if searchable, after checking ``limit``."""
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise UsageError(f"search limit must be a positive int, got {limit!r}")
-    return _check_text(query, "the search query", 4_000)
+    # A query is searched as words, and U+0000 is none: it is searched, not refused.
+    return _check_text(query, "the search query", 4_000, stored=False)
 
 
 def check_kinds(kinds: Sequence[MemoryKind] | None) -> list[str] | None:
@@ -129,23 +152,49 @@ def check_records(records: Sequence[MemoryRecord], max_chars: int) -> list[Memor
         check_scope(record.scope)
         if record.kind not in KINDS:
             raise UsageError(f"memory {record.id!r} has unknown kind {record.kind!r}")
-        _check_text(record.text, f"the text of memory {record.id!r}", max_chars)
         if not record.id or record.id in seen:
             raise UsageError(f"memory id {record.id!r} is empty or repeated in one add()")
+        check_identifier(record.id, "memory id")
+        _check_text(record.text, f"the text of memory {record.id!r}", max_chars)
         seen.add(record.id)
+        if record.thread_id is not None:
+            check_identifier(record.thread_id, f"thread_id of memory {record.id!r}")
+        for message_id in record.message_ids:
+            check_identifier(message_id, f"a message id of memory {record.id!r}")
         try:
-            json.dumps(dict(record.metadata), ensure_ascii=False).encode("utf-8")
+            encoded = json.dumps(dict(record.metadata), ensure_ascii=False, allow_nan=False)
+            encoded.encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise UsageError(
                 f"metadata of memory {record.id!r} is not JSON-able text ({exc}); keep it to "
-                "strings, numbers, booleans, lists and dicts"
+                "strings, finite numbers, booleans, lists and dicts"
             ) from None
+        if _holds_nul(dict(record.metadata)):
+            raise UsageError(
+                f"metadata of memory {record.id!r} contains U+0000 (NUL), which no store can "
+                "keep; remove it"
+            )
     return out
 
 
+def _holds_nul(value: object) -> bool:
+    """True when a JSON-able value has U+0000 in any string (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        items: dict[Any, Any] = value  # pyright: ignore[reportUnknownVariableType]
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in items.items())
+    if isinstance(value, list | tuple):
+        entries: list[Any] = list(value)  # pyright: ignore[reportUnknownArgumentType]
+        return any(_holds_nul(v) for v in entries)
+    return False
+
+
 def encode_metadata(record: MemoryRecord) -> str:
-    """The record's metadata as JSON."""
-    return json.dumps(dict(record.metadata), ensure_ascii=False, separators=(",", ":"))
+    """The record's metadata as JSON (strict: ``check_records`` refused NaN and infinities)."""
+    return json.dumps(
+        dict(record.metadata), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
 
 
 def decode_metadata(raw: str) -> dict[str, Any]:
@@ -204,9 +253,11 @@ def record_filter(
         clauses.append(f"{prefix}occurred_at < {mark}")
         params.append(time(until))
     if exclude_thread_id is not None:
+        check_identifier(exclude_thread_id, "exclude_thread_id")
         clauses.append(f"({prefix}thread_id IS NULL OR {prefix}thread_id != {mark})")
         params.append(exclude_thread_id)
     if thread_id is not None:
+        check_identifier(thread_id, "thread_id")
         clauses.append(f"{prefix}thread_id = {mark}")
         params.append(thread_id)
     if not include_superseded:

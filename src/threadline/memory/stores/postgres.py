@@ -16,7 +16,7 @@ Needs the ``postgres`` extra (psycopg 3 and psycopg-pool).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, LiteralString, cast
 
 import psycopg
@@ -28,7 +28,14 @@ from threadline._postgres import set_up_once, store_pool
 from threadline.exceptions import StoreError, UsageError
 from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import time_window
-from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope, as_utc
+from threadline.memory.records import (
+    ForgetResult,
+    MemoryHit,
+    MemoryKind,
+    MemoryRecord,
+    MemoryScope,
+    as_utc,
+)
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -42,6 +49,7 @@ from threadline.memory.stores._common import (
     check_valid_to,
     embed_records,
     embed_texts,
+    owner_token,
     record_filter,
     scope_filter,
     vector_order,
@@ -50,9 +58,12 @@ from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shor
 
 __all__ = ["PostgresMemoryStore"]
 
+_FORGET_LOCK = "threadline:forget:"
+
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS {forgotten} (owner text PRIMARY KEY, at timestamptz NOT NULL);
 CREATE TABLE IF NOT EXISTS {memories} (
     id          text PRIMARY KEY,
     user_id     text NOT NULL,
@@ -155,6 +166,7 @@ class PostgresMemoryStore:
             "schema": sql.Identifier(schema),
             "memories": sql.Identifier(schema, "threadline_memories"),
             "meta": sql.Identifier(schema, "threadline_memory_meta"),
+            "forgotten": sql.Identifier(schema, "threadline_memory_forgotten"),
         }
         self._names = names
         self._schema_sql = sql.SQL(_SCHEMA).format(**names)
@@ -240,7 +252,11 @@ class PostgresMemoryStore:
         await self.setup()
         try:
             async with self._pool.connection() as conn, conn.transaction():
+                marks = await self._forget_marks(conn, batch)
                 for r, vector in zip(batch, vectors, strict=True):
+                    mark = marks.get(r.scope.user_id)
+                    if r.derived_at is not None and mark is not None and r.derived_at < mark:
+                        continue  # learnt before its user was forgotten: forget wins
                     cur = await conn.execute(
                         self._upsert,
                         (
@@ -267,6 +283,30 @@ class PostgresMemoryStore:
                         )
         except psycopg.Error as exc:
             raise self._error(exc) from exc
+
+    async def _forget_marks(
+        self, conn: psycopg.AsyncConnection[Any], batch: Sequence[MemoryRecord]
+    ) -> dict[str, datetime]:
+        """When each user of ``batch`` with derived records was last forgotten.
+
+        Takes each such user's forget lock shared, so a ``forget`` running at the same time
+        either deletes this transaction's rows or is seen by it, never neither.
+        """
+        users = sorted({r.scope.user_id for r in batch if r.derived_at is not None})
+        marks: dict[str, datetime] = {}
+        for user in users:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))",
+                [_FORGET_LOCK + owner_token(user)],
+            )
+            rows = await (
+                await conn.execute(
+                    self._sql("SELECT at FROM {forgotten} WHERE owner = %s"), [owner_token(user)]
+                )
+            ).fetchall()
+            if rows:
+                marks[user] = rows[0][0]
+        return marks
 
     def _filters(self, scope: MemoryScope, **options: Any) -> tuple[str, list[Any]]:
         return record_filter(scope, mark="%s", prefix="m.", time=as_utc, **options)
@@ -421,14 +461,52 @@ class PostgresMemoryStore:
         )
         return count == 1
 
-    async def forget(self, *, user_id: str) -> int:
+    async def forget(self, *, user_id: str) -> ForgetResult:
         """Delete every record of ``user_id``; its tsvector and vector live in the same row.
 
-        Dead rows stay on disk until PostgreSQL vacuums them (autovacuum, or ``VACUUM`` for an
-        immediate guarantee); no query can reach them meanwhile.
+        No query can reach the rows once this returns, but PostgreSQL does not erase them:
+        the dead rows, their index entries (the GIN text index holds the user's words) and
+        TOASTed text stay in the table's files until they are overwritten. Plain ``VACUUM``
+        (and autovacuum) only marks that space reusable; it does not remove the words.
+        ``VACUUM FULL`` on the table (or ``pg_repack``) rewrites the table and its indexes into
+        new files without them. Copies also stay in PostgreSQL's write-ahead log until its
+        segments are recycled, and in any base backup, WAL archive or replica, which only
+        their own retention removes. So the result is never ``purged``; its ``remaining``
+        names the table to rewrite.
         """
         user_id = check_forget_user(user_id)
-        return await self._count(self._sql("DELETE FROM {memories} WHERE user_id = %s"), [user_id])
+        owner = owner_token(user_id)
+        await self.setup()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                # Work still running for this user (an extraction) must not bring anything back.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_FORGET_LOCK + owner]
+                )
+                await conn.execute(
+                    self._sql(
+                        "INSERT INTO {forgotten} VALUES (%s, %s) "
+                        "ON CONFLICT (owner) DO UPDATE SET at = excluded.at"
+                    ),
+                    [owner, datetime.now(UTC)],
+                )
+                cur = await conn.execute(
+                    self._sql("DELETE FROM {memories} WHERE user_id = %s"), [user_id]
+                )
+                count = cur.rowcount
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+        table = f"{self.schema}.threadline_memories"
+        return ForgetResult(
+            records=count,
+            purged=False,
+            remaining=(
+                f"PostgreSQL keeps the deleted rows' bytes in the files of {table} and its "
+                f"indexes until `VACUUM FULL {table}` (or pg_repack) rewrites them (plain "
+                "VACUUM does not), and in its write-ahead log, archives and backups until "
+                "their retention ends"
+            ),
+        )
 
     async def aclose(self) -> None:
         """Close the pool if this store made it."""

@@ -19,9 +19,9 @@ relevant turns almost always share a content word with the question, that trade 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from threadline._utils import data_home
 from threadline.exceptions import UsageError
 from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import TimeWindow, time_window
-from threadline.memory.records import MemoryHit, MemoryKind, MemoryRecord, MemoryScope
+from threadline.memory.records import ForgetResult, MemoryHit, MemoryKind, MemoryRecord, MemoryScope
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -49,6 +49,7 @@ from threadline.memory.stores._common import (
     embed_texts,
     encode_metadata,
     from_epoch,
+    owner_token,
     record_filter,
     scope_filter,
     to_epoch,
@@ -58,8 +59,14 @@ from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shor
 
 __all__ = ["SQLiteMemoryStore"]
 
+_PURGE_WAIT_MS = 2_000
+"""How long ``forget`` waits for other connections' reads to end before the write-ahead log can
+be emptied: a search takes milliseconds, so a reader still there after two seconds holds a long
+transaction (a backup, a shell) that waiting longer would not see end either."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memory_forgotten (owner TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS memories (
     rid         INTEGER PRIMARY KEY,
     id          TEXT NOT NULL UNIQUE,
@@ -115,11 +122,6 @@ ON CONFLICT (id) DO UPDATE SET
     vector = excluded.vector
 WHERE memories.user_id = excluded.user_id
 """
-
-
-def owner_token(user_id: str) -> str:
-    """The full-text token standing for ``user_id`` (a hash: user ids may be any text)."""
-    return "u" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:24]
 
 
 def _record(row: Sequence[Any]) -> MemoryRecord:
@@ -229,6 +231,8 @@ class SQLiteMemoryStore:
     async def add(self, records: Sequence[MemoryRecord]) -> None:
         """Store records; an existing id of the same user is replaced (re-importing is safe).
 
+        A record derived before its user was last forgotten (``derived_at``) is dropped.
+
         Raises:
             UsageError: a record is invalid (empty, too long, not valid Unicode) or its id
                 belongs to another user; nothing of the batch is stored.
@@ -261,9 +265,24 @@ class SQLiteMemoryStore:
             for r, vector in zip(batch, vectors, strict=True)
         ]
 
+        derived = [to_epoch(r.derived_at) for r in batch]
+
         def write(conn: sqlite3.Connection) -> None:
             with immediate_transaction(conn):
-                for row in rows:
+                owners = sorted({row[13] for row, at in zip(rows, derived, strict=True) if at})
+                marks: dict[str, float] = dict(
+                    conn.execute(
+                        "SELECT owner, at FROM memory_forgotten WHERE owner IN "
+                        f"({', '.join('?' * len(owners))})",
+                        owners,
+                    ).fetchall()
+                    if owners
+                    else []
+                )
+                for row, at in zip(rows, derived, strict=True):
+                    mark = marks.get(row[13])
+                    if at is not None and mark is not None and at < mark:
+                        continue  # learnt before its user was forgotten: forget wins
                     if conn.execute(_UPSERT, row).rowcount != 1:
                         raise UsageError(
                             f"memory id {row[0]!r} is already used by another user; "
@@ -480,25 +499,52 @@ class SQLiteMemoryStore:
 
         return await self._worker.run(write)
 
-    async def forget(self, *, user_id: str) -> int:
-        """Delete everything of ``user_id``: records, full-text entries and vectors.
+    async def forget(self, *, user_id: str) -> ForgetResult:
+        """Delete everything of ``user_id`` (records, full-text entries, vectors), then purge.
 
-        The full-text index is then merged (``optimize``), so the user's words do not linger in
-        older index segments, and freed pages are zeroed (``secure_delete``); the write-ahead log
-        is checkpointed so the old pages leave it too.
+        The full-text index is merged (``optimize``) so the user's words do not linger in older
+        index segments, and freed pages are zeroed (``secure_delete``). Until the write-ahead
+        log is checkpointed, though, the old pages (words included) are still in the ``-wal``
+        file and the main file; a checkpoint cannot finish while another connection is reading.
+        So it waits for readers (up to ``_PURGE_WAIT_MS``) and reports the outcome: ``purged``
+        is False when a reader kept the old pages, and ``remaining`` says to run ``forget``
+        again once it has finished (a forget of a user with nothing left only purges).
         """
         user_id = check_forget_user(user_id)
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: sqlite3.Connection) -> ForgetResult:
             with immediate_transaction(conn):
+                # Work still running for this user (an extraction) must not bring anything back.
+                conn.execute(
+                    "INSERT INTO memory_forgotten VALUES (?, ?) "
+                    "ON CONFLICT (owner) DO UPDATE SET at = excluded.at",
+                    (owner_token(user_id), time.time()),
+                )
                 count = conn.execute("DELETE FROM memories WHERE user_id = ?", (user_id,)).rowcount
                 if count:
                     conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
-            if count:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            return count
+            return ForgetResult(records=count, **self._purge(conn))
 
         return await self._worker.run(write)
+
+    def _purge(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        """Checkpoint and empty the write-ahead log; whether that happened, and if not, why."""
+        (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        conn.execute(f"PRAGMA busy_timeout = {_PURGE_WAIT_MS}")
+        try:
+            busy, log, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        if busy == 0 and log <= 0:  # emptied (0), or no log at all (-1: not in WAL mode)
+            return {"purged": True}
+        return {
+            "purged": False,
+            "remaining": (
+                f"the deleted text is still in {self.path}-wal and {self.path} because another "
+                "connection was reading the file; when it has finished (close other threadline "
+                "processes and sqlite3 shells on it), run forget again to purge them"
+            ),
+        }
 
     async def aclose(self) -> None:
         """Close the file and stop the worker thread."""
