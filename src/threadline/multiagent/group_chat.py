@@ -19,6 +19,7 @@ for every runner whose participants all see everything.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
@@ -175,11 +176,13 @@ class GroupChat(MultiAgentRunner):
                 break
             await self._claim(thread)
             turn: list[ChatMessage] = []
-            async for event in self._speak(thread, speaker, (), stream=stream):
-                if isinstance(event, _Finished):
-                    turn = event.messages
-                else:
-                    yield event
+            # aclosing: a reader that stops early ends the speaker's turn now, not when collected.
+            async with aclosing(self._speak(thread, speaker, (), stream=stream)) as events:
+                async for event in events:
+                    if isinstance(event, _Finished):
+                        turn = event.messages
+                    else:
+                        yield event
             await self._broadcast(thread, turn, author=speaker)
             produced.extend(turn)
             thread.last_speaker = speaker

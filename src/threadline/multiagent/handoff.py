@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -245,13 +246,16 @@ class Handoff(MultiAgentRunner):
             shown = self._view(transcript[seen.get(speaker, 0) :], speaker)
             turn: list[ChatMessage] = []
             try:
-                async for event in self._speak(
-                    thread, speaker, shown, stream=stream, tools=self._tools[speaker]
-                ):
-                    if isinstance(event, _Finished):
-                        turn = event.messages
-                    else:
-                        yield event
+                # Closed before the check below: an abandoned speaker's turn stores its input
+                # only as it closes, and the check must see that input.
+                async with aclosing(
+                    self._speak(thread, speaker, shown, stream=stream, tools=self._tools[speaker])
+                ) as events:
+                    async for event in events:
+                        if isinstance(event, _Finished):
+                            turn = event.messages
+                        else:
+                            yield event
             except BaseException:
                 # A failed or abandoned run keeps its input in the speaker's thread; a retry
                 # must not show (and store) it a second time.
