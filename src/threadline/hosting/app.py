@@ -19,6 +19,7 @@ from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import ClientError, UsageError
 from threadline.hosting import assistants, chat_completions, conversations, models, responses
 from threadline.hosting._request import ServerState
+from threadline.hosting._trace_context import TraceContext
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
 from threadline.threads.stores.database import RecordDatabase, ThreadDatabase
@@ -174,7 +175,7 @@ def create_app(
     app = Starlette(
         routes=route_list,
         lifespan=lifespan,
-        middleware=[Middleware(_EncodedSlashes)],
+        middleware=[Middleware(TraceContext), Middleware(_EncodedSlashes)],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
