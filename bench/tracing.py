@@ -130,15 +130,16 @@ def _child(mode: str, turns: int) -> None:
 
 def _run(mode: str, src: Path, turns: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env["PYTHONPATH"] = str(src)
-    out = subprocess.run(
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
         [sys.executable, str(Path(__file__)), "--child", mode, "--turns", str(turns)],
         env=env,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the {mode!r} run failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _baseline_tree(tmp: Path) -> Path:

@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -122,9 +122,23 @@ _duration = _meter.create_histogram(
 _capture: bool | None = None
 
 
+# The API's public getters cost about a microsecond each (they look up an environment variable
+# on every call); a turn would pay several. Where the API keeps its globals as usual, read them
+# directly: ``None`` there means no provider was set, the case that must cost nothing. A provider
+# named by OTEL_PYTHON_TRACER_PROVIDER / OTEL_PYTHON_METER_PROVIDER is only loaded by the getters,
+# so then (and on an API without these globals) the getters are used.
+_FAST_TRACE = hasattr(trace, "_TRACER_PROVIDER") and "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ
+_metrics_globals: Any = getattr(metrics, "_internal", None)  # Any: the API's private module
+_FAST_METRICS = (
+    hasattr(_metrics_globals, "_METER_PROVIDER") and "OTEL_PYTHON_METER_PROVIDER" not in os.environ
+)
+
+
 def _tracer() -> trace.Tracer | None:
     """Threadline's tracer from the global provider, or ``None`` while none is configured."""
     global _tracers
+    if _FAST_TRACE and trace._TRACER_PROVIDER is None:  # pyright: ignore[reportPrivateUsage]
+        return None
     provider = trace.get_tracer_provider()
     cached = _tracers
     if cached is not None and cached[0] is provider:
@@ -146,6 +160,8 @@ def _version() -> str | None:
 
 def metrics_on() -> bool:
     """Whether a meter provider is configured (the API's stand-in records nothing)."""
+    if _FAST_METRICS and _metrics_globals._METER_PROVIDER is None:
+        return False
     provider = metrics.get_meter_provider()
     return not isinstance(provider, metrics.NoOpMeterProvider) and (
         type(provider).__name__ != "_ProxyMeterProvider"  # the API's stand-in until one is set
@@ -154,6 +170,8 @@ def metrics_on() -> bool:
 
 def tracing_on() -> bool:
     """Whether a tracer provider is configured (spans would be recorded, subject to sampling)."""
+    if _FAST_TRACE and trace._TRACER_PROVIDER is None:  # pyright: ignore[reportPrivateUsage]
+        return False
     return _tracer() is not None
 
 
@@ -163,17 +181,23 @@ def start_span(
     kind: SpanKind = SpanKind.INTERNAL,
     parent: Span | None = None,
     context: otel_context.Context | None = None,
+    attributes: Callable[[], Mapping[str, object]] | None = None,
 ) -> Span | None:
     """A started span under ``parent`` (else ``context``, else the current span), or ``None``.
 
     ``None`` is the cheap path: no provider configured, or the sampler dropped the span. Callers
-    set attributes and end the span only when they got one.
+    set further attributes and end the span only when they got one. ``attributes`` is called
+    only when there is a tracer; its ``None`` values are left out. Given at the start, they are
+    also what a sampler sees, and cost one pass instead of one call each.
     """
     tracer = _tracer()
     if tracer is None:
         return None
     ctx = trace.set_span_in_context(parent) if parent is not None else context
-    span = tracer.start_span(name, context=ctx, kind=kind)
+    given = None
+    if attributes is not None:
+        given = {k: v for k, v in attributes().items() if v is not None}
+    span = tracer.start_span(name, context=ctx, kind=kind, attributes=given)  # pyright: ignore[reportArgumentType]
     if not span.is_recording():
         span.end()
         return None

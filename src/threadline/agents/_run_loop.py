@@ -21,7 +21,8 @@ two cannot disagree on what is called, stored or reported. The loop guarantees:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
+from time import perf_counter
 from typing import Literal
 
 from threadline import _tracing as tr
@@ -51,37 +52,6 @@ def _agent_update(update: ChatResponseUpdate, turn: Turn) -> AgentRunResponseUpd
     )
 
 
-async def _call_model(
-    turn: Turn, request: Sequence[ChatMessage], options: ChatOptions
-) -> list[ChatMessage]:
-    """One model call in one piece, kept in the turn; traced as ``chat {model}``."""
-    started = tr.clock()
-    span = chat_span(turn.span, client=turn.client, options=options, request=request)
-    try:
-        with tr.activated(span):
-            response = await turn.client.get_response(request, options=options)
-    except BaseException as exc:
-        end_chat(span, started=started, client=turn.client, options=options, error=exc)
-        raise
-    answer = turn.record(
-        response.messages,
-        usage=response.usage,
-        response_id=response.response_id,
-        conversation_id=response.conversation_id,
-    )
-    end_chat(
-        span,
-        started=started,
-        client=turn.client,
-        options=options,
-        answer=answer,
-        usage=response.usage,
-        response_id=response.response_id,
-        finish_reason=response.finish_reason,
-    )
-    return answer
-
-
 def _record_stream(
     turn: Turn,
     updates: list[ChatResponseUpdate],
@@ -89,7 +59,7 @@ def _record_stream(
     started: float,
     options: ChatOptions,
 ) -> list[ChatMessage]:
-    """Fold a streamed answer into messages and keep it, as ``_call_model`` keeps a whole one."""
+    """Fold a streamed answer into messages and keep it, as the loop keeps a whole one."""
     folded, usage = messages_from_updates(updates)
     response_id = _last(updates, "response_id")
     answer = turn.record(
@@ -98,16 +68,17 @@ def _record_stream(
         response_id=response_id,
         conversation_id=_last(updates, "conversation_id"),
     )
-    end_chat(
-        span,
-        started=started,
-        client=turn.client,
-        options=options,
-        answer=answer,
-        usage=usage,
-        response_id=response_id,
-        finish_reason=_last(updates, "finish_reason"),
-    )
+    if turn.observed:
+        end_chat(
+            span,
+            started=started,
+            client=turn.client,
+            options=options,
+            answer=answer,
+            usage=usage,
+            response_id=response_id,
+            finish_reason=_last(updates, "finish_reason"),
+        )
     return answer
 
 
@@ -141,9 +112,11 @@ async def run_loop(
         for iteration in range(max_tool_iterations + 1):
             final = iteration == max_tool_iterations
             options = turn.call_options(final=final)
-            if stream:
-                started = tr.clock()
+            started = perf_counter() if turn.observed else 0.0
+            span = None
+            if turn.span is not None:
                 span = chat_span(turn.span, client=turn.client, options=options, request=request)
+            if stream:
                 updates: list[ChatResponseUpdate] = []
                 source = turn.client.get_streaming_response(request, options=options)
                 try:
@@ -155,7 +128,32 @@ async def run_loop(
                     raise
                 answer = _record_stream(turn, updates, span, started, options)
             else:
-                answer = await _call_model(turn, request, options)
+                try:
+                    if span is None:
+                        response = await turn.client.get_response(request, options=options)
+                    else:
+                        with tr.activated(span):  # the client's own spans nest under the call
+                            response = await turn.client.get_response(request, options=options)
+                except BaseException as exc:
+                    end_chat(span, started=started, client=turn.client, options=options, error=exc)
+                    raise
+                answer = turn.record(
+                    response.messages,
+                    usage=response.usage,
+                    response_id=response.response_id,
+                    conversation_id=response.conversation_id,
+                )
+                if turn.observed:
+                    end_chat(
+                        span,
+                        started=started,
+                        client=turn.client,
+                        options=options,
+                        answer=answer,
+                        usage=response.usage,
+                        response_id=response.response_id,
+                        finish_reason=response.finish_reason,
+                    )
             calls = function_calls(answer)
             if not calls:
                 break
@@ -170,7 +168,7 @@ async def run_loop(
             ordinary = [c for c in calls if not _is_deferred(c, turn)]
             results: ChatMessage | None = None
             if ordinary:
-                with tr.activated(turn.span):
+                with tr.activated(turn.span):  # each call's execute_tool span nests under the run
                     results = await run_function_calls(ordinary, turn.tools)
                 turn.produced.append(results)
                 if stream:
@@ -191,9 +189,13 @@ async def run_loop(
             tr.end_error(turn.span, exc)
         raise
     try:
-        with tr.activated(turn.span):  # what providers learn from the turn nests under it
+        if turn.span is None:
             await turn.commit()
+        else:
+            with tr.activated(turn.span):  # what providers learn from the turn nests under it
+                await turn.commit()
     except BaseException as exc:
         tr.end_error(turn.span, exc)
         raise
-    end_agent(turn.span, usage=turn.usage, response_id=turn.response_id, produced=turn.produced)
+    if turn.span is not None:
+        end_agent(turn.span, usage=turn.usage, response_id=turn.response_id, produced=turn.produced)

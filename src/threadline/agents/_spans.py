@@ -114,22 +114,19 @@ def agent_span(
     stream: bool,
 ) -> tr.Span | None:
     """Start ``invoke_agent {name}`` for one run on ``thread``."""
-    span = tr.start_span(f"invoke_agent {name}" if name else "invoke_agent")
-    if span is not None:
-        tr.set_if(
-            span,
-            {
-                tr.OPERATION: "invoke_agent",
-                tr.PROVIDER: provider_name(client),
-                tr.AGENT_NAME: name,
-                tr.AGENT_ID: agent_id,
-                tr.AGENT_DESCRIPTION: description,
-                tr.CONVERSATION_ID: thread.id,
-                tr.USER_ID: thread.user_id,
-                "threadline.stream": stream,
-            },
-        )
-    return span
+    return tr.start_span(
+        f"invoke_agent {name}" if name else "invoke_agent",
+        attributes=lambda: {
+            tr.OPERATION: "invoke_agent",
+            tr.PROVIDER: provider_name(client),
+            tr.AGENT_NAME: name,
+            tr.AGENT_ID: agent_id,
+            tr.AGENT_DESCRIPTION: description,
+            tr.CONVERSATION_ID: thread.id,
+            tr.USER_ID: thread.user_id,
+            "threadline.stream": stream,
+        },
+    )
 
 
 def end_agent(
@@ -165,13 +162,16 @@ def chat_span(
         return None
     model = model_name(client, options)
     span = tr.start_span(
-        f"chat {model}" if model else "chat", kind=tr.SpanKind.CLIENT, parent=parent
+        f"chat {model}" if model else "chat",
+        kind=tr.SpanKind.CLIENT,
+        parent=parent,
+        attributes=lambda: {
+            tr.OPERATION: "chat",
+            tr.PROVIDER: provider_name(client),
+            tr.REQUEST_MODEL: model,
+        },
     )
     if span is not None:
-        tr.set_if(
-            span,
-            {tr.OPERATION: "chat", tr.PROVIDER: provider_name(client), tr.REQUEST_MODEL: model},
-        )
         if tr.capture_content():
             span.set_attribute(tr.INPUT_MESSAGES, messages_json(request))
     return span
@@ -236,12 +236,16 @@ def store_span(
     chat's relay, under its turn).
     """
     kind = store_kind(store)
-    span = tr.start_span(f"{operation} {kind}", kind=tr.SpanKind.CLIENT, parent=parent)
-    if span is not None:
-        span.set_attribute(tr.DB_SYSTEM, _DB_SYSTEMS.get(kind, kind))
-        span.set_attribute(tr.DB_OPERATION, operation)
-        span.set_attribute(tr.THREAD_ID, thread_id)
-    return span
+    return tr.start_span(
+        f"{operation} {kind}",
+        kind=tr.SpanKind.CLIENT,
+        parent=parent,
+        attributes=lambda: {
+            tr.DB_SYSTEM: _DB_SYSTEMS.get(kind, kind),
+            tr.DB_OPERATION: operation,
+            tr.THREAD_ID: thread_id,
+        },
+    )
 
 
 async def traced_append(

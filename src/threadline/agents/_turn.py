@@ -102,6 +102,8 @@ class Turn:
     """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
     span: tr.Span | None = None
     """The run's ``invoke_agent`` span (``None`` when tracing is off)."""
+    observed: bool = False
+    """Tracing or metrics are on: model calls are timed and reported."""
 
     def first_request(self) -> Sequence[ChatMessage]:
         """What the model is sent first: system, history (local threads), context, input.
@@ -197,7 +199,10 @@ class Turn:
             turn = [*self.input, *self.produced]
             if turn:
                 try:
-                    await self._append(turn, expected_version=self.version)
+                    if self.span is None:
+                        await self.store.add_messages(turn, expected_version=self.version)
+                    else:
+                        await self._append(turn, expected_version=self.version)
                 except Exception as exc:
                     await self._tell_failed(exc)
                     raise
@@ -276,7 +281,7 @@ async def begin_turn(
     history: Sequence[ChatMessage] = ()
     version: int | None = None
     if store is not None:
-        history = await _read(store, thread, span)
+        history = await read_thread(store) if span is None else await _read(store, thread, span)
         version = len(history)
 
     context = _NO_CONTEXT
@@ -289,7 +294,10 @@ async def begin_turn(
             if provider.state_key not in thread.context_state:
                 thread.context_state[provider.state_key] = {}
                 await provider.thread_created(thread)
-            provided = await _invoking(provider, input_messages, thread, span)
+            if span is None:
+                provided = await provider.invoking(input_messages, thread=thread)
+            else:
+                provided = await _invoking(provider, input_messages, thread, span)
             for extra in provided.tools:
                 _check_clash(extra.name, provider.state_key, merged, offered_by)
                 offered_by[extra.name] = provider.state_key
@@ -319,15 +327,14 @@ async def begin_turn(
         binding=binding,
         conversation_id=thread.service_thread_id,
         span=span,
+        observed=span is not None or tr.metrics_on(),
     )
 
 
 async def _read(
-    store: ChatMessageStore, thread: AgentThread, parent: tr.Span | None
+    store: ChatMessageStore, thread: AgentThread, parent: tr.Span
 ) -> Sequence[ChatMessage]:
     """The thread's history for this turn, traced as a ``read`` of its store."""
-    if parent is None:
-        return await read_thread(store)
     span = store_span("read", store, thread.id, parent)
     try:
         with tr.activated(span):
@@ -346,11 +353,9 @@ async def _invoking(
     provider: ContextProvider,
     messages: Sequence[ChatMessage],
     thread: AgentThread,
-    parent: tr.Span | None,
+    parent: tr.Span,
 ) -> Context:
     """``provider.invoking``, traced; the provider's own spans (memory recall) nest under it."""
-    if parent is None:
-        return await provider.invoking(messages, thread=thread)
     span = tr.start_span(f"invoking {provider.state_key}", parent=parent)
     try:
         with tr.activated(span):

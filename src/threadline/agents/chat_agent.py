@@ -380,42 +380,35 @@ class ChatAgent:
         stream: bool,
     ) -> Turn:
         """Start a turn, and its ``invoke_agent`` span (ended by the run loop, or here on error)."""
-        span = agent_span(
-            name=self.name,
-            agent_id=self.id,
-            description=self.description,
-            client=self.chat_client,
-            thread=thread,
-            stream=stream,
-        )
+        span = None
+        if tr.tracing_on():  # checked here: a turn without tracing pays one call for it
+            span = agent_span(
+                name=self.name,
+                agent_id=self.id,
+                description=self.description,
+                client=self.chat_client,
+                thread=thread,
+                stream=stream,
+            )
         try:
-            with tr.activated(span):
-                return await self._begin_turn(thread, input_messages, tools, options, span)
+            # Not made current: the turn's spans name it as their parent (a span is never held
+            # current across the yields of run_stream).
+            return await begin_turn(
+                thread=thread,
+                client=self.chat_client,
+                input_messages=input_messages,
+                instructions=self.instructions,
+                system_messages=self._system,
+                providers=self.context_providers,
+                tools=await self._run_tools(tools) if tools or self.tool_sources else self.tools,
+                options={**self.default_options, **options} if options else self.default_options,
+                author_name=self.name,
+                binding=self._binding(),
+                span=span,
+            )
         except BaseException as exc:
             tr.end_error(span, exc)
             raise
-
-    async def _begin_turn(
-        self,
-        thread: AgentThread,
-        input_messages: list[ChatMessage],
-        tools: Sequence[ToolInput] | None,
-        options: RunOptions,
-        span: tr.Span | None,
-    ) -> Turn:
-        return await begin_turn(
-            thread=thread,
-            client=self.chat_client,
-            input_messages=input_messages,
-            instructions=self.instructions,
-            system_messages=self._system,
-            providers=self.context_providers,
-            tools=await self._run_tools(tools) if tools or self.tool_sources else self.tools,
-            options={**self.default_options, **options} if options else self.default_options,
-            author_name=self.name,
-            binding=self._binding(),
-            span=span,
-        )
 
     async def run(
         self,
