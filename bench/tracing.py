@@ -89,7 +89,7 @@ async def _tool_turn_us(turns: int) -> float:
 
     from threadline import ChatAgent
 
-    agent = ChatAgent(ToolClient(), "You add.", tools=[add])  # pyright: ignore[reportArgumentType]
+    agent = ChatAgent(ToolClient(), "You add.", tools=[add])
     thread = agent.get_new_thread()
     for _ in range(5):
         await agent.run("warm up", thread=thread)
@@ -106,7 +106,7 @@ async def _measure(turns: int) -> dict[str, float]:
     sys.path.insert(0, str(HERE))
     from threadline import ChatMessageList, SQLiteChatMessageStore
     from turn_overhead import (
-        median_turn_us,  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
+        median_turn_us,
     )
 
     figures: dict[str, float] = {}
@@ -118,7 +118,7 @@ async def _measure(turns: int) -> dict[str, float]:
                 continue
             db = Path(tmp) / f"{workload}.db"
             factory = ChatMessageList if kind == "memory" else (lambda: SQLiteChatMessageStore(db))  # noqa: B023
-            figures[workload] = await median_turn_us(factory, int(size), turns)  # pyright: ignore[reportUnknownArgumentType]
+            figures[workload] = await median_turn_us(factory, int(size), turns)
     return figures
 
 

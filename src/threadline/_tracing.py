@@ -45,6 +45,7 @@ __all__ = [
     "content_json",
     "end_error",
     "fail_current",
+    "flush",
     "iterate_in",
     "metrics_on",
     "record_model_call",
@@ -137,7 +138,7 @@ _FAST_METRICS = (
 def _tracer() -> trace.Tracer | None:
     """Threadline's tracer from the global provider, or ``None`` while none is configured."""
     global _tracers
-    if _FAST_TRACE and trace._TRACER_PROVIDER is None:  # pyright: ignore[reportPrivateUsage]
+    if _FAST_TRACE and trace._TRACER_PROVIDER is None:
         return None
     provider = trace.get_tracer_provider()
     cached = _tracers
@@ -170,7 +171,7 @@ def metrics_on() -> bool:
 
 def tracing_on() -> bool:
     """Whether a tracer provider is configured (spans would be recorded, subject to sampling)."""
-    if _FAST_TRACE and trace._TRACER_PROVIDER is None:  # pyright: ignore[reportPrivateUsage]
+    if _FAST_TRACE and trace._TRACER_PROVIDER is None:
         return False
     return _tracer() is not None
 
@@ -272,6 +273,14 @@ async def iterate_in(span: Span | None, items: AsyncIterator[T]) -> AsyncGenerat
         if close is not None:
             with activated(span):
                 await close()
+
+
+def flush(timeout: float) -> None:
+    """Export what the global providers still hold (an SDK's batch), waiting up to ``timeout`` s."""
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is not None:
+            force_flush(int(timeout * 1000))
 
 
 def set_capture_content(enabled: bool | None) -> None:

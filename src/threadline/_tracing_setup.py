@@ -112,8 +112,10 @@ def configure_tracing(
             "OTEL_* variables ask for traces, but the OpenTelemetry SDK is not installed; "
             "pip install 'threadline[otel]'"
         ) from exc
-    # Resource.create adds OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, which win.
-    resource = Resource.create({SERVICE_NAME: service_name})
+    # From OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; ``service_name`` when they name none.
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: service_name}))
     exporters = [_exporter("traces", n) for n in _names("OTEL_TRACES_EXPORTER", default="otlp")]
     if not exporters:
         return False

@@ -7,6 +7,7 @@ the SDK, the run loop, the thread stores.
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests._otel import Telemetry, attributes
 from threadline import (
     ChatAgent,
     ClientError,
+    ErrorContent,
     FunctionCallContent,
     ScriptedChatClient,
     SQLiteChatMessageStore,
@@ -168,15 +170,16 @@ async def test_a_failed_model_call_fails_its_spans_and_stores_the_input(
     append = telemetry.one("append memory")
     assert append.parent is not None and run.context is not None
     assert append.parent.span_id == run.context.span_id
-    stored = await thread.message_store.list_messages()  # pyright: ignore[reportOptionalMemberAccess]
-    assert stored[0].contents[-1].error_code == TURN_FAILED  # pyright: ignore[reportAttributeAccessIssue]
+    assert thread.message_store is not None
+    mark = (await thread.message_store.list_messages())[0].contents[-1]
+    assert isinstance(mark, ErrorContent) and mark.error_code == TURN_FAILED
     errors = [p for p in telemetry.histogram("gen_ai.client.operation.duration") if p.attributes]
     assert [p.attributes["error.type"] for p in errors if p.attributes] == ["ClientError"]
 
 
 async def test_an_abandoned_stream_ends_its_spans(telemetry: Telemetry) -> None:
     agent = ChatAgent(ScriptedChatClient(["one two three four"]), name="w")
-    async with __import__("contextlib").aclosing(agent.run_stream("count")) as updates:
+    async with aclosing(agent.run_stream("count")) as updates:
         async for _ in updates:
             break
     run = telemetry.one("invoke_agent w")

@@ -4,10 +4,12 @@ A client that sends ``traceparent`` (and ``tracestate``) headers, as any OpenTel
 HTTP client does, sees the server's work (the agent's run, its model and tool calls, the thread
 store) as children of its own span, in one trace. The headers are read with the globally
 configured propagator (W3C trace context and baggage by default). Without a tracer provider the
-middleware only passes the request on.
+middleware only passes the request on. At shutdown it exports the spans still queued.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from opentelemetry import propagate
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +19,22 @@ from threadline import _tracing as tr
 __all__ = ["TraceContext"]
 
 
+def _flushing_at_shutdown(send: Send) -> Send:
+    """``send`` that exports the spans still queued before the server reports its shutdown.
+
+    Batch exporters flush when the process exits normally, but uvicorn ends a server stopped by
+    a signal by raising that signal again, which skips the exit handlers: without this, the
+    last requests' spans would be lost.
+    """
+
+    async def flushing(message: Message) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            await asyncio.to_thread(tr.flush, 5.0)
+        await send(message)
+
+    return flushing
+
+
 class TraceContext:
     """ASGI middleware: one ``SERVER`` span per HTTP request, under the caller's trace if any."""
 
@@ -24,6 +42,9 @@ class TraceContext:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _flushing_at_shutdown(send))
+            return
         if scope["type"] != "http" or not tr.tracing_on():
             await self.app(scope, receive, send)
             return
