@@ -46,3 +46,28 @@ async def test_recall_and_ingest_spans(telemetry: Telemetry) -> None:
     assert found["threadline.memory.query"] == "Which hiking do I like?"
     assert "hiking in the Alps" in str(found["threadline.memory.texts"])
     assert attributes(invoking)["threadline.context.instructions"] is True
+
+
+async def test_preference_extraction_is_traced_under_the_turn(telemetry: Telemetry) -> None:
+    from threadline import UserPreferencesMemory
+
+    extractor = ScriptedChatClient(
+        [
+            '{"facts": [{"subject": "diet", "fact": "The user is vegetarian.", "kind": "preference"}]}'
+        ]
+    )
+    memory = UserPreferencesMemory(InMemoryMemoryStore(), extractor=extractor)
+    agent = ChatAgent(ScriptedChatClient(["Noted."]), name="pal", context_providers=[memory])
+    thread = agent.get_new_thread(user_id="bob")
+    await agent.run("I am vegetarian", thread=thread)
+    await memory.wait_pending("bob")
+    run = telemetry.one("invoke_agent pal")
+    extract = telemetry.one("extract preferences")
+    assert extract.parent is not None and run.context is not None
+    assert extract.parent.span_id == run.context.span_id
+    assert attributes(extract)["user.id"] == "bob"
+    assert extract.status.status_code.name == "UNSET"
+    stored = telemetry.one("remember preference")
+    assert stored.parent is not None and extract.context is not None
+    assert stored.parent.span_id == extract.context.span_id
+    assert attributes(stored)["threadline.memory.kinds"] == ("preference",)
