@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests._otel import Telemetry, attributes
 from threadline import ChatAgent, ConversationMemory, InMemoryMemoryStore, ScriptedChatClient
 from threadline import _tracing as tr
@@ -51,11 +53,8 @@ async def test_recall_and_ingest_spans(telemetry: Telemetry) -> None:
 async def test_preference_extraction_is_traced_under_the_turn(telemetry: Telemetry) -> None:
     from threadline import UserPreferencesMemory
 
-    extractor = ScriptedChatClient(
-        [
-            '{"facts": [{"subject": "diet", "fact": "The user is vegetarian.", "kind": "preference"}]}'
-        ]
-    )
+    fact = {"subject": "diet", "fact": "The user is vegetarian.", "kind": "preference"}
+    extractor = ScriptedChatClient([json.dumps({"facts": [fact]})])
     memory = UserPreferencesMemory(InMemoryMemoryStore(), extractor=extractor)
     agent = ChatAgent(ScriptedChatClient(["Noted."]), name="pal", context_providers=[memory])
     thread = agent.get_new_thread(user_id="bob")
