@@ -48,6 +48,7 @@ __all__ = [
     "flush",
     "iterate_in",
     "metrics_on",
+    "observing",
     "record_model_call",
     "set_capture_content",
     "set_if",
@@ -167,6 +168,13 @@ def metrics_on() -> bool:
     return not isinstance(provider, metrics.NoOpMeterProvider) and (
         type(provider).__name__ != "_ProxyMeterProvider"  # the API's stand-in until one is set
     )
+
+
+def observing() -> bool:
+    """Whether a tracer or a meter provider may be configured: one check for the common "no"."""
+    if _FAST_TRACE and _FAST_METRICS:
+        return trace._TRACER_PROVIDER is not None or _metrics_globals._METER_PROVIDER is not None
+    return tracing_on() or metrics_on()
 
 
 def tracing_on() -> bool:

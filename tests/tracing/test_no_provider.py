@@ -38,3 +38,32 @@ async def test_no_provider_no_spans_and_no_errors() -> None:
     assert seen == [False]
     assert tr.start_span("anything") is None
     assert not trace.get_current_span().is_recording()
+
+
+async def test_metrics_without_traces() -> None:
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tests._otel import Telemetry
+
+    reset_globals()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    metrics.set_meter_provider(provider)
+    try:
+        agent = ChatAgent(ScriptedChatClient(["a", "b"]), name="m")
+        thread = agent.get_new_thread()
+        await agent.run("one", thread=thread)
+        await agent.run("two", thread=thread)
+        assert not tr.tracing_on()
+        seen = Telemetry(InMemorySpanExporter(), reader)
+        points = seen.histogram("gen_ai.client.operation.duration")
+        assert sum(p.count for p in points) == 2
+        assert all(
+            p.attributes and p.attributes["gen_ai.provider.name"] == "scripted" for p in points
+        )
+    finally:
+        provider.shutdown()
+        reset_globals()

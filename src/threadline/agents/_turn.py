@@ -271,11 +271,13 @@ async def begin_turn(
     author_name: str | None,
     binding: ThreadBinding,
     span: tr.Span | None = None,
+    observed: bool = False,
 ) -> Turn:
     """Start a turn: read the history and its version, then gather context from the providers.
 
     Nothing is written yet: the turn is stored whole by :meth:`Turn.commit` (or its input alone,
-    marked, by :meth:`Turn.fail`).
+    marked, by :meth:`Turn.fail`). ``span`` is the run's span (``None``: not traced) and
+    ``observed`` says model calls are to be timed and reported (traces or metrics are on).
     """
     store = thread.message_store
     history: Sequence[ChatMessage] = ()
@@ -327,7 +329,7 @@ async def begin_turn(
         binding=binding,
         conversation_id=thread.service_thread_id,
         span=span,
-        observed=span is not None or tr.metrics_on(),
+        observed=observed,
     )
 
 

@@ -381,15 +381,18 @@ class ChatAgent:
     ) -> Turn:
         """Start a turn, and its ``invoke_agent`` span (ended by the run loop, or here on error)."""
         span = None
-        if tr.tracing_on():  # checked here: a turn without tracing pays one call for it
-            span = agent_span(
-                name=self.name,
-                agent_id=self.id,
-                description=self.description,
-                client=self.chat_client,
-                thread=thread,
-                stream=stream,
-            )
+        observed = False
+        if tr.observing():  # checked here: a turn with neither traces nor metrics pays one call
+            if tr.tracing_on():
+                span = agent_span(
+                    name=self.name,
+                    agent_id=self.id,
+                    description=self.description,
+                    client=self.chat_client,
+                    thread=thread,
+                    stream=stream,
+                )
+            observed = span is not None or tr.metrics_on()
         try:
             # Not made current: the turn's spans name it as their parent (a span is never held
             # current across the yields of run_stream).
@@ -405,6 +408,7 @@ class ChatAgent:
                 author_name=self.name,
                 binding=self._binding(),
                 span=span,
+                observed=observed,
             )
         except BaseException as exc:
             tr.end_error(span, exc)
