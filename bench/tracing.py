@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = ("memory@10", "memory@1000", "sqlite@1000", "tools@10")
-"""Store and history size; ``tools``: a turn with one tool call (two model calls, a tool)."""
+WORKLOADS = ("memory@10", "memory@1000", "sqlite@1000", "tools@10", "1ms-model@10")
+"""Store and history size. ``tools``: a turn with one tool call (two model calls, a tool).
+``1ms-model``: the memory@10 turn with a model that takes 1 ms to answer (faster than any real
+model, local or remote): what tracing adds to a turn that does real work."""
 TARGETS = {"no provider": 1.02, "sdk batch": 1.15}
 
 
@@ -102,6 +104,42 @@ async def _tool_turn_us(turns: int) -> float:
     return statistics.median(samples)
 
 
+async def _slow_turn_us(turns: int) -> float:
+    import gc
+    import time
+
+    from threadline import AgentThread, ChatAgent, ChatMessageList, ChatResponse
+
+    class OneMillisecond:
+        service_name = "instant"
+        stores_history = False
+
+        def __init__(self) -> None:
+            from threadline import ChatMessage, Role
+
+            self._answer = ChatResponse(messages=(ChatMessage(Role.ASSISTANT, "an answer"),))
+
+        async def get_response(self, messages: Sequence[Any], *, options: Any) -> Any:
+            await asyncio.sleep(0.001)
+            return self._answer
+
+        def get_streaming_response(self, messages: Sequence[Any], *, options: Any) -> Any:
+            raise NotImplementedError
+
+    store = ChatMessageList()
+    agent = ChatAgent(OneMillisecond(), "You are a helpful assistant")
+    thread = AgentThread(message_store=store)
+    for _ in range(5):
+        await agent.run("warm up", thread=thread)
+    gc.collect()
+    samples: list[float] = []
+    for i in range(turns // 4):  # each turn takes a millisecond: fewer of them
+        start = time.perf_counter_ns()
+        await agent.run(f"question {i}", thread=thread)
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    return statistics.median(samples)
+
+
 async def _measure(turns: int) -> dict[str, float]:
     sys.path.insert(0, str(HERE))
     from threadline import ChatMessageList, SQLiteChatMessageStore
@@ -115,6 +153,9 @@ async def _measure(turns: int) -> dict[str, float]:
             kind, size = workload.split("@")
             if kind == "tools":
                 figures[workload] = await _tool_turn_us(turns)
+                continue
+            if kind == "1ms-model":
+                figures[workload] = await _slow_turn_us(turns)
                 continue
             db = Path(tmp) / f"{workload}.db"
             factory = ChatMessageList if kind == "memory" else (lambda: SQLiteChatMessageStore(db))  # noqa: B023
@@ -173,7 +214,9 @@ def compare(baseline: Path, rounds: int, turns: int) -> None:
     for workload in WORKLOADS:
         medians = {n: statistics.median(run[workload] for run in runs[n]) for n in runs}
         base = medians["baseline"]
-        ratios = "  ".join(f"{n}: {medians[n] / base:.3f}" for n in TARGETS)
+        ratios = "  ".join(
+            f"{n}: {medians[n] / base:.3f} ({medians[n] - base:+.1f} µs)" for n in TARGETS
+        )
         print(
             f"{workload:<13}" + "".join(f"{medians[n]:>14.1f}" for n, _ in setups) + f"   {ratios}"
         )
@@ -182,8 +225,8 @@ def compare(baseline: Path, rounds: int, turns: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--turns", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--baseline-src", metavar="PATH", help="the tree without tracing")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
