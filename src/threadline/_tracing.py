@@ -44,9 +44,9 @@ __all__ = [
     "clock",
     "content_json",
     "end_error",
-    "fail_current",
     "flush",
     "iterate_in",
+    "mark_failed",
     "metrics_on",
     "observing",
     "record_model_call",
@@ -217,16 +217,13 @@ def end_error(span: Span | None, exc: BaseException) -> None:
     """End ``span`` as failed by ``exc`` (``error.type`` set, the exception recorded)."""
     if span is None:
         return
-    span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
-    span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
-    span.record_exception(exc)
+    mark_failed(span, exc)
     span.end()
 
 
-def fail_current(exc: BaseException) -> None:
-    """Mark the current span failed by ``exc``, without ending it (no-op when not recording)."""
-    span = trace.get_current_span()
-    if span.is_recording():
+def mark_failed(span: Span | None, exc: BaseException) -> None:
+    """Mark ``span`` failed by ``exc`` without ending it (for a failure its owner handles)."""
+    if span is not None:
         span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
         span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
         span.record_exception(exc)

@@ -67,3 +67,55 @@ async def test_metrics_without_traces() -> None:
     finally:
         provider.shutdown()
         reset_globals()
+
+
+async def test_an_unsampled_run_makes_no_other_span() -> None:
+    """Regression: a tool of an unsampled run started a trace of its own (an orphan span)."""
+    from collections.abc import Sequence
+
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+    from opentelemetry.trace import Link, SpanKind
+    from opentelemetry.util.types import Attributes
+
+    class DropRuns(Sampler):
+        """Samples every span but the runs' own."""
+
+        def should_sample(
+            self,
+            parent_context: Context | None,
+            trace_id: int,
+            name: str,
+            kind: SpanKind | None = None,
+            attributes: Attributes = None,
+            links: Sequence[Link] | None = None,
+            trace_state: object = None,
+        ) -> SamplingResult:
+            if name.startswith("invoke_agent"):
+                return SamplingResult(Decision.DROP)
+            return SamplingResult(Decision.RECORD_AND_SAMPLE)
+
+        def get_description(self) -> str:
+            return "DropRuns"
+
+    reset_globals()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=DropRuns())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    try:
+        call = FunctionCallContent(call_id="c", name="probe", arguments=json.dumps({"x": 1}))
+
+        def probe(x: int) -> int:
+            """Returns x."""
+            return x
+
+        agent = ChatAgent(ScriptedChatClient([[call], "done"]), name="a", tools=[probe])
+        assert (await agent.run("go")).text == "done"
+        assert [s.name for s in exporter.get_finished_spans()] == []
+    finally:
+        provider.shutdown()
+        reset_globals()

@@ -169,7 +169,9 @@ async def run_loop(
             results: ChatMessage | None = None
             if ordinary:
                 with tr.activated(turn.span):  # each call's execute_tool span nests under the run
-                    results = await run_function_calls(ordinary, turn.tools)
+                    results = await run_function_calls(
+                        ordinary, turn.tools, traced=turn.span is not None
+                    )
                 turn.produced.append(results)
                 if stream:
                     yield AgentRunResponseUpdate(

@@ -50,7 +50,7 @@ async def _run_one(
         span.set_attribute(tr.TOOL_ARGUMENTS, call.arguments)
     try:
         with tr.activated(span):
-            result = await _invoke(call, tools)
+            result = await _invoke(call, tools, span)
     except BaseException as exc:  # cancellation: the only way out of _invoke
         tr.end_error(span, exc)
         raise
@@ -64,8 +64,9 @@ async def _run_one(
 
 
 async def _invoke(
-    call: FunctionCallContent, tools: Mapping[str, FunctionTool]
+    call: FunctionCallContent, tools: Mapping[str, FunctionTool], span: tr.Span | None = None
 ) -> FunctionResultContent:
+    """Run one call; a failure becomes its result, and is recorded on ``span`` (not ended)."""
     tool = tools.get(call.name)
     if tool is None:
         available = ", ".join(sorted(tools)) or "none"
@@ -76,10 +77,10 @@ async def _invoke(
     try:
         result = await tool.invoke(call.parse_arguments())
     except ThreadlineError as exc:  # bad arguments: the model can fix those
-        tr.fail_current(exc)
+        tr.mark_failed(span, exc)
         return FunctionResultContent(call_id=call.call_id, exception=str(exc))
     except Exception as exc:  # the tool itself failed
-        tr.fail_current(exc)
+        tr.mark_failed(span, exc)
         return FunctionResultContent(
             call_id=call.call_id,
             exception=f"tool {call.name!r} raised {type(exc).__name__}: {exc}",
@@ -88,11 +89,16 @@ async def _invoke(
 
 
 async def run_function_calls(
-    calls: Sequence[FunctionCallContent], tools: Mapping[str, FunctionTool]
+    calls: Sequence[FunctionCallContent], tools: Mapping[str, FunctionTool], *, traced: bool
 ) -> ChatMessage:
-    """Run the calls concurrently; return one tool message with their results in call order."""
+    """Run the calls concurrently; return one tool message with their results in call order.
+
+    ``traced``: the run is traced (its span is current), so each call gets its span. An untraced
+    run (no provider, or not sampled) makes none, rather than start orphan traces.
+    """
+    run = _run_one if traced else _invoke
     if len(calls) == 1:
-        results = [await _run_one(calls[0], tools)]
+        results = [await run(calls[0], tools)]
     else:
-        results = await asyncio.gather(*(_run_one(c, tools) for c in calls))
+        results = await asyncio.gather(*(run(c, tools) for c in calls))
     return ChatMessage(Role.TOOL, contents=results)
