@@ -191,11 +191,15 @@ def start_span(
     parent: Span | None = None,
     context: otel_context.Context | None = None,
     attributes: Callable[[], Mapping[str, object]] | None = None,
+    keep_unsampled: bool = False,
 ) -> Span | None:
     """A started span under ``parent`` (else ``context``, else the current span), or ``None``.
 
     ``None`` is the cheap path: no provider configured, or the sampler dropped the span. Callers
-    set further attributes and end the span only when they got one. ``attributes`` is called
+    set further attributes and end the span only when they got one. With ``keep_unsampled`` a
+    span the sampler dropped is returned all the same (it records nothing): a run's span, made
+    current or named as parent, so that its descendants are dropped with it by a parent-based
+    sampler rather than start traces of their own. ``attributes`` is called
     only when there is a tracer; its ``None`` values are left out. Given at the start, they are
     also what a sampler sees, and cost one pass instead of one call each.
     """
@@ -207,8 +211,7 @@ def start_span(
     if attributes is not None:
         given = {k: v for k, v in attributes().items() if v is not None}
     span = tracer.start_span(name, context=ctx, kind=kind, attributes=given)  # pyright: ignore[reportArgumentType]
-    if not span.is_recording():
-        span.end()
+    if not span.is_recording() and not keep_unsampled:
         return None
     return span
 

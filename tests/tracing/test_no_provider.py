@@ -7,7 +7,14 @@ import json
 from opentelemetry import trace
 
 from tests._otel import reset_globals
-from threadline import ChatAgent, FunctionCallContent, GroupChat, ScriptedChatClient
+from threadline import (
+    ChatAgent,
+    ConversationMemory,
+    FunctionCallContent,
+    GroupChat,
+    InMemoryMemoryStore,
+    ScriptedChatClient,
+)
 from threadline import _tracing as tr
 
 
@@ -70,19 +77,23 @@ async def test_metrics_without_traces() -> None:
 
 
 async def test_an_unsampled_run_makes_no_other_span() -> None:
-    """Regression: a tool of an unsampled run started a trace of its own (an orphan span)."""
+    """Regression: a tool of an unsampled run started a trace of its own (an orphan span).
+
+    The sampler is parent-based, as OpenTelemetry's default: it decides for a run (a root) and
+    its descendants follow. Memory, tools and a group chat's turns must all follow the run.
+    """
     from collections.abc import Sequence
 
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+    from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
     from opentelemetry.trace import Link, SpanKind
     from opentelemetry.util.types import Attributes
 
     class DropRuns(Sampler):
-        """Samples every span but the runs' own."""
+        """Drops the runs' spans, samples any other root."""
 
         def should_sample(
             self,
@@ -94,7 +105,7 @@ async def test_an_unsampled_run_makes_no_other_span() -> None:
             links: Sequence[Link] | None = None,
             trace_state: object = None,
         ) -> SamplingResult:
-            if name.startswith("invoke_agent"):
+            if name.startswith(("invoke_agent", "group_chat")):
                 return SamplingResult(Decision.DROP)
             return SamplingResult(Decision.RECORD_AND_SAMPLE)
 
@@ -103,7 +114,7 @@ async def test_an_unsampled_run_makes_no_other_span() -> None:
 
     reset_globals()
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=DropRuns())
+    provider = TracerProvider(sampler=ParentBased(root=DropRuns()))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     try:
@@ -113,8 +124,24 @@ async def test_an_unsampled_run_makes_no_other_span() -> None:
             """Returns x."""
             return x
 
-        agent = ChatAgent(ScriptedChatClient([[call], "done"]), name="a", tools=[probe])
-        assert (await agent.run("go")).text == "done"
+        memory = ConversationMemory(InMemoryMemoryStore())
+        agent = ChatAgent(
+            ScriptedChatClient([[call], "done", "again"]),
+            name="a",
+            tools=[probe],
+            context_providers=[memory],
+        )
+        thread = agent.get_new_thread(user_id="u")
+        assert (await agent.run("go", thread=thread)).text == "done"
+        assert (await agent.run("go on", thread=thread)).text == "again"  # recalls, ingests
+        chat = GroupChat(
+            [
+                ChatAgent(ScriptedChatClient(["x"]), name="one"),
+                ChatAgent(ScriptedChatClient(["y"]), name="two"),
+            ],
+            max_rounds=2,
+        )
+        assert (await chat.run("hi")).text == "x\ny"
         assert [s.name for s in exporter.get_finished_spans()] == []
     finally:
         provider.shutdown()

@@ -116,6 +116,7 @@ def agent_span(
     """Start ``invoke_agent {name}`` for one run on ``thread``."""
     return tr.start_span(
         f"invoke_agent {name}" if name else "invoke_agent",
+        keep_unsampled=True,
         attributes=lambda: {
             tr.OPERATION: "invoke_agent",
             tr.PROVIDER: provider_name(client),
@@ -137,7 +138,7 @@ def end_agent(
     produced: Sequence[ChatMessage],
 ) -> None:
     """End a successful run's span with its token totals (and its output, when captured)."""
-    if span is None:
+    if span is None or not span.is_recording():
         return
     if usage is not None:
         tr.set_if(

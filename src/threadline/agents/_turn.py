@@ -101,7 +101,8 @@ class Turn:
     pending: tuple[FunctionCallContent, ...] = ()
     """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
     span: tr.Span | None = None
-    """The run's ``invoke_agent`` span (``None`` when tracing is off)."""
+    """The run's ``invoke_agent`` span: ``None`` when tracing is off, not recording when the run
+    was not sampled (its descendants are then dropped with it)."""
     observed: bool = False
     """Tracing or metrics are on: model calls are timed and reported."""
 
@@ -360,7 +361,7 @@ async def _invoking(
     """``provider.invoking``, traced; the provider's own spans (memory recall) nest under it."""
     span = tr.start_span(f"invoking {provider.state_key}", parent=parent)
     try:
-        with tr.activated(span):
+        with tr.activated(span or parent):  # an unsampled run's providers stay in its trace
             provided = await provider.invoking(messages, thread=thread)
     except BaseException as exc:
         tr.end_error(span, exc)

@@ -52,9 +52,12 @@ class TraceContext:
         method: str = scope["method"]
         path: str = scope["path"]
         span = tr.start_span(
-            f"{method} {path}", kind=tr.SpanKind.SERVER, context=propagate.extract(headers)
+            f"{method} {path}",
+            kind=tr.SpanKind.SERVER,
+            context=propagate.extract(headers),
+            keep_unsampled=True,  # current even when dropped: the request's spans go with it
         )
-        if span is None:  # not sampled
+        if span is None:
             await self.app(scope, receive, send)
             return
         span.set_attribute("http.request.method", method)

@@ -18,7 +18,7 @@ def run_span(
     kind: str, name: str | None, thread: MultiAgentThread, *, stream: bool
 ) -> tr.Span | None:
     """Start the span of one ``run``/``run_stream`` of a runner (``group_chat triage``, ...)."""
-    span = tr.start_span(f"{kind} {name}" if name else kind)
+    span = tr.start_span(f"{kind} {name}" if name else kind, keep_unsampled=True)
     if span is not None:
         tr.set_if(
             span,
