@@ -71,10 +71,10 @@ def _exporter(kind: str, name: str) -> Any:
     found = importlib.metadata.entry_points(group=group, name=name)
     for entry in found:
         return entry.load()()
-    known = sorted({e.name for e in importlib.metadata.entry_points(group=group)} | {"otlp"})
+    known = sorted({e.name for e in importlib.metadata.entry_points(group=group)})
     raise UsageError(
-        f"OTEL_{kind.upper()}_EXPORTER names {name!r}, which no installed package provides; "
-        f"installed: {', '.join(known)}"
+        f"OTEL_{kind.upper()}_EXPORTER names {name!r}, which no installed package provides; use "
+        f"otlp (pip install 'threadline[otel]'), none, or one of: {', '.join(known) or 'none'}"
     )
 
 

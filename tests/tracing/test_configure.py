@@ -137,3 +137,49 @@ def test_content_capture_env_variable_reaches_the_spans(value: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "gen_ai.input.messages" in done.stdout
+
+
+def test_a_bad_exporter_is_one_line_from_the_command(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "--home", str(tmp_path), "threads", "list"],
+        env=_env(OTEL_TRACES_EXPORTER="nope"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("threadline: error: OTEL_TRACES_EXPORTER names 'nope'")
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_otlp_protocol_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._otel import reset_globals
+    from threadline import UsageError, configure_tracing
+
+    reset_globals()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")
+    with pytest.raises(UsageError, match="OTEL_EXPORTER_OTLP_PROTOCOL is 'carrier-pigeon'"):
+        configure_tracing()
+
+
+def test_an_application_provider_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tests._otel import reset_globals
+    from threadline import _tracing as tr
+    from threadline import configure_tracing
+
+    reset_globals()
+    mine = TracerProvider()
+    trace.set_tracer_provider(mine)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    try:
+        assert configure_tracing(capture_content=True) is False
+        assert trace.get_tracer_provider() is mine
+        assert tr.capture_content()
+    finally:
+        tr.set_capture_content(None)
+        mine.shutdown()
+        reset_globals()
