@@ -183,3 +183,21 @@ def test_an_application_provider_is_kept(monkeypatch: pytest.MonkeyPatch) -> Non
         tr.set_capture_content(None)
         mine.shutdown()
         reset_globals()
+
+
+def test_threadline_chat_exports_spans_as_otel_variables_say(
+    tmp_path: Path, local_model_path: Path
+) -> None:
+    """The real embedded model, a one-shot chat (stdin a pipe), spans to the console exporter."""
+    done = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "chat", "--max-tokens", "8"],
+        input="Say hi.\n",
+        env={**_env(OTEL_TRACES_EXPORTER="console"), "THREADLINE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"name": "invoke_agent' in done.stdout
+    assert '"gen_ai.provider.name": "llama_cpp"' in done.stdout
+    assert '"name": "append sqlite"' in done.stdout
