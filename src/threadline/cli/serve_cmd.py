@@ -209,7 +209,7 @@ def with_memory(agent: ChatAgent, path: str) -> ChatAgent:
     """
     from threadline.memory import ConversationMemory, UserPreferencesMemory, open_memory_store
 
-    store = open_memory_store(path)
+    store = open_memory_store(path, shared_by_users=True)
     return agent.replace(
         context_providers=[
             *agent.context_providers,
