@@ -97,6 +97,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "and per request 'user', in this SQLite file or PostgreSQL database (postgresql://..., "
         "shared by several servers); off by default",
     )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on shutdown (SIGTERM, Ctrl-C), let memory learning still running finish for up "
+        "to this long; what is left is dropped and logged (10)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -241,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
         postgres_schema=args.postgres_schema,
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
+        drain_seconds=args.drain_seconds,
     )
     # The library runs it (and warns when no key is configured): the command only parses.
     serve(
