@@ -45,23 +45,27 @@ def _json(value: object) -> bytes:
     return json.dumps(value).encode()
 
 
-def kinds() -> list[Kind]:
+def kinds(worker: int = 0) -> list[Kind]:
+    """The request kinds; ``worker`` names the users, so each connection is its own users (one
+    user's turns wait for that user's fact extraction, which is not what this measures)."""
     huge = "fox " * 25_000  # 100,000 characters
     half = "badger " * 360  # about 2,500 characters
     user_msgs = {"role": "user", "content": "Tell me about foxes."}
     stray_output = {"type": "function_call_output", "call_id": "call_nowhere", "output": "42"}
     return [
-        Kind("valid", "/v1/responses", _json({"input": "I like foxes.", "user": "u1"}), 200),
+        Kind(
+            "valid", "/v1/responses", _json({"input": "I like foxes.", "user": f"u1-{worker}"}), 200
+        ),
         Kind(
             "valid stream",
             "/v1/responses",
-            _json({"input": "Foxes?", "user": "u2", "stream": True}),
+            _json({"input": "Foxes?", "user": f"u2-{worker}", "stream": True}),
             200,
         ),
         Kind(
             "valid chat",
             "/v1/chat/completions",
-            _json({"model": "m", "messages": [user_msgs], "user": "u3"}),
+            _json({"model": "m", "messages": [user_msgs], "user": f"u3-{worker}"}),
             200,
         ),
         Kind("malformed JSON", "/v1/responses", b'{"input": "foxes", "user": ', 400),
@@ -82,11 +86,11 @@ def kinds() -> list[Kind]:
             ),
             400,
         ),
-        Kind("huge input", "/v1/responses", _json({"input": huge, "user": "u4"}), 200),
+        Kind("huge input", "/v1/responses", _json({"input": huge, "user": f"u4-{worker}"}), 200),
         Kind(
             "huge input stream",
             "/v1/responses",
-            _json({"input": huge, "user": "u5", "stream": True}),
+            _json({"input": huge, "user": f"u5-{worker}", "stream": True}),
             200,
         ),
         Kind(
@@ -95,7 +99,7 @@ def kinds() -> list[Kind]:
             _json(
                 {
                     "model": "m",
-                    "user": "u6",
+                    "user": f"u6-{worker}",
                     "messages": [
                         {"role": "user", "content": half},
                         {"role": "assistant", "content": "Go on."},
@@ -136,7 +140,7 @@ async def _read(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], byte
 
 
 async def _worker(port: int, offset: int, deadline: float, tally: Tally) -> None:
-    all_kinds = kinds()
+    all_kinds = kinds(offset)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
     try:
