@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import importlib
 import importlib.util
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -233,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("serve: give an agent as module:attribute, or --local (not both)")
     if args.model is not None and not args.local:
         raise UsageError("serve: --model chooses the embedded model of --local; add --local")
+    if not 0 <= args.drain_seconds < math.inf:
+        raise UsageError(f"serve: --drain-seconds must be 0 or more, got {args.drain_seconds}")
     try:
         from threadline.hosting import ServerConfig, serve
     except ImportError as exc:
