@@ -170,8 +170,8 @@ async def test_per_user_state_is_pruned_once_each_users_work_is_done(tmp_path: P
         learnt = await memory.facts(user_id=memory_user_id("alice", "user-7"))
         assert [f.text for f in learnt] == ["likes tea"]
         # Every user's work is done: nothing of theirs is held any more.
-        assert memory._pending == {}  # pyright: ignore[reportPrivateUsage]
-        assert memory._locks == {}  # pyright: ignore[reportPrivateUsage]
+        assert memory._pending == {}
+        assert memory._locks == {}
     finally:
         uv.should_exit = True
         await task

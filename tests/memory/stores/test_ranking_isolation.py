@@ -105,9 +105,9 @@ def _counted(path: Path) -> dict[str, tuple[int, int]]:
 
 async def test_fts5s_own_statistics_are_why_the_option_exists(tmp_path: Path) -> None:
     """Without ``per_user_statistics`` the file-wide rarity does reorder Bob's results."""
-    changed = []
+    changed: list[bool] = []
     for per_user in (False, True):
-        orders = []
+        orders: list[list[list[str]]] = []
         for name in ("alone", "shared"):
             store = SQLiteMemoryStore(
                 tmp_path / f"{name}-{per_user}.db", embedder=None, per_user_statistics=per_user
