@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from threadline import __version__
+from threadline import __version__, configure_tracing
 from threadline.cli import chat, mcp_cmd, memory_cmd, serve_cmd, threads_cmd
 from threadline.cli._text import printable
 from threadline.exceptions import ThreadlineError
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        # Traces go where the standard OTEL_* variables say (nowhere when none is set).
+        configure_tracing(service_name="threadline")
         return handler(args)
     except ThreadlineError as exc:
         print(f"threadline: error: {printable(str(exc))}", file=sys.stderr)

@@ -27,6 +27,7 @@ from threadline.hosting import (
 )
 from threadline.hosting._drain import drain_agent
 from threadline.hosting._request import ServerState
+from threadline.hosting._trace_context import TraceContext
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
 from threadline.threads.stores.database import RecordDatabase, ThreadDatabase
@@ -187,7 +188,7 @@ def create_app(
     app = Starlette(
         routes=route_list,
         lifespan=lifespan,
-        middleware=[Middleware(_EncodedSlashes)],
+        middleware=[Middleware(TraceContext), Middleware(_EncodedSlashes)],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from threadline import _tracing as tr
+from threadline.memory import _traced as traced
 from threadline.memory._extraction import (
     ExtractedFact,
     extraction_options,
@@ -111,7 +113,7 @@ class UserPreferencesMemory(ContextProvider):
         current = await self.store.list(scope=scope, kinds=_KINDS)
         if len(current) <= self.limit or not query:
             return current[: self.limit]
-        hits = await self.store.search(query, scope=scope, kinds=_KINDS, limit=self.limit)
+        hits = await traced.search(self.store, query, scope=scope, kinds=_KINDS, limit=self.limit)
         chosen = {h.id: h.record for h in hits}
         for record in current:  # fill with the newest
             if len(chosen) >= self.limit:
@@ -166,7 +168,7 @@ class UserPreferencesMemory(ContextProvider):
                     metadata={"subject": clean(fact.subject)},
                     derived_at=derived_at,
                 )
-                await self.store.add([record])
+                await traced.add(self.store, [record], operation="remember preference")
                 older = [
                     r for r in existing if r.metadata.get("subject") == record.metadata["subject"]
                 ]
@@ -293,6 +295,20 @@ class UserPreferencesMemory(ContextProvider):
         await self.wait_pending(thread.user_id)
 
     async def _extract(self, user_id: str, work: _Extraction) -> None:
+        span = tr.start_span("extract preferences")
+        if span is not None:
+            span.set_attribute(tr.USER_ID, user_id)
+            span.set_attribute(tr.THREAD_ID, work.thread_id)
+            span.set_attribute(tr.MESSAGE_COUNT, len(work.said) + len(work.replies))
+        with tr.activated(span):
+            ok = await self._extract_traced(user_id, work)
+        if span is not None:
+            if not ok:
+                span.set_status(tr.Status(tr.StatusCode.ERROR, "fact extraction failed"))
+            span.end()
+
+    async def _extract_traced(self, user_id: str, work: _Extraction) -> bool:
+        """Extract and store facts; False when it failed (and will be retried)."""
         assert self.extractor is not None
         try:
             known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
@@ -306,7 +322,7 @@ class UserPreferencesMemory(ContextProvider):
                     "fact extractor answered %r, not the JSON asked for; nothing stored",
                     excerpt(answer, 200),
                 )
-                return
+                return False
             await self._add_facts(
                 facts,
                 user_id=user_id,
@@ -321,8 +337,9 @@ class UserPreferencesMemory(ContextProvider):
             del retry[:-_RETRIES]
             while len(self._retry) > _RETRY_USERS:  # users who never come back: oldest go first
                 del self._retry[next(iter(self._retry))]
-        else:
-            self._learning_worked()
+            return False
+        self._learning_worked()
+        return True
 
 
 @dataclass(slots=True)
