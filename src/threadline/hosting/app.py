@@ -17,7 +17,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import ClientError, UsageError
-from threadline.hosting import assistants, chat_completions, conversations, models, responses
+from threadline.hosting import (
+    assistants,
+    chat_completions,
+    conversations,
+    models,
+    responses,
+    users,
+)
+from threadline.hosting._drain import drain_agent
 from threadline.hosting._request import ServerState
 from threadline.hosting._trace_context import TraceContext
 from threadline.hosting.config import ServerConfig
@@ -163,7 +171,11 @@ def create_app(
         try:
             yield
         finally:
-            await database.aclose()
+            try:
+                # Requests are done; what the agent still learns in the background is not.
+                await drain_agent(agent, config.drain_seconds)
+            finally:
+                await database.aclose()
 
     route_list: list[BaseRoute] = [
         *responses.routes(),
@@ -171,6 +183,7 @@ def create_app(
         *chat_completions.routes(),
         *assistants.routes(),
         *models.routes(),
+        *users.routes(),
     ]
     app = Starlette(
         routes=route_list,

@@ -12,9 +12,11 @@ turn N is known in turn N+1, in this thread or any other of the same user.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -97,8 +99,10 @@ class UserPreferencesMemory(ContextProvider):
         self.extraction_timeout = extraction_timeout
         self._options = extraction_options
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Per-user state lives only while that user has work: a server sees any number of users,
+        # so an entry is dropped as soon as its user has nothing running.
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _UserLock] = {}
         self._retry: dict[str, list[_Extraction]] = {}
 
     # -- public API -----------------------------------------------------------------------
@@ -145,9 +149,8 @@ class UserPreferencesMemory(ContextProvider):
     ) -> list[MemoryRecord]:
         """``add_facts``; ``derived_at`` is when the turn they were extracted from was read."""
         scope = self.scoping.write_scope(user_id)
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
         added: list[MemoryRecord] = []
-        async with lock:
+        async with self._user_lock(user_id):
             existing = await self.store.list(scope=scope, kinds=_KINDS)
             for fact in facts:
                 text = clean(fact.fact)
@@ -175,6 +178,29 @@ class UserPreferencesMemory(ContextProvider):
                 added.append(record)
         return added
 
+    @contextlib.asynccontextmanager
+    async def _user_lock(self, user_id: str) -> AsyncGenerator[None]:
+        """Serialise one user's fact writes; the lock goes once nobody holds or awaits it."""
+        entry = self._locks.get(user_id)
+        if entry is None:
+            entry = self._locks[user_id] = _UserLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[user_id]
+
+    def _finished(self, user_id: str, task: asyncio.Task[None]) -> None:
+        """A background extraction ended: drop it, and its user's entry once nothing is left."""
+        group = self._pending.get(user_id)
+        if group is not None:
+            group.discard(task)
+            if not group:
+                del self._pending[user_id]
+
     async def wait_pending(self, user_id: str | None = None) -> None:
         """Wait for background extractions (of one user, or all) to finish."""
         tasks = [
@@ -185,6 +211,23 @@ class UserPreferencesMemory(ContextProvider):
         ]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self, seconds: float | None = None) -> int:
+        """Wait up to ``seconds`` for every user's background extractions to finish.
+
+        What is still running then is cancelled, so a process shutting down never loses
+        learning silently: returns how many extractions were cancelled (0 when all finished).
+        ``None`` waits as long as they take.
+        """
+        tasks = [t for group in self._pending.values() for t in group]
+        if not tasks:
+            return 0
+        _, late = await asyncio.wait(tasks, timeout=seconds)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
+        return len(late)
 
     async def aclose(self) -> None:
         """Finish pending extractions; close the store if this component made it."""
@@ -241,7 +284,7 @@ class UserPreferencesMemory(ContextProvider):
         for extraction in work:
             task = asyncio.create_task(self._extract(user_id, extraction))
             group.add(task)
-            task.add_done_callback(group.discard)
+            task.add_done_callback(functools.partial(self._finished, user_id))
 
     async def thread_checkpoint(self, thread: AgentThread) -> None:
         """Finish the user's pending extractions, so a saved thread has nothing in flight."""
@@ -297,6 +340,14 @@ class UserPreferencesMemory(ContextProvider):
             return False
         self._learning_worked()
         return True
+
+
+@dataclass(slots=True)
+class _UserLock:
+    """One user's write lock and how many callers hold or await it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 @dataclass(frozen=True, slots=True)
