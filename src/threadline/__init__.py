@@ -71,6 +71,8 @@ from threadline.threads.stores import (
     ChatMessageStore,
     JSONCodec,
     MessageCodec,
+    PrunableDatabase,
+    PruneResult,
     RecordDatabase,
     StagedStore,
     ThreadBatch,
@@ -136,6 +138,8 @@ __all__ = [
     "estimate_tokens",
     "register_store_kind",
     # thread databases: threads with records beside them, opened from a spec
+    "PrunableDatabase",
+    "PruneResult",
     "RecordDatabase",
     "StagedStore",
     "ThreadBatch",
