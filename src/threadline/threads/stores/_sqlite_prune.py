@@ -93,7 +93,8 @@ def vacuum_free_pages(conn: sqlite3.Connection) -> int:
     (free,) = conn.execute("PRAGMA freelist_count").fetchone()
     if mode != 2 or not free:  # 2: INCREMENTAL
         return 0
-    conn.execute("PRAGMA incremental_vacuum").fetchall()
+    # ``executescript`` steps the pragma to the end; ``execute`` would free one page per call.
+    conn.executescript("PRAGMA incremental_vacuum;")
     (left,) = conn.execute("PRAGMA freelist_count").fetchone()
     # In WAL mode the file shrinks when the log is copied back; don't wait for readers to leave.
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

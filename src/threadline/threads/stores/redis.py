@@ -9,8 +9,9 @@ Layout, per thread ``T`` under the key prefix ``P``:
 * ``P T:c``  a set of the thread's forks.
 
 With a ``ttl``, every append (and fork) sets the thread's keys to expire that long after it, and
-extends its fork ancestors' to at least as long (never shortening them, never giving a key without
-an expiry one), so no parent expires while a fork that reads it lives.
+extends its fork ancestors' to at least as long; a thread with forks is never shortened, a key
+without an expiry never gets one from a fork, and a fork made without a ``ttl`` makes its
+ancestors persistent: no parent expires while a fork that reads it lives.
 
 Every operation that must be atomic is one Lua script, which Redis runs without interleaving any
 other command: an append checks the version and pushes all of a turn's records, or does nothing;
@@ -105,21 +106,33 @@ local function now()
   return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
 local function expire(prefix, tid, ttl)
-  if ttl <= 0 then return end
-  for _, s in ipairs({':h', ':m', ':t', ':c'}) do redis.call('PEXPIRE', prefix .. tid .. s, ttl) end
-  local seen = {[tid] = true}
-  local cur = redis.call('HGET', prefix .. tid .. ':h', 'parent')
-  while cur and not seen[cur] do
-    seen[cur] = true
-    for _, s in ipairs({':h', ':m', ':t', ':c'}) do
-      redis.call('PEXPIRE', prefix .. cur .. s, ttl, 'GT')
+  local suffixes = {':h', ':m', ':t', ':c'}
+  local function ancestors(each)
+    local seen = {[tid] = true}
+    local cur = redis.call('HGET', prefix .. tid .. ':h', 'parent')
+    while cur and not seen[cur] do
+      seen[cur] = true
+      for _, s in ipairs(suffixes) do each(prefix .. cur .. s) end
+      cur = redis.call('HGET', prefix .. cur .. ':h', 'parent')
     end
-    cur = redis.call('HGET', prefix .. cur .. ':h', 'parent')
   end
+  if ttl <= 0 then
+    if ttl < 0 then ancestors(function(k) redis.call('PERSIST', k) end) end
+    return
+  end
+  -- A thread with forks only ever lives longer: they may read it for longer than its own ttl.
+  local own = redis.call('SCARD', prefix .. tid .. ':c') > 0 and 'GT' or nil
+  for _, s in ipairs(suffixes) do
+    if own then redis.call('PEXPIRE', prefix .. tid .. s, ttl, own)
+    else redis.call('PEXPIRE', prefix .. tid .. s, ttl) end
+  end
+  ancestors(function(k) redis.call('PEXPIRE', k, ttl, 'GT') end)
 end
 """
-"""Lua helpers: the server's time as ``updated`` is written, and a thread's expiry (``ttl`` in
-milliseconds, 0 for none) with its ancestors' extended (``GT`` leaves keys without one alone)."""
+"""Lua helpers: the server's time as ``updated`` is written, and a thread's expiry: ``ttl`` in
+milliseconds extends its ancestors' (``GT`` leaves keys without one alone) and never shortens a
+thread that has forks; 0 does nothing; -1 (a fork made without a ttl) makes its ancestors
+persistent, since it may read them forever."""
 
 _APPEND = (
     _TOUCH
@@ -232,7 +245,8 @@ end
 redis.call('HSET', prefix .. child .. ':h', 'version', v, 'parent', parent, 'fork', v,
   'updated', now())
 redis.call('SADD', prefix .. parent .. ':c', child)
-expire(prefix, child, tonumber(ARGV[5]))
+local ttl = tonumber(ARGV[5])
+expire(prefix, child, ttl > 0 and ttl or -1)
 return v
 """
 )
