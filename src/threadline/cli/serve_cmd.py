@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
+from threadline.cli._retention import AGE_HELP, age_argument
 from threadline.exceptions import UsageError
 
 __all__ = [
@@ -96,6 +97,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="remember each caller across requests (facts and past conversations), per API key "
         "and per request 'user', in this SQLite file or PostgreSQL database (postgresql://..., "
         "shared by several servers); off by default",
+    )
+    parser.add_argument(
+        "--retention",
+        type=age_argument,
+        metavar="AGE",
+        help="delete conversations not updated for AGE, with their response objects, while "
+        f"serving; {AGE_HELP}. Off by default",
     )
     parser.set_defaults(handler=run)
 
@@ -241,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
         postgres_schema=args.postgres_schema,
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
+        retention=args.retention,
     )
     # The library runs it (and warns when no key is configured): the command only parses.
     serve(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
@@ -19,6 +20,7 @@ from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import ClientError, UsageError
 from threadline.hosting import assistants, chat_completions, conversations, models, responses
 from threadline.hosting._request import ServerState
+from threadline.hosting._retention import pruner, run_retention
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
 from threadline.threads.stores.database import RecordDatabase, ThreadDatabase
@@ -156,12 +158,23 @@ def create_app(
     )
     state = ServerState(agent=agent, config=config, database=database)
 
+    prunable = pruner(database, config.retention)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None, None]:
         await database.open()  # a database the server cannot use stops it here, not per request
+        retention = (
+            None
+            if prunable is None or config.retention is None
+            else asyncio.create_task(run_retention(prunable, config.retention))
+        )
         try:
             yield
         finally:
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
             await database.aclose()
 
     route_list: list[BaseRoute] = [

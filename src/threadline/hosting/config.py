@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 __all__ = ["ServerConfig"]
 
@@ -30,6 +31,9 @@ class ServerConfig:
     """The model id ``/v1/models`` lists and responses report."""
     idempotency_wait_seconds: float = 120.0
     """How long a retry waits for the first attempt of the same ``Idempotency-Key`` to finish."""
+    retention: timedelta | None = None
+    """When set, conversations (threads, their response objects) not updated for this long, and
+    ``Idempotency-Key`` answers this old, are deleted while the server runs; ``None`` keeps all."""
 
     def store_spec(self) -> str:
         """The store spec these settings name: ``postgresql://...`` or ``sqlite:{db_path}``."""

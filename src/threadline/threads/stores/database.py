@@ -10,6 +10,7 @@ transaction, which is what the server needs; Redis keeps threads only. Open one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -127,12 +128,18 @@ class PrunableDatabase(ThreadDatabase, Protocol):
     """
 
     async def delete_threads(
-        self, *, older_than: timedelta | datetime, dry_run: bool = False
+        self,
+        *,
+        older_than: timedelta | datetime,
+        dry_run: bool = False,
+        expire_records: Sequence[str] = (),
     ) -> PruneResult:
         """Delete the threads last updated before ``older_than`` (see :mod:`.retention`).
 
         An old thread that a kept fork still reads is kept; a thread appended to while the
-        prune runs is kept whole; ``dry_run`` changes nothing and says what would go.
+        prune runs is kept whole; ``dry_run`` changes nothing and says what would go. Records
+        kept for a deleted thread go with it, and so do records of the ``expire_records``
+        kinds created before the cutoff (a database that keeps no records ignores it).
 
         Raises:
             UsageError: ``older_than`` is a zero or negative age, or a naive or future datetime.

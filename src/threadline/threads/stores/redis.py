@@ -619,7 +619,11 @@ class RedisThreadDatabase:
         return infos
 
     async def delete_threads(
-        self, *, older_than: timedelta | datetime, dry_run: bool = False
+        self,
+        *,
+        older_than: timedelta | datetime,
+        dry_run: bool = False,
+        expire_records: Sequence[str] = (),
     ) -> PruneResult:
         """Delete the threads last updated before ``older_than``, forks before parents.
 
@@ -632,10 +636,12 @@ class RedisThreadDatabase:
         Args:
             older_than: an age (a positive ``timedelta``) or an aware, past ``datetime``.
             dry_run: change nothing; the result says what would be deleted.
+            expire_records: ignored: Redis keeps no records.
 
         Raises:
             UsageError: the age is zero or negative, or the datetime naive or in the future.
         """
+        del expire_records
         cutoff = cutoff_of(older_than)
         return await prune_prefix(
             self._client, self.key_prefix, cutoff, dry_run=dry_run, where=self._where
