@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from threadline.cli._library import ThreadLibrary, default_home, summary_json
+from threadline.cli._library import ThreadLibrary, check_home, default_home, summary_json
 from threadline.cli._render import format_history, format_thread_table
 from threadline.cli._text import printable
 from threadline.cli._thread_file import MAX_IMPORT_BYTES, read_thread_file
@@ -73,6 +73,14 @@ async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
         else:
             for line in format_thread_table(summaries):
                 print(line)
+        legacy = library.legacy_groups()
+        if legacy:
+            print(
+                f"threadline: note: {legacy} group chat file(s) of an older threadline in "
+                f"{str(library.home / 'groups')!r} are not listed: group chats are kept in "
+                f"{str(library.db)!r} now, and the old files are no longer read",
+                file=sys.stderr,
+            )
         for bad in (s for s in summaries if s.error):
             shown = printable(bad.thread_id, multiline=False)
             print(
@@ -109,4 +117,6 @@ async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline threads``."""
-    return asyncio.run(_run(args, ThreadLibrary(args.home or default_home())))
+    home: Path = args.home or default_home()
+    check_home(home, create=False)  # a missing library is empty; its first write makes it
+    return asyncio.run(_run(args, ThreadLibrary(home)))
