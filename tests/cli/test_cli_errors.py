@@ -57,7 +57,13 @@ def test_bad_ids_given_to_commands(tmp_path: Path) -> None:
 def test_a_home_that_is_a_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.write_text("not a folder")
-    for args in (["chat", "--no-memory"], ["threads", "list"], ["chat", "--group", "a,b"]):
+    for args in (
+        ["chat", "--no-memory"],
+        ["threads", "list"],
+        ["chat", "--group", "a,b"],
+        ["memory", "list"],
+        ["memory", "search", "x"],
+    ):
         one_line_error(threadline(home, *args, stdin="hi"), "is a file, not a folder")
     assert home.read_text() == "not a folder"
 

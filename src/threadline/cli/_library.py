@@ -64,6 +64,12 @@ def check_home(home: Path, *, create: bool = True) -> Path:
             "--home at a folder"
         )
     if not create and not home.exists():
+        existing = next((p for p in home.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise UsageError(
+                f"cannot use THREADLINE_HOME {str(home)!r}: {str(existing)!r} is a file; point "
+                "THREADLINE_HOME or --home at a folder you can write"
+            )
         return home  # made by the first write, if any
     try:
         home.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from threadline.cli._library import ThreadLibrary, check_home, default_home, summary_json
+from threadline.cli._library import ThreadLibrary, default_home, summary_json
 from threadline.cli._render import format_history, format_thread_table
 from threadline.cli._text import printable
 from threadline.cli._thread_file import MAX_IMPORT_BYTES, read_thread_file
@@ -117,6 +117,4 @@ async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline threads``."""
-    home: Path = args.home or default_home()
-    check_home(home, create=False)  # a missing library is empty; its first write makes it
-    return asyncio.run(_run(args, ThreadLibrary(home)))
+    return asyncio.run(_run(args, ThreadLibrary(args.home or default_home())))
