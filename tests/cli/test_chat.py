@@ -348,3 +348,36 @@ def test_a_reply_with_escape_sequences_reaches_the_terminal_escaped(home: Path) 
         assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
         assert "red \\x1b[31mtext\\x1b[0m, title \\x1b]0;owned\\x07, clear \\x1b[2J" in out
         assert "bidi \\u202e done" in out
+
+
+def test_a_fork_keeps_its_parents_memory_summary(home: Path) -> None:
+    """A fork's memory starts anew: its first summary must not replace the parent's."""
+    first = _one_shot(
+        home, "--user", "ada", "--max-tokens", "8", "--temperature", "0", text="I live in Porto."
+    )
+    assert first.returncode == 0, first.stderr
+    parent = re.findall(r"thread: (thread_[0-9a-f]+)", first.stderr)[0]
+    assert len(_memory_records(home, "ada", "summary", parent)) == 1
+    fork = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "threads", "fork", parent],
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        timeout=TIMEOUT,
+        check=True,
+    ).stdout.strip()
+    second = _one_shot(
+        home,
+        "--user",
+        "ada",
+        "--max-tokens",
+        "8",
+        "--temperature",
+        "0",
+        "--thread",
+        fork,
+        text="I moved to Lisbon.",
+    )
+    assert second.returncode == 0, second.stderr
+    assert len(_memory_records(home, "ada", "summary", parent)) == 1
+    assert len(_memory_records(home, "ada", "summary", fork)) == 1

@@ -152,18 +152,25 @@ def check_layout(thread_id: str, body: object) -> dict[str, Any]:
     return state
 
 
-def _moved(state: dict[str, Any], old: str, new: str, path: str) -> dict[str, Any]:
-    """A copy of a saved state with its ids moved from thread ``old`` to thread ``new``."""
+def _moved(state: dict[str, Any], new: str, path: str) -> dict[str, Any]:
+    """A saved state for a fork ``new``: the same thread(s) under the fork's ids, memory anew.
+
+    The memory providers' per-thread state is not copied: to memory a fork is a new thread,
+    whose turns are recorded under its own id. Copied, it would also carry the parent's summary
+    id, and the fork's first summary would replace (delete) the parent's.
+    """
     moved = copy.deepcopy(state)
     moved["thread_id"] = new
     if not is_group_state(moved):
         moved["store"]["state"] = {"path": path, "thread_id": new}
+        moved["context_providers"] = {}
         return moved
     moved["transcript"]["state"] = {"path": path, "thread_id": new}
     for name, own in moved["participants"].items():
         pid = participant_thread_id(new, name)
         own["thread_id"] = pid
         own["store"]["state"] = {"path": path, "thread_id": pid}
+        own["context_providers"] = {}
     return moved
 
 
@@ -351,7 +358,7 @@ class ThreadLibrary:
         """Branch a saved thread or group chat; returns the new id. No message is copied.
 
         A group chat's transcript and every participant's thread fork together with its state,
-        in one transaction; a chat's state is copied with it (its memory continues on both).
+        in one transaction; a chat's state is copied with it (see :func:`_moved` for memory).
         """
         state = await self._state_or_none(thread_id)
         is_group = state is not None and is_group_state(state)
@@ -361,7 +368,7 @@ class ThreadLibrary:
             for name in state["participants"]:
                 parent_pid = participant_thread_id(thread_id, name)
                 batch.fork(parent_pid, participant_thread_id(child, name))
-        moved = _moved(state, thread_id, child, str(self.db)) if state else self._fresh(child)
+        moved = _moved(state, child, str(self.db)) if state else self._fresh(child)
         batch.put(ThreadRecord(kind=STATE_KIND, id=child, thread_id=child, body=moved))
         await self.database.commit(batch)
         return child
