@@ -112,6 +112,22 @@ def test_corrupt_saved_state_rows(tmp_path: Path) -> None:
     )
 
 
+def test_corrupt_message_rows(tmp_path: Path) -> None:
+    done = threadline(tmp_path, "threads", "import", "-", stdin=_THREAD_FILE)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "threads.db") as conn:
+        conn.execute("UPDATE threadline_messages SET body = X'00ff' WHERE thread_id = 'thread_ok'")
+    for args in (["threads", "show", "thread_ok"], ["threads", "export", "thread_ok"]):
+        one_line_error(threadline(tmp_path, *args), "stored message #1 cannot be read")
+    one_line_error(
+        threadline(tmp_path, "chat", "--no-memory", "--thread", "thread_ok", stdin="hi"),
+        "stored message #1 cannot be read",
+    )
+    with sqlite3.connect(tmp_path / "threads.db") as conn:
+        rows = conn.execute("SELECT COUNT(*) FROM threadline_messages").fetchone()
+    assert rows == (1,)  # the chat added nothing to a thread it could not read
+
+
 _THREAD_FILE = """{"type": "threadline.thread", "schema_version": 2, "thread_id": "thread_ok",
 "user_id": null, "binding": {"service": null, "agent_id": null, "agent_name": null},
 "service_thread_id": null, "context_providers": {},

@@ -252,6 +252,23 @@ def test_interactive_group_chat_labels_each_agent(tmp_path: Path, local_model_pa
     child.sendline("/history")
     child.expect("you> ")
     assert re.findall(r"\[\d+\] (\w+):", str(child.before)) == ["you", "ann", "bob", "cy"]
+    child.sendline("/fork")
+    child.expect(r"forked (group_[0-9a-f]+) -> (group_[0-9a-f]+); now on the fork")
+    match = child.match
+    assert isinstance(match, re.Match)
+    first, fork = str(match.group(1)), str(match.group(2))
+    child.expect("you> ")
+    child.sendline("/threads")
+    child.expect("you> ")
+    listing = str(child.before)
+    assert f"* {fork}" in listing and f"  {first}" in listing
+    assert listing.count("[group: ann, bob, cy] Hello.") == 2
+    child.sendline(f"/switch {first[:12]}")
+    child.expect("you> ")
+    assert f"switched to thread {first} (4 messages)" in str(child.before)
+    child.sendline("/new")
+    child.expect(r"new thread group_[0-9a-f]+")
+    child.expect("you> ")
     child.sendline("/exit")
     child.expect(pexpect.EOF)
     child.close()
