@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pexpect
 
+from threadline import ChatAgent, GroupChat, ScriptedChatClient
 from threadline.cli.group_chat import parse_group, read_group_file
 from threadline.cli.memory_cmd import MEMORY_FILE
 from threadline.memory import MemoryScope, SQLiteMemoryStore
@@ -273,3 +274,57 @@ def test_interactive_group_chat_labels_each_agent(tmp_path: Path, local_model_pa
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+async def _old_group_file(folder: Path) -> tuple[str, dict[str, object]]:
+    """A group chat saved as an older threadline did: one JSON file, messages inline."""
+    client = ScriptedChatClient(["Apple.", "Pear."])
+    chat = GroupChat([ChatAgent(client, name="ann"), ChatAgent(client, name="bob")], max_rounds=2)
+    thread = chat.get_new_thread()
+    await chat.run("Name a fruit.", thread=thread)
+    state = await thread.serialize()
+    _write_json(folder / f"{thread.id}.json", state)
+    return thread.id, state
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+async def test_old_group_files_move_into_the_library_once(
+    tmp_path: Path, local_model_path: Path
+) -> None:
+    home = tmp_path / "home"
+    groups = home / "groups"
+    group_id, state = await _old_group_file(groups)
+    crafted = dict(state, thread_id="../../escaped")
+    _write_json(groups / "group_crafted.json", crafted)
+    renamed = dict(state, thread_id="group_" + "1" * 24)
+    _write_json(groups / "group_other.json", renamed)
+
+    listed = _threads(home, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(e["thread_id"], e["kind"], e["messages"]) for e in entries] == [(group_id, "group", 3)]
+    assert "moved 1 group chat(s)" in listed.stderr
+    assert "group_crafted.json' was not imported" in listed.stderr
+    assert "not a valid thread id" in listed.stderr
+    assert "group_other.json' was not imported" in listed.stderr
+    assert "not the one of its file name" in listed.stderr
+    assert "Traceback" not in listed.stderr
+    assert not _named(tmp_path, "escaped")
+    assert sorted(p.name for p in _named(groups, "group_")) == [
+        f"{group_id}.json.imported",
+        "group_crafted.json",
+        "group_other.json",
+    ]
+    again = _threads(home, "list")
+    assert "moved" not in again.stderr  # once
+
+    code, out, err = await _chat(
+        home, "Another.", "--no-memory", "--group", "ann,bob", "--thread", group_id
+    )
+    assert code == 0, err
+    assert re.findall(r"^\[(\w+)\] ", out, flags=re.M) == ["ann", "bob"]
+    assert _threads(home, "show", group_id).stdout.count("\n[") + 1 == 6

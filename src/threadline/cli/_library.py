@@ -203,11 +203,6 @@ class ThreadLibrary:
         """A thread's whole history (a group chat's: its transcript)."""
         return await self.store(thread_id).list_messages()
 
-    def legacy_groups(self) -> int:
-        """How many group chats an older threadline left as ``groups/*.json`` (never read)."""
-        folder = self.home / "groups"
-        return len(list(folder.glob("*.json"))) if folder.is_dir() else 0
-
     # -- saved states ----------------------------------------------------------------------
 
     async def save_state(self, state: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from typing import Protocol, TextIO
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
+from threadline.cli._legacy_groups import adopt_legacy_groups
 from threadline.cli._library import ThreadLibrary, check_home, default_home
 from threadline.cli._progress import Spinner
 from threadline.cli._render import format_history, format_thread_table
@@ -374,6 +375,7 @@ def converse(
         session = _Session(runner, conversation, client, sys.stdout)
         started = False
         try:
+            runner.run(adopt_legacy_groups(conversation.library))
             if resume:
                 thread_id = runner.run(conversation.library.resolve(resume))
                 runner.run(conversation.resume(thread_id))

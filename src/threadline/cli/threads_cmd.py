@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from threadline.cli._legacy_groups import adopt_legacy_groups
 from threadline.cli._library import ThreadLibrary, default_home, summary_json
 from threadline.cli._render import format_history, format_thread_table
 from threadline.cli._text import printable
@@ -65,6 +66,7 @@ def _export_text(state: dict[str, JSONValue], *, terminal: bool) -> str:
 
 async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
     command: str = args.threads_command
+    await adopt_legacy_groups(library)
     if command == "list":
         summaries = await library.summaries()
         if args.json:
@@ -73,14 +75,6 @@ async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
         else:
             for line in format_thread_table(summaries):
                 print(line)
-        legacy = library.legacy_groups()
-        if legacy:
-            print(
-                f"threadline: note: {legacy} group chat file(s) of an older threadline in "
-                f"{str(library.home / 'groups')!r} are not listed: group chats are kept in "
-                f"{str(library.db)!r} now, and the old files are no longer read",
-                file=sys.stderr,
-            )
         for bad in (s for s in summaries if s.error):
             shown = printable(bad.thread_id, multiline=False)
             print(
