@@ -9,14 +9,13 @@ participant's own thread is ``<group id>.<name>`` (:func:`participant_thread_id`
 ``MultiAgentThread.serialize()`` state is the record. Listing shows a group once, by its
 transcript, and hides its participants' threads.
 
-The layout is a rule, not a convention: a saved state whose ids break it is refused
-(:meth:`ThreadLibrary.saved_state`), so a crafted state can never point a chat at another
+The layout is a rule, not a convention (``_saved_state.py``): a saved state whose ids break it is
+refused (:meth:`ThreadLibrary.saved_state`), so a crafted state can never point a chat at another
 thread.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,8 +24,9 @@ from typing import Any, cast
 
 import platformdirs
 
+from threadline.cli._saved_state import check_layout, damaged, is_group_state, moved
 from threadline.exceptions import StoreError, ThreadStateError, UsageError
-from threadline.multiagent.thread import GROUP_STATE_TYPE, participant_thread_id
+from threadline.multiagent.thread import participant_thread_id
 from threadline.threads.portable import PortableThread
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores.base import ChatMessageStore
@@ -86,11 +86,6 @@ def check_home(home: Path, *, create: bool = True) -> Path:
     return home
 
 
-def is_group_state(state: Mapping[str, Any]) -> bool:
-    """True for the state of a group chat (a ``MultiAgentThread``)."""
-    return state.get("type") == GROUP_STATE_TYPE
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThreadSummary:
     """One saved thread, as listed."""
@@ -105,73 +100,6 @@ class ThreadSummary:
     """Why the thread cannot be read (corrupt data), when it cannot; listed, not hidden."""
     participants: tuple[str, ...] = ()
     """A group chat's agents; empty for a chat with one assistant."""
-
-
-def _damaged(thread_id: str, why: str) -> ThreadStateError:
-    return ThreadStateError(
-        f"the saved state of thread {thread_id!r} is damaged ({why}); it was not resumed. "
-        f"`threadline threads show {thread_id}` still shows its messages"
-    )
-
-
-def _store_ref(state: Mapping[str, Any], key: str) -> object:
-    """The thread id a saved state's store (``state[key]``) names, if it names one."""
-    ref: object = state.get(key)
-    inner: object = cast(dict[str, object], ref).get("state") if isinstance(ref, dict) else None
-    return cast(dict[str, object], inner).get("thread_id") if isinstance(inner, dict) else None
-
-
-def check_layout(thread_id: str, body: object) -> dict[str, Any]:
-    """A saved state that names exactly this library's threads for ``thread_id``.
-
-    Raises:
-        ThreadStateError: the state is not a dict, or any id in it is not the one the layout
-            gives (see the module docstring); the message names the thread and the field.
-    """
-    if not isinstance(body, dict):
-        raise _damaged(thread_id, "not a JSON object")
-    state = cast(dict[str, Any], body)
-    if state.get("thread_id") != thread_id:
-        raise _damaged(thread_id, f"it names thread {state.get('thread_id')!r}")
-    if not is_group_state(state):
-        if _store_ref(state, "store") != thread_id:
-            raise _damaged(thread_id, "its store names another thread")
-        return state
-    if _store_ref(state, "transcript") != thread_id:
-        raise _damaged(thread_id, "its transcript names another thread")
-    participants = state.get("participants")
-    if not isinstance(participants, dict) or not participants:
-        raise _damaged(thread_id, "it has no participants")
-    for name, own in cast(dict[str, Any], participants).items():
-        expected = participant_thread_id(thread_id, name)
-        if not isinstance(own, dict):
-            raise _damaged(thread_id, f"participant {name!r} is not a JSON object")
-        own_state = cast(dict[str, Any], own)
-        if own_state.get("thread_id") != expected or _store_ref(own_state, "store") != expected:
-            raise _damaged(thread_id, f"participant {name!r} names another thread")
-    return state
-
-
-def _moved(state: dict[str, Any], new: str, path: str) -> dict[str, Any]:
-    """A saved state for a fork ``new``: the same thread(s) under the fork's ids, memory anew.
-
-    The memory providers' per-thread state is not copied: to memory a fork is a new thread,
-    whose turns are recorded under its own id. Copied, it would also carry the parent's summary
-    id, and the fork's first summary would replace (delete) the parent's.
-    """
-    moved = copy.deepcopy(state)
-    moved["thread_id"] = new
-    if not is_group_state(moved):
-        moved["store"]["state"] = {"path": path, "thread_id": new}
-        moved["context_providers"] = {}
-        return moved
-    moved["transcript"]["state"] = {"path": path, "thread_id": new}
-    for name, own in moved["participants"].items():
-        pid = participant_thread_id(new, name)
-        own["thread_id"] = pid
-        own["store"]["state"] = {"path": path, "thread_id": pid}
-        own["context_providers"] = {}
-    return moved
 
 
 class ThreadLibrary:
@@ -221,7 +149,7 @@ class ThreadLibrary:
         try:
             record = await self.database.get_record(STATE_KIND, thread_id)
         except (StoreError, ValueError) as exc:  # ValueError: a body that is not JSON
-            raise _damaged(thread_id, f"unreadable: {exc}") from None
+            raise damaged(thread_id, f"unreadable: {exc}") from None
         if record is None:
             raise ThreadStateError(
                 f"thread {thread_id!r} has no saved state (it was saved by another program or an "
@@ -353,7 +281,8 @@ class ThreadLibrary:
         """Branch a saved thread or group chat; returns the new id. No message is copied.
 
         A group chat's transcript and every participant's thread fork together with its state,
-        in one transaction; a chat's state is copied with it (see :func:`_moved` for memory).
+        in one transaction; a chat's state is copied with it (its memory starts anew: see
+        ``_saved_state.moved``).
         """
         state = await self._state_or_none(thread_id)
         is_group = state is not None and is_group_state(state)
@@ -363,8 +292,8 @@ class ThreadLibrary:
             for name in state["participants"]:
                 parent_pid = participant_thread_id(thread_id, name)
                 batch.fork(parent_pid, participant_thread_id(child, name))
-        moved = _moved(state, child, str(self.db)) if state else self._fresh(child)
-        batch.put(ThreadRecord(kind=STATE_KIND, id=child, thread_id=child, body=moved))
+        body = moved(state, child, str(self.db)) if state else self._fresh(child)
+        batch.put(ThreadRecord(kind=STATE_KIND, id=child, thread_id=child, body=body))
         await self.database.commit(batch)
         return child
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
-from threadline.cli._library import ThreadLibrary, check_home, default_home, is_group_state
+from threadline.cli._library import ThreadLibrary, check_home, default_home
+from threadline.cli._saved_state import is_group_state
 from threadline.cli._startup import open_client, read_piped_input
 from threadline.cli._text import printable
 from threadline.cli.chat import check_owner, converse, options_of
