@@ -53,8 +53,12 @@ async def _ask(
     conversations: Sequence[Conversation],
     embedder: Embedder | None,
     fusion: Fusion | None = None,
+    *,
+    per_user_statistics: bool = False,
 ) -> tuple[Tally, list[float]]:
-    store = SQLiteMemoryStore(path, embedder=embedder, fusion=fusion)
+    store = SQLiteMemoryStore(
+        path, embedder=embedder, fusion=fusion, per_user_statistics=per_user_statistics
+    )
     memory = ConversationMemory(store)
     tally = Tally()
     timings: list[float] = []
@@ -96,6 +100,11 @@ async def locomo(path: Path, embedder: Embedder, work: Path) -> None:
         db = work / f"locomo-context{count}.db"
         await _ingest(db, conversations, None, context_messages=count)
         print_row(f"{count} previous messages", (await _ask(db, conversations, None))[0])
+    print_header("lever: BM25 statistics of the whole file or of each user (lexical)")
+    for per_user in (False, True):
+        tally, times = await _ask(lexical, conversations, None, per_user_statistics=per_user)
+        label = "each user's (per_user_statistics)" if per_user else "the file's (FTS5 bm25)"
+        print_row(f"{label}, p50 {statistics.median(times):.0f} ms", tally)
     print_header("lever: speakers' names instead of roles (lexical)")
     db = work / "locomo-roles.db"
     await _ingest(db, conversations, None, speaker_names=False)

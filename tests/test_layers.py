@@ -19,6 +19,8 @@ LAYERS: dict[str, int] = {
     "exceptions": 0,
     "closing": 0,
     "_utils": 0,
+    "_tracing": 0,
+    "_tracing_setup": 1,
     "types": 1,
     "_sqlite": 1,
     "_postgres": 1,

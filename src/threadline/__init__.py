@@ -7,6 +7,7 @@ resumable, forkable); context providers plug memory into every model call.
 import importlib as _importlib
 import typing as _typing
 
+from threadline._tracing_setup import configure_tracing
 from threadline.agents import ChatAgent
 from threadline.clients import (
     ChatClient,
@@ -212,6 +213,8 @@ __all__ = [
     "UriContent",
     "UsageContent",
     "UsageDetails",
+    # observability
+    "configure_tracing",
     # errors
     "AgentRunError",
     "ClientError",

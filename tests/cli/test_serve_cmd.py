@@ -166,6 +166,8 @@ def test_bad_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -
         ("serve", "tests.hosting._cli_agent:agent", "--api-key", "=acct"): "empty API key",
         ("serve", "tests.hosting._cli_agent:agent", "--model", "qwen-1.5b"): "add --local",
         ("serve", "--local", "--model", "qwen-7b"): "unknown model 'qwen-7b'",
+        ("serve", "tests.hosting._cli_agent:agent", "--drain-seconds", "-1"): "0 or more, got -1",
+        ("serve", "tests.hosting._cli_agent:agent", "--drain-seconds", "nan"): "0 or more, got nan",
     }
     for argv, expected in cases.items():
         assert main(list(argv)) == 1, argv

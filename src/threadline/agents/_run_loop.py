@@ -13,14 +13,23 @@ two cannot disagree on what is called, stored or reported. The loop guarantees:
   to answer with a ``Role.TOOL`` message as the next run's input.
 * Whatever ends the loop, the turn is committed (success, deferred calls) or failed (an exception,
   or a stream abandoned by its consumer), exactly once.
+* Tracing (``turn.span``, the run's ``invoke_agent`` span, ``None`` when tracing is off): each model
+  call gets a ``chat`` span and the client metrics, tools run with the run's span current (so their
+  ``execute_tool`` spans nest under it), and the run's span ends with the turn. A span is made
+  current only around an ``await``, never across a ``yield`` (see :mod:`threadline._tracing`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from time import perf_counter
+from typing import Literal
 
+from threadline import _tracing as tr
+from threadline.agents._spans import chat_span, end_agent, end_chat
 from threadline.agents._tool_calls import function_calls, run_function_calls
 from threadline.agents._turn import Turn
+from threadline.clients.base import ChatOptions
 from threadline.exceptions import AgentRunError
 from threadline.types.contents import FunctionCallContent
 from threadline.types.messages import ChatMessage
@@ -43,17 +52,46 @@ def _agent_update(update: ChatResponseUpdate, turn: Turn) -> AgentRunResponseUpd
     )
 
 
-def _record_stream(turn: Turn, updates: list[ChatResponseUpdate]) -> list[ChatMessage]:
-    """Fold a streamed answer into messages and keep it, as ``turn.record`` keeps a whole one."""
+def _record_stream(
+    turn: Turn,
+    updates: list[ChatResponseUpdate],
+    span: tr.Span | None,
+    started: float,
+    options: ChatOptions,
+) -> list[ChatMessage]:
+    """Fold a streamed answer into messages and keep it, as the loop keeps a whole one."""
     folded, usage = messages_from_updates(updates)
-    return turn.record(
+    response_id = _last(updates, "response_id")
+    answer = turn.record(
         folded,
         usage=usage,
-        response_id=next((u.response_id for u in reversed(updates) if u.response_id), None),
-        conversation_id=next(
-            (u.conversation_id for u in reversed(updates) if u.conversation_id), None
-        ),
+        response_id=response_id,
+        conversation_id=_last(updates, "conversation_id"),
     )
+    if turn.observed:
+        end_chat(
+            span,
+            started=started,
+            client=turn.client,
+            options=options,
+            answer=answer,
+            usage=usage,
+            response_id=response_id,
+            finish_reason=_last(updates, "finish_reason"),
+        )
+    return answer
+
+
+def _last(
+    updates: list[ChatResponseUpdate],
+    field: Literal["response_id", "conversation_id", "finish_reason"],
+) -> str | None:
+    """The last value a stream gave for ``field`` (services send ids in their last updates)."""
+    for update in reversed(updates):
+        value = getattr(update, field)
+        if value:
+            return value
+    return None
 
 
 def _is_deferred(call: FunctionCallContent, turn: Turn) -> bool:
@@ -67,27 +105,55 @@ async def run_loop(
     """Run ``turn`` to its end, committing it; yields updates only when ``stream`` is set.
 
     Without ``stream`` the model is called with ``get_response`` and nothing is yielded: the caller
-    reads the outcome from ``turn``.
+    reads the outcome from ``turn``. The turn's span, if any, is ended here.
     """
     try:
         request = turn.first_request()
         for iteration in range(max_tool_iterations + 1):
             final = iteration == max_tool_iterations
             options = turn.call_options(final=final)
+            started = perf_counter() if turn.observed else 0.0
+            span = None
+            if turn.span is not None:
+                span = chat_span(turn.span, client=turn.client, options=options, request=request)
             if stream:
                 updates: list[ChatResponseUpdate] = []
-                async for update in turn.client.get_streaming_response(request, options=options):
-                    updates.append(update)
-                    yield _agent_update(update, turn)
-                answer = _record_stream(turn, updates)
+                source = turn.client.get_streaming_response(request, options=options)
+                try:
+                    async for update in tr.iterate_in(span, source) if span else source:
+                        updates.append(update)
+                        yield _agent_update(update, turn)
+                except BaseException as exc:
+                    end_chat(span, started=started, client=turn.client, options=options, error=exc)
+                    raise
+                answer = _record_stream(turn, updates, span, started, options)
             else:
-                response = await turn.client.get_response(request, options=options)
+                try:
+                    if span is None:
+                        response = await turn.client.get_response(request, options=options)
+                    else:
+                        with tr.activated(span):  # the client's own spans nest under the call
+                            response = await turn.client.get_response(request, options=options)
+                except BaseException as exc:
+                    end_chat(span, started=started, client=turn.client, options=options, error=exc)
+                    raise
                 answer = turn.record(
                     response.messages,
                     usage=response.usage,
                     response_id=response.response_id,
                     conversation_id=response.conversation_id,
                 )
+                if turn.observed:
+                    end_chat(
+                        span,
+                        started=started,
+                        client=turn.client,
+                        options=options,
+                        answer=answer,
+                        usage=response.usage,
+                        response_id=response.response_id,
+                        finish_reason=response.finish_reason,
+                    )
             calls = function_calls(answer)
             if not calls:
                 break
@@ -102,7 +168,10 @@ async def run_loop(
             ordinary = [c for c in calls if not _is_deferred(c, turn)]
             results: ChatMessage | None = None
             if ordinary:
-                results = await run_function_calls(ordinary, turn.tools)
+                with tr.activated(turn.span):  # each call's execute_tool span nests under the run
+                    results = await run_function_calls(
+                        ordinary, turn.tools, traced=turn.span is not None
+                    )
                 turn.produced.append(results)
                 if stream:
                     yield AgentRunResponseUpdate(
@@ -115,6 +184,20 @@ async def run_loop(
             assert results is not None
             request = turn.next_request(request, answer, results)
     except BaseException as exc:
-        await turn.fail(exc)
+        try:
+            with tr.activated(turn.span):
+                await turn.fail(exc)
+        finally:
+            tr.end_error(turn.span, exc)
         raise
-    await turn.commit()
+    try:
+        if turn.span is None:
+            await turn.commit()
+        else:
+            with tr.activated(turn.span):  # what providers learn from the turn nests under it
+                await turn.commit()
+    except BaseException as exc:
+        tr.end_error(turn.span, exc)
+        raise
+    if turn.span is not None:
+        end_agent(turn.span, usage=turn.usage, response_id=turn.response_id, produced=turn.produced)

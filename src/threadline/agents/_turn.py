@@ -23,6 +23,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from threadline import _tracing as tr
+from threadline.agents._spans import store_span, traced_append
 from threadline.clients.base import ChatClient, ChatOptions, RunOptions
 from threadline.exceptions import UsageError
 from threadline.memory.context import Context, merge_contexts
@@ -98,6 +100,11 @@ class Turn:
     response_id: str | None = None
     pending: tuple[FunctionCallContent, ...] = ()
     """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
+    span: tr.Span | None = None
+    """The run's ``invoke_agent`` span: ``None`` when tracing is off, not recording when the run
+    was not sampled (its descendants are then dropped with it)."""
+    observed: bool = False
+    """Tracing or metrics are on: model calls are timed and reported."""
 
     def first_request(self) -> Sequence[ChatMessage]:
         """What the model is sent first: system, history (local threads), context, input.
@@ -193,7 +200,10 @@ class Turn:
             turn = [*self.input, *self.produced]
             if turn:
                 try:
-                    await self.store.add_messages(turn, expected_version=self.version)
+                    if self.span is None:
+                        await self.store.add_messages(turn, expected_version=self.version)
+                    else:
+                        await self._append(turn, expected_version=self.version)
                 except Exception as exc:
                     await self._tell_failed(exc)
                     raise
@@ -211,10 +221,20 @@ class Turn:
         """
         if self.store is not None and self.input:
             try:
-                await self.store.add_messages(mark_unanswered(self.input, exception))
+                await self._append(mark_unanswered(self.input, exception), expected_version=None)
             except Exception as store_error:  # the turn's own error is the one to raise
                 exception.add_note(f"the turn's input could not be stored either: {store_error!r}")
         await self._tell_failed(exception)
+
+    async def _append(self, messages: list[ChatMessage], *, expected_version: int | None) -> None:
+        assert self.store is not None
+        await traced_append(
+            self.store,
+            self.thread.id,
+            messages,
+            expected_version=expected_version,
+            parent=self.span,
+        )
 
     async def _tell_failed(self, exception: BaseException) -> None:
         for provider in self.providers:
@@ -251,17 +271,20 @@ async def begin_turn(
     options: RunOptions,
     author_name: str | None,
     binding: ThreadBinding,
+    span: tr.Span | None = None,
+    observed: bool = False,
 ) -> Turn:
     """Start a turn: read the history and its version, then gather context from the providers.
 
     Nothing is written yet: the turn is stored whole by :meth:`Turn.commit` (or its input alone,
-    marked, by :meth:`Turn.fail`).
+    marked, by :meth:`Turn.fail`). ``span`` is the run's span (``None``: not traced) and
+    ``observed`` says model calls are to be timed and reported (traces or metrics are on).
     """
     store = thread.message_store
     history: Sequence[ChatMessage] = ()
     version: int | None = None
     if store is not None:
-        history = await read_thread(store)
+        history = await read_thread(store) if span is None else await _read(store, thread, span)
         version = len(history)
 
     context = _NO_CONTEXT
@@ -274,7 +297,10 @@ async def begin_turn(
             if provider.state_key not in thread.context_state:
                 thread.context_state[provider.state_key] = {}
                 await provider.thread_created(thread)
-            provided = await provider.invoking(input_messages, thread=thread)
+            if span is None:
+                provided = await provider.invoking(input_messages, thread=thread)
+            else:
+                provided = await _invoking(provider, input_messages, thread, span)
             for extra in provided.tools:
                 _check_clash(extra.name, provider.state_key, merged, offered_by)
                 offered_by[extra.name] = provider.state_key
@@ -303,4 +329,47 @@ async def begin_turn(
         author_name=author_name,
         binding=binding,
         conversation_id=thread.service_thread_id,
+        span=span,
+        observed=observed,
     )
+
+
+async def _read(
+    store: ChatMessageStore, thread: AgentThread, parent: tr.Span
+) -> Sequence[ChatMessage]:
+    """The thread's history for this turn, traced as a ``read`` of its store."""
+    span = store_span("read", store, thread.id, parent)
+    try:
+        with tr.activated(span):
+            history = await read_thread(store)
+    except BaseException as exc:
+        tr.end_error(span, exc)
+        raise
+    if span is not None:
+        span.set_attribute(tr.MESSAGE_COUNT, len(history))
+        span.set_attribute(tr.STORE_VERSION, len(history))
+        span.end()
+    return history
+
+
+async def _invoking(
+    provider: ContextProvider,
+    messages: Sequence[ChatMessage],
+    thread: AgentThread,
+    parent: tr.Span,
+) -> Context:
+    """``provider.invoking``, traced; the provider's own spans (memory recall) nest under it."""
+    span = tr.start_span(f"invoking {provider.state_key}", parent=parent)
+    try:
+        with tr.activated(span or parent):  # an unsampled run's providers stay in its trace
+            provided = await provider.invoking(messages, thread=thread)
+    except BaseException as exc:
+        tr.end_error(span, exc)
+        raise
+    if span is not None:
+        span.set_attribute(tr.PROVIDER_KEY, provider.state_key)
+        span.set_attribute("threadline.context.messages", len(provided.messages))
+        span.set_attribute("threadline.context.tools", len(provided.tools))
+        span.set_attribute("threadline.context.instructions", bool(provided.instructions))
+        span.end()
+    return provided

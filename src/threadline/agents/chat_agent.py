@@ -18,7 +18,9 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, Self, TypedDict, Unpack
 
+from threadline import _tracing as tr
 from threadline.agents._run_loop import run_loop
+from threadline.agents._spans import agent_span, traced_append
 from threadline.agents._turn import Turn, begin_turn
 from threadline.clients.base import ChatClient, RunOptions, SupportsAddMessages
 from threadline.closing import aclose_if_closable
@@ -324,7 +326,9 @@ class ChatAgent:
             if store is not None:
                 if messages:
                     version = len(await read_thread(store))
-                    await store.add_messages(messages, expected_version=version)
+                    await traced_append(
+                        store, thread.id, messages, expected_version=version, parent=None
+                    )
                 return thread
             client = self.chat_client
             if not isinstance(client, SupportsAddMessages):
@@ -372,19 +376,43 @@ class ChatAgent:
         input_messages: list[ChatMessage],
         tools: Sequence[ToolInput] | None,
         options: RunOptions,
+        *,
+        stream: bool,
     ) -> Turn:
-        return await begin_turn(
-            thread=thread,
-            client=self.chat_client,
-            input_messages=input_messages,
-            instructions=self.instructions,
-            system_messages=self._system,
-            providers=self.context_providers,
-            tools=await self._run_tools(tools) if tools or self.tool_sources else self.tools,
-            options={**self.default_options, **options} if options else self.default_options,
-            author_name=self.name,
-            binding=self._binding(),
-        )
+        """Start a turn, and its ``invoke_agent`` span (ended by the run loop, or here on error)."""
+        span = None
+        observed = False
+        if tr.observing():  # checked here: a turn with neither traces nor metrics pays one call
+            if tr.tracing_on():
+                span = agent_span(
+                    name=self.name,
+                    agent_id=self.id,
+                    description=self.description,
+                    client=self.chat_client,
+                    thread=thread,
+                    stream=stream,
+                )
+            observed = span is not None or tr.metrics_on()
+        try:
+            # Not made current: the turn's spans name it as their parent (a span is never held
+            # current across the yields of run_stream).
+            return await begin_turn(
+                thread=thread,
+                client=self.chat_client,
+                input_messages=input_messages,
+                instructions=self.instructions,
+                system_messages=self._system,
+                providers=self.context_providers,
+                tools=await self._run_tools(tools) if tools or self.tool_sources else self.tools,
+                options={**self.default_options, **options} if options else self.default_options,
+                author_name=self.name,
+                binding=self._binding(),
+                span=span,
+                observed=observed,
+            )
+        except BaseException as exc:
+            tr.end_error(span, exc)
+            raise
 
     async def run(
         self,
@@ -412,7 +440,9 @@ class ChatAgent:
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
         async with thread._lock:
-            turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
+            turn = await self._begin(
+                thread, input_messages, tools, RunOptions(**options), stream=False
+            )
             async for _ in self._loop(turn, stream=False):
                 pass  # not streaming: the loop yields nothing and leaves its outcome in turn
         return turn.response()
@@ -437,7 +467,9 @@ class ChatAgent:
         input_messages = as_messages(messages)
         thread = self._prepare_thread(thread)
         async with thread._lock:
-            turn = await self._begin(thread, input_messages, tools, RunOptions(**options))
+            turn = await self._begin(
+                thread, input_messages, tools, RunOptions(**options), stream=True
+            )
             # aclosing: a consumer that stops early closes the loop now, under the lock, so the
             # turn is failed before the next run may start.
             async with aclosing(self._loop(turn, stream=True)) as updates:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from threadline import __version__
+from threadline import __version__, configure_tracing
 from threadline.cli import chat, mcp_cmd, memory_cmd, serve_cmd, threads_cmd
 from threadline.cli._library import check_home, default_home
 from threadline.cli._text import printable
@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Every command keeps its files there: an unusable home is one clear line, for all.
         check_home(args.home or default_home(), create=False)
+        # Traces go where the standard OTEL_* variables say (nowhere when none is set).
+        configure_tracing(service_name="threadline")
         return handler(args)
     except ThreadlineError as exc:
         print(f"threadline: error: {printable(str(exc))}", file=sys.stderr)

@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import importlib
 import importlib.util
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -96,6 +97,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="remember each caller across requests (facts and past conversations), per API key "
         "and per request 'user', in this SQLite file or PostgreSQL database (postgresql://..., "
         "shared by several servers); off by default",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on shutdown (SIGTERM, Ctrl-C), let memory learning still running finish for up "
+        "to this long; what is left is dropped and logged (10)",
     )
     parser.set_defaults(handler=run)
 
@@ -209,7 +218,7 @@ def with_memory(agent: ChatAgent, path: str) -> ChatAgent:
     """
     from threadline.memory import ConversationMemory, UserPreferencesMemory, open_memory_store
 
-    store = open_memory_store(path)
+    store = open_memory_store(path, shared_by_users=True)
     return agent.replace(
         context_providers=[
             *agent.context_providers,
@@ -225,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("serve: give an agent as module:attribute, or --local (not both)")
     if args.model is not None and not args.local:
         raise UsageError("serve: --model chooses the embedded model of --local; add --local")
+    if not 0 <= args.drain_seconds < math.inf:
+        raise UsageError(f"serve: --drain-seconds must be 0 or more, got {args.drain_seconds}")
     try:
         from threadline.hosting import ServerConfig, serve
     except ImportError as exc:
@@ -241,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         postgres_schema=args.postgres_schema,
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
+        drain_seconds=args.drain_seconds,
     )
     # The library runs it (and warns when no key is configured): the command only parses.
     serve(

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 
@@ -26,7 +26,7 @@ from threadline.hosting.errors import ApiError
 from threadline.threads.stores.database import RecordDatabase
 from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 
-__all__ = ["Answer", "Claim", "claim", "idempotent"]
+__all__ = ["KIND", "Answer", "Claim", "answered_object", "claim", "idempotent"]
 
 KIND = "idempotency"
 """The record kind of a claimed key; its id is ``{path}:{key}``, its owner the caller's account."""
@@ -86,6 +86,14 @@ class Claim:
     async def release(self, database: RecordDatabase) -> None:
         """Drop the claim of a request that failed, so a retry runs it again."""
         await asyncio.shield(database.release_claim(KIND, self.key, owner=self.owner))
+
+
+def answered_object(record: ThreadRecord) -> dict[str, Any]:
+    """The object a stored answer replays (a response, a run ...); ``{}`` for an open claim."""
+    stored: dict[str, Any] = record.body or {}
+    body: dict[str, Any] = stored.get("body") or {}
+    answer = body.get(_RESPONSE, body) if set(body) == {_REQUEST, _RESPONSE} else body
+    return cast(dict[str, Any], answer) if isinstance(answer, dict) else {}
 
 
 def _answer(record: ThreadRecord, fingerprint: str, key: str) -> Answer:

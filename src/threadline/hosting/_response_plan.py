@@ -18,6 +18,7 @@ from threadline.hosting._runner import TurnRequest, memory_user_id
 from threadline.hosting._turns import (
     client_tools,
     decode_messages,
+    require_calls_for_results,
     require_tool_results,
     run_options,
 )
@@ -127,6 +128,7 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
         history = await store.list_messages()
     tools = client_tools(body, nested=False)
     options = run_options(body, max_tokens_key="max_output_tokens")
+    require_calls_for_results(history, new, "input")
     require_tool_results([*history, *new], "input", agent=state.agent)
     staged = StagedStore(store, upto=upto)
     turn = TurnRequest(

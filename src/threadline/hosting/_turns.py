@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -19,15 +20,22 @@ from threadline.types.contents import FunctionCallContent, FunctionResultContent
 from threadline.types.messages import ChatMessage, Role
 
 __all__ = [
+    "MAX_USER_CHARS",
     "client_tools",
     "decode_messages",
     "new_id",
     "paginate",
+    "require_calls_for_results",
+    "request_user",
     "require_tool_results",
     "run_options",
     "sampling_number",
     "visible_output",
 ]
+
+
+MAX_USER_CHARS = 256
+"""The longest request ``user`` accepted: it names a memory owner, stored with every memory."""
 
 
 def new_id(prefix: str) -> str:
@@ -85,11 +93,32 @@ def run_options(body: dict[str, Any], *, max_tokens_key: str) -> RunOptions:
         options["max_tokens"] = max_tokens
     user = optional(body, "user", str)
     if user is not None:
-        options["user"] = user
+        options["user"] = request_user(user)
     choice = body.get("tool_choice")
     if choice in ("auto", "none", "required"):
         options["tool_choice"] = choice
     return options
+
+
+def request_user(user: str) -> str:
+    """The request's ``user``, checked: at most ``MAX_USER_CHARS`` characters, no control ones.
+
+    It becomes part of a memory owner id that every memory of that user carries, and the server
+    keeps per-user state while that user's work runs: an unbounded one multiplied both.
+    """
+    if len(user) > MAX_USER_CHARS:
+        raise ApiError.bad(
+            f"Invalid 'user': {len(user):,} characters, over the limit of {MAX_USER_CHARS}.",
+            param="user",
+        )
+    bad = next((c for c in user if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ApiError.bad(
+            f"Invalid 'user': it contains the control character U+{ord(bad):04X}; send a "
+            "printable identifier.",
+            param="user",
+        )
+    return user
 
 
 def sampling_number(body: dict[str, Any], key: str, highest: float) -> float | None:
@@ -133,6 +162,38 @@ def require_tool_results(
                     "result (a function_call_output item, or a tool message) with this request.",
                     param=param,
                 )
+
+
+def require_calls_for_results(
+    history: Sequence[ChatMessage], new: Sequence[ChatMessage], param: str
+) -> None:
+    """400 when a tool result in ``new`` answers no pending call, as the OpenAI APIs answer.
+
+    A result is pending-call-less when no function call with its id comes before it (in the
+    stored ``history`` or earlier in ``new``), or when that call already has a result. Storing
+    one would show the model an answer to a question never asked. Only ``new`` is checked: a
+    history stored before this check keeps working.
+    """
+    pending: set[str] = set()
+    for message in history:
+        for content in message.contents:
+            if type(content) is FunctionCallContent:
+                pending.add(content.call_id)
+            elif type(content) is FunctionResultContent:
+                pending.discard(content.call_id)
+    for message in new:
+        for content in message.contents:
+            if type(content) is FunctionCallContent:
+                pending.add(content.call_id)
+            elif type(content) is FunctionResultContent:
+                if content.call_id not in pending:
+                    raise ApiError.bad(
+                        f"No pending function call found for the tool output with call id "
+                        f"{content.call_id!r}: a tool output must answer an earlier function "
+                        "call that has no output yet.",
+                        param=param,
+                    )
+                pending.discard(content.call_id)
 
 
 def _tool_names(agent: ChatAgent) -> set[str]:

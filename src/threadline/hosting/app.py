@@ -17,8 +17,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import ClientError, UsageError
-from threadline.hosting import assistants, chat_completions, conversations, models, responses
+from threadline.hosting import (
+    assistants,
+    chat_completions,
+    conversations,
+    models,
+    responses,
+    users,
+)
+from threadline.hosting._drain import drain_agent
 from threadline.hosting._request import ServerState
+from threadline.hosting._trace_context import TraceContext
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
 from threadline.threads.stores.database import RecordDatabase, ThreadDatabase
@@ -162,7 +171,11 @@ def create_app(
         try:
             yield
         finally:
-            await database.aclose()
+            try:
+                # Requests are done; what the agent still learns in the background is not.
+                await drain_agent(agent, config.drain_seconds)
+            finally:
+                await database.aclose()
 
     route_list: list[BaseRoute] = [
         *responses.routes(),
@@ -170,11 +183,12 @@ def create_app(
         *chat_completions.routes(),
         *assistants.routes(),
         *models.routes(),
+        *users.routes(),
     ]
     app = Starlette(
         routes=route_list,
         lifespan=lifespan,
-        middleware=[Middleware(_EncodedSlashes)],
+        middleware=[Middleware(TraceContext), Middleware(_EncodedSlashes)],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

@@ -30,6 +30,7 @@ from threadline.hosting._turns import (
     client_tools,
     decode_messages,
     new_id,
+    require_calls_for_results,
     require_tool_results,
     run_options,
     visible_output,
@@ -136,6 +137,7 @@ async def create_chat_completion(request: Request) -> Response:
 
         raise ApiError.bad("Missing required parameter: 'messages'.", param="messages")
     messages = decode_messages(chat_to_messages, body["messages"], "messages")
+    require_calls_for_results((), messages, "messages")
     require_tool_results(messages, "messages", agent=state.agent)
     model = optional(body, "model", str) or state.config.model_name
     stream = optional(body, "stream", bool)

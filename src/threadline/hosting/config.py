@@ -30,6 +30,9 @@ class ServerConfig:
     """The model id ``/v1/models`` lists and responses report."""
     idempotency_wait_seconds: float = 120.0
     """How long a retry waits for the first attempt of the same ``Idempotency-Key`` to finish."""
+    drain_seconds: float = 10.0
+    """At shutdown, how long the agent's background work (memory learning) may take to finish;
+    what still runs then is dropped and logged."""
 
     def store_spec(self) -> str:
         """The store spec these settings name: ``postgresql://...`` or ``sqlite:{db_path}``."""

@@ -28,6 +28,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from threadline.memory import _traced as traced
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._summary import extractive_summary, model_summary
 from threadline.memory._text import clean, excerpt, format_date, search_query
@@ -152,13 +153,17 @@ class ConversationMemory(ContextProvider):
         # A forget of this user while the import runs refuses the rest (see derived_at).
         records = [replace(r, derived_at=started) for r in records]
         for start in range(0, len(records), _BATCH):
-            await self.store.add(records[start : start + _BATCH])
+            await traced.add(self.store, records[start : start + _BATCH], operation="ingest")
         return len(records)
 
     async def recall(self, query: str, *, user_id: str, limit: int = 5) -> list[MemoryHit]:
         """The user's past turns and summaries most relevant to ``query``, best first."""
-        return await self.store.search(
-            query, scope=self.scoping.read_scope(user_id), kinds=["turn", "summary"], limit=limit
+        return await traced.search(
+            self.store,
+            query,
+            scope=self.scoping.read_scope(user_id),
+            kinds=["turn", "summary"],
+            limit=limit,
         )
 
     async def aclose(self) -> None:
@@ -248,7 +253,8 @@ class ConversationMemory(ContextProvider):
         query = search_query([m.text for m in messages if m.role == Role.USER])
         if query is None or not self.limit:
             return Context(tools=tools)
-        found = await self.store.search(
+        found = await traced.search(
+            self.store,
             query,
             scope=self.scoping.read_scope(user_id),
             kinds=["turn", "summary"],
@@ -315,7 +321,7 @@ class ConversationMemory(ContextProvider):
             # outranks a retry from the backlog too.
             records = [replace(r, derived_at=seen_at.get(r.message_ids[-1], seen)) for r in records]
             try:
-                await self.store.add(records)
+                await traced.add(self.store, records, operation="ingest")
             except Exception as exc:  # learning never fails a turn that is already stored
                 self._learning_failed(exc, f"the turns of user {user_id!r}")
                 state["backlog"] = [
@@ -386,7 +392,7 @@ class ConversationMemory(ContextProvider):
             occurred_at=first,
             derived_at=started,
         )
-        await self.store.add([summary])
+        await traced.add(self.store, [summary], operation="summarize")
         old = state.get("summary_id")
         if old:
             await self.store.delete([old], scope=scope)

@@ -28,7 +28,10 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_memory_store(
-    spec: str | Path | None = None, *, postgres_schema: str = "public"
+    spec: str | Path | None = None,
+    *,
+    postgres_schema: str = "public",
+    shared_by_users: bool = False,
 ) -> MemoryStore:
     """A memory store for ``spec``, searching with the default embedder when it is installed.
 
@@ -37,6 +40,10 @@ def open_memory_store(
             several processes and hosts can share; otherwise the path of a SQLite file
             (created with its folder). ``None``: ``memory.sqlite3`` under ``$THREADLINE_HOME``.
         postgres_schema: the PostgreSQL schema of the tables (created if missing).
+        shared_by_users: many users' memories live in this store (a server's): a SQLite file
+            then ranks each user's results from that user's records only, so nobody's records
+            reorder anyone else's (``SQLiteMemoryStore(per_user_statistics=True)``; PostgreSQL
+            always does).
 
     Raises:
         UsageError: the spec is empty, or a PostgreSQL URL without the ``postgres`` extra.
@@ -65,4 +72,4 @@ def open_memory_store(
 
     path = Path(text).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteMemoryStore(path, embedder=default_embedder())
+    return SQLiteMemoryStore(path, embedder=default_embedder(), per_user_statistics=shared_by_users)

@@ -12,12 +12,16 @@ turn N is known in turn N+1, in this thread or any other of the same user.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from threadline import _tracing as tr
+from threadline.memory import _traced as traced
 from threadline.memory._extraction import (
     ExtractedFact,
     extraction_options,
@@ -95,8 +99,10 @@ class UserPreferencesMemory(ContextProvider):
         self.extraction_timeout = extraction_timeout
         self._options = extraction_options
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Per-user state lives only while that user has work: a server sees any number of users,
+        # so an entry is dropped as soon as its user has nothing running.
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _UserLock] = {}
         self._retry: dict[str, list[_Extraction]] = {}
 
     # -- public API -----------------------------------------------------------------------
@@ -107,7 +113,7 @@ class UserPreferencesMemory(ContextProvider):
         current = await self.store.list(scope=scope, kinds=_KINDS)
         if len(current) <= self.limit or not query:
             return current[: self.limit]
-        hits = await self.store.search(query, scope=scope, kinds=_KINDS, limit=self.limit)
+        hits = await traced.search(self.store, query, scope=scope, kinds=_KINDS, limit=self.limit)
         chosen = {h.id: h.record for h in hits}
         for record in current:  # fill with the newest
             if len(chosen) >= self.limit:
@@ -143,9 +149,8 @@ class UserPreferencesMemory(ContextProvider):
     ) -> list[MemoryRecord]:
         """``add_facts``; ``derived_at`` is when the turn they were extracted from was read."""
         scope = self.scoping.write_scope(user_id)
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
         added: list[MemoryRecord] = []
-        async with lock:
+        async with self._user_lock(user_id):
             existing = await self.store.list(scope=scope, kinds=_KINDS)
             for fact in facts:
                 text = clean(fact.fact)
@@ -163,7 +168,7 @@ class UserPreferencesMemory(ContextProvider):
                     metadata={"subject": clean(fact.subject)},
                     derived_at=derived_at,
                 )
-                await self.store.add([record])
+                await traced.add(self.store, [record], operation="remember preference")
                 older = [
                     r for r in existing if r.metadata.get("subject") == record.metadata["subject"]
                 ]
@@ -172,6 +177,29 @@ class UserPreferencesMemory(ContextProvider):
                 existing = [r for r in existing if r not in older] + [record]
                 added.append(record)
         return added
+
+    @contextlib.asynccontextmanager
+    async def _user_lock(self, user_id: str) -> AsyncGenerator[None]:
+        """Serialise one user's fact writes; the lock goes once nobody holds or awaits it."""
+        entry = self._locks.get(user_id)
+        if entry is None:
+            entry = self._locks[user_id] = _UserLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[user_id]
+
+    def _finished(self, user_id: str, task: asyncio.Task[None]) -> None:
+        """A background extraction ended: drop it, and its user's entry once nothing is left."""
+        group = self._pending.get(user_id)
+        if group is not None:
+            group.discard(task)
+            if not group:
+                del self._pending[user_id]
 
     async def wait_pending(self, user_id: str | None = None) -> None:
         """Wait for background extractions (of one user, or all) to finish."""
@@ -183,6 +211,23 @@ class UserPreferencesMemory(ContextProvider):
         ]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self, seconds: float | None = None) -> int:
+        """Wait up to ``seconds`` for every user's background extractions to finish.
+
+        What is still running then is cancelled, so a process shutting down never loses
+        learning silently: returns how many extractions were cancelled (0 when all finished).
+        ``None`` waits as long as they take.
+        """
+        tasks = [t for group in self._pending.values() for t in group]
+        if not tasks:
+            return 0
+        _, late = await asyncio.wait(tasks, timeout=seconds)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
+        return len(late)
 
     async def aclose(self) -> None:
         """Finish pending extractions; close the store if this component made it."""
@@ -239,7 +284,7 @@ class UserPreferencesMemory(ContextProvider):
         for extraction in work:
             task = asyncio.create_task(self._extract(user_id, extraction))
             group.add(task)
-            task.add_done_callback(group.discard)
+            task.add_done_callback(functools.partial(self._finished, user_id))
 
     async def thread_checkpoint(self, thread: AgentThread) -> None:
         """Finish the user's pending extractions, so a saved thread has nothing in flight."""
@@ -250,6 +295,20 @@ class UserPreferencesMemory(ContextProvider):
         await self.wait_pending(thread.user_id)
 
     async def _extract(self, user_id: str, work: _Extraction) -> None:
+        span = tr.start_span("extract preferences")
+        if span is not None:
+            span.set_attribute(tr.USER_ID, user_id)
+            span.set_attribute(tr.THREAD_ID, work.thread_id)
+            span.set_attribute(tr.MESSAGE_COUNT, len(work.said) + len(work.replies))
+        with tr.activated(span):
+            ok = await self._extract_traced(user_id, work)
+        if span is not None:
+            if not ok:
+                span.set_status(tr.Status(tr.StatusCode.ERROR, "fact extraction failed"))
+            span.end()
+
+    async def _extract_traced(self, user_id: str, work: _Extraction) -> bool:
+        """Extract and store facts; False when it failed (and will be retried)."""
         assert self.extractor is not None
         try:
             known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
@@ -263,7 +322,7 @@ class UserPreferencesMemory(ContextProvider):
                     "fact extractor answered %r, not the JSON asked for; nothing stored",
                     excerpt(answer, 200),
                 )
-                return
+                return False
             await self._add_facts(
                 facts,
                 user_id=user_id,
@@ -278,8 +337,17 @@ class UserPreferencesMemory(ContextProvider):
             del retry[:-_RETRIES]
             while len(self._retry) > _RETRY_USERS:  # users who never come back: oldest go first
                 del self._retry[next(iter(self._retry))]
-        else:
-            self._learning_worked()
+            return False
+        self._learning_worked()
+        return True
+
+
+@dataclass(slots=True)
+class _UserLock:
+    """One user's write lock and how many callers hold or await it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from threadline.memory import _traced as traced
 from threadline.memory._scoping import Scoping
 from threadline.memory._text import excerpt, format_date
 from threadline.memory.records import MemoryRecord
@@ -42,7 +43,7 @@ def memory_tools(store: MemoryStore, scoping: Scoping, user_id: str) -> tuple[Fu
             occurred_at=datetime.now(UTC),
             metadata={"source": "tool"},
         )
-        await store.add([record])
+        await traced.add(store, [record], operation="remember")
         return f"Remembered as {record.id}."
 
     async def recall(query: str) -> str:
@@ -51,7 +52,7 @@ def memory_tools(store: MemoryStore, scoping: Scoping, user_id: str) -> tuple[Fu
         Args:
             query: what to look for, in words.
         """
-        hits = await store.search(query, scope=read, limit=5)
+        hits = await traced.search(store, query, scope=read, limit=5)
         if not hits:
             return "Nothing relevant is remembered."
         lines: list[str] = []

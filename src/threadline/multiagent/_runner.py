@@ -19,11 +19,13 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from threadline import _tracing as tr
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import SupportsAddMessages
 from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter, relay
+from threadline.multiagent._spans import run_span, turn_span
 from threadline.multiagent.thread import (
     MultiAgentThread,
     RunnerKind,
@@ -318,6 +320,23 @@ class MultiAgentRunner:
         """
         thread.version = await thread.transcript.add_messages([], expected_version=thread.version)
 
+    def _turn_events(
+        self,
+        thread: MultiAgentThread,
+        name: str,
+        input_messages: Sequence[ChatMessage],
+        span: tr.Span | None,
+        *,
+        stream: bool,
+        tools: Sequence[FunctionTool] | None = None,
+    ) -> AsyncGenerator[AgentRunResponseUpdate | _Finished, None]:
+        """``_speak`` with the turn's span current at each step: the speaker's run nests in it."""
+        events = self._speak(thread, name, input_messages, stream=stream, tools=tools)
+        return tr.iterate_in(span, events) if span is not None else events
+
+    def _turn_span(self, thread: MultiAgentThread, speaker: str) -> tr.Span | None:
+        return turn_span(self._kind, speaker, thread)
+
     async def _speak(
         self,
         thread: MultiAgentThread,
@@ -391,10 +410,20 @@ class MultiAgentRunner:
         group = self._prepare(thread)
         finished: _Finished | None = None
         async with group._lock:
-            async for event in self._events(as_messages(messages), group, stream=False, **kw):
-                if isinstance(event, _Finished):
-                    finished = event
+            span = run_span(self._kind, self.name, group, stream=False)
+            try:
+                with tr.activated(span):  # a coroutine: the span is current for the whole run
+                    events = self._events(as_messages(messages), group, stream=False, **kw)
+                    async for event in events:
+                        if isinstance(event, _Finished):
+                            finished = event
+            except BaseException as exc:
+                tr.end_error(span, exc)
+                raise
         assert finished is not None
+        if span is not None:
+            span.set_attribute(tr.STOP_REASON, finished.stop_reason)
+            span.end()
         return MultiAgentResponse(
             messages=tuple(finished.messages),
             thread=group,
@@ -407,10 +436,20 @@ class MultiAgentRunner:
     ) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         group = self._prepare(thread)
         async with group._lock:
+            span = run_span(self._kind, self.name, group, stream=True)
             # aclosing: a reader that stops early closes the runner's loop (and the speaker's
             # turn) now, under the lock, so what it keeps is settled before the next run starts.
             events = self._events(as_messages(messages), group, stream=True, **kw)
-            async with aclosing(events) as running:
-                async for event in running:
-                    if not isinstance(event, _Finished):
-                        yield event
+            try:
+                async with aclosing(tr.iterate_in(span, events) if span else events) as running:
+                    async for event in running:
+                        if isinstance(event, _Finished):
+                            if span is not None:
+                                span.set_attribute(tr.STOP_REASON, event.stop_reason)
+                        else:
+                            yield event
+            except BaseException as exc:
+                tr.end_error(span, exc)
+                raise
+            if span is not None:
+                span.end()

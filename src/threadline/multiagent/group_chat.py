@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
+from threadline import _tracing as tr
 from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import GroupChatError
 from threadline.memory.provider import ContextProvider
@@ -143,7 +144,23 @@ class GroupChat(MultiAgentRunner):
             last_speaker=thread.last_speaker,
             state=thread.runner_state,
         )
-        name = await self.manager.select(selection)
+        span = tr.start_span("select_speaker")
+        try:
+            with tr.activated(span):
+                name = await self.manager.select(selection)
+        except BaseException as exc:
+            tr.end_error(span, exc)
+            raise
+        if span is not None:
+            tr.set_if(
+                span,
+                {
+                    tr.SELECTED_BY: type(self.manager).__name__,
+                    tr.SPEAKER: name,
+                    "threadline.multiagent.last_speaker": thread.last_speaker,
+                },
+            )
+            span.end()
         if name is not None and name not in self.agents:
             raise GroupChatError(
                 f"manager {type(self.manager).__name__} chose {name!r}, who is not a "
@@ -176,14 +193,24 @@ class GroupChat(MultiAgentRunner):
                 break
             await self._claim(thread)
             turn: list[ChatMessage] = []
-            # aclosing: a reader that stops early ends the speaker's turn now, not when collected.
-            async with aclosing(self._speak(thread, speaker, (), stream=stream)) as events:
-                async for event in events:
-                    if isinstance(event, _Finished):
-                        turn = event.messages
-                    else:
-                        yield event
-            await self._broadcast(thread, turn, author=speaker)
+            span = self._turn_span(thread, speaker)
+            try:
+                # aclosing: a reader that stops early ends the speaker's turn now, not when
+                # collected.
+                speaking = self._turn_events(thread, speaker, (), span, stream=stream)
+                async with aclosing(speaking) as events:
+                    async for event in events:
+                        if isinstance(event, _Finished):
+                            turn = event.messages
+                        else:
+                            yield event
+                with tr.activated(span):
+                    await self._broadcast(thread, turn, author=speaker)
+            except BaseException as exc:
+                tr.end_error(span, exc)
+                raise
+            if span is not None:
+                span.end()
             produced.extend(turn)
             thread.last_speaker = speaker
             thread.next_speaker = None

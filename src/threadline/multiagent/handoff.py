@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from threadline import _tracing as tr
 from threadline.agents.chat_agent import ChatAgent
 from threadline.exceptions import GroupChatError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
@@ -245,37 +246,50 @@ class Handoff(MultiAgentRunner):
             transcript = await thread.messages()
             shown = self._view(transcript[seen.get(speaker, 0) :], speaker)
             turn: list[ChatMessage] = []
+            span = self._turn_span(thread, speaker)
             try:
                 # Closed before the check below: an abandoned speaker's turn stores its input
                 # only as it closes, and the check must see that input.
                 async with aclosing(
-                    self._speak(thread, speaker, shown, stream=stream, tools=self._tools[speaker])
+                    self._turn_events(
+                        thread, speaker, shown, span, stream=stream, tools=self._tools[speaker]
+                    )
                 ) as events:
                     async for event in events:
                         if isinstance(event, _Finished):
                             turn = event.messages
                         else:
                             yield event
-            except BaseException:
+            except BaseException as exc:
+                tr.end_error(span, exc)
                 # A failed or abandoned run keeps its input in the speaker's thread; a retry
                 # must not show (and store) it a second time.
                 if await _delivered(thread.participants[speaker], shown):
                     seen[speaker] = len(transcript)
                 raise
-            await self._record(thread, turn)
+            with tr.activated(span):
+                await self._record(thread, turn)
             produced.extend(turn)
             thread.last_speaker = speaker
             thread.rounds_used += 1
             rounds += 1
             target, answers, error = self._answer_transfers(thread, speaker, turn)
             if answers is not None:
-                await self.agents[speaker].add_chat_message(
-                    answers, thread=thread.participants[speaker]
-                )
-                await self._record(thread, [answers])
+                with tr.activated(span):
+                    await self.agents[speaker].add_chat_message(
+                        answers, thread=thread.participants[speaker]
+                    )
+                    await self._record(thread, [answers])
                 produced.append(answers)
             seen[speaker] = thread.version
             thread.next_speaker = target
+            if span is not None:
+                if target is not None:
+                    span.set_attribute(tr.HANDOFF_FROM, speaker)
+                    span.set_attribute(tr.HANDOFF_TO, target)
+                if error is not None:
+                    span.set_status(tr.Status(tr.StatusCode.ERROR, error))
+                span.end()
             if error is not None:
                 raise GroupChatError(error)
         yield _Finished(produced, "done")

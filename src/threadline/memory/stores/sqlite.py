@@ -5,7 +5,10 @@ as a float32 blob when there is an embedder); ``memories_fts`` is an FTS5 index 
 (external content, kept in step by triggers, so the text is stored once). Every row is also
 indexed under an *owner* token derived from its user, and every full-text query requires it: the
 index itself returns only that user's matches, which keeps searches fast when many users share a
-file and makes the user filter part of the query rather than an afterthought.
+file and makes the user filter part of the query rather than an afterthought. BM25's statistics
+(how rare a word is) are FTS5's, over the whole file, or with ``per_user_statistics=True`` the
+user's own, so that in a file shared by many users nobody's records reorder anyone else's results
+(``_sqlite_bm25`` says what that costs).
 
 Why numpy over candidate sets rather than ``sqlite-vec``: it needs nothing installed beyond numpy
 (which the ``memory`` extra brings anyway), it is exact (no approximate index to tune or rebuild),
@@ -56,6 +59,12 @@ from threadline.memory.stores._common import (
     vector_order,
 )
 from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shortlist
+from threadline.memory.stores._sqlite_bm25 import (
+    OWNER_STATS_SCHEMA,
+    count_owner_stats,
+    file_bm25,
+    owner_bm25,
+)
 
 __all__ = ["SQLiteMemoryStore"]
 
@@ -64,7 +73,8 @@ _PURGE_WAIT_MS = 2_000
 be emptied: a search takes milliseconds, so a reader still there after two seconds holds a long
 transaction (a backup, a shell) that waiting longer would not see end either."""
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS memory_forgotten (owner TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS memories (
@@ -105,6 +115,8 @@ CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF text, owner ON memories
     INSERT INTO memories_fts (rowid, text, owner) VALUES (new.rid, new.text, new.owner);
 END;
 """
+    + OWNER_STATS_SCHEMA
+)
 
 _COLUMNS = (
     "id, user_id, agent_id, app_id, kind, text, thread_id, message_ids, occurred_at, "
@@ -157,6 +169,10 @@ class SQLiteMemoryStore:
         near_copy_similarity: a hit whose vector is at least this close (cosine) to a better
             hit's has its score halved, so a line repeated across sessions cannot fill every
             slot; 1.0 turns this off.
+        per_user_statistics: rank full-text matches by BM25 computed from the searching user's
+            records only, so what other users store never changes the order of a user's
+            results (for a file shared by many users, as a server's; slower, see
+            ``_sqlite_bm25``). Off: FTS5's statistics over the whole file.
 
     SQL runs on a worker thread that owns the connection, so the event loop never waits on disk.
     """
@@ -171,8 +187,10 @@ class SQLiteMemoryStore:
         lexical_candidates: int = 200,
         recent_candidates: int = 1000,
         near_copy_similarity: float = NEAR_COPY_SIMILARITY,
+        per_user_statistics: bool = False,
     ) -> None:
         self.near_copy_similarity = near_copy_similarity
+        self.per_user_statistics = per_user_statistics
         self.path = str(data_home() / "memory.sqlite3") if path is None else str(path)
         self.embedder = embedder
         self.fusion = fusion or Fusion()
@@ -204,6 +222,8 @@ class SQLiteMemoryStore:
     def _setup_connection(conn: sqlite3.Connection) -> None:
         # Freed pages are zeroed, so forgotten memories do not linger in the file's free space.
         conn.execute("PRAGMA secure_delete = ON")
+        with immediate_transaction(conn):
+            count_owner_stats(conn)
 
     async def _check_embedder(self) -> None:
         if self._checked_embedder or self.embedder is None:
@@ -322,15 +342,12 @@ class SQLiteMemoryStore:
             await self._check_embedder()
             query_vector = (await embed_texts(self.embedder, [query]))[0]
         terms = fts_terms(query)
-        match = None
-        if terms:
-            words = " OR ".join(f'"{t}"' for t in terms)
-            match = f'owner : "{owner_token(scope.user_id)}" AND text : ({words})'
+        owner = owner_token(scope.user_id)
         dimension = 0 if self.embedder is None else self.embedder.dimension
 
         def run(conn: sqlite3.Connection) -> list[MemoryHit]:
             return self._search(
-                conn, match, where, params, window, query_vector, dimension, limit, terms
+                conn, owner, where, params, window, query_vector, dimension, limit, terms
             )
 
         return await self._worker.run(run)
@@ -338,7 +355,7 @@ class SQLiteMemoryStore:
     def _search(
         self,
         conn: sqlite3.Connection,
-        match: str | None,
+        owner: str,
         where: str,
         params: list[Any],
         window: TimeWindow | None,
@@ -349,18 +366,12 @@ class SQLiteMemoryStore:
     ) -> list[MemoryHit]:
         when: dict[str, datetime | None] = {}
         lexical: list[tuple[str, float]] = []
-        if match is not None:
-            # FTS5's bm25() is negative, more negative is better.
-            rows = conn.execute(
-                "SELECT m.id, coalesce(m.occurred_at, m.recorded_at), "
-                "-bm25(memories_fts, 1.0, 0.0) AS relevance FROM memories_fts f "
-                f"JOIN memories m ON m.rid = f.rowid WHERE memories_fts MATCH ? AND {where} "
-                "ORDER BY relevance DESC LIMIT ?",
-                [match, *params, self.lexical_candidates],
-            ).fetchall()
-            for mid, moment, relevance in rows:
-                lexical.append((mid, float(relevance)))
-                when[mid] = from_epoch(moment)
+        rank = owner_bm25 if self.per_user_statistics else file_bm25
+        for mid, relevance, moment in rank(
+            conn, owner, terms, where, params, self.lexical_candidates
+        ):
+            lexical.append((mid, relevance))
+            when[mid] = from_epoch(moment)
         if window is not None:
             rows = conn.execute(
                 f"SELECT m.id, coalesce(m.occurred_at, m.recorded_at) FROM memories m WHERE {where}"
