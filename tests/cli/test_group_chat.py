@@ -328,3 +328,66 @@ async def test_old_group_files_move_into_the_library_once(
     assert code == 0, err
     assert re.findall(r"^\[(\w+)\] ", out, flags=re.M) == ["ann", "bob"]
     assert _threads(home, "show", group_id).stdout.count("\n[") + 1 == 6
+
+
+def test_ctrl_c_stops_a_group_turn_and_the_chat_resumes(
+    tmp_path: Path, local_model_path: Path
+) -> None:
+    """The state saved after an interrupted turn matches the transcript: it resumes, not refused."""
+    child: pexpect.spawn[str] = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "threadline.cli.main",
+            "chat",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "300",
+            "--no-memory",
+            "--group",
+            "ann,bob",
+        ],
+        env=_env(tmp_path),
+        encoding="utf-8",
+        timeout=300,
+        dimensions=(50, 200),
+    )
+    child.expect(r"new thread (group_[0-9a-f]+)")
+    match = child.match
+    assert isinstance(match, re.Match)
+    group_id = str(match.group(1))
+    child.expect("you> ")
+    child.sendline("Write a long story about a dragon who learns to fly.")
+    child.expect(r"\[ann\] \W*\w+\W+\w+")  # ann is speaking: two words are out
+    child.sendintr()
+    child.expect(r"\[reply stopped; the thread is kept\]")
+    child.expect("you> ")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "threadline.cli.main",
+            "chat",
+            *ARGS,
+            "--no-memory",
+            "--group",
+            "ann,bob",
+            "--thread",
+            group_id,
+        ],
+        input="Shorter, please.\n",
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^\[(\w+)\] ", result.stdout, flags=re.M) == ["ann", "bob"]
+    shown = _threads(tmp_path, "show", group_id).stdout
+    assert "you: Write a long story" in shown and "you: Shorter, please." in shown
