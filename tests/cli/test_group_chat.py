@@ -21,6 +21,8 @@ from threadline import ChatAgent, GroupChat, ScriptedChatClient
 from threadline.cli.group_chat import parse_group, read_group_file
 from threadline.cli.memory_cmd import MEMORY_FILE
 from threadline.memory import MemoryScope, SQLiteMemoryStore
+from threadline.threads.portable import portable_thread_state
+from threadline.types import ChatMessage, Role
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ARGS = ["--temperature", "0", "--max-tokens", "8", "--ctx", "1024"]
@@ -314,11 +316,11 @@ async def test_old_group_files_move_into_the_library_once(
     assert "not the one of its file name" in listed.stderr
     assert "Traceback" not in listed.stderr
     assert not _named(tmp_path, "escaped")
-    assert sorted(p.name for p in _named(groups, "group_")) == [
+    assert {p.name for p in _named(groups, "group_")} == {
         f"{group_id}.json.imported",
         "group_crafted.json",
         "group_other.json",
-    ]
+    }
     again = _threads(home, "list")
     assert "moved" not in again.stderr  # once
 
@@ -391,3 +393,26 @@ def test_ctrl_c_stops_a_group_turn_and_the_chat_resumes(
     assert re.findall(r"^\[(\w+)\] ", result.stdout, flags=re.M) == ["ann", "bob"]
     shown = _threads(tmp_path, "show", group_id).stdout
     assert "you: Write a long story" in shown and "you: Shorter, please." in shown
+
+
+async def test_one_corrupt_state_row_hides_no_group(tmp_path: Path) -> None:
+    """A state record that is not JSON is named on resume; the listing still knows the groups."""
+    home = tmp_path / "home"
+    group_id, _ = await _old_group_file(home / "groups")
+    chat_file = tmp_path / "chat.json"
+    thread = ChatAgent(ScriptedChatClient([])).get_new_thread()
+    await thread.message_store.add_messages([ChatMessage(Role.USER, "hello")])  # type: ignore[union-attr]
+    _write_json(chat_file, await portable_thread_state(thread))
+    imported = _threads(home, "import", str(chat_file))
+    assert imported.returncode == 0, imported.stderr
+    _corrupt_state(home, thread.id)
+
+    listed = _threads(home, "list", "--json")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    kinds = {e["thread_id"]: e["kind"] for e in map(json.loads, listed.stdout.splitlines())}
+    assert kinds == {group_id: "group", thread.id: "chat"}  # participants stay hidden
+
+
+def _corrupt_state(home: Path, thread_id: str) -> None:
+    with sqlite3.connect(home / "threads.db") as conn:
+        conn.execute("UPDATE threadline_records SET body = '{not json' WHERE id = ?", (thread_id,))

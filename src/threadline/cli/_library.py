@@ -161,11 +161,20 @@ class ThreadLibrary:
 
     async def _states(self) -> dict[str, dict[str, Any] | None]:
         """Every saved state by thread id (``None``: a state too damaged to use)."""
+        out: dict[str, dict[str, Any] | None] = {}
         try:
             records = await self.database.list_records(STATE_KIND, limit=_ALL)
-        except ValueError:  # one body is not JSON: read them one by one, keeping the good ones
-            records = []
-        out: dict[str, dict[str, Any] | None] = {}
+        except ValueError:  # a body that is not JSON: read them one by one, keeping the good ones
+            for info in await self.database.list_threads():
+                thread_id = str(info.thread_id)
+                try:
+                    record = await self.database.get_record(STATE_KIND, thread_id)
+                except ValueError:
+                    out[thread_id] = None
+                    continue
+                if record is not None:
+                    out[thread_id] = record.body if isinstance(record.body, dict) else None
+            return out
         for record in records:
             body = record.body
             out[record.id] = body if isinstance(body, dict) else None
