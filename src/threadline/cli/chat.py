@@ -18,9 +18,10 @@ from typing import TextIO
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
 from threadline.cli._library import ThreadLibrary, default_home
+from threadline.cli._memory_commands import ChatMemory
 from threadline.cli._progress import Spinner
 from threadline.cli._render import format_history, format_thread_table
-from threadline.cli._startup import open_client, read_piped_input
+from threadline.cli._startup import open_client, read_piped_input, restore_ctrl_c
 from threadline.clients.base import ChatOptions
 from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient
 from threadline.exceptions import ThreadlineError
@@ -36,6 +37,7 @@ HELP = """\
 /switch ID    continue another thread (an unambiguous start of its id is enough)
 /fork         branch this thread and continue on the branch
 /history      show this thread's messages
+/memory       what the chat remembers of you: /memory search WORDS, /memory forget ID|all
 /help         show this help
 /exit         leave (Ctrl-D works too); Ctrl-C stops a reply"""
 
@@ -92,6 +94,7 @@ class _Session:
         self.options = options
         self.out = out
         self.thread: AgentThread = library.new_thread()
+        self.memory: ChatMemory | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -110,6 +113,8 @@ class _Session:
             spinner.stop()
         self.out.write("\n")
         self.out.flush()
+        if self.memory is not None:
+            await self.memory.learn()
 
     async def load(self, spinner: Spinner) -> None:
         spinner.start(f"loading {self.client.model_path.name}...")
@@ -130,6 +135,7 @@ class _Session:
             "/switch": self._switch,
             "/fork": self._fork,
             "/history": self._history,
+            "/memory": self._memory,
             "/help": lambda _: self.say(HELP),
         }
         if name in ("/exit", "/quit"):
@@ -169,6 +175,12 @@ class _Session:
         self.thread = self.library.thread(child)
         self.say(f"forked {parent} -> {child}; now on the fork")
 
+    async def _memory(self, arg: str) -> None:
+        if self.memory is None:
+            self.say("memory is off for this chat (started with --no-memory)")
+            return
+        await self.memory.command(arg)
+
     async def _history(self, _: str) -> None:
         for line in format_history(await self.library.messages(self.thread.id)):
             self.say(line)
@@ -182,6 +194,11 @@ def _interactive(session: _Session, resumed: bool) -> int:
         f"threadline chat - model {session.client.model_path.name} - {state} thread "
         f"{session.thread.id}\n/help for commands, /exit to leave, Ctrl-C stops a reply"
     )
+    if session.memory is not None:
+        session.say(session.memory.banner())
+        session.runner.run(session.memory.start())
+    else:
+        session.say("memory: off")
     try:  # line editing and history for input(), where the platform has it
         importlib.import_module("readline")
     except ImportError:  # pragma: no cover
@@ -228,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
     if piped is None or client is None:
         return 2
     interactive, text = piped
+    if interactive:
+        restore_ctrl_c()
     user = memory_cmd.memory_user(args)
     store = memory_cmd.open_store(home) if user is not None else None
     providers = memory_cmd.chat_memory(store, client) if store is not None else []
@@ -240,6 +259,9 @@ def run(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     with asyncio.Runner() as runner:
         session = _Session(runner, agent, client, library, options, sys.stdout)
+        if store is not None and user is not None:
+            out = sys.stdout if interactive else sys.stderr
+            session.memory = ChatMemory(store, user, providers, out=out)
         try:
             if args.thread:
                 session.thread = library.thread(runner.run(library.resolve(args.thread)))
@@ -247,7 +269,8 @@ def run(args: argparse.Namespace) -> int:
                 return _interactive(session, resumed=bool(args.thread))
             return _one_shot(session, text)
         finally:
-            if store is not None:  # summarize this chat, finish learning from it
-                runner.run(session.thread.end())
+            if session.memory is not None:  # summarize this chat, finish learning from it
+                runner.run(session.memory.finish(session.thread))
+            if store is not None:
                 runner.run(store.aclose())
             runner.run(client.aclose())

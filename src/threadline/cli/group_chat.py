@@ -16,7 +16,7 @@ from typing import TextIO
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli._library import default_home
-from threadline.cli._startup import open_client, read_piped_input
+from threadline.cli._startup import open_client, read_piped_input, restore_ctrl_c
 from threadline.clients.base import RunOptions
 from threadline.clients.local import LocalChatClient
 from threadline.exceptions import ThreadlineError, UsageError
@@ -104,6 +104,8 @@ def run_group(args: argparse.Namespace) -> int:
     if piped is None or client is None:
         return 2
     interactive, text = piped
+    if interactive:
+        restore_ctrl_c()
     options = RunOptions(max_tokens=args.max_tokens)
     if args.temperature is not None:
         options["temperature"] = args.temperature

@@ -97,10 +97,20 @@ def open_store(home: Path) -> MemoryStore:
 
 
 def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:
-    """Both memories; the chat's model extracts facts. No memory tools: small models misuse them."""
+    """Both memories; the chat's model extracts facts. No memory tools: small models misuse them.
+
+    Memories go as background messages before the newest input, never into the system message:
+    the prompt's start then stays the same every turn and the model reuses what it evaluated.
+    """
     return [
-        ConversationMemory(store, limit=3),
-        UserPreferencesMemory(store, extractor=client, extraction_timeout=120.0, tools=False),
+        ConversationMemory(store, limit=3, context_as="messages"),
+        UserPreferencesMemory(
+            store,
+            extractor=client,
+            extraction_timeout=120.0,
+            tools=False,
+            context_as="messages",
+        ),
     ]
 
 

@@ -16,6 +16,10 @@ Prompts: ChatML models (all the named ones) are prompted with our own ChatML/Qwe
 tool calls are read back from the reply (see :mod:`._llama_messages` for why); a model whose
 template is not ChatML is prompted through llama-cpp-python with its own template, without tools.
 
+Side jobs: a memory's fact extraction or a summary on the same client evaluates another prompt
+between two chat turns; the chat's evaluated prompt is kept aside meanwhile and put back for the
+next turn (:mod:`._llama_states`), so the chat still pays only for its new tokens.
+
 Context window: the request is cut to fit with the token-budget reducer
 (:mod:`threadline.history`), counting each message with the model's own tokenizer as
 it is rendered into the prompt, and keeping room for the reply; the finished prompt is counted
@@ -53,6 +57,7 @@ from threadline.clients._llama_messages import (
     to_llama_message,
     tools_section,
 )
+from threadline.clients._llama_states import PrefixStates
 from threadline.clients._model_files import (
     DEFAULT_MODEL,
     MODELS,
@@ -183,6 +188,8 @@ class LocalChatClient:
         self._cuts: dict[str, None] = {}
         """Ids of the first messages kept by recent reductions, oldest first (see ``_select``)."""
         self._last_sent: tuple[ChatMessage, ...] = ()
+        self._states: PrefixStates | None = None
+        """Evaluated prompts kept aside while other prompts run (see :mod:`._llama_states`)."""
 
     def __repr__(self) -> str:
         return f"LocalChatClient({self.model_name!r}, n_ctx={self.n_ctx})"
@@ -263,6 +270,7 @@ class LocalChatClient:
             find_spec(self._model) is not None or "<|im_start|>" in template
         )
         self._llama = cast("Llama", llm)
+        self._states = PrefixStates(llama_cpp)
         return self._llama
 
     async def load(self) -> None:
@@ -296,6 +304,7 @@ class LocalChatClient:
         llm, self._llama = self._llama, None
         self._counts.clear()
         self._cuts.clear()
+        self._states = None
         if llm is not None:
             llm.close()
 
@@ -436,6 +445,8 @@ class LocalChatClient:
                 if stop.is_set():
                     return
                 request = self._build(llm, messages, options)
+                if self._states is not None and self._chatml:
+                    self._states.prepare(llm, cast("list[int]", request.prompt))
                 chunks = self._start(llm, request)
                 parser = ReplyParser(request.prefill, request.tool_names)
                 raw: list[str] = []

@@ -26,8 +26,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from threadline.memory._background import ContextAs, check_context_as, memory_context
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._summary import extractive_summary, model_summary
 from threadline.memory._text import clean, excerpt, format_date, search_query
@@ -78,7 +79,9 @@ class ConversationMemory(ContextProvider):
         app_id: written on every memory and required on every read.
         read_scope: ``"user"`` (default) reads all the user's memories, ``"agent"`` only this
             agent's. Never another user's.
-        context_as: add the past turns to the system ``"instructions"`` or as a context message.
+        context_as: add the past turns to the system ``"instructions"``, or send them as a
+            background message before the newest input (``"messages"``), which keeps the prompt's
+            start the same every turn, so a local model reuses what it evaluated.
         tools: also offer the model ``remember``/``recall``/``forget`` on this store.
         clock: the current time (tests pass a fixed one).
     """
@@ -95,7 +98,7 @@ class ConversationMemory(ContextProvider):
         agent_id: str | None = None,
         app_id: str | None = None,
         read_scope: ReadScope = "user",
-        context_as: Literal["instructions", "messages"] = "instructions",
+        context_as: ContextAs = "instructions",
         tools: bool = False,
         clock: Callable[[], datetime] | None = None,
         state_key: str | None = None,
@@ -103,14 +106,12 @@ class ConversationMemory(ContextProvider):
         super().__init__(state_key=state_key)
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        if context_as not in ("instructions", "messages"):
-            raise ValueError(f"context_as must be 'instructions' or 'messages', got {context_as!r}")
         self._owns_store = store is None
         self.store: MemoryStore = store if store is not None else default_store(embedder)
         self.summarizer = summarizer
         self.limit = limit
         self.scoping = Scoping(agent_id=agent_id, app_id=app_id, read=read_scope)
-        self.context_as = context_as
+        self.context_as: ContextAs = check_context_as(context_as)
         self.tools = tools
         self._clock = clock or (lambda: datetime.now(UTC))
         # Indexing levers, switched off only by bench/memory.py to show what each one gives.
@@ -269,9 +270,7 @@ class ConversationMemory(ContextProvider):
         if not hits:
             return Context(tools=tools)
         text = "\n".join([_INTRO, *(_render(hit) for hit in hits)])
-        if self.context_as == "instructions":
-            return Context(instructions=text, tools=tools)
-        return Context(messages=[ChatMessage(Role.USER, text)], tools=tools)
+        return memory_context(text, context_as=self.context_as, tools=tools)
 
     async def invoked(
         self,

@@ -1,7 +1,8 @@
 """``UserPreferencesMemory``: durable facts about the user, learnt in one chat, used in the next.
 
 The ADR's user-preferences component. After each run a chat client (the *extractor*) is asked, in
-the background, for durable facts in the user's new messages, as strict JSON with a subject key
+the background, for durable facts in what the user said about themselves (never in the agent's
+answers; see :mod:`._extraction` for the guards), as strict JSON with a subject key
 per fact; the run itself never waits for it. A fact whose subject already has a different fact
 supersedes it (the old one gets ``valid_to`` and is kept for audit); an identical fact is not
 stored twice. Before each model call the user's current facts are added as instructions, after any
@@ -18,11 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from threadline.memory._background import ContextAs, check_context_as, memory_context
 from threadline.memory._extraction import (
     ExtractedFact,
     extraction_options,
+    grounded,
     parse_facts,
     request_facts,
+    statements,
 )
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._text import clean, excerpt, search_query
@@ -63,6 +67,8 @@ class UserPreferencesMemory(ContextProvider):
         tools: offer the model ``remember``/``recall``/``forget``.
         extraction_timeout: how long a call waits for the user's pending extraction (seconds).
         extraction_options: model settings of the extraction call; strict JSON by default.
+        context_as: add the facts to the system ``"instructions"``, or send them as a background
+            message before the newest input (``"messages"``), as in ``ConversationMemory``.
     """
 
     holds_user_data = True
@@ -80,10 +86,12 @@ class UserPreferencesMemory(ContextProvider):
         tools: bool = True,
         extraction_timeout: float = 30.0,
         extraction_options: ChatOptions | None = None,
+        context_as: ContextAs = "instructions",
         clock: Callable[[], datetime] | None = None,
         state_key: str | None = None,
     ) -> None:
         super().__init__(state_key=state_key)
+        self.context_as: ContextAs = check_context_as(context_as)
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self._owns_store = store is None
@@ -210,7 +218,7 @@ class UserPreferencesMemory(ContextProvider):
         if not facts:
             return Context(tools=tools)
         lines = [_INTRO, *(f"- {excerpt(r.text, 300)}" for r in facts)]
-        return Context(instructions="\n".join(lines), tools=tools)
+        return memory_context("\n".join(lines), context_as=self.context_as, tools=tools)
 
     async def invoked(
         self,
@@ -232,9 +240,10 @@ class UserPreferencesMemory(ContextProvider):
             return
         done.extend(m.message_id for m in said)
         del done[:-200]  # enough to recognise a replayed turn; the state stays small
-        replies = [m for m in response_messages if m.role == Role.ASSISTANT and m.text.strip()]
         seen = datetime.now(UTC)  # the real time, for the stores' forget marks
-        work = [*self._retry.pop(user_id, []), _Extraction(thread.id, said, replies[-1:], seen)]
+        work = self._retry.pop(user_id, [])
+        if statements(said):  # questions and requests hold no facts: no model call for them
+            work.append(_Extraction(thread.id, said, seen))
         group = self._pending.setdefault(user_id, set())
         for extraction in work:
             task = asyncio.create_task(self._extract(user_id, extraction))
@@ -254,9 +263,8 @@ class UserPreferencesMemory(ContextProvider):
         try:
             known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
             options = self._options or extraction_options()
-            answer = await request_facts(
-                self.extractor, [*work.said, *work.replies], known, options
-            )
+            # The user's words only: the assistant's replies are never a source of facts.
+            answer = await request_facts(self.extractor, work.said, known, options)
             facts = parse_facts(answer)
             if facts is None:
                 logger.warning(
@@ -264,6 +272,8 @@ class UserPreferencesMemory(ContextProvider):
                     excerpt(answer, 200),
                 )
                 return
+            said = statements(work.said)
+            facts = [f for f in facts if grounded(f.fact, said)]
             await self._add_facts(
                 facts,
                 user_id=user_id,
@@ -284,10 +294,9 @@ class UserPreferencesMemory(ContextProvider):
 
 @dataclass(frozen=True, slots=True)
 class _Extraction:
-    """One turn to extract facts from: the user's new messages and the agent's answer."""
+    """One turn to extract facts from: the user's new messages (never the agent's answer)."""
 
     thread_id: str
     said: Sequence[ChatMessage]
-    replies: Sequence[ChatMessage]
     seen: datetime
     """When the turn was read: facts from it are refused if the user is forgotten after."""
