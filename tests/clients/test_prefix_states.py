@@ -58,3 +58,18 @@ async def test_the_chat_prefix_comes_back_after_a_side_job(client: LocalChatClie
     # The side job's prompt was kept aside in turn: running it again restores it too.
     await reply(client, SIDE)
     assert states.restored == 2
+
+
+async def test_several_workloads_take_turns_without_losing_their_prefixes(
+    client: LocalChatClient,
+) -> None:
+    """Four prompts in turn (more than the snapshots kept): every call still answers."""
+    others = [
+        [ChatMessage(Role.SYSTEM, f"You are assistant number {n}. " * 20), NEXT] for n in range(3)
+    ]
+    for _ in range(2):
+        await reply(client, [*CHAT, NEXT])
+        for messages in others:
+            assert await reply(client, messages)
+    states = client._states  # pyright: ignore[reportPrivateUsage]
+    assert states is not None and states.restored >= 1

@@ -80,14 +80,14 @@ class PrefixStates:
             shared = _common(snapshot.tokens, prompt)
             if shared > best_shared:
                 best, best_shared = snapshot, shared
-        restore = best is not None and best_shared >= live_shared + _MIN_GAIN
+        restore = best if best is not None and best_shared >= live_shared + _MIN_GAIN else None
+        if restore is not None:  # taken out first: saving below may evict or replace snapshots
+            self._saved.remove(restore)
         # Save the context when this prompt would overwrite most of it.
-        if len(live) >= _MIN_TOKENS and (restore or live_shared < len(live) // 2):
+        if len(live) >= _MIN_TOKENS and (restore is not None or live_shared < len(live) // 2):
             self._save(llm, live)
-        if restore and best is not None:
-            self._saved.remove(best)
-            if self._load(llm, best):
-                self.restored += 1
+        if restore is not None and self._load(llm, restore):
+            self.restored += 1
 
     def _save(self, llm: Any, tokens: list[int]) -> None:
         lib = self._lib
