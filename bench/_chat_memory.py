@@ -1,11 +1,14 @@
 """A 10-turn chat with and without memory: first-token time per turn (issue 21, item 1).
 
-The chat is set up as ``threadline chat`` sets it up (``memory_cmd.chat_memory``: past turns and
-facts as background messages, the chat's own model extracting facts between turns), on a memory
+The chat is set up as ``threadline chat`` sets it up (``memory_cmd.chat_memory``: facts pinned in
+the thread's instructions at its first call, each relevant past turn once as a background
+message before the newest input, the chat's own model extracting facts between turns), on a memory
 store seeded with an earlier conversation and three facts, so recall has something to find.
 Between turns the script waits ``pause`` seconds, as a user typing would; the background
 extraction of the previous turn runs then, and the first token is timed from sending the
-message. ``--instructions`` also runs the old placement (memories in the system message).
+message. ``--instructions`` also runs the old placement (memories recalled into the system
+message for every call). The seeded store is small: after a few turns every past turn has been
+shown once, so later turns add nothing; a long memory keeps finding new turns to add.
 """
 
 from __future__ import annotations
@@ -106,8 +109,8 @@ async def chat_memory_bench(*, pause: float, max_tokens: int, instructions: bool
     await _first_token(ChatAgent(client), AgentThread(), "Hello", 4)  # warm up
     try:
         rows: dict[str, list[float]] = {}
-        rows["no memory"] = await _chat(client, None, "messages", pause, max_tokens)
-        placements = ["messages", "instructions"] if instructions else ["messages"]
+        rows["no memory"] = await _chat(client, None, "chat", pause, max_tokens)
+        placements = ["chat", "instructions"] if instructions else ["chat"]
         for placement in placements:
             with tempfile.TemporaryDirectory() as folder:
                 rows[f"memory ({placement})"] = await _chat(

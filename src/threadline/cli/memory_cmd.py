@@ -99,8 +99,9 @@ def open_store(home: Path) -> MemoryStore:
 def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:
     """Both memories; the chat's model extracts facts. No memory tools: small models misuse them.
 
-    Memories go as background messages before the newest input, never into the system message:
-    the prompt's start then stays the same every turn and the model reuses what it evaluated.
+    Placed so the prompt's start never moves and the model reuses what it evaluated (issue 21):
+    the user's facts are pinned in the thread's instructions at its first call, and each
+    relevant past turn goes once, as a background message before the newest input.
     """
     return [
         ConversationMemory(store, limit=3, context_as="messages"),
@@ -109,7 +110,7 @@ def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]
             extractor=client,
             extraction_timeout=120.0,
             tools=False,
-            context_as="messages",
+            context_as="pinned",
         ),
     ]
 

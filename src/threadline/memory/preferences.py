@@ -50,6 +50,8 @@ _RETRIES = 20
 """How many failed extractions of one user are kept to retry with that user's next turn."""
 _RETRY_USERS = 1_000
 """How many users' failed extractions are kept at most (a long outage must not grow memory)."""
+_PINNED_THREADS = 1_000
+"""How many threads' pinned facts are kept (an evicted thread reads its facts again)."""
 _INTRO = "What you know about the user from earlier conversations (use it when relevant):"
 
 
@@ -67,8 +69,10 @@ class UserPreferencesMemory(ContextProvider):
         tools: offer the model ``remember``/``recall``/``forget``.
         extraction_timeout: how long a call waits for the user's pending extraction (seconds).
         extraction_options: model settings of the extraction call; strict JSON by default.
-        context_as: add the facts to the system ``"instructions"``, or send them as a background
-            message before the newest input (``"messages"``), as in ``ConversationMemory``.
+        context_as: add the facts to the system ``"instructions"`` of every call, send them as a
+            background message before the newest input (``"messages"``), or add those known at
+            the thread's first call to its instructions and keep them unchanged for the thread
+            (``"pinned"``: the prompt's start never moves, so a local model reuses it).
     """
 
     holds_user_data = True
@@ -106,6 +110,8 @@ class UserPreferencesMemory(ContextProvider):
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._retry: dict[str, list[_Extraction]] = {}
+        self._pinned: dict[str, str] = {}
+        """With ``context_as="pinned"``: each thread's facts text, as its first call had it."""
 
     # -- public API -----------------------------------------------------------------------
 
@@ -201,8 +207,18 @@ class UserPreferencesMemory(ContextProvider):
     # -- ContextProvider hooks ------------------------------------------------------------
 
     async def invoking(self, messages: Sequence[ChatMessage], *, thread: AgentThread) -> Context:
-        """Add the user's facts as instructions, once that user's pending extraction is done."""
+        """Add the user's facts as instructions, once that user's pending extraction is done.
+
+        With ``context_as="pinned"``, the facts of the thread's first call are reused verbatim
+        for its later calls (no wait, no read): the prompt's start never changes.
+        """
         user_id = require_user(thread, type(self).__name__)
+        tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
+        pinned = self._pinned.get(thread.id) if self.context_as == "pinned" else None
+        if pinned is not None:
+            if not pinned:
+                return Context(tools=tools)
+            return memory_context(pinned, context_as=self.context_as, tools=tools)
         pending = list(self._pending.get(user_id, ()))
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.extraction_timeout)
@@ -212,13 +228,16 @@ class UserPreferencesMemory(ContextProvider):
                     user_id,
                     self.extraction_timeout,
                 )
-        tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
         query = search_query([m.text for m in messages if m.role == Role.USER])
         facts = await self.facts(user_id=user_id, query=query)
-        if not facts:
+        text = "\n".join([_INTRO, *(f"- {excerpt(r.text, 300)}" for r in facts)]) if facts else ""
+        if self.context_as == "pinned":
+            self._pinned[thread.id] = text
+            while len(self._pinned) > _PINNED_THREADS:
+                del self._pinned[next(iter(self._pinned))]
+        if not text:
             return Context(tools=tools)
-        lines = [_INTRO, *(f"- {excerpt(r.text, 300)}" for r in facts)]
-        return memory_context("\n".join(lines), context_as=self.context_as, tools=tools)
+        return memory_context(text, context_as=self.context_as, tools=tools)
 
     async def invoked(
         self,

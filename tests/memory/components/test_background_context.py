@@ -18,10 +18,10 @@ from threadline.memory.store import MemoryStore
 from threadline.types import ChatMessage, Role
 
 
-async def test_memories_sit_before_the_newest_input_and_the_start_never_moves(
-    store: MemoryStore,
-) -> None:
-    facts = UserPreferencesMemory(store, tools=False, context_as="messages")
+async def test_memories_never_move_the_start_of_the_prompt(store: MemoryStore) -> None:
+    """What ``threadline chat`` uses: facts pinned in the thread's instructions at its first
+    call, past turns as a background message before the newest input, each sent once."""
+    facts = UserPreferencesMemory(store, tools=False, context_as="pinned")
     await facts.add_facts([ExtractedFact("diet", "The user is vegetarian.", "fact")], user_id="ada")
     past = ConversationMemory(store, context_as="messages")
     await past.ingest(
@@ -33,26 +33,42 @@ async def test_memories_sit_before_the_newest_input_and_the_start_never_moves(
     agent = ChatAgent(model, "You are helpful.", context_providers=[past, facts])
     thread = agent.get_new_thread(user_id="ada")
     await agent.run("What should I cook tonight?", thread=thread)
+    # A fact learnt meanwhile is in this thread's history already: the pinned text stays.
+    await facts.add_facts([ExtractedFact("city", "The user lives in Oslo.", "fact")], user_id="ada")
     await agent.run("And for Sunday, soup again?", thread=thread)
 
     first, second = (call.messages for call in model.calls)
-    assert first[0] == second[0] and first[0].text == "You are helpful."  # the same system message
-    for request, newest in ((first, "What should I cook tonight?"), (second, "And for Sunday")):
-        assert request[-1].role == Role.USER and request[-1].text.startswith(newest)
-        background = [m for m in request if m.text.startswith(BACKGROUND)]
-        assert background and all(request.index(m) >= len(request) - 3 for m in background)
-        told = "\n".join(m.text for m in background)
-        assert "vegetarian" in told and "lentil soup" in told
-    # The second request starts with the first one's system message and turn, unchanged.
-    history = [m for m in second if not m.text.startswith(BACKGROUND)][:3]
-    assert [m.text for m in history] == [
-        "You are helpful.",
+    assert first[0].text == second[0].text  # the same system message, word for word
+    assert BACKGROUND in first[0].text and "vegetarian" in first[0].text
+    assert "Oslo" not in second[0].text
+    background = first[-2]  # right before the newest input, worded as background
+    assert background.role == Role.USER and background.text.startswith(BACKGROUND)
+    assert "lentil soup" in background.text
+    assert first[-1].text == "What should I cook tonight?"
+    # The second call starts with the first one's system message and turn, unchanged, and does
+    # not send the same past turn again.
+    assert [m.text for m in second] == [
+        first[0].text,
         "What should I cook tonight?",
         "Try a risotto.",
+        "And for Sunday, soup again?",
     ]
-    assert "you" in BACKGROUND.lower() and "background" in BACKGROUND.lower()
+    assert "you" in BACKGROUND.lower()
+
+
+async def test_instructions_recall_again_for_every_call(store: MemoryStore) -> None:
+    """The library's default placement is unchanged: facts as of each call."""
+    facts = UserPreferencesMemory(store, tools=False)
+    model = ScriptedChatClient(["a", "b"])
+    agent = ChatAgent(model, "You are helpful.", context_providers=[facts])
+    thread = agent.get_new_thread(user_id="ada")
+    await agent.run("Hello.", thread=thread)
+    await facts.add_facts([ExtractedFact("city", "The user lives in Oslo.", "fact")], user_id="ada")
+    await agent.run("Hello again.", thread=thread)
+    assert "Oslo" not in model.calls[0].messages[0].text
+    assert "Oslo" in model.calls[1].messages[0].text
 
 
 def test_an_unknown_placement_is_refused_with_the_choices() -> None:
-    with pytest.raises(ValueError, match="'instructions' or 'messages'"):
+    with pytest.raises(ValueError, match="'instructions', 'messages' or 'pinned'"):
         UserPreferencesMemory(context_as="system")  # type: ignore[arg-type]
