@@ -106,7 +106,7 @@ class Outcome:
         wanted = [c for c in self.calls if c.name == self.case.tool]
         return (
             bool(wanted)
-            and any(self.case.argument in c.arguments.lower() for c in wanted)
+            and any(self.case.argument in c.arguments.lower().replace("_", " ") for c in wanted)
             and self.prose
         )
 

@@ -58,6 +58,11 @@ from threadline.clients._llama_messages import (
     tools_section,
 )
 from threadline.clients._llama_states import PrefixStates
+from threadline.clients._llama_tool_replies import (
+    grounded_calls,
+    keep_known_arguments,
+    looks_like_call,
+)
 from threadline.clients._model_files import (
     DEFAULT_MODEL,
     MODELS,
@@ -70,7 +75,13 @@ from threadline.clients._model_files import (
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError, ThreadlineError
 from threadline.history import reduce_to_token_budget
-from threadline.types.contents import Content, TextContent, UsageContent, UsageDetails
+from threadline.types.contents import (
+    Content,
+    FunctionCallContent,
+    TextContent,
+    UsageContent,
+    UsageDetails,
+)
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import ChatResponse, ChatResponseUpdate, messages_from_updates
 
@@ -430,6 +441,42 @@ class LocalChatClient:
         reason = choice.get("finish_reason")
         return (text if isinstance(text, str) else ""), (str(reason) if reason else None)
 
+    def _run_once(
+        self,
+        llm: Llama,
+        request: _Request,
+        message_id: str,
+        raw: list[str],
+        emit: Callable[[object], bool],
+        stop: threading.Event,
+    ) -> tuple[str, list[FunctionCallContent], str | None] | None:
+        """Generate one reply to ``request``: text not yet shown, calls and finish reason.
+
+        ``None`` when the consumer stopped listening. Streamed text goes to ``emit`` as it comes;
+        the generated text is appended to ``raw``.
+        """
+        if self._states is not None and self._chatml:
+            self._states.prepare(llm, cast("list[int]", request.prompt))
+        chunks = self._start(llm, request)
+        parser = ReplyParser(request.prefill, request.tool_names)
+        finish: str | None = None
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return None
+                text, reason = self._chunk_text(chunk)
+                finish = reason or finish
+                raw.append(text)
+                shown = parser.feed(text)
+                if shown and not emit(shown):
+                    return None
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # ends llama.cpp's generation loop at once
+        rest, calls = parser.finish(fallback_id=message_id)
+        return rest, calls, finish
+
     def _generate(
         self,
         messages: Sequence[ChatMessage],
@@ -445,27 +492,30 @@ class LocalChatClient:
                 if stop.is_set():
                     return
                 request = self._build(llm, messages, options)
-                if self._states is not None and self._chatml:
-                    self._states.prepare(llm, cast("list[int]", request.prompt))
-                chunks = self._start(llm, request)
-                parser = ReplyParser(request.prefill, request.tool_names)
                 raw: list[str] = []
-                finish: str | None = None
-                try:
-                    for chunk in chunks:
-                        if stop.is_set():
-                            return
-                        text, reason = self._chunk_text(chunk)
-                        finish = reason or finish
-                        raw.append(text)
-                        shown = parser.feed(text)
-                        if shown and not emit(shown):
-                            return
-                finally:
-                    close = getattr(chunks, "close", None)
-                    if close is not None:
-                        close()  # ends llama.cpp's generation loop at once
-                rest, calls = parser.finish(fallback_id=message_id)
+                outcome = self._run_once(llm, request, message_id, raw, emit, stop)
+                if outcome is None:
+                    return
+                rest, calls, finish = outcome
+                users = [m.text for m in messages if m.role == Role.USER]
+                if request.tool_names and (
+                    (not calls and looks_like_call(rest))
+                    or (
+                        calls
+                        and options.get("tool_choice") != "required"
+                        and not grounded_calls(calls, users)
+                    )
+                ):
+                    # Call-like JSON that calls nothing offered is no answer, and a call of
+                    # nothing the user said is a small model's reflex: never show or run them;
+                    # answer again, without tools (nothing of it was shown yet).
+                    raw.clear()
+                    request = self._build(llm, messages, {**options, "tool_choice": "none"})
+                    outcome = self._run_once(llm, request, message_id, raw, emit, stop)
+                    if outcome is None:
+                        return
+                    rest, calls, finish = outcome
+                calls = keep_known_arguments(calls, list(options.get("tools") or ()))
                 prompt_tokens = len(request.prompt)
                 if not self._chatml:  # llama-cpp-python wrote the prompt; count what we sent
                     names = call_names(self._last_sent)
