@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from threadline.cli._text import printable
@@ -100,11 +100,15 @@ class ChatMemory:
         """Note the facts known before this chat, so only new ones are announced."""
         self._known = {r.id for r in await self._facts()}
 
-    async def learn(self) -> None:
-        """Finish learning from the last turn and say what was learnt (a dim line per fact)."""
+    async def learn(self, done_waiting: Callable[[], object] = lambda: None) -> None:
+        """Finish learning from the last turn and say what was learnt (a dim line per fact).
+
+        ``done_waiting`` runs before anything is printed (it stops the caller's spinner).
+        """
         for provider in self.providers:
             if isinstance(provider, UserPreferencesMemory):
                 await provider.wait_pending(self.user)
+        done_waiting()
         if self._known is None:
             await self.start()
             return

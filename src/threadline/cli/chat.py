@@ -113,8 +113,12 @@ class _Session:
             spinner.stop()
         self.out.write("\n")
         self.out.flush()
-        if self.memory is not None:
-            await self.memory.learn()
+        if self.memory is not None:  # learn from this turn now, so the next one never waits
+            spinner.start("remembering...")
+            try:
+                await self.memory.learn(spinner.stop)
+            finally:
+                spinner.stop()
 
     async def load(self, spinner: Spinner) -> None:
         spinner.start(f"loading {self.client.model_path.name}...")
