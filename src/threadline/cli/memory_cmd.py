@@ -101,10 +101,11 @@ def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]
 
     Placed so the prompt's start never moves and the model reuses what it evaluated (issue 21):
     the user's facts are pinned in the thread's instructions at its first call, and each
-    relevant past turn goes once, as a background message before the newest input.
+    relevant past turn of the user's goes once, as a background message before the newest
+    input (not the model's past replies: it would repeat its own old mistakes).
     """
     return [
-        ConversationMemory(store, limit=3, context_as="messages"),
+        ConversationMemory(store, limit=3, context_as="messages", recall_replies=False),
         UserPreferencesMemory(
             store,
             extractor=client,

@@ -87,6 +87,10 @@ class ConversationMemory(ContextProvider):
             past turn once per thread; or recall once, at the thread's first call, and keep that
             in the instructions for the whole thread (``"pinned"``).
         tools: also offer the model ``remember``/``recall``/``forget`` on this store.
+        recall_replies: also add the agent's past replies to calls (they stay indexed and
+            searchable either way). ``False`` adds only what the user said and thread
+            summaries: a past reply is no evidence about the user, and a small model repeats
+            its own old mistakes word for word (issue 21).
         clock: the current time (tests pass a fixed one).
     """
 
@@ -104,6 +108,7 @@ class ConversationMemory(ContextProvider):
         read_scope: ReadScope = "user",
         context_as: ContextAs = "instructions",
         tools: bool = False,
+        recall_replies: bool = True,
         clock: Callable[[], datetime] | None = None,
         state_key: str | None = None,
     ) -> None:
@@ -117,6 +122,7 @@ class ConversationMemory(ContextProvider):
         self.scoping = Scoping(agent_id=agent_id, app_id=app_id, read=read_scope)
         self.context_as: ContextAs = check_context_as(context_as)
         self.tools = tools
+        self.recall_replies = recall_replies
         self._clock = clock or (lambda: datetime.now(UTC))
         # Indexing levers, switched off only by bench/memory.py to show what each one gives.
         self._context_messages = _CONTEXT_MESSAGES
@@ -295,6 +301,8 @@ class ConversationMemory(ContextProvider):
             before = self._shown.setdefault(thread.id, before)
         for hit in found:
             if hit.id in before or (hit.message_ids and shown.issuperset(hit.message_ids)):
+                continue
+            if not self.recall_replies and hit.record.metadata.get("role") == Role.ASSISTANT.value:
                 continue
             hits.append(hit)
             shown.update(hit.message_ids)

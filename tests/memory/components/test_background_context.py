@@ -72,3 +72,26 @@ async def test_instructions_recall_again_for_every_call(store: MemoryStore) -> N
 def test_an_unknown_placement_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="'instructions', 'messages' or 'pinned'"):
         UserPreferencesMemory(context_as="system")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("replies", [False, True])
+async def test_past_replies_can_be_left_out_of_recall(store: MemoryStore, replies: bool) -> None:
+    """Issue 21: the assistant's wrong reply of chat 1 came back word for word in chat 2."""
+    past = ConversationMemory(store, context_as="messages", recall_replies=replies)
+    await past.ingest(
+        [
+            ChatMessage(Role.USER, "Am I allergic to peanuts? I told you last week."),
+            ChatMessage(Role.ASSISTANT, "You are not allergic to peanuts, enjoy peanut butter!"),
+        ],
+        user_id="ada",
+        thread_id="thread_old",
+    )
+    model = ScriptedChatClient(["Let me check."])
+    agent = ChatAgent(model, "You are helpful.", context_providers=[past])
+    thread = agent.get_new_thread(user_id="ada")
+    await agent.run("Peanuts and allergies: what do you know?", thread=thread)
+    sent = "\n".join(m.text for m in model.calls[0].messages)
+    assert "Am I allergic to peanuts?" in sent  # the user's own words come back
+    assert ("You are not allergic" in sent) == replies
+    hits = await past.recall("peanut butter", user_id="ada")
+    assert any("peanut butter" in h.text for h in hits)  # still indexed and searchable
