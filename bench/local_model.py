@@ -14,6 +14,12 @@ processes each >= 40% of quiet; assembly <= 10 s. On a shared, busy machine the 
 lot: take them on a quiet one.
 
     PYTHONPATH=src python bench/local_model.py [--tokens 128] [--runs 5]
+
+``--chat-memory`` measures instead a 10-turn chat with and without memory: first-token time
+per turn with a 3 s pause between turns, and the median ratio (issue 21; target <= 1.5x). See
+``bench/_chat_memory.py``.
+
+    PYTHONPATH=src python bench/local_model.py --chat-memory [--pause 3] [--instructions]
 """
 
 from __future__ import annotations
@@ -168,7 +174,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description="The default local model, quiet and under load.")
     parser.add_argument("--tokens", type=int, default=128, help="tokens per run (128)")
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement (5)")
+    parser.add_argument(
+        "--chat-memory", action="store_true", help="first token of a chat, memory on and off"
+    )
+    parser.add_argument("--pause", type=float, default=3.0, help="seconds between turns (3)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also the old placement of memories"
+    )
     args = parser.parse_args()
+    if args.chat_memory:
+        from _chat_memory import chat_memory_bench
+
+        await chat_memory_bench(pause=args.pause, max_tokens=48, instructions=args.instructions)
+        return
 
     assembled = assembly_seconds()
     resolve_model(None)  # the shared copy, for the rest

@@ -32,3 +32,13 @@ def test_the_readme_commands_are_where_ci_reads_them() -> None:
         assert "```bash" in section, marker
     assert "threadline chat" in text.split("<!-- /chat-command -->", 1)[0]
     assert "python -m pytest" in text.split("<!-- /test-command -->", 1)[0]
+
+
+def test_docs_give_the_readmes_test_command() -> None:
+    """Issue 21: docs/chat.md gave a different test command from README's (which CI runs)."""
+    text = README.read_text()
+    section = text.split("<!-- test-command -->", 1)[1].split("<!-- /test-command -->", 1)[0]
+    command = section.split("```bash", 1)[1].split("```", 1)[0].strip()
+    chat_doc = (README.parent / "docs" / "chat.md").read_text()
+    assert command in chat_doc
+    assert "pytest" not in chat_doc.replace(command, "")  # no second, different command

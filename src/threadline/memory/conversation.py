@@ -26,9 +26,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from threadline.memory import _traced as traced
+from threadline.memory._background import ContextAs, check_context_as, memory_context
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._summary import extractive_summary, model_summary
 from threadline.memory._text import clean, excerpt, format_date, search_query
@@ -57,6 +58,8 @@ _BATCH = 256
 _BACKLOG = 50
 """How many messages a thread's state keeps while the store refuses them (the newest win)."""
 _REMEMBERED_IDS = 500
+_SHOWN_THREADS = 1_000
+"""How many threads' shown records are remembered (an evicted thread may be shown one again)."""
 _INTRO = (
     "Excerpts from this user's earlier conversations that may be relevant (most relevant "
     "first; each with its date and thread). Use them if they help; do not mention this list."
@@ -79,8 +82,16 @@ class ConversationMemory(ContextProvider):
         app_id: written on every memory and required on every read.
         read_scope: ``"user"`` (default) reads all the user's memories, ``"agent"`` only this
             agent's. Never another user's.
-        context_as: add the past turns to the system ``"instructions"`` or as a context message.
+        context_as: add the past turns to the system ``"instructions"``; or send them as a
+            background message before the newest input (``"messages"``), which keeps the prompt's
+            start the same every turn, so a local model reuses what it evaluated, and sends each
+            past turn once per thread; or recall once, at the thread's first call, and keep that
+            in the instructions for the whole thread (``"pinned"``).
         tools: also offer the model ``remember``/``recall``/``forget`` on this store.
+        recall_replies: also add the agent's past replies to calls (they stay indexed and
+            searchable either way). ``False`` adds only what the user said and thread
+            summaries: a past reply is no evidence about the user, and a small model repeats
+            its own old mistakes word for word (issue 21).
         clock: the current time (tests pass a fixed one).
     """
 
@@ -96,27 +107,31 @@ class ConversationMemory(ContextProvider):
         agent_id: str | None = None,
         app_id: str | None = None,
         read_scope: ReadScope = "user",
-        context_as: Literal["instructions", "messages"] = "instructions",
+        context_as: ContextAs = "instructions",
         tools: bool = False,
+        recall_replies: bool = True,
         clock: Callable[[], datetime] | None = None,
         state_key: str | None = None,
     ) -> None:
         super().__init__(state_key=state_key)
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        if context_as not in ("instructions", "messages"):
-            raise ValueError(f"context_as must be 'instructions' or 'messages', got {context_as!r}")
         self._owns_store = store is None
         self.store: MemoryStore = store if store is not None else default_store(embedder)
         self.summarizer = summarizer
         self.limit = limit
         self.scoping = Scoping(agent_id=agent_id, app_id=app_id, read=read_scope)
-        self.context_as = context_as
+        self.context_as: ContextAs = check_context_as(context_as)
         self.tools = tools
+        self.recall_replies = recall_replies
         self._clock = clock or (lambda: datetime.now(UTC))
         # Indexing levers, switched off only by bench/memory.py to show what each one gives.
         self._context_messages = _CONTEXT_MESSAGES
         self._speaker_names = True
+        self._shown: dict[str, set[str]] = {}
+        self._pinned: dict[str, str] = {}
+        """With ``context_as="pinned"``: each thread's recalled text, as its first call had it."""
+        """With ``context_as="messages"``: the records each thread was already shown."""
 
     # -- public API -----------------------------------------------------------------------
 
@@ -250,9 +265,29 @@ class ConversationMemory(ContextProvider):
         """Add the most relevant turns and summaries of the user's other threads."""
         user_id = require_user(thread, type(self).__name__)
         tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
+        pinned = self._pinned.get(thread.id) if self.context_as == "pinned" else None
+        if pinned is not None:
+            return (
+                memory_context(pinned, context_as="pinned", tools=tools)
+                if pinned
+                else Context(tools=tools)
+            )
+        text = await self._recall_text(messages, thread=thread, user_id=user_id)
+        if self.context_as == "pinned":
+            self._pinned[thread.id] = text
+            while len(self._pinned) > _SHOWN_THREADS:
+                del self._pinned[next(iter(self._pinned))]
+        if not text:
+            return Context(tools=tools)
+        return memory_context(text, context_as=self.context_as, tools=tools)
+
+    async def _recall_text(
+        self, messages: Sequence[ChatMessage], *, thread: AgentThread, user_id: str
+    ) -> str:
+        """The intro and the most relevant past turns for this call, or '' when none."""
         query = search_query([m.text for m in messages if m.role == Role.USER])
         if query is None or not self.limit:
-            return Context(tools=tools)
+            return ""
         found = await traced.search(
             self.store,
             query,
@@ -265,19 +300,27 @@ class ConversationMemory(ContextProvider):
         # a shown window) would only repeat them: skip it and keep the next one.
         hits: list[MemoryHit] = []
         shown: set[str] = set()
+        # As background messages, what earlier calls of this thread showed is not sent again:
+        # the background is evaluated anew each turn, and the replies already made use of it.
+        before: set[str] = set()
+        if self.context_as == "messages":
+            before = self._shown.setdefault(thread.id, before)
         for hit in found:
-            if hit.message_ids and shown.issuperset(hit.message_ids):
+            if hit.id in before or (hit.message_ids and shown.issuperset(hit.message_ids)):
+                continue
+            if not self.recall_replies and hit.record.metadata.get("role") == Role.ASSISTANT.value:
                 continue
             hits.append(hit)
             shown.update(hit.message_ids)
             if len(hits) == self.limit:
                 break
         if not hits:
-            return Context(tools=tools)
-        text = "\n".join([_INTRO, *(_render(hit) for hit in hits)])
-        if self.context_as == "instructions":
-            return Context(instructions=text, tools=tools)
-        return Context(messages=[ChatMessage(Role.USER, text)], tools=tools)
+            return ""
+        if self.context_as == "messages":
+            before.update(hit.id for hit in hits)
+            while len(self._shown) > _SHOWN_THREADS:
+                del self._shown[next(iter(self._shown))]
+        return "\n".join([_INTRO, *(_render(hit) for hit in hits)])
 
     async def invoked(
         self,

@@ -1,7 +1,8 @@
 """``UserPreferencesMemory``: durable facts about the user, learnt in one chat, used in the next.
 
 The ADR's user-preferences component. After each run a chat client (the *extractor*) is asked, in
-the background, for durable facts in the user's new messages, as strict JSON with a subject key
+the background, for durable facts in what the user said about themselves (never in the agent's
+answers; see :mod:`._extraction` for the guards), as strict JSON with a subject key
 per fact; the run itself never waits for it. A fact whose subject already has a different fact
 supersedes it (the old one gets ``valid_to`` and is kept for audit); an identical fact is not
 stored twice. Before each model call the user's current facts are added as instructions, after any
@@ -22,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from threadline import _tracing as tr
 from threadline.memory import _traced as traced
+from threadline.memory._background import ContextAs, check_context_as, memory_context
 from threadline.memory._extraction import (
     ExtractedFact,
     extraction_options,
+    grounded,
     parse_facts,
     request_facts,
+    statements,
 )
 from threadline.memory._scoping import DEFAULT, ReadScope, Scoping, default_store, require_user
 from threadline.memory._text import clean, excerpt, search_query
@@ -50,6 +54,8 @@ _RETRIES = 20
 """How many failed extractions of one user are kept to retry with that user's next turn."""
 _RETRY_USERS = 1_000
 """How many users' failed extractions are kept at most (a long outage must not grow memory)."""
+_PINNED_THREADS = 1_000
+"""How many threads' pinned facts are kept (an evicted thread reads its facts again)."""
 _INTRO = "What you know about the user from earlier conversations (use it when relevant):"
 
 
@@ -67,6 +73,10 @@ class UserPreferencesMemory(ContextProvider):
         tools: offer the model ``remember``/``recall``/``forget``.
         extraction_timeout: how long a call waits for the user's pending extraction (seconds).
         extraction_options: model settings of the extraction call; strict JSON by default.
+        context_as: add the facts to the system ``"instructions"`` of every call, send them as a
+            background message before the newest input (``"messages"``), or add those known at
+            the thread's first call to its instructions and keep them unchanged for the thread
+            (``"pinned"``: the prompt's start never moves, so a local model reuses it).
     """
 
     holds_user_data = True
@@ -84,10 +94,12 @@ class UserPreferencesMemory(ContextProvider):
         tools: bool = True,
         extraction_timeout: float = 30.0,
         extraction_options: ChatOptions | None = None,
+        context_as: ContextAs = "instructions",
         clock: Callable[[], datetime] | None = None,
         state_key: str | None = None,
     ) -> None:
         super().__init__(state_key=state_key)
+        self.context_as: ContextAs = check_context_as(context_as)
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self._owns_store = store is None
@@ -104,6 +116,8 @@ class UserPreferencesMemory(ContextProvider):
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
         self._locks: dict[str, _UserLock] = {}
         self._retry: dict[str, list[_Extraction]] = {}
+        self._pinned: dict[str, str] = {}
+        """With ``context_as="pinned"``: each thread's facts text, as its first call had it."""
 
     # -- public API -----------------------------------------------------------------------
 
@@ -238,8 +252,18 @@ class UserPreferencesMemory(ContextProvider):
     # -- ContextProvider hooks ------------------------------------------------------------
 
     async def invoking(self, messages: Sequence[ChatMessage], *, thread: AgentThread) -> Context:
-        """Add the user's facts as instructions, once that user's pending extraction is done."""
+        """Add the user's facts as instructions, once that user's pending extraction is done.
+
+        With ``context_as="pinned"``, the facts of the thread's first call are reused verbatim
+        for its later calls (no wait, no read): the prompt's start never changes.
+        """
         user_id = require_user(thread, type(self).__name__)
+        tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
+        pinned = self._pinned.get(thread.id) if self.context_as == "pinned" else None
+        if pinned is not None:
+            if not pinned:
+                return Context(tools=tools)
+            return memory_context(pinned, context_as=self.context_as, tools=tools)
         pending = list(self._pending.get(user_id, ()))
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.extraction_timeout)
@@ -249,13 +273,16 @@ class UserPreferencesMemory(ContextProvider):
                     user_id,
                     self.extraction_timeout,
                 )
-        tools = memory_tools(self.store, self.scoping, user_id) if self.tools else ()
         query = search_query([m.text for m in messages if m.role == Role.USER])
         facts = await self.facts(user_id=user_id, query=query)
-        if not facts:
+        text = "\n".join([_INTRO, *(f"- {excerpt(r.text, 300)}" for r in facts)]) if facts else ""
+        if self.context_as == "pinned":
+            self._pinned[thread.id] = text
+            while len(self._pinned) > _PINNED_THREADS:
+                del self._pinned[next(iter(self._pinned))]
+        if not text:
             return Context(tools=tools)
-        lines = [_INTRO, *(f"- {excerpt(r.text, 300)}" for r in facts)]
-        return Context(instructions="\n".join(lines), tools=tools)
+        return memory_context(text, context_as=self.context_as, tools=tools)
 
     async def invoked(
         self,
@@ -277,9 +304,10 @@ class UserPreferencesMemory(ContextProvider):
             return
         done.extend(m.message_id for m in said)
         del done[:-200]  # enough to recognise a replayed turn; the state stays small
-        replies = [m for m in response_messages if m.role == Role.ASSISTANT and m.text.strip()]
         seen = datetime.now(UTC)  # the real time, for the stores' forget marks
-        work = [*self._retry.pop(user_id, []), _Extraction(thread.id, said, replies[-1:], seen)]
+        work = self._retry.pop(user_id, [])
+        if statements(said):  # questions and requests hold no facts: no model call for them
+            work.append(_Extraction(thread.id, said, seen))
         group = self._pending.setdefault(user_id, set())
         for extraction in work:
             task = asyncio.create_task(self._extract(user_id, extraction))
@@ -299,7 +327,7 @@ class UserPreferencesMemory(ContextProvider):
         if span is not None:
             span.set_attribute(tr.USER_ID, user_id)
             span.set_attribute(tr.THREAD_ID, work.thread_id)
-            span.set_attribute(tr.MESSAGE_COUNT, len(work.said) + len(work.replies))
+            span.set_attribute(tr.MESSAGE_COUNT, len(work.said))
         with tr.activated(span):
             ok = await self._extract_traced(user_id, work)
         if span is not None:
@@ -313,9 +341,8 @@ class UserPreferencesMemory(ContextProvider):
         try:
             known = await self.store.list(scope=self.scoping.write_scope(user_id), kinds=_KINDS)
             options = self._options or extraction_options()
-            answer = await request_facts(
-                self.extractor, [*work.said, *work.replies], known, options
-            )
+            # The user's words only: the assistant's replies are never a source of facts.
+            answer = await request_facts(self.extractor, work.said, known, options)
             facts = parse_facts(answer)
             if facts is None:
                 logger.warning(
@@ -323,6 +350,8 @@ class UserPreferencesMemory(ContextProvider):
                     excerpt(answer, 200),
                 )
                 return False
+            said = statements(work.said)
+            facts = [f for f in facts if grounded(f.fact, said)]
             await self._add_facts(
                 facts,
                 user_id=user_id,
@@ -352,10 +381,9 @@ class _UserLock:
 
 @dataclass(frozen=True, slots=True)
 class _Extraction:
-    """One turn to extract facts from: the user's new messages and the agent's answer."""
+    """One turn to extract facts from: the user's new messages (never the agent's answer)."""
 
     thread_id: str
     said: Sequence[ChatMessage]
-    replies: Sequence[ChatMessage]
     seen: datetime
     """When the turn was read: facts from it are refused if the user is forgotten after."""

@@ -120,7 +120,7 @@ async def test_a_failed_fact_extraction_is_retried_with_the_next_turn(
     assert [r.getMessage() for r in caplog.records if "could not learn" in r.getMessage()]
     assert await faulty.store.list(scope=ALICE) == []
     faulty.set_broken(False)
-    await agent.run("Hello again.", thread=thread)  # retries the failed turn, then its own
+    await agent.run("I am back again.", thread=thread)  # retries the failed turn, then its own
     await memory.wait_pending()
     assert [r.text for r in await memory.facts(user_id="alice")] == ["Has a beagle."]
     assert len(extractor.calls) == 3

@@ -70,7 +70,7 @@ async def test_a_contradicting_fact_supersedes_and_an_identical_one_is_not_dupli
     client = ScriptedChatClient(["a", "b", "c", "d"])
     agent = ChatAgent(client, context_providers=memory)
     thread = agent.get_new_thread(user_id="alice")
-    for text in ("I'm vegetarian.", "Still vegetarian.", "I eat fish again.", "Dinner idea?"):
+    for text in ("I'm vegetarian.", "I'm still vegetarian.", "I eat fish again.", "Dinner idea?"):
         await agent.run(text, thread=thread)
     scope = MemoryScope(user_id="alice")
     current = await store.list(scope=scope, kinds=["fact", "preference"])

@@ -29,7 +29,7 @@ async def test_a_thread_with_both_components_round_trips_through_json(store: Mem
     assert saved["user_id"] == "alice"
     assert set(saved["context_providers"]) == {"ConversationMemory", "UserPreferencesMemory"}
     restored = await agent.deserialize_thread(saved)
-    await agent.run("She likes tuna.", thread=restored)
+    await agent.run("My cat likes tuna.", thread=restored)
     await restored.end()
 
     scope = MemoryScope(user_id="alice")
