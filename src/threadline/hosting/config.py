@@ -34,6 +34,9 @@ class ServerConfig:
     """At shutdown, how long the agent's background work (memory learning) may take to finish;
     what still runs then is dropped and logged."""
 
+    ui: bool = True
+    """Serve the web UI under ``/ui/`` (see docs/ui.md); it uses the same keys as the API."""
+
     def store_spec(self) -> str:
         """The store spec these settings name: ``postgresql://...`` or ``sqlite:{db_path}``."""
         return self.postgres_url or f"sqlite:{self.db_path}"
