@@ -13,10 +13,11 @@ elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,9 +116,9 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         reset_globals()
 
 
-@pytest.fixture
-async def page(served: Served) -> AsyncIterator[Page]:
-    """A fresh headless Chromium tab (phone-width when a test resizes it), offline but for us."""
+@contextlib.asynccontextmanager
+async def open_tab(origin: str, outside: list[str]) -> AsyncGenerator[Page]:
+    """A fresh headless Chromium tab that may reach ``origin`` only (others go to ``outside``)."""
     executable = chromium()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -131,10 +132,10 @@ async def page(served: Served) -> AsyncIterator[Page]:
         context = await browser.new_context(viewport={"width": 1100, "height": 900})
 
         async def only_ours(route: Route) -> None:
-            if route.request.url.startswith(served.origin + "/"):
+            if route.request.url.startswith(origin + "/"):
                 await route.continue_()
             else:
-                served.outside.append(route.request.url)
+                outside.append(route.request.url)
                 await route.abort()
 
         await context.route("**/*", only_ours)
@@ -146,7 +147,14 @@ async def page(served: Served) -> AsyncIterator[Page]:
         finally:
             await browser.close()
         assert not errors, f"the page raised: {errors}"
-        assert not served.outside, f"the page reached beyond the server: {served.outside}"
+        assert not outside, f"the page reached beyond the server: {outside}"
+
+
+@pytest.fixture
+async def page(served: Served) -> AsyncIterator[Page]:
+    """A tab on the served UI."""
+    async with open_tab(served.origin, served.outside) as tab:
+        yield tab
 
 
 async def sign_in(page: Page, served: Served, key: str = "key-alice", path: str = "/ui/") -> None:

@@ -261,7 +261,7 @@ async function showTraces(id, section) {
   try { body = await api("/threads/" + encodeURIComponent(id) + "/traces"); }
   catch (error) { return failed(error); }
   const out = [el("h2", { id: "traces-h", text: "Traces" })];
-  if (!body.recorded) out.push(el("p", { class: "muted", text: "This process records no traces (install the otel extra)." }));
+  if (!body.recorded) out.push(el("p", { class: "muted", text: "This process keeps no traces. threadline serve keeps the last traces of the turns it runs (with the otel extra installed)." }));
   else if (!body.traces.length) out.push(el("p", { class: "muted", text: "No trace of this thread is kept (only the last ones of this process are)." }));
   body.traces.forEach((t) => out.push(waterfall(t)));
   section.replaceChildren(...out);

@@ -1,0 +1,160 @@
+"""``threadline ui --home DIR``: the pages over the local home, the real command as a subprocess.
+
+The home is made as the command makes it: threads in the library (``threads.db``), a group chat
+saved as ``threadline chat --group`` saves it (scripted participants: the one fake), memories in
+``memory.sqlite3``. Then the browser lists, reads, forks, searches and forgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from tests.ui.conftest import open_tab
+from threadline import ChatAgent, ChatMessage, ScriptedChatClient
+from threadline.cli._library import ThreadLibrary
+from threadline.cli.memory_cmd import open_store
+from threadline.memory import MemoryRecord, MemoryScope
+from threadline.multiagent import GroupChat
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+async def _home(home: Path) -> tuple[str, str]:
+    """A home with one thread of four messages, one group chat and two memories of "eve"."""
+    library = ThreadLibrary(home)
+    thread = library.new_thread()
+    assert thread.message_store is not None
+    await thread.message_store.add_messages(
+        [
+            ChatMessage("user", text="plan a <b>trip</b> to Oslo"),
+            ChatMessage("assistant", text="Oslo in June is lovely."),
+            ChatMessage("user", text="and the budget?"),
+            ChatMessage("assistant", text="About 1500 EUR."),
+        ]
+    )
+    await library.database.aclose()
+    chat = GroupChat(
+        [
+            ChatAgent(ScriptedChatClient(["I would go by train."]), name="planner"),
+            ChatAgent(ScriptedChatClient(["Trains are cheaper."]), name="critic"),
+        ],
+        max_rounds=2,
+    )
+    group = chat.get_new_thread()
+    await chat.run("how do we travel?", thread=group)
+    (home / "groups").mkdir()
+    (home / "groups" / f"{group.id}.json").write_text(json.dumps(await group.serialize()))
+    store = open_store(home)
+    scope = MemoryScope(user_id="eve")
+    await store.add(
+        [
+            MemoryRecord(kind="fact", text="eve is allergic to peanuts", scope=scope),
+            MemoryRecord(
+                kind="preference", text="eve prefers window seats", scope=scope, thread_id=thread.id
+            ),
+        ]
+    )
+    await store.aclose()
+    return thread.id, group.id
+
+
+async def _started(origin: str, process: asyncio.subprocess.Process) -> None:
+    """Wait until the command answers (or fail with what it printed)."""
+    host, port = origin.removeprefix("http://").split(":")
+    for _ in range(300):
+        if process.returncode is not None:
+            out = await process.stdout.read() if process.stdout else b""
+            pytest.fail(f"threadline ui exited with {process.returncode}: {out.decode()}")
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    pytest.fail("threadline ui did not start in 15 s")
+
+
+@pytest.fixture
+async def local_ui(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
+    """``threadline ui --home H --port P`` over a filled home: its origin, thread and group ids."""
+    home = tmp_path / "home"
+    home.mkdir()
+    thread_id, group_id = await _home(home)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "threadline.cli.main", "ui"],
+        *["--home", str(home), "--port", str(port)],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        await _started(origin, process)
+        yield origin, thread_id, group_id
+    finally:
+        process.terminate()
+        await process.communicate()
+
+
+async def test_local_home_threads_group_chats_and_memories(
+    local_ui: tuple[str, str, str], tmp_path: Path
+) -> None:
+    origin, thread_id, group_id = local_ui
+    outside: list[str] = []
+    async with open_tab(origin, outside) as page:
+        await page.goto(origin + "/")  # redirects to /ui/; no key asked
+        items = page.locator("ul.threads li")
+        await expect(items).to_have_count(2)
+        group = page.locator(f'li[data-thread="{group_id}"]')
+        await expect(group.locator(".badge")).to_have_text("group chat")
+        await page.screenshot(path=tmp_path / "local-threads.png")
+
+        # A group chat's transcript: each message under its speaker.
+        await group.get_by_role("link").click()
+        transcript = page.locator("ol.transcript > li")
+        await expect(transcript).to_have_count(3)
+        await expect(transcript.nth(1).locator(".who")).to_have_text("planner")
+        await expect(transcript.nth(2).locator(".who")).to_have_text("critic")
+        await expect(page.get_by_role("button", name="Send")).to_have_count(0)  # no chat here
+
+        # A thread: HTML is text; fork after the second message, the branch has two.
+        await page.goto(f"{origin}/ui/threads/{thread_id}")
+        await expect(transcript.first).to_contain_text("plan a <b>trip</b> to Oslo")
+        await page.get_by_role("button", name="Fork after message 2", exact=True).click()
+        await expect(transcript).to_have_count(2)
+        branch = page.url.rsplit("/", 1)[1]
+        assert branch != thread_id
+        await page.goto(f"{origin}/ui/threads/{thread_id}")
+        await expect(page.locator("a.branch")).to_have_text([branch])
+
+        # Memories: search shows scores; forget one after confirming.
+        await page.goto(f"{origin}/ui/memories?user=eve&q=peanuts")
+        hits = page.locator("ul.memories li")
+        await expect(hits.first).to_contain_text("allergic to peanuts")  # best first
+        await expect(hits.first.locator(".score")).to_contain_text("score")
+        page.once("dialog", lambda dialog: dialog.accept())
+        await hits.first.get_by_role("button", name="Forget", exact=False).click()
+        await expect(page.get_by_text("allergic to peanuts")).to_have_count(0)
+        await page.goto(f"{origin}/ui/memories?user=eve")
+        await expect(hits).to_have_count(1)
+        await expect(hits.first).to_contain_text("window seats")
+        await expect(hits.first.get_by_role("link", name=thread_id)).to_be_visible()
+
+        await page.goto(f"{origin}/ui/threads/thread_nope")
+        await expect(page.get_by_role("heading", name="Not found (404)")).to_be_visible()
