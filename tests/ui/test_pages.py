@@ -7,6 +7,7 @@ changes, what the API then says. Screenshots of each page go to the test's tempo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -229,3 +230,36 @@ async def test_phone_width_and_keyboard(served: Served, page: Page, width: int) 
     # Nothing wider than the window.
     assert await page.evaluate("document.documentElement.scrollWidth") <= width
     await page.screenshot(path=served.shots / "phone.png", full_page=True)
+
+
+async def test_a_10000_message_transcript_loads_in_pages(served: Served, page: Page) -> None:
+    client = served.client()
+    conversation = await client.conversations.create()
+    for start in range(0, 10_000, 1000):  # within the server's body limit per request
+        await client.conversations.items.create(
+            conversation.id,
+            items=[
+                {
+                    "type": "message",
+                    "role": "user" if i % 2 == 0 else "assistant",
+                    "content": f"message number {i}",
+                }
+                for i in range(start, start + 1000)
+            ],
+        )
+    await sign_in(page, served)
+    began = time.perf_counter()
+    await page.goto(f"{served.origin}/ui/threads/{conversation.id}")
+    await expect(page.locator("#shown")).to_have_text("Showing 200 of 10000 messages")
+    loaded = time.perf_counter() - began
+    print(f"\n10,000-message transcript: first page shown in {loaded * 1000:.0f} ms")
+    transcript = page.locator("ol.transcript > li")
+    assert await transcript.count() == 200
+    await expect(transcript.last).to_contain_text("message number 199")
+    began = time.perf_counter()
+    await page.get_by_role("button", name="Load more messages").click()
+    await expect(page.locator("#shown")).to_have_text("Showing 400 of 10000 messages")
+    print(f"next page in {(time.perf_counter() - began) * 1000:.0f} ms")
+    await expect(transcript.last).to_contain_text("message number 399")
+    # The page stays responsive: a script runs at once.
+    assert await page.evaluate("1 + 1") == 2
