@@ -31,6 +31,17 @@ STATIC = Path(str(files("threadline.ui") / "static"))
 PAGE_SIZE = 200
 """Messages per transcript page: a 10,000-message thread loads in pages, never at once."""
 _MAX_PAGE = 1000
+_PAGE_HEADERS = {
+    "cache-control": "no-store",
+    # Only this server's own script, styles and API: even if text escaped into the page as
+    # markup, no inline script, handler or foreign resource would run.
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -80,7 +91,7 @@ def ui_routes(
     """
 
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+        return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
 
     async def account_of(request: Request) -> str | Response:
         account = await authenticate(request)

@@ -12,6 +12,7 @@ function el(tag, attrs, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else if (name === "text") node.textContent = value;
+    else if (name === "style") node.style.cssText = value; // CSSOM: allowed by the page's CSP
     else node.setAttribute(name, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {
