@@ -65,6 +65,8 @@ class Served:
     outside: list[str] = field(default_factory=lambda: [])
     """Requests the browser tried to send anywhere but the server (must stay empty)."""
     clients: dict[str, openai.AsyncOpenAI] = field(default_factory=lambda: {})
+    usage: dict[str, tuple[int, int]] = field(default_factory=lambda: {})
+    """Input and output tokens the API reported per conversation (the tests' own tally)."""
 
     def client(self, key: str = "key-alice") -> openai.AsyncOpenAI:
         """The official client with ``key`` (one per key, closed with the server)."""

@@ -45,7 +45,13 @@ async def _conversation(served: Served, key: str, *texts: str) -> str:
     )
     for i, text in enumerate(texts):
         served.model.add_replies(f"scripted answer {i}")
-        await client.responses.create(conversation=conversation.id, input=text)
+        made = await client.responses.create(conversation=conversation.id, input=text)
+        assert made.usage is not None
+        spent_in, spent_out = served.usage.get(conversation.id, (0, 0))
+        served.usage[conversation.id] = (
+            spent_in + made.usage.input_tokens,
+            spent_out + made.usage.output_tokens,
+        )
     return conversation.id
 
 
@@ -72,6 +78,10 @@ async def test_list_transcript_chat_fork_and_trace(served: Served, page: Page) -
     await expect(transcript).to_have_count(6)
     await expect(transcript.nth(4)).to_contain_text("tell me about <img src=x")
     await expect(transcript.nth(5)).to_contain_text("scripted answer 0")
+    # Token usage of the thread's responses (the server estimates it for a scripted model).
+    spent_in, spent_out = served.usage[conversation]
+    assert spent_in > 0
+    await expect(page.locator("#usage")).to_have_text(f" · tokens: {spent_in} in, {spent_out} out")
     # Tool calls and results are folded: present, closed until opened.
     call = page.locator("details.call").first
     await expect(call.locator("summary")).to_have_text("Tool call: get_weather")

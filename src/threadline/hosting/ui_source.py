@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC
-from typing import Literal
+from typing import Literal, cast
 
 from starlette.requests import Request
 
@@ -43,6 +43,10 @@ def _title(messages: list[ChatMessage]) -> str:
     first = next((m.text for m in messages if m.role == Role.USER and m.text), "")
     line = " ".join(first.split())
     return line if len(line) <= _TITLE else line[: _TITLE - 1] + "…"
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _memory(record: MemoryRecord, score: float | None = None) -> MemoryEntry:
@@ -117,7 +121,19 @@ class ServerUiSource:
             messages=messages[offset : offset + limit],
             offset=offset,
             children=children,
+            usage=await self._usage(account, thread_id),
         )
+
+    async def _usage(self, account: str, thread_id: str) -> tuple[int, int]:
+        """Tokens of the responses made on the thread (their objects hold the usage)."""
+        spent_in = spent_out = 0
+        for record in await self.state.database.list_records("response", owner=account, limit=_ALL):
+            usage = (record.body or {}).get("usage") if record.thread_id == thread_id else None
+            if isinstance(usage, dict):
+                tokens = cast(dict[str, object], usage)
+                spent_in += _count(tokens.get("input_tokens"))
+                spent_out += _count(tokens.get("output_tokens"))
+        return spent_in, spent_out
 
     async def fork(self, account: str, thread_id: str, *, at: int) -> ThreadEntry | None:
         """A new conversation of the account holding the first ``at`` messages (copy-on-write)."""

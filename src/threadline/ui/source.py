@@ -50,6 +50,9 @@ class ThreadView:
     offset: int
     children: Sequence[ThreadEntry] = ()
     """Threads forked from this one."""
+    usage: tuple[int, int] | None = None
+    """Input and output tokens of the thread's model calls, where the source records them apart
+    from the messages (a server's response objects); usage inside messages is shown with them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -191,6 +191,8 @@ async function threadPage(id) {
     el("button", { type: "button", onclick: () => showTraces(id, traces) }, "Show traces"));
   show(el("h1", { text: view.title || "(no text)" }),
        el("p", { class: "muted" }, el("code", { text: id }), " · " + view.messages + " messages",
+          view.usage ? el("span", { id: "usage", text: " · tokens: " + view.usage.input_tokens + " in, "
+                                    + view.usage.output_tokens + " out" }) : null,
           view.kind === "group" ? el("span", { class: "badge", text: "group chat" }) : null),
        tree, el("h2", { text: "Transcript" }), el("div", { class: "pager" }, counter), transcript,
        el("div", { class: "pager" }, more),
