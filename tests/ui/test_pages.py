@@ -139,6 +139,7 @@ async def test_list_transcript_chat_fork_and_trace(served: Served, page: Page) -
     assert any(n.startswith("chat") for n in names), names
     assert any(n.startswith("recall") for n in names), names
     await page.screenshot(path=served.shots / "trace.png", full_page=True)
+    await waterfall.screenshot(path=served.shots / "waterfall.png")
 
 
 async def test_memories_search_and_forget(served: Served, page: Page) -> None:
@@ -237,9 +238,15 @@ async def test_phone_width_and_keyboard(served: Served, page: Page, width: int) 
     await link.focus()
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(f"{served.origin}/ui/threads/{conversation}")
+    await expect(page.locator("ol.transcript > li")).to_have_count(6)
+    await page.get_by_role("button", name="Show traces").click()
+    await expect(page.locator(".waterfall").first).to_be_visible()
     # Nothing wider than the window.
     assert await page.evaluate("document.documentElement.scrollWidth") <= width
-    await page.screenshot(path=served.shots / "phone.png", full_page=True)
+    await page.screenshot(path=served.shots / "phone.png")
+    await page.goto(f"{served.origin}/ui/memories?user=nobody")
+    await expect(page.get_by_role("status")).to_have_text("0 memories")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 async def test_a_10000_message_transcript_loads_in_pages(served: Served, page: Page) -> None:
