@@ -131,6 +131,9 @@ async def test_local_home_threads_group_chats_and_memories(
         await expect(transcript).to_have_count(3)
         await expect(transcript.nth(1).locator(".who")).to_have_text("planner")
         await expect(transcript.nth(2).locator(".who")).to_have_text("critic")
+        choices = page.get_by_role("list", name="Group chat")
+        await expect(choices).to_contain_text("The manager chose, in order: planner → critic.")
+        await expect(choices).to_contain_text("Next speaker: planner.")
         await expect(page.get_by_role("button", name="Send")).to_have_count(0)  # no chat here
 
         # A thread: HTML is text; fork after the second message, the branch has two.

@@ -51,14 +51,26 @@ def _memory(record: MemoryRecord, score: float | None = None) -> MemoryEntry:
     )
 
 
-def _group_messages(path: Path) -> list[ChatMessage] | None:
-    """A saved group chat's transcript, or ``None`` when the file is not one (listed as such)."""
+def _group(path: Path) -> tuple[list[ChatMessage], list[str]] | None:
+    """A saved group chat's transcript and the manager's choices, or ``None`` if unreadable."""
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        raw = cast(dict[str, Any], state)["transcript"]["state"]["messages"]
-        return [ChatMessage.from_dict(m) for m in cast(list[object], raw)]
+        state = cast(dict[str, Any], json.loads(path.read_text(encoding="utf-8")))
+        raw = state["transcript"]["state"]["messages"]
+        messages = [ChatMessage.from_dict(m) for m in cast(list[object], raw)]
     except (OSError, ValueError, KeyError, TypeError, MessageFormatError):
         return None
+    speakers: list[str] = []
+    for message in messages:
+        name = message.author_name
+        if message.role != Role.USER and name and (not speakers or speakers[-1] != name):
+            speakers.append(name)
+    notes = [f"The manager chose, in order: {' → '.join(speakers) or 'nobody yet'}."]
+    rounds, upcoming = state.get("rounds_used"), state.get("next_speaker")
+    if isinstance(rounds, int):
+        notes.append(f"Rounds used: {rounds}.")
+    if isinstance(upcoming, str):
+        notes.append(f"Next speaker: {upcoming}.")
+    return messages, notes
 
 
 class LocalUiSource:
@@ -90,8 +102,8 @@ class LocalUiSource:
             return {}
         return {p.stem: p for p in sorted(folder.glob("*.json"))}
 
-    async def _all(self) -> list[tuple[ThreadEntry, list[ChatMessage]]]:
-        out: list[tuple[ThreadEntry, list[ChatMessage]]] = []
+    async def _all(self) -> list[tuple[ThreadEntry, list[ChatMessage], list[str]]]:
+        out: list[tuple[ThreadEntry, list[ChatMessage], list[str]]] = []
         for summary in await self.library.summaries():
             if summary.error is not None:
                 continue
@@ -103,11 +115,12 @@ class LocalUiSource:
                 updated_at=summary.updated_at,
                 parent_id=summary.parent_id,
             )
-            out.append((entry, messages))
+            out.append((entry, messages, []))
         for group_id, path in self._groups().items():
-            messages = _group_messages(path)
-            if messages is None:
+            group = _group(path)
+            if group is None:
                 continue
+            messages, notes = group
             entry = ThreadEntry(
                 thread_id=group_id,
                 title=_title(messages),
@@ -115,7 +128,7 @@ class LocalUiSource:
                 updated_at=path.stat().st_mtime,
                 kind="group",
             )
-            out.append((entry, messages))
+            out.append((entry, messages, notes))
         return out
 
     async def threads(self, account: str, *, query: str = "") -> list[ThreadEntry]:
@@ -123,7 +136,7 @@ class LocalUiSource:
         needle = query.casefold()
         found = [
             entry
-            for entry, messages in await self._all()
+            for entry, messages, _ in await self._all()
             if not needle or any(needle in m.text.casefold() for m in messages)
         ]
         return sorted(found, key=lambda e: e.updated_at, reverse=True)
@@ -133,16 +146,17 @@ class LocalUiSource:
     ) -> ThreadView | None:
         """One page of a thread or group chat, with the threads forked from it."""
         everything = await self._all()
-        match = next(((e, m) for e, m in everything if e.thread_id == thread_id), None)
+        match = next((found for found in everything if found[0].thread_id == thread_id), None)
         if match is None:
             return None
-        entry, messages = match
-        children = [e for e, _ in everything if e.parent_id == thread_id]
+        entry, messages, notes = match
+        children = [e for e, _, _ in everything if e.parent_id == thread_id]
         return ThreadView(
             entry=entry,
             messages=messages[offset : offset + limit],
             offset=offset,
             children=children,
+            notes=notes,
         )
 
     async def fork(self, account: str, thread_id: str, *, at: int) -> ThreadEntry | None:

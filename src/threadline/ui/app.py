@@ -128,6 +128,7 @@ def ui_routes(
                 "offset": view.offset,
                 "page": [m.to_dict() for m in view.messages],
                 "children": [_entry(c) for c in view.children],
+                "notes": list(view.notes),
                 "usage": (
                     {"input_tokens": view.usage[0], "output_tokens": view.usage[1]}
                     if view.usage is not None

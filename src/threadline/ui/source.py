@@ -50,6 +50,8 @@ class ThreadView:
     offset: int
     children: Sequence[ThreadEntry] = ()
     """Threads forked from this one."""
+    notes: Sequence[str] = ()
+    """Lines shown under the title: for a group chat, the manager's choices of speaker."""
     usage: tuple[int, int] | None = None
     """Input and output tokens of the thread's model calls, where the source records them apart
     from the messages (a server's response objects); usage inside messages is shown with them."""

@@ -194,6 +194,8 @@ async function threadPage(id) {
           view.usage ? el("span", { id: "usage", text: " · tokens: " + view.usage.input_tokens + " in, "
                                     + view.usage.output_tokens + " out" }) : null,
           view.kind === "group" ? el("span", { class: "badge", text: "group chat" }) : null),
+       view.notes.length ? el("ul", { class: "notes", "aria-label": "Group chat" },
+                              view.notes.map((n) => el("li", { text: n }))) : null,
        tree, el("h2", { text: "Transcript" }), el("div", { class: "pager" }, counter), transcript,
        el("div", { class: "pager" }, more),
        config.mode === "server" ? chatBox(id, transcript) : null, traces);
