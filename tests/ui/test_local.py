@@ -67,7 +67,7 @@ async def _home(home: Path) -> tuple[str, str]:
     return thread.id, group.id
 
 
-async def _started(origin: str, process: asyncio.subprocess.Process) -> None:
+async def started(origin: str, process: asyncio.subprocess.Process) -> None:
     """Wait until the command answers (or fail with what it printed)."""
     host, port = origin.removeprefix("http://").split(":")
     for _ in range(300):
@@ -105,7 +105,7 @@ async def local_ui(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
     )
     origin = f"http://127.0.0.1:{port}"
     try:
-        await _started(origin, process)
+        await started(origin, process)
         yield origin, thread_id, group_id
     finally:
         process.terminate()
