@@ -22,14 +22,16 @@ from tests.ui.conftest import open_tab
 from threadline import ChatAgent, ChatMessage, ScriptedChatClient
 from threadline.cli._library import ThreadLibrary
 from threadline.cli.memory_cmd import open_store
+from threadline.exceptions import ThreadlineError
 from threadline.memory import MemoryRecord, MemoryScope
 from threadline.multiagent import GroupChat
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-async def _home(home: Path) -> tuple[str, str]:
-    """A home with one thread of four messages, one group chat and two memories of "eve"."""
+async def _home(home: Path) -> tuple[str, str, str]:
+    """A home with a thread of four messages, a thread whose only turn failed, one group chat and
+    two memories of "eve"."""
     library = ThreadLibrary(home)
     thread = library.new_thread()
     assert thread.message_store is not None
@@ -41,6 +43,9 @@ async def _home(home: Path) -> tuple[str, str]:
             ChatMessage("assistant", text="About 1500 EUR."),
         ]
     )
+    failing = library.new_thread()
+    with pytest.raises(ThreadlineError):  # a model with nothing left to say fails the turn
+        await ChatAgent(ScriptedChatClient([])).run("are you there?", thread=failing)
     await library.database.aclose()
     chat = GroupChat(
         [
@@ -64,7 +69,7 @@ async def _home(home: Path) -> tuple[str, str]:
         ]
     )
     await store.aclose()
-    return thread.id, group.id
+    return thread.id, group.id, failing.id
 
 
 async def started(origin: str, process: asyncio.subprocess.Process) -> None:
@@ -86,11 +91,11 @@ async def started(origin: str, process: asyncio.subprocess.Process) -> None:
 
 
 @pytest.fixture
-async def local_ui(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
+async def local_ui(tmp_path: Path) -> AsyncIterator[tuple[str, str, str, str]]:
     """``threadline ui --home H --port P`` over a filled home: its origin, thread and group ids."""
     home = tmp_path / "home"
     home.mkdir()
-    thread_id, group_id = await _home(home)
+    thread_id, group_id, failed_id = await _home(home)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -106,21 +111,21 @@ async def local_ui(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
     origin = f"http://127.0.0.1:{port}"
     try:
         await started(origin, process)
-        yield origin, thread_id, group_id
+        yield origin, thread_id, group_id, failed_id
     finally:
         process.terminate()
         await process.communicate()
 
 
 async def test_local_home_threads_group_chats_and_memories(
-    local_ui: tuple[str, str, str], tmp_path: Path
+    local_ui: tuple[str, str, str, str], tmp_path: Path
 ) -> None:
-    origin, thread_id, group_id = local_ui
+    origin, thread_id, group_id, failed_id = local_ui
     outside: list[str] = []
     async with open_tab(origin, outside) as page:
         await page.goto(origin + "/")  # redirects to /ui/; no key asked
         items = page.locator("ul.threads li")
-        await expect(items).to_have_count(2)
+        await expect(items).to_have_count(3)
         group = page.locator(f'li[data-thread="{group_id}"]')
         await expect(group.locator(".badge")).to_have_text("group chat")
         await page.screenshot(path=tmp_path / "local-threads.png")
@@ -158,6 +163,15 @@ async def test_local_home_threads_group_chats_and_memories(
         await expect(hits).to_have_count(1)
         await expect(hits.first).to_contain_text("window seats")
         await expect(hits.first.get_by_role("link", name=thread_id)).to_be_visible()
+
+        # A turn that failed: its input is kept, marked failed with the reason.
+        await page.goto(f"{origin}/ui/threads/{failed_id}")
+        await expect(transcript).to_have_count(1)
+        await expect(transcript.first.locator(".badge.failed")).to_have_text("failed")
+        await expect(transcript.first.locator(".error-note")).to_contain_text(
+            "Failed input: the turn failed before its answer"
+        )
+        await expect(transcript.first).to_contain_text("are you there?")
 
         await page.goto(f"{origin}/ui/threads/thread_nope")
         await expect(page.get_by_role("heading", name="Not found (404)")).to_be_visible()
