@@ -5,8 +5,8 @@ Run: python bench/tracing.py [--turns N] [--rounds R] [--baseline-src PATH]
 Three set-ups run the same turns (``bench/turn_overhead.py``'s: a model that answers at once, so
 only threadline's own work is timed), each in a fresh process, alternating their order R times:
 
-* ``baseline``: the tree this branch started from (``git merge-base HEAD main``, extracted to a
-  temporary directory), which has no tracing at all; or ``--baseline-src``.
+* ``baseline``: the tree just before tracing was added (the parent of the commit that added
+  ``src/threadline/_tracing.py``, extracted to a temporary directory); or ``--baseline-src``.
 * ``no provider``: this tree, with no tracer provider configured (the library's default).
 * ``sdk batch``: this tree, with the OpenTelemetry SDK's ``TracerProvider`` and a
   ``BatchSpanProcessor`` to an exporter that drops the spans (so the export itself is free, and
@@ -184,16 +184,25 @@ def _run(mode: str, src: Path, turns: int) -> dict[str, float]:
 
 
 def _baseline_tree(tmp: Path) -> Path:
-    """The ``src`` of the commit this branch started from (no tracing), extracted to ``tmp``."""
+    """The ``src`` of the commit before tracing was added (``_tracing.py``), extracted to ``tmp``.
+
+    The further the tree has moved on since, the more the comparison includes other changes:
+    give ``--baseline-src`` (a checkout with tracing taken out) to compare like with like.
+    """
     root = HERE.parent
-    base = subprocess.run(
-        ["git", "merge-base", "HEAD", "main"], cwd=root, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    added = subprocess.run(
+        ["git", "log", "--diff-filter=A", "--format=%H", "--", "src/threadline/_tracing.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[-1]
+    base = f"{added}^"
     archive = subprocess.run(
         ["git", "archive", base, "src"], cwd=root, check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
-    print(f"baseline: {base[:12]} (git merge-base HEAD main)", file=sys.stderr)
+    print(f"baseline: {added[:12]}^ (the commit before tracing)", file=sys.stderr)
     return tmp / "src"
 
 

@@ -61,6 +61,9 @@ class SQLiteWorker:
         conn.execute("PRAGMA busy_timeout = 10000")
         if self._page_size is not None:  # only takes effect on a new, empty file
             conn.execute(f"PRAGMA page_size = {int(self._page_size)}")
+        # Only takes effect on a new, empty file: a prune can then give its pages back to the
+        # file system (``PRAGMA incremental_vacuum``) instead of only to later writes.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         _enable_wal(conn)
         # NORMAL in WAL mode survives a process crash (SIGKILL); only a power loss can drop the
         # last commits. FULL would fsync every turn for that.

@@ -6,9 +6,11 @@ place:
 * Spans go to the *global* tracer provider, whatever the application configured (threadline's
   own :func:`threadline.configure_tracing` is only a convenience for the CLI and server). Only
   ``opentelemetry-api`` is imported here; the SDK is the application's choice.
-* Without a configured provider nothing is recorded and almost nothing is paid:
-  :func:`start_span` returns ``None`` after one type check, and callers build attributes only for
-  a span that is recording. A turn costs a handful of ``is None`` tests.
+* Without a configured provider nothing is recorded and almost nothing is paid: a run asks
+  :func:`observing` once (a look at the API's globals) and then takes the same path as without
+  tracing; spans and their attributes are only built for a run that has a tracer. A run the
+  sampler dropped keeps its (non-recording) span as its descendants' parent, so a parent-based
+  sampler drops them too.
 * Names follow the OpenTelemetry GenAI semantic conventions (``gen_ai.*``); threadline's own
   attributes are under ``threadline.*``.
 * Message contents (prompts, answers, tool arguments and results, memory texts) are recorded only
@@ -41,7 +43,6 @@ __all__ = [
     "StatusCode",
     "activated",
     "capture_content",
-    "clock",
     "content_json",
     "end_error",
     "flush",
@@ -314,11 +315,6 @@ def set_if(span: Span, attributes: Mapping[str, object]) -> None:
     for key, value in attributes.items():
         if value is not None:
             span.set_attribute(key, value)  # pyright: ignore[reportArgumentType]
-
-
-def clock() -> float:
-    """The monotonic clock model-call durations are measured with."""
-    return time.perf_counter()
 
 
 def record_model_call(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
@@ -18,8 +19,9 @@ from threadline.exceptions import StoreError, UsageError
 from threadline.threads.portable import PortableThread
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores.base import ChatMessageStore
-from threadline.threads.stores.database import ThreadInfo
+from threadline.threads.stores.database import PrunableDatabase, ThreadInfo
 from threadline.threads.stores.opener import open_database
+from threadline.threads.stores.retention import PruneResult
 from threadline.threads.thread import AgentThread, new_thread_id
 from threadline.types.contents import JSONValue
 from threadline.types.messages import ChatMessage, Role
@@ -161,6 +163,13 @@ class ThreadLibrary:
         """Branch a saved thread; returns the new thread's id. No message is copied."""
         child = await self._store(thread_id).fork()
         return str(getattr(child, "thread_id"))  # noqa: B009 - every database store has one
+
+    async def prune(self, older_than: timedelta, *, dry_run: bool = False) -> PruneResult:
+        """Delete threads last updated before ``older_than`` ago (forks' parents are kept)."""
+        database = self.database
+        if not isinstance(database, PrunableDatabase):  # every shipped database is
+            raise UsageError(f"{database!r} cannot delete old threads")
+        return await database.delete_threads(older_than=older_than, dry_run=dry_run)
 
     async def delete(self, thread_id: str) -> None:
         """Delete a saved thread; its forks keep their history."""

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from threadline.cli._library import default_home
+from threadline.cli._retention import AGE_HELP, age_argument, memory_prune_lines
 from threadline.cli._text import printable
 from threadline.clients.base import ChatClient
 from threadline.exceptions import UsageError
 from threadline.memory import (
     ContextProvider,
     ConversationMemory,
+    MemoryPruneResult,
     MemoryRecord,
     MemoryScope,
     MemoryStore,
@@ -118,6 +120,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     which = forget.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", metavar="ID", help="the memory's id (from list/search)")
     which.add_argument("--all", action="store_true", help="every memory of the user")
+    prune = commands.add_parser(
+        "prune",
+        help="delete expired memories, and superseded ones older than an age (every user's)",
+    )
+    prune.add_argument(
+        "--older-than", required=True, type=age_argument, metavar="AGE", help=AGE_HELP
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     for sub in (listing, search, forget):
         sub.add_argument("--user", metavar="NAME", help="whose memories (default: the OS user)")
     for sub in (listing, search):
@@ -156,7 +166,14 @@ def _json(record: MemoryRecord, score: float | None = None) -> str:
 async def _run(args: argparse.Namespace, store: MemoryStore, user: str) -> int:
     scope = MemoryScope(user_id=user)
     command: str = args.memory_command
-    if command == "list":
+    if command == "prune":
+        prune = getattr(store, "prune", None)
+        if prune is None:  # every shipped store has it
+            raise UsageError(f"memory store {store!r} cannot prune")
+        pruned: MemoryPruneResult = await prune(older_than=args.older_than, dry_run=args.dry_run)
+        for line in memory_prune_lines(pruned):
+            print(line)
+    elif command == "list":
         for record in await store.list(scope=scope, kinds=_LISTED):
             print(_json(record) if args.json else _line(record))
     elif command == "search":
@@ -185,7 +202,8 @@ async def _run(args: argparse.Namespace, store: MemoryStore, user: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``threadline memory``."""
-    user = os_user() if args.user is None else check_user_name(args.user)
+    name: str | None = getattr(args, "user", None)  # prune has no --user: it spans users
+    user = os_user() if name is None else check_user_name(name)
     store = open_store(args.home or default_home())
 
     async def go() -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from threadline.agents.chat_agent import ChatAgent
+from threadline.cli._retention import AGE_HELP, age_argument
 from threadline.exceptions import UsageError
 
 __all__ = [
@@ -105,6 +106,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="SECONDS",
         help="on shutdown (SIGTERM, Ctrl-C), let memory learning still running finish for up "
         "to this long; what is left is dropped and logged (10)",
+    )
+    parser.add_argument(
+        "--retention",
+        type=age_argument,
+        metavar="AGE",
+        help="delete conversations not updated for AGE, with their response objects, while "
+        f"serving; {AGE_HELP}. Off by default",
     )
     parser.set_defaults(handler=run)
 
@@ -253,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
         drain_seconds=args.drain_seconds,
+        retention=args.retention,
     )
     # The library runs it (and warns when no key is configured): the command only parses.
     serve(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from threadline.cli._library import ThreadLibrary, default_home, summary_json
 from threadline.cli._render import format_history, format_thread_table
+from threadline.cli._retention import AGE_HELP, age_argument, thread_prune_lines
 from threadline.cli._text import printable
 from threadline.cli._thread_file import MAX_IMPORT_BYTES, read_thread_file
 from threadline.threads.portable import portable_thread_state
@@ -44,7 +45,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     fork.add_argument("id", metavar="ID")
     delete = commands.add_parser("delete", help="delete a thread (its forks keep their history)")
     delete.add_argument("id", metavar="ID")
+    _add_prune_parser(commands)
     parser.set_defaults(handler=run)
+
+
+def _add_prune_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    prune = commands.add_parser(
+        "prune",
+        help="delete threads not updated for a while",
+        description="Delete the saved threads last updated longer ago than --older-than. An old "
+        "thread that a newer fork still reads is kept.",
+    )
+    prune.add_argument(
+        "--older-than", required=True, type=age_argument, metavar="AGE", help=AGE_HELP
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
 
 
 def _export_text(state: dict[str, JSONValue], *, terminal: bool) -> str:
@@ -80,6 +95,10 @@ async def _run(args: argparse.Namespace, library: ThreadLibrary) -> int:
                 f"; `threadline threads delete {shown}` removes it",
                 file=sys.stderr,
             )
+        return 0
+    if command == "prune":
+        for line in thread_prune_lines(await library.prune(args.older_than, dry_run=args.dry_run)):
+            print(line)
         return 0
     if command == "import":
         # Everything is validated before the database is touched: bad input changes nothing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
@@ -27,6 +28,7 @@ from threadline.hosting import (
 )
 from threadline.hosting._drain import drain_agent
 from threadline.hosting._request import ServerState
+from threadline.hosting._retention import pruner, run_retention
 from threadline.hosting._trace_context import TraceContext
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
@@ -170,13 +172,24 @@ def create_app(
     )
     state = ServerState(agent=agent, config=config, database=database)
 
+    prunable = pruner(database, config.retention)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None, None]:
         await database.open()  # a database the server cannot use stops it here, not per request
+        retention = (
+            None
+            if prunable is None or config.retention is None
+            else asyncio.create_task(run_retention(prunable, config.retention))
+        )
         try:
             yield
         finally:
             try:
+                if retention is not None:
+                    retention.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await retention
                 # Requests are done; what the agent still learns in the background is not.
                 await drain_agent(agent, config.drain_seconds)
             finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 __all__ = ["ServerConfig"]
 
@@ -33,6 +34,9 @@ class ServerConfig:
     drain_seconds: float = 10.0
     """At shutdown, how long the agent's background work (memory learning) may take to finish;
     what still runs then is dropped and logged."""
+    retention: timedelta | None = None
+    """When set, conversations (threads, their response objects) not updated for this long, and
+    ``Idempotency-Key`` answers this old, are deleted while the server runs; ``None`` keeps all."""
 
     ui: bool = True
     """Serve the web UI under ``/ui/`` (see docs/ui.md); it uses the same keys as the API."""

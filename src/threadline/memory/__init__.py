@@ -16,7 +16,14 @@ from threadline.memory.in_memory import InMemoryMemoryStore
 from threadline.memory.opening import open_memory_store
 from threadline.memory.preferences import ExtractedFact, UserPreferencesMemory
 from threadline.memory.provider import ContextProvider
-from threadline.memory.records import ForgetResult, MemoryHit, MemoryKind, MemoryRecord, MemoryScope
+from threadline.memory.records import (
+    ForgetResult,
+    MemoryHit,
+    MemoryKind,
+    MemoryPruneResult,
+    MemoryRecord,
+    MemoryScope,
+)
 from threadline.memory.store import Embedder, MemoryStore
 from threadline.memory.tools import memory_tools
 
@@ -31,6 +38,7 @@ __all__ = [
     "Embedder",
     "ExtractedFact",
     "ForgetResult",
+    "MemoryPruneResult",
     "Fusion",
     "InMemoryMemoryStore",
     "MemoryHit",

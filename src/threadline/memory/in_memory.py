@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from threadline.exceptions import UsageError
 from threadline.memory._text import bm25_scores
@@ -19,10 +19,12 @@ from threadline.memory.records import (
     ForgetResult,
     MemoryHit,
     MemoryKind,
+    MemoryPruneResult,
     MemoryRecord,
     MemoryScope,
     as_utc,
 )
+from threadline.threads.stores.retention import cutoff_of
 
 __all__ = ["InMemoryMemoryStore", "forgotten_since", "in_scope"]
 
@@ -98,10 +100,12 @@ class InMemoryMemoryStore:
         thread_id: str | None,
         include_superseded: bool,
     ) -> list[MemoryRecord]:
+        now = datetime.now(UTC)
         return [
             r
             for r in self._records.values()
             if in_scope(r, scope)
+            and not r.is_expired(now)
             and (kinds is None or r.kind in kinds)
             and (thread_id is None or r.thread_id == thread_id)
             and (include_superseded or r.is_valid)
@@ -146,7 +150,9 @@ class InMemoryMemoryStore:
         """The record, or ``None`` when it is not in ``scope`` (another user's id included)."""
         scope = _check_scope(scope)
         record = self._records.get(memory_id)
-        return record if record is not None and in_scope(record, scope) else None
+        if record is None or not in_scope(record, scope) or record.is_expired():
+            return None
+        return record
 
     async def list(
         self,
@@ -185,6 +191,26 @@ class InMemoryMemoryStore:
                 return False
             self._records[memory_id] = replace(record, valid_to=as_utc(valid_to))
         return True
+
+    async def prune(
+        self, *, older_than: timedelta | datetime, dry_run: bool = False
+    ) -> MemoryPruneResult:
+        """Delete expired records, and records superseded before ``older_than``, of every user."""
+        cutoff = datetime.fromtimestamp(cutoff_of(older_than), UTC)
+        now = datetime.now(UTC)
+        async with self._lock:
+            expired = [i for i, r in self._records.items() if r.is_expired(now)]
+            superseded = [
+                i
+                for i, r in self._records.items()
+                if r.valid_to is not None and as_utc(r.valid_to) < cutoff and not r.is_expired(now)
+            ]
+            if not dry_run:
+                for memory_id in expired + superseded:
+                    del self._records[memory_id]
+        return MemoryPruneResult(
+            expired=len(expired), superseded=len(superseded), cutoff=cutoff, dry_run=dry_run
+        )
 
     async def forget(self, *, user_id: str) -> ForgetResult:
         """Delete every record of ``user_id``; records derived before now are refused from now."""

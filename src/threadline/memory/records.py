@@ -22,6 +22,7 @@ __all__ = [
     "ForgetResult",
     "MemoryHit",
     "MemoryKind",
+    "MemoryPruneResult",
     "MemoryRecord",
     "MemoryScope",
     "as_utc",
@@ -125,6 +126,10 @@ class MemoryRecord:
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     """Set when a newer memory superseded this one; such records are kept for audit only."""
+    expires_at: datetime | None = None
+    """When the record stops being true or wanted (a temporary preference, a turn kept for a
+    week); from then on no store recalls, lists or returns it, and ``prune`` deletes it.
+    ``None``: kept until deleted, superseded or forgotten."""
     embedding_text: str | None = None
     """What a store with an embedder embeds instead of ``text``, when set. Indexed text may carry
     context (the date, the previous turn) that helps full-text search but dilutes a small embedding
@@ -148,6 +153,26 @@ class MemoryRecord:
     def is_valid(self) -> bool:
         """False once superseded."""
         return self.valid_to is None
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        """True once ``expires_at`` has passed (at ``now``, default the present)."""
+        if self.expires_at is None:
+            return False
+        return as_utc(self.expires_at) <= (datetime.now(UTC) if now is None else as_utc(now))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryPruneResult:
+    """What a memory store's ``prune`` deleted, or with ``dry_run`` what it would delete."""
+
+    expired: int
+    """Records whose ``expires_at`` had passed."""
+    superseded: int
+    """Records superseded (``valid_to``) before the cutoff, kept until then for audit."""
+    cutoff: datetime
+    """Records superseded before this moment were old enough to go."""
+    dry_run: bool = False
+    """True when nothing was deleted."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,7 +20,9 @@ The kit checks: records round-trip; every read and delete needs a user scope (``
 otherwise) and nothing crosses users, even with identical facts; agent and app scopes narrow;
 ``forget`` removes everything of one user and nothing of another, and outranks records derived
 before it (``derived_at``); supersession hides a record
-from search but keeps it for audit; ranking puts the matching record first and honours kinds,
+from search but keeps it for audit; an expired record (``expires_at``) is never recalled, listed
+or returned, and ``prune`` (where a store has it) deletes expired and long-superseded records;
+ranking puts the matching record first and honours kinds,
 time bounds and the excluded thread; writes are visible to the next read, from another handle
 and from two processes writing one user's memory at once; bad input (empty, huge, invalid
 Unicode, a reused id) is refused with a clear error and stores nothing, and so is input only some
@@ -407,6 +409,53 @@ class MemoryStoreConformance:
         got = await memory_store.get(widest, scope=scope)
         assert got is not None and got.scope == scope and got.thread_id == widest
         assert [r.id for r in await memory_store.list(scope=scope, thread_id=widest)] == [widest]
+
+    async def test_expired_records_are_never_recalled(self, memory_store: MemoryStore) -> None:
+        """A record past its ``expires_at`` leaves search, list and get, superseded or not."""
+        now = datetime.now(UTC)
+        gone = fact("parks the van on level two", expires_at=now - timedelta(seconds=1))
+        later = fact("parks the van on level three", expires_at=now + timedelta(days=1))
+        lasting = fact("parks the van at home")
+        await memory_store.add([gone, later, lasting])
+        hits = await _ids(memory_store, "parks the van level two", scope=ALICE)
+        assert gone.id not in hits and set(hits) == {later.id, lasting.id}
+        for superseded in (False, True):
+            listed = await memory_store.list(scope=ALICE, include_superseded=superseded)
+            assert {r.id for r in listed} == {later.id, lasting.id}
+        assert await memory_store.get(gone.id, scope=ALICE) is None
+        got = await memory_store.get(later.id, scope=ALICE)
+        assert got is not None and got.expires_at == later.expires_at
+
+    async def test_prune_removes_expired_and_old_superseded_records(
+        self, memory_store: MemoryStore
+    ) -> None:
+        """``prune``: expired records, and those superseded before the age; a dry run first."""
+        prune = getattr(memory_store, "prune", None)
+        if prune is None:
+            pytest.skip("the store has no prune()")
+        now = datetime.now(UTC)
+        expired = fact("was in Lisbon this week", expires_at=now - timedelta(minutes=1))
+        bob_expired = fact("was in Oslo", scope=BOB, expires_at=now - timedelta(minutes=1))
+        old = fact("lives in Porto")
+        recent = fact("lives in Braga")
+        current = fact("lives in Faro")
+        await memory_store.add([expired, bob_expired, old, recent, current])
+        await memory_store.supersede(old.id, scope=ALICE, valid_to=now - timedelta(days=40))
+        await memory_store.supersede(recent.id, scope=ALICE, valid_to=now - timedelta(days=2))
+        dry = await prune(older_than=timedelta(days=30), dry_run=True)
+        assert (dry.expired, dry.superseded, dry.dry_run) == (2, 1, True)
+        audited = await memory_store.list(scope=ALICE, include_superseded=True)
+        assert {r.id for r in audited} == {old.id, recent.id, current.id}
+        done = await prune(older_than=timedelta(days=30))
+        assert (done.expired, done.superseded, done.dry_run) == (2, 1, False)
+        audited = await memory_store.list(scope=ALICE, include_superseded=True)
+        assert {r.id for r in audited} == {recent.id, current.id}
+        again = await prune(older_than=timedelta(days=30))
+        assert (again.expired, again.superseded) == (0, 0)
+        for bad in (timedelta(0), timedelta(days=-1), now + timedelta(hours=1)):
+            with pytest.raises(UsageError):
+                await prune(older_than=bad)
+        assert len(await memory_store.list(scope=ALICE, include_superseded=True)) == 2
 
     async def test_delete(self, memory_store: MemoryStore) -> None:
         """Deleted records are gone from get, list and search; the count is exact."""

@@ -111,21 +111,7 @@ async def test_without_the_rule_the_echo_wins(
     open_store: tuple[str, MiniLMEmbedder | None, str | None],
     memory_of: list[MemoryStore],
 ) -> None:
-    """What the rule fixes: the windows holding the echo outrank the statement without it.
-
-    Where a record's score counts how often it holds a word (PostgreSQL's ``ts_rank``). SQLite's
-    per-user BM25 counts a word once per record, so there the echo's repeat gains it nothing and
-    the statement's shorter window wins even without the rule (checked too).
-    """
-    if open_store[2] is None:
-        order = await _recall(
-            open_store,
-            memory_of,
-            "Am I allergic to peanuts?",
-            Fusion(assistant_weight=1.0, user_words_first=False),
-        )
-        assert order[0] == "u1", order
-        return
+    """What the rule fixes: the windows holding the echo outrank the statement without it."""
     order = await _recall(
         open_store,
         memory_of,

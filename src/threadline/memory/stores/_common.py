@@ -56,6 +56,7 @@ __all__ = [
     "record_filter",
     "scope_filter",
     "to_epoch",
+    "unexpired",
     "unpack_vectors",
     "vector_order",
 ]
@@ -262,7 +263,14 @@ def record_filter(
         params.append(thread_id)
     if not include_superseded:
         clauses.append(f"{prefix}valid_to IS NULL")
+    clauses.append(unexpired(prefix, mark))
+    params.append(time(datetime.now(UTC)))
     return " AND ".join(clauses), params
+
+
+def unexpired(prefix: str, mark: str) -> str:
+    """The SQL condition of a record not expired at the moment given as its one parameter."""
+    return f"({prefix}expires_at IS NULL OR {prefix}expires_at > {mark})"
 
 
 def check_list_limit(limit: object) -> None:

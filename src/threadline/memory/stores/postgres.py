@@ -16,7 +16,7 @@ Needs the ``postgres`` extra (psycopg 3 and psycopg-pool).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString, cast
 
 import psycopg
@@ -32,6 +32,7 @@ from threadline.memory.records import (
     ForgetResult,
     MemoryHit,
     MemoryKind,
+    MemoryPruneResult,
     MemoryRecord,
     MemoryScope,
     as_utc,
@@ -52,9 +53,11 @@ from threadline.memory.stores._common import (
     owner_token,
     record_filter,
     scope_filter,
+    unexpired,
     vector_order,
 )
 from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shortlist
+from threadline.threads.stores.retention import cutoff_of
 
 __all__ = ["PostgresMemoryStore"]
 
@@ -79,8 +82,12 @@ CREATE TABLE IF NOT EXISTS {memories} (
     valid_to    timestamptz,
     metadata    jsonb NOT NULL,
     vector      bytea,
-    tsv         tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED
+    tsv         tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED,
+    expires_at  timestamptz
 );
+ALTER TABLE {memories} ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+CREATE INDEX IF NOT EXISTS threadline_memories_expiry ON {memories} (expires_at)
+    WHERE expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS threadline_memories_tsv ON {memories} USING GIN (tsv);
 CREATE INDEX IF NOT EXISTS threadline_memories_user_when
     ON {memories} (user_id, (coalesce(occurred_at, recorded_at)));
@@ -89,24 +96,26 @@ CREATE INDEX IF NOT EXISTS threadline_memories_user_thread ON {memories} (user_i
 
 _COLUMNS = (
     "id, user_id, agent_id, app_id, kind, text, thread_id, message_ids, occurred_at, "
-    "recorded_at, valid_from, valid_to, metadata"
+    "recorded_at, valid_from, valid_to, metadata, expires_at"
 )
 
 _UPSERT = f"""
 INSERT INTO {{memories}} AS m ({_COLUMNS}, vector)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO UPDATE SET
     agent_id = excluded.agent_id, app_id = excluded.app_id, kind = excluded.kind,
     text = excluded.text, thread_id = excluded.thread_id, message_ids = excluded.message_ids,
     occurred_at = excluded.occurred_at, recorded_at = excluded.recorded_at,
     valid_from = excluded.valid_from, valid_to = excluded.valid_to, metadata = excluded.metadata,
-    vector = excluded.vector
+    expires_at = excluded.expires_at, vector = excluded.vector
 WHERE m.user_id = excluded.user_id
 """
 
 
 def _record(row: Sequence[Any]) -> MemoryRecord:
-    (mid, user, agent, app, kind, text, thread, mids, occurred, recorded, vfrom, vto, meta) = row
+    (mid, user, agent, app, kind, text, thread, mids, occurred, recorded, vfrom, vto, meta, exp) = (
+        row
+    )
     return MemoryRecord(
         id=mid,
         kind=kind,
@@ -119,6 +128,7 @@ def _record(row: Sequence[Any]) -> MemoryRecord:
         valid_from=None if vfrom is None else as_utc(vfrom),
         valid_to=None if vto is None else as_utc(vto),
         metadata=meta,
+        expires_at=None if exp is None else as_utc(exp),
     )
 
 
@@ -273,6 +283,7 @@ class PostgresMemoryStore:
                             r.valid_from and as_utc(r.valid_from),
                             r.valid_to and as_utc(r.valid_to),
                             Jsonb(dict(r.metadata)),
+                            r.expires_at and as_utc(r.expires_at),
                             vector,
                         ),
                     )
@@ -411,8 +422,11 @@ class PostgresMemoryStore:
         """One record, or ``None`` if it does not exist in this scope."""
         where, params = scope_filter(check_scope(scope), "%s")
         rows = await self._rows(
-            self._sql(f"SELECT {_COLUMNS} FROM {{memories}} WHERE id = %s AND {where}"),
-            [memory_id, *params],
+            self._sql(
+                f"SELECT {_COLUMNS} FROM {{memories}} WHERE id = %s AND {where} "
+                f"AND {unexpired('', '%s')}"
+            ),
+            [memory_id, *params, datetime.now(UTC)],
         )
         return _record(rows[0]) if rows else None
 
@@ -460,6 +474,39 @@ class PostgresMemoryStore:
             [moment, memory_id, *params],
         )
         return count == 1
+
+    async def prune(
+        self, *, older_than: timedelta | datetime, dry_run: bool = False
+    ) -> MemoryPruneResult:
+        """Delete every user's expired records, and records superseded before ``older_than``.
+
+        Expired records are already never recalled; this frees their rows (autovacuum makes
+        the space reusable). Superseded records are kept for audit until they are older than
+        the age. An operator's task, so it spans all users; safe from several processes.
+
+        Raises:
+            UsageError: the age is zero or negative, or the datetime naive or in the future.
+        """
+        cutoff = datetime.fromtimestamp(cutoff_of(older_than), UTC)
+        now = datetime.now(UTC)
+        gone = "coalesce(expires_at <= %s, false) AS gone"
+        pick = "expires_at <= %s OR valid_to < %s"
+        if dry_run:
+            chosen = f"SELECT {gone} FROM {{memories}} WHERE {pick}"
+        else:
+            chosen = f"DELETE FROM {{memories}} WHERE {pick} RETURNING {gone}"
+        # One statement: its counts are what it deleted, even with another prune running.
+        rows = await self._rows(
+            self._sql(
+                f"WITH x AS ({chosen}) "
+                "SELECT count(*) FILTER (WHERE gone), count(*) FILTER (WHERE NOT gone) FROM x"
+            ),
+            [now, now, cutoff] if dry_run else [now, cutoff, now],
+        )
+        expired, superseded = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+        return MemoryPruneResult(
+            expired=expired, superseded=superseded, cutoff=cutoff, dry_run=dry_run
+        )
 
     async def forget(self, *, user_id: str) -> ForgetResult:
         """Delete every record of ``user_id``; its tsvector and vector live in the same row.

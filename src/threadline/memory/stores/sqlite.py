@@ -26,7 +26,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,14 @@ from threadline._utils import data_home
 from threadline.exceptions import UsageError
 from threadline.memory._notice import warn_lexical_only
 from threadline.memory._temporal import TimeWindow, time_window
-from threadline.memory.records import ForgetResult, MemoryHit, MemoryKind, MemoryRecord, MemoryScope
+from threadline.memory.records import (
+    ForgetResult,
+    MemoryHit,
+    MemoryKind,
+    MemoryPruneResult,
+    MemoryRecord,
+    MemoryScope,
+)
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -56,6 +63,7 @@ from threadline.memory.stores._common import (
     record_filter,
     scope_filter,
     to_epoch,
+    unexpired,
     vector_order,
 )
 from threadline.memory.stores._ranking import Fusion, best_hits, fts_terms, shortlist
@@ -65,6 +73,7 @@ from threadline.memory.stores._sqlite_bm25 import (
     file_bm25,
     owner_bm25,
 )
+from threadline.threads.stores.retention import cutoff_of
 
 __all__ = ["SQLiteMemoryStore"]
 
@@ -93,7 +102,8 @@ CREATE TABLE IF NOT EXISTS memories (
     valid_from  REAL,
     valid_to    REAL,
     metadata    TEXT NOT NULL,
-    vector      BLOB
+    vector      BLOB,
+    expires_at  REAL
 );
 CREATE INDEX IF NOT EXISTS memories_user_when
     ON memories (user_id, coalesce(occurred_at, recorded_at));
@@ -120,24 +130,26 @@ END;
 
 _COLUMNS = (
     "id, user_id, agent_id, app_id, kind, text, thread_id, message_ids, occurred_at, "
-    "recorded_at, valid_from, valid_to, metadata"
+    "recorded_at, valid_from, valid_to, metadata, expires_at"
 )
 
 _UPSERT = f"""
 INSERT INTO memories ({_COLUMNS}, owner, vector)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     agent_id = excluded.agent_id, app_id = excluded.app_id, kind = excluded.kind,
     text = excluded.text, thread_id = excluded.thread_id, message_ids = excluded.message_ids,
     occurred_at = excluded.occurred_at, recorded_at = excluded.recorded_at,
     valid_from = excluded.valid_from, valid_to = excluded.valid_to, metadata = excluded.metadata,
-    vector = excluded.vector
+    expires_at = excluded.expires_at, vector = excluded.vector
 WHERE memories.user_id = excluded.user_id
 """
 
 
 def _record(row: Sequence[Any]) -> MemoryRecord:
-    (mid, user, agent, app, kind, text, thread, mids, occurred, recorded, vfrom, vto, meta) = row
+    (mid, user, agent, app, kind, text, thread, mids, occurred, recorded, vfrom, vto, meta, exp) = (
+        row
+    )
     return MemoryRecord(
         id=mid,
         kind=kind,
@@ -150,6 +162,7 @@ def _record(row: Sequence[Any]) -> MemoryRecord:
         valid_from=from_epoch(vfrom),
         valid_to=from_epoch(vto),
         metadata=decode_metadata(meta),
+        expires_at=from_epoch(exp),
     )
 
 
@@ -223,6 +236,13 @@ class SQLiteMemoryStore:
         # Freed pages are zeroed, so forgotten memories do not linger in the file's free space.
         conn.execute("PRAGMA secure_delete = ON")
         with immediate_transaction(conn):
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(memories)")}
+            if "expires_at" not in columns:  # a file written before records could expire
+                conn.execute("ALTER TABLE memories ADD COLUMN expires_at REAL")
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS memories_expiry ON memories (expires_at) "
+                "WHERE expires_at IS NOT NULL"
+            )
             count_owner_stats(conn)
 
     async def _check_embedder(self) -> None:
@@ -279,6 +299,7 @@ class SQLiteMemoryStore:
                 to_epoch(r.valid_from),
                 to_epoch(r.valid_to),
                 encode_metadata(r),
+                to_epoch(r.expires_at),
                 owner_token(r.scope.user_id),
                 vector,
             )
@@ -289,7 +310,7 @@ class SQLiteMemoryStore:
 
         def write(conn: sqlite3.Connection) -> None:
             with immediate_transaction(conn):
-                owners = sorted({row[13] for row, at in zip(rows, derived, strict=True) if at})
+                owners = sorted({row[14] for row, at in zip(rows, derived, strict=True) if at})
                 marks: dict[str, float] = dict(
                     conn.execute(
                         "SELECT owner, at FROM memory_forgotten WHERE owner IN "
@@ -300,7 +321,7 @@ class SQLiteMemoryStore:
                     else []
                 )
                 for row, at in zip(rows, derived, strict=True):
-                    mark = marks.get(row[13])
+                    mark = marks.get(row[14])
                     if at is not None and mark is not None and at < mark:
                         continue  # learnt before its user was forgotten: forget wins
                     if conn.execute(_UPSERT, row).rowcount != 1:
@@ -441,10 +462,13 @@ class SQLiteMemoryStore:
     async def get(self, memory_id: str, *, scope: MemoryScope) -> MemoryRecord | None:
         """One record, or ``None`` if it does not exist in this scope."""
         where, params = scope_filter(check_scope(scope), "?")
+        now = to_epoch(datetime.now(UTC))
 
         def read(conn: sqlite3.Connection) -> MemoryRecord | None:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE id = ? AND {where}", [memory_id, *params]
+                f"SELECT {_COLUMNS} FROM memories WHERE id = ? AND {where} "
+                f"AND {unexpired('', '?')}",
+                [memory_id, *params, now],
             ).fetchone()
             return None if row is None else _record(row)
 
@@ -509,6 +533,45 @@ class SQLiteMemoryStore:
             )
 
         return await self._worker.run(write)
+
+    async def prune(
+        self, *, older_than: timedelta | datetime, dry_run: bool = False
+    ) -> MemoryPruneResult:
+        """Delete every user's expired records, and records superseded before ``older_than``.
+
+        Expired records are already never recalled; this frees their space (freed pages are
+        zeroed, see ``secure_delete``). Superseded records are kept for audit until they are
+        older than the age. An operator's task, so it spans all users.
+
+        Raises:
+            UsageError: the age is zero or negative, or the datetime naive or in the future.
+        """
+        cutoff = cutoff_of(older_than)
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            with immediate_transaction(conn):
+                (expired,) = conn.execute(
+                    "SELECT count(*) FROM memories WHERE expires_at <= ?", (now,)
+                ).fetchone()
+                (superseded,) = conn.execute(
+                    "SELECT count(*) FROM memories WHERE valid_to < ? "
+                    "AND (expires_at IS NULL OR expires_at > ?)",
+                    (cutoff, now),
+                ).fetchone()
+                if not dry_run:
+                    conn.execute(
+                        "DELETE FROM memories WHERE expires_at <= ? OR valid_to < ?", (now, cutoff)
+                    )
+            return int(expired), int(superseded)
+
+        expired, superseded = await self._worker.run(work)
+        return MemoryPruneResult(
+            expired=expired,
+            superseded=superseded,
+            cutoff=datetime.fromtimestamp(cutoff, UTC),
+            dry_run=dry_run,
+        )
 
     async def forget(self, *, user_id: str) -> ForgetResult:
         """Delete everything of ``user_id`` (records, full-text entries, vectors), then purge.

@@ -11,11 +11,17 @@ from threadline.threads.stores.base import (
     store_kind,
 )
 from threadline.threads.stores.codec import JSONCodec, MessageCodec
-from threadline.threads.stores.database import RecordDatabase, ThreadDatabase, ThreadInfo
+from threadline.threads.stores.database import (
+    PrunableDatabase,
+    RecordDatabase,
+    ThreadDatabase,
+    ThreadInfo,
+)
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.opener import open_database
 from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.threads.stores.registry import register_store_kind
+from threadline.threads.stores.retention import PruneResult
 from threadline.threads.stores.staged import StagedStore
 
 if TYPE_CHECKING:
@@ -34,6 +40,8 @@ __all__ = [
     "MessageCodec",
     "PostgresChatMessageStore",
     "PostgresThreadDatabase",
+    "PrunableDatabase",
+    "PruneResult",
     "RecordDatabase",
     "RedisChatMessageStore",
     "RedisThreadDatabase",

@@ -10,12 +10,15 @@ transaction, which is what the server needs; Redis keeps threads only. Open one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.records import ThreadBatch, ThreadRecord
+from threadline.threads.stores.retention import PruneResult
 
-__all__ = ["RecordDatabase", "ThreadDatabase", "ThreadInfo"]
+__all__ = ["PrunableDatabase", "RecordDatabase", "ThreadDatabase", "ThreadInfo"]
 
 
 class ThreadInfo:
@@ -113,4 +116,32 @@ class RecordDatabase(ThreadDatabase, Protocol):
 
     async def release_claim(self, kind: str, record_id: str, *, owner: str = "") -> None:
         """Drop an unanswered claim (the work failed), so the next claim succeeds."""
+        ...
+
+
+@runtime_checkable
+class PrunableDatabase(ThreadDatabase, Protocol):
+    """A thread database that deletes old threads: every shipped one (SQLite, PostgreSQL, Redis).
+
+    A protocol of its own, not a method of :class:`ThreadDatabase`, so databases written before
+    retention existed still are thread databases.
+    """
+
+    async def delete_threads(
+        self,
+        *,
+        older_than: timedelta | datetime,
+        dry_run: bool = False,
+        expire_records: Sequence[str] = (),
+    ) -> PruneResult:
+        """Delete the threads last updated before ``older_than`` (see :mod:`.retention`).
+
+        An old thread that a kept fork still reads is kept; a thread appended to while the
+        prune runs is kept whole; ``dry_run`` changes nothing and says what would go. Records
+        kept for a deleted thread go with it, and so do records of the ``expire_records``
+        kinds created before the cutoff (a database that keeps no records ignores it).
+
+        Raises:
+            UsageError: ``older_than`` is a zero or negative age, or a naive or future datetime.
+        """
         ...

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, LiteralString
 
 import psycopg
@@ -22,6 +23,7 @@ from psycopg import sql
 from threadline._postgres import store_pool
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.stores._postgres_legacy import upgrade
+from threadline.threads.stores._postgres_prune import prune_schema
 from threadline.threads.stores.base import TokenCounter, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec
 from threadline.threads.stores.database import ThreadInfo
@@ -39,6 +41,7 @@ from threadline.threads.stores.records import (
     check_record_key,
     dump_body,
 )
+from threadline.threads.stores.retention import PruneResult, cutoff_of
 
 __all__ = ["PostgresThreadDatabase"]
 
@@ -171,6 +174,49 @@ class PostgresThreadDatabase:
             (),
         )
         return [ThreadInfo(r[0], r[1], int(r[2]), float(r[3]), float(r[4])) for r in rows]
+
+    async def delete_threads(
+        self,
+        *,
+        older_than: timedelta | datetime,
+        dry_run: bool = False,
+        expire_records: Sequence[str] = (),
+    ) -> PruneResult:
+        """Delete the threads last updated before ``older_than``, with their records.
+
+        One transaction checks, locks and deletes, so a thread appended to meanwhile (by any
+        process) is kept whole; prunes of one schema from several processes take turns. An old
+        thread that a kept fork still reads is kept (:attr:`PruneResult.kept_for_forks`).
+        PostgreSQL's autovacuum makes the freed space reusable.
+
+        Args:
+            older_than: an age (a positive ``timedelta``) or an aware, past ``datetime``.
+            dry_run: change nothing (the transaction is rolled back); the result says what
+                would be deleted.
+            expire_records: record kinds (e.g. the server's ``"idempotency"``) deleted when
+                created before the cutoff, whatever thread they belong to.
+
+        Raises:
+            UsageError: the age is zero or negative, or the datetime naive or in the future.
+        """
+        cutoff = cutoff_of(older_than)
+        if not self._opened:
+            await self.open()
+        try:
+            async with self._pool.connection() as conn:
+                async with conn.transaction() as tx:
+                    result = await prune_schema(
+                        conn,
+                        self.schema,
+                        cutoff,
+                        dry_run=dry_run,
+                        expire_kinds=tuple(expire_records),
+                    )
+                    if dry_run:
+                        raise psycopg.Rollback(tx)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+        return result
 
     async def commit(self, batch: ThreadBatch) -> dict[str, int]:
         """Run the batch in one transaction; a failing write rolls all of it back."""

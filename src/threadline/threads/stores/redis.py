@@ -2,11 +2,16 @@
 
 Layout, per thread ``T`` under the key prefix ``P``:
 
-* ``P T:h``  a hash: ``version`` (message count), and for forks ``parent`` and ``fork`` (the
-  parent's version when it branched);
+* ``P T:h``  a hash: ``version`` (message count), ``updated`` (the server's time of the last
+  append, seconds), and for forks ``parent`` and ``fork`` (the parent's version when it branched);
 * ``P T:m``  a list of the thread's own records (codec bytes), positions ``fork+1 .. version``;
 * ``P T:t``  a list of their token counts, parallel to ``:m``;
 * ``P T:c``  a set of the thread's forks.
+
+With a ``ttl``, every append (and fork) sets the thread's keys to expire that long after it, and
+extends its fork ancestors' to at least as long; a thread with forks is never shortened, a key
+without an expiry never gets one from a fork, and a fork made without a ``ttl`` makes its
+ancestors persistent: no parent expires while a fork that reads it lives.
 
 Every operation that must be atomic is one Lua script, which Redis runs without interleaving any
 other command: an append checks the version and pushes all of a turn's records, or does nothing;
@@ -19,17 +24,18 @@ Needs the ``redis`` extra (redis-py >= 5, asyncio).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
+from threadline.exceptions import ConcurrentThreadUpdateError, StoreError, UsageError
 from threadline.threads.state import check_thread_id
 from threadline.threads.stores._cache import HistoryCache
 from threadline.threads.stores._connections import ConnectedStore, SharedResource, redact_url
+from threadline.threads.stores._redis_prune import prune_prefix, scan_threads
 from threadline.threads.stores.base import (
     TokenCounter,
     check_fork_at,
@@ -43,6 +49,7 @@ from threadline.threads.stores.codec import (
     recode,
 )
 from threadline.threads.stores.database import ThreadInfo
+from threadline.threads.stores.retention import PruneResult, cutoff_of
 from threadline.threads.thread import new_thread_id
 from threadline.types.messages import ChatMessage, MessageView
 
@@ -93,7 +100,43 @@ local function records(key, first, last, expected)
   return items
 end
 """
-_APPEND = """
+_TOUCH = """
+local function now()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+local function expire(prefix, tid, ttl)
+  local suffixes = {':h', ':m', ':t', ':c'}
+  local function ancestors(each)
+    local seen = {[tid] = true}
+    local cur = redis.call('HGET', prefix .. tid .. ':h', 'parent')
+    while cur and not seen[cur] do
+      seen[cur] = true
+      for _, s in ipairs(suffixes) do each(prefix .. cur .. s) end
+      cur = redis.call('HGET', prefix .. cur .. ':h', 'parent')
+    end
+  end
+  if ttl <= 0 then
+    if ttl < 0 then ancestors(function(k) redis.call('PERSIST', k) end) end
+    return
+  end
+  -- A thread with forks only ever lives longer: they may read it for longer than its own ttl.
+  local own = redis.call('SCARD', prefix .. tid .. ':c') > 0 and 'GT' or nil
+  for _, s in ipairs(suffixes) do
+    if own then redis.call('PEXPIRE', prefix .. tid .. s, ttl, own)
+    else redis.call('PEXPIRE', prefix .. tid .. s, ttl) end
+  end
+  ancestors(function(k) redis.call('PEXPIRE', k, ttl, 'GT') end)
+end
+"""
+"""Lua helpers: the server's time as ``updated`` is written, and a thread's expiry: ``ttl`` in
+milliseconds extends its ancestors' (``GT`` leaves keys without one alone) and never shortens a
+thread that has forks; 0 does nothing; -1 (a fork made without a ttl) makes its ancestors
+persistent, since it may read them forever."""
+
+_APPEND = (
+    _TOUCH
+    + """
 local meta = redis.call('HMGET', KEYS[1], 'version', 'fork')
 local v, fork = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
 if not v or not fork then
@@ -114,9 +157,11 @@ end
 for i = 3 + n, 2 + 2 * n, 1000 do
   redis.call('RPUSH', KEYS[3], unpack(ARGV, i, math.min(i + 999, 2 + 2 * n)))
 end
-redis.call('HSET', KEYS[1], 'version', v + n)
+redis.call('HSET', KEYS[1], 'version', v + n, 'updated', now())
+expire(ARGV[4 + 2 * n], ARGV[5 + 2 * n], tonumber(ARGV[3 + 2 * n]))
 return {1, v + n}
 """
+)
 
 _READ_AFTER = (
     _CHAIN
@@ -184,7 +229,9 @@ return out
 """
 )
 
-_FORK = """
+_FORK = (
+    _TOUCH
+    + """
 local prefix, parent, child = ARGV[1], ARGV[2], ARGV[3]
 local v = tonumber(redis.call('HGET', prefix .. parent .. ':h', 'version') or '0')
 if ARGV[4] ~= '' then
@@ -195,10 +242,14 @@ end
 if redis.call('EXISTS', prefix .. parent .. ':h') == 0 then
   redis.call('HSETNX', prefix .. parent .. ':h', 'version', 0)
 end
-redis.call('HSET', prefix .. child .. ':h', 'version', v, 'parent', parent, 'fork', v)
+redis.call('HSET', prefix .. child .. ':h', 'version', v, 'parent', parent, 'fork', v,
+  'updated', now())
 redis.call('SADD', prefix .. parent .. ':c', child)
+local ttl = tonumber(ARGV[5])
+expire(prefix, child, ttl > 0 and ttl or -1)
 return v
 """
+)
 
 _ADOPT = """
 local prefix, child, parent, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -246,6 +297,19 @@ def _unpack(data: bytes) -> list[bytes]:
     return out
 
 
+def ttl_milliseconds(ttl: timedelta | None) -> int:
+    """A thread TTL in whole milliseconds (0: none).
+
+    Raises:
+        UsageError: the TTL is not a positive ``timedelta`` of at least a millisecond.
+    """
+    if ttl is None:
+        return 0
+    if not isinstance(ttl, timedelta) or ttl < timedelta(milliseconds=1):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise UsageError(f"a Redis thread ttl must be a positive timedelta, got {ttl!r}")
+    return int(ttl.total_seconds() * 1000)
+
+
 class RedisChatMessageStore(ConnectedStore):
     """A thread kept in Redis, shareable by any number of processes and hosts.
 
@@ -256,6 +320,8 @@ class RedisChatMessageStore(ConnectedStore):
         client: a ``redis.asyncio.Redis`` created with ``decode_responses=False``.
         thread_id: the thread to open or create; a new id when omitted.
         key_prefix: the namespace of every key this store writes.
+        ttl: when given, the thread's keys expire this long after its last append (or its fork),
+            and its fork ancestors' are extended to live at least as long.
         token_counter: counts each message's tokens when written, for bounded reads.
         codec: how records are encoded; e.g. ``EncryptedCodec(master_key)`` to encrypt them.
 
@@ -274,9 +340,11 @@ class RedisChatMessageStore(ConnectedStore):
         client: aioredis.Redis | None = None,
         thread_id: str | None = None,
         key_prefix: str = "threadline:",
+        ttl: timedelta | None = None,
         token_counter: TokenCounter = estimate_tokens,
         codec: MessageCodec | None = None,
     ) -> None:
+        self._ttl_ms = ttl_milliseconds(ttl)
         if (url is None) == (client is None):
             raise ValueError("give RedisChatMessageStore exactly one of url= or client=")
         if client is None:
@@ -386,7 +454,7 @@ class RedisChatMessageStore(ConnectedStore):
         ok, version = await self._run(
             "append",
             [key + ":h", key + ":m", key + ":t"],
-            [expected, len(bodies), *bodies, *tokens],
+            [expected, len(bodies), *bodies, *tokens, self._ttl_ms, self.key_prefix, tid],
         )
         if not ok:
             assert expected_version is not None
@@ -408,7 +476,9 @@ class RedisChatMessageStore(ConnectedStore):
             check_fork_at(at, at, repr(self.thread_id))  # type and sign; the length in Lua
         child = new_thread_id()
         found = await self._run(
-            "fork", [], [self.key_prefix, self.thread_id, child, "" if at is None else at]
+            "fork",
+            [],
+            [self.key_prefix, self.thread_id, child, "" if at is None else at, self._ttl_ms],
         )
         if int(found) < 0:
             check_fork_at(at, -1 - int(found), repr(self.thread_id))
@@ -477,6 +547,10 @@ class RedisThreadDatabase:
     Redis keeps threads only: it cannot put records beside a thread in the transaction of its
     append, so it is a :class:`~threadline.threads.stores.database.ThreadDatabase` but not a
     ``RecordDatabase`` (the server and the CLI's saved state need one).
+
+    Args:
+        ttl: when given, each thread's keys expire this long after its last append (see
+            :class:`RedisChatMessageStore`); :meth:`delete_threads` prunes by age either way.
     """
 
     kind = "redis"
@@ -486,9 +560,12 @@ class RedisThreadDatabase:
         url: str,
         *,
         key_prefix: str = "threadline:",
+        ttl: timedelta | None = None,
         token_counter: TokenCounter = estimate_tokens,
         codec: MessageCodec | None = None,
     ) -> None:
+        ttl_milliseconds(ttl)  # refuse a bad one now, not at the first store
+        self._ttl = ttl
         self._client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=False)  # pyright: ignore[reportUnknownMemberType]
         self._where = redact_url(url)
         self.key_prefix = key_prefix
@@ -504,6 +581,7 @@ class RedisThreadDatabase:
             client=self._client,
             thread_id=thread_id,
             key_prefix=self.key_prefix,
+            ttl=self._ttl,
             token_counter=self._count,
             codec=self._codec,
         )
@@ -524,26 +602,47 @@ class RedisThreadDatabase:
         await self._client.aclose()
 
     async def list_threads(self) -> list[ThreadInfo]:
-        """The threads under the prefix (Redis keeps no times: they read as 0, unordered)."""
-        prefix = self.key_prefix.encode()
-        pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", prefix) + b"*:h"
-        infos: list[ThreadInfo] = []
+        """The threads under the prefix, most recently updated first.
+
+        Redis keeps no creation time (it reads as 0), and threads written before ``updated``
+        was kept read as updated at 0 until a prune stamps them.
+        """
         try:
-            keys = self._client.scan_iter(match=pattern, count=500)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            async for key in keys:  # pyright: ignore[reportUnknownVariableType]
-                raw = cast(bytes, key)
-                fields = cast(dict[bytes, bytes], await self._client.hgetall(raw))
-                parent = fields.get(b"parent")
-                version = fields.get(b"version", b"0")
-                infos.append(
-                    ThreadInfo(
-                        raw[len(prefix) : -2].decode(errors="replace"),
-                        parent.decode(errors="replace") if parent else None,
-                        int(version) if version.isdigit() else 0,
-                        0.0,
-                        0.0,
-                    )
-                )
+            scanned = await scan_threads(self._client, self.key_prefix)
         except RedisError as exc:
             raise StoreError(f"Redis at {self._where} failed listing threads: {exc}") from exc
+        infos = [
+            ThreadInfo(tid, parent, version, 0.0, updated or 0.0)
+            for tid, parent, version, _, updated in scanned
+        ]
+        infos.sort(key=lambda info: info.updated_at, reverse=True)
         return infos
+
+    async def delete_threads(
+        self,
+        *,
+        older_than: timedelta | datetime,
+        dry_run: bool = False,
+        expire_records: Sequence[str] = (),
+    ) -> PruneResult:
+        """Delete the threads last updated before ``older_than``, forks before parents.
+
+        Each thread is checked again and deleted by one script, so a thread appended to or
+        forked meanwhile is kept whole, and so is every old thread a kept fork still reads
+        (:attr:`PruneResult.kept_for_forks`). Redis keeps no records beside threads, so
+        ``records`` is always 0. A thread's ``ttl`` (see the class) is the other way to bound a
+        Redis store.
+
+        Args:
+            older_than: an age (a positive ``timedelta``) or an aware, past ``datetime``.
+            dry_run: change nothing; the result says what would be deleted.
+            expire_records: ignored: Redis keeps no records.
+
+        Raises:
+            UsageError: the age is zero or negative, or the datetime naive or in the future.
+        """
+        del expire_records
+        cutoff = cutoff_of(older_than)
+        return await prune_prefix(
+            self._client, self.key_prefix, cutoff, dry_run=dry_run, where=self._where
+        )

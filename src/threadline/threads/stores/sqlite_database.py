@@ -19,11 +19,13 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.stores._sqlite_legacy import check_items, migrate_items, refuse_old_layout
+from threadline.threads.stores._sqlite_prune import prune_threads, vacuum_free_pages
 from threadline.threads.stores.base import TokenCounter, estimate_tokens
 from threadline.threads.stores.codec import JSONCodec, MessageCodec
 from threadline.threads.stores.database import ThreadInfo
@@ -40,6 +42,7 @@ from threadline.threads.stores.records import (
     check_record_key,
     dump_body,
 )
+from threadline.threads.stores.retention import PruneResult, cutoff_of
 from threadline.threads.stores.sqlite import SQLiteChatMessageStore, acquire_worker, release_worker
 from threadline.threads.stores.sqlite_tables import append_rows, delete_thread, fork_thread
 from threadline.types.messages import ChatMessage
@@ -235,6 +238,36 @@ class SQLiteThreadDatabase:
             return await worker.run(query)
         finally:
             await release_worker(worker)
+
+    async def delete_threads(
+        self,
+        *,
+        older_than: timedelta | datetime,
+        dry_run: bool = False,
+        expire_records: Sequence[str] = (),
+    ) -> PruneResult:
+        """Delete the threads last updated before ``older_than``, with their records.
+
+        One write transaction checks the ages and deletes, so a thread appended to meanwhile
+        (here or in another process) is kept whole. An old thread that a kept fork still reads
+        is kept (:attr:`PruneResult.kept_for_forks`). Afterwards a file threadline created gives
+        the freed pages back to the file system; an older file reuses them for later writes.
+
+        Args:
+            older_than: an age (a positive ``timedelta``) or an aware, past ``datetime``.
+            dry_run: change nothing; the result says what would be deleted.
+            expire_records: record kinds (e.g. the server's ``"idempotency"``) deleted when
+                created before the cutoff, whatever thread they belong to.
+
+        Raises:
+            UsageError: the age is zero or negative, or the datetime naive or in the future.
+        """
+        cutoff = cutoff_of(older_than)
+        kinds = tuple(expire_records)
+        result = await self._db.run(prune_threads, cutoff, dry_run, kinds)
+        if not dry_run and result.threads:
+            await self._db.run(vacuum_free_pages)
+        return result
 
     def _encoded(self, op: BatchOp) -> Rows | None:
         if not isinstance(op, AppendOp | ReplaceOp):

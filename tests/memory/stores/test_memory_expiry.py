@@ -1,0 +1,65 @@
+"""Memory expiry beyond the kit: the in-memory store, files written before expiry, real deletes."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from threadline.exceptions import UsageError
+from threadline.memory.in_memory import InMemoryMemoryStore
+from threadline.memory.records import MemoryRecord, MemoryScope
+from threadline.memory.stores.sqlite import SQLiteMemoryStore
+
+ALICE = MemoryScope(user_id="alice")
+
+
+def _fact(text: str, **fields: object) -> MemoryRecord:
+    return MemoryRecord(kind="fact", text=text, scope=ALICE, **fields)  # pyright: ignore[reportArgumentType]
+
+
+async def test_the_in_memory_store_hides_and_prunes_expired_records() -> None:
+    store = InMemoryMemoryStore()
+    now = datetime.now(UTC)
+    gone = _fact("was in Lisbon", expires_at=now - timedelta(seconds=1))
+    kept = _fact("was in Lisbon last year")
+    await store.add([gone, kept])
+    assert [h.record.id for h in await store.search("Lisbon", scope=ALICE)] == [kept.id]
+    assert [r.id for r in await store.list(scope=ALICE, include_superseded=True)] == [kept.id]
+    assert await store.get(gone.id, scope=ALICE) is None
+    result = await store.prune(older_than=timedelta(days=1), dry_run=True)
+    assert (result.expired, result.superseded, len(store)) == (1, 0, 2)
+    result = await store.prune(older_than=timedelta(days=1))
+    assert (result.expired, len(store)) == (1, 1)
+    with pytest.raises(UsageError):
+        await store.prune(older_than=timedelta(0))
+
+
+def _rows(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM memories").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_sqlite_file_from_before_expiry_gains_it(tmp_path: Path) -> None:
+    path = tmp_path / "memory.sqlite3"
+    async with SQLiteMemoryStore(path) as store:
+        await store.add([_fact("likes rooibos")])
+    conn = sqlite3.connect(path)  # take the file back to the layout before expires_at
+    conn.execute("DROP INDEX memories_expiry")
+    conn.execute("ALTER TABLE memories DROP COLUMN expires_at")
+    conn.commit()
+    conn.close()
+    async with SQLiteMemoryStore(path) as store:
+        assert [r.text for r in await store.list(scope=ALICE)] == ["likes rooibos"]
+        soon = _fact("is on holiday", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        await store.add([soon])
+        assert [r.text for r in await store.list(scope=ALICE)] == ["likes rooibos"]
+        assert _rows(path) == 2
+        result = await store.prune(older_than=timedelta(days=30))
+        assert result.expired == 1
+    assert _rows(path) == 1  # deleted, not only hidden
