@@ -71,3 +71,11 @@ def test_a_non_sdk_provider_is_left_alone() -> None:
 
     trace.set_tracer_provider(Theirs())
     assert SpanBuffer.install() is None
+
+
+def test_nothing_is_recorded_when_opentelemetry_is_disabled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert SpanBuffer.install() is None
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)

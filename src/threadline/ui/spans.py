@@ -15,6 +15,7 @@ pages say that traces are not recorded.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -45,8 +46,11 @@ class SpanBuffer:
 
         Added to the global SDK provider when one is set (``configure_tracing`` or the
         application's); otherwise a provider of its own is made global, so a plain
-        ``threadline serve`` records its traces for the UI only and exports nothing.
+        ``threadline serve`` records its traces for the UI only and exports nothing. Nothing
+        is installed under ``OTEL_SDK_DISABLED=true``.
         """
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return None  # the operator turned OpenTelemetry off: record nothing, even here
         try:
             from opentelemetry.sdk.trace import TracerProvider
         except ImportError:
