@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from playwright.async_api import expect
 
-from tests.ui.conftest import open_tab
+from tests.ui.conftest import PacedScriptedClient, open_tab
 from threadline import ChatAgent, ChatMessage, ScriptedChatClient
 from threadline.cli._library import ThreadLibrary
+from threadline.cli._ui_local import local_app
 from threadline.cli.memory_cmd import open_store
 from threadline.exceptions import ThreadlineError
 from threadline.memory import MemoryRecord, MemoryScope
@@ -175,3 +177,75 @@ async def test_local_home_threads_group_chats_and_memories(
 
         await page.goto(f"{origin}/ui/threads/thread_nope")
         await expect(page.get_by_role("heading", name="Not found (404)")).to_be_visible()
+
+
+async def test_the_chat_box_runs_a_turn_on_a_saved_thread(tmp_path: Path) -> None:
+    """``local_app(home, agent=...)`` (what ``threadline ui --chat`` serves) with a paced model."""
+    home = tmp_path / "home"
+    home.mkdir()
+    thread_id, _, _ = await _home(home)
+    model = PacedScriptedClient(["the reply comes word by word"])
+    model.pace = 0.05
+    agent = ChatAgent(model)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(local_app(home, agent=agent), log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+        await asyncio.sleep(0.01)
+    origin = f"http://127.0.0.1:{port}"
+    outside: list[str] = []
+    try:
+        async with open_tab(origin, outside) as page:
+            await page.goto(f"{origin}/ui/threads/{thread_id}")
+            await expect(page.locator("ol.transcript > li")).to_have_count(4)
+            await page.evaluate(
+                """() => { window.partials = [];
+                   new MutationObserver(() => {
+                     const live = document.getElementById('live-reply');
+                     if (live) window.partials.push(live.textContent);
+                   }).observe(document.body, {subtree: true, childList: true,
+                                              characterData: true}); }"""
+            )
+            await page.get_by_label("Message", exact=True).fill("what about <i>hotels</i>?")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.locator("#live-reply")).to_have_text("the reply comes word by word")
+            partials = await page.evaluate("window.partials")
+            assert len({p for p in partials if p}) > 2, partials
+            # A model that fails: the page says so; the input is kept, marked failed.
+            await page.get_by_label("Message", exact=True).fill("still there?")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.locator("#live-reply")).to_contain_text("Error:")
+            await page.reload()
+            transcript = page.locator("ol.transcript > li")
+            await expect(transcript).to_have_count(7)
+            await expect(transcript.nth(4)).to_contain_text("what about <i>hotels</i>?")
+            await expect(transcript.nth(5)).to_contain_text("the reply comes word by word")
+            await expect(transcript.nth(6).locator(".badge.failed")).to_have_text("failed")
+        assert [m.text for m in model.calls[0].messages][-1] == "what about <i>hotels</i>?"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--port", "0"], "--port 0 is not a TCP port"),
+        (["--port", "70000"], "--port 70000 is not a TCP port"),
+        (["--model", "qwen-0.5b"], "--model chooses the model of --chat; add --chat"),
+    ],
+)
+async def test_bad_options_are_one_clear_line(args: list[str], says: str, tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "threadline.cli.main", "ui", "--home", str(tmp_path), *args],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 1
+    assert err.decode().startswith("threadline: error: ") and says in err.decode()
+    assert "Traceback" not in err.decode() and not out

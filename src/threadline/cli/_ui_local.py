@@ -3,14 +3,15 @@
 ``threadline ui`` serves one person's own files on loopback, so there is one account, ``local``,
 and no key. Threads are the library's (``threads.db``), group chats the saved transcripts under
 ``groups/`` (shown, not forked: a group chat resumes from its file), memories those of
-``memory.sqlite3``, opened on first use. Nothing here chats: the pages' chat box needs a server.
+``memory.sqlite3``, opened on first use. The chat box runs the agent it is given (``threadline
+ui --chat``: the embedded model) on a saved thread, streaming the reply.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from threadline.agents.chat_agent import ChatAgent
 from threadline.cli._library import ThreadLibrary
 from threadline.cli.memory_cmd import open_store
 from threadline.exceptions import MessageFormatError
@@ -76,15 +78,30 @@ def _group(path: Path) -> tuple[list[ChatMessage], list[str]] | None:
 class LocalUiSource:
     """The threads, group chats and memories of one home directory."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, agent: ChatAgent | None = None) -> None:
         self.home = home
+        self.agent = agent
+        """The agent the chat box runs on a thread; ``None``: the pages have no chat box."""
         self.library = ThreadLibrary(home)
         self._memory: MemoryStore | None = None
 
     @property
-    def mode(self) -> Literal["server", "local"]:
-        """No chat box: the local model runs in ``threadline chat``."""
-        return "local"
+    def chat_via(self) -> Literal["responses", "source"] | None:
+        """The chat box runs ``agent`` on the thread here, when there is one."""
+        return "source" if self.agent is not None else None
+
+    async def chat(self, account: str, thread_id: str, text: str) -> AsyncIterator[str] | None:
+        """A turn of ``agent`` on a saved thread, as ``threadline chat --thread ID`` makes it."""
+        if self.agent is None or not await self.library.exists(thread_id):
+            return None
+        agent, thread = self.agent, self.library.thread(thread_id)
+
+        async def reply() -> AsyncIterator[str]:
+            async for update in agent.run_stream(text, thread=thread):
+                if update.text:
+                    yield update.text
+
+        return reply()
 
     def _store(self) -> MemoryStore:
         if self._memory is None:
@@ -196,9 +213,9 @@ async def _local(request: Request) -> str | None:
     return ACCOUNT
 
 
-def local_app(home: Path) -> Starlette:
-    """The UI over ``home``, at ``/ui/`` (``/`` redirects there)."""
-    source = LocalUiSource(home)
+def local_app(home: Path, *, agent: ChatAgent | None = None) -> Starlette:
+    """The UI over ``home``, at ``/ui/`` (``/`` redirects there); ``agent`` answers its chat box."""
+    source = LocalUiSource(home, agent=agent)
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/ui/")

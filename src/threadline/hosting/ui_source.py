@@ -9,11 +9,13 @@ an SDK client makes.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Literal, cast
 
 from starlette.requests import Request
 
+from threadline.exceptions import UsageError
 from threadline.hosting._request import ServerState, state_of
 from threadline.hosting._runner import memory_user_id
 from threadline.hosting._turns import new_id
@@ -67,9 +69,13 @@ class ServerUiSource:
         self.state = state
 
     @property
-    def mode(self) -> Literal["server", "local"]:
-        """The pages chat through the server's Responses API."""
-        return "server"
+    def chat_via(self) -> Literal["responses", "source"] | None:
+        """The pages chat through the server's Responses API, like any client."""
+        return "responses"
+
+    async def chat(self, account: str, thread_id: str, text: str) -> AsyncIterator[str] | None:
+        """Not used: a turn from the UI is a ``POST /v1/responses`` (see :attr:`chat_via`)."""
+        raise UsageError("the server's UI chats through POST /v1/responses")
 
     async def _conversations(self, account: str) -> dict[str, ThreadRecord]:
         records = await self.state.database.list_records("conversation", owner=account, limit=_ALL)

@@ -12,15 +12,18 @@ that mounts them keeps its own error handling and tracing middleware.
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from threadline.exceptions import ThreadlineError
 from threadline.ui.source import Authenticate, MemoryEntry, ThreadEntry, UiSource
 from threadline.ui.spans import SpanBuffer
 
@@ -31,6 +34,7 @@ STATIC = Path(str(files("threadline.ui") / "static"))
 PAGE_SIZE = 200
 """Messages per transcript page: a 10,000-message thread loads in pages, never at once."""
 _MAX_PAGE = 1000
+_MAX_CHAT_BYTES = 1_000_000
 _PAGE_HEADERS = {
     "cache-control": "no-store",
     # Only this server's own script, styles and API: even if text escaped into the page as
@@ -70,6 +74,20 @@ def _memory(entry: MemoryEntry) -> dict[str, Any]:
     }
 
 
+async def _ndjson(reply: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The reply as JSON lines: ``{"delta"}`` as it streams, then ``{"done"}`` or ``{"error"}``.
+
+    The status line is sent before the turn runs, so a failure mid-turn is told in the stream.
+    """
+    try:
+        async for delta in reply:
+            yield json.dumps({"delta": delta}) + "\n"
+    except ThreadlineError as exc:
+        yield json.dumps({"error": str(exc)}) + "\n"
+        return
+    yield json.dumps({"done": True}) + "\n"
+
+
 def _int(request: Request, name: str, default: int, *, low: int, high: int) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
@@ -100,7 +118,29 @@ def ui_routes(
         return account
 
     async def config(request: Request) -> Response:
-        return JSONResponse({"mode": source.mode, "traces": spans is not None})
+        return JSONResponse({"chat": source.chat_via, "traces": spans is not None})
+
+    async def chat(request: Request) -> Response:
+        account = await account_of(request)
+        if isinstance(account, Response):
+            return account
+        if source.chat_via != "source":
+            return _error(404, "This UI has no chat endpoint of its own.")
+        thread_id = request.path_params["thread_id"]
+        raw = await request.body()
+        if len(raw) > _MAX_CHAT_BYTES:
+            return _error(413, f"The message exceeds {_MAX_CHAT_BYTES} bytes.")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return _error(400, 'Send {"text": "..."}: the body is not JSON.')
+        text = cast(dict[str, object], body).get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            return _error(400, 'Send {"text": "..."} with the message to send.')
+        reply = await source.chat(account, thread_id, text)
+        if reply is None:
+            return _error(404, f"No thread {thread_id!r}.")
+        return StreamingResponse(_ndjson(reply), media_type="application/x-ndjson")
 
     async def list_threads(request: Request) -> Response:
         account = await account_of(request)
@@ -206,6 +246,7 @@ def ui_routes(
         Route("/threads/{thread_id}", get_thread),
         Route("/threads/{thread_id}/fork", fork, methods=["POST"]),
         Route("/threads/{thread_id}/traces", traces),
+        Route("/threads/{thread_id}/messages", chat, methods=["POST"]),
         Route("/memories", memories),
         Route("/memories", forget_user, methods=["DELETE"]),
         Route("/memories/{memory_id}", forget_memory, methods=["DELETE"]),

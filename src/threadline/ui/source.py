@@ -9,7 +9,7 @@ pages cannot tell the two apart (both are a 404).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -74,8 +74,19 @@ class UiSource(Protocol):
     """Threads and memories of the accounts of one server or home, for the web UI."""
 
     @property
-    def mode(self) -> Literal["server", "local"]:
-        """``server``: the pages chat through ``/v1/responses``; ``local``: no chat box."""
+    def chat_via(self) -> Literal["responses", "source"] | None:
+        """How the chat box sends a message.
+
+        ``responses``: the server's own ``POST /v1/responses``; ``source``: :meth:`chat`;
+        ``None``: the pages have no chat box.
+        """
+        ...
+
+    async def chat(self, account: str, thread_id: str, text: str) -> AsyncIterator[str] | None:
+        """Run a turn on the thread, streaming the reply's text; ``None`` when not found.
+
+        Only called when :attr:`chat_via` is ``source``.
+        """
         ...
 
     async def threads(self, account: str, *, query: str = "") -> list[ThreadEntry]:

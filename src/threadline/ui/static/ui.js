@@ -198,12 +198,12 @@ async function threadPage(id) {
                               view.notes.map((n) => el("li", { text: n }))) : null,
        tree, el("h2", { text: "Transcript" }), el("div", { class: "pager" }, counter), transcript,
        el("div", { class: "pager" }, more),
-       config.mode === "server" ? chatBox(id, transcript) : null, traces);
+       config.chat && view.kind !== "group" ? chatBox(id, transcript, config.chat) : null, traces);
   append(view.page);
   status("");
 }
 
-function chatBox(id, transcript) {
+function chatBox(id, transcript, via) {
   const live = el("div", { class: "live", id: "live-reply", "aria-live": "polite", hidden: true });
   const box = el("textarea", { id: "chat-input", name: "message", required: true });
   const send = el("button", { type: "submit", class: "primary" }, "Send");
@@ -216,7 +216,8 @@ function chatBox(id, transcript) {
       live.hidden = false;
       live.textContent = "";
       try {
-        await streamReply(id, text, (delta) => { live.textContent += delta; });
+        const stream = via === "responses" ? streamReply : streamFromUi;
+        await stream(id, text, (delta) => { live.textContent += delta; });
         box.value = "";
         status("Reply received.");
       } catch (error) { status(""); live.textContent = "Error: " + error.message; }
@@ -257,6 +258,37 @@ async function streamReply(conversation, text, onDelta) {
         else if (data.type === "response.failed" || data.type === "error")
           throw new Error((data.response && data.response.error && data.response.error.message) || data.message || "the turn failed");
       }
+    }
+  }
+}
+
+async function streamFromUi(id, text, onDelta) {
+  // threadline ui: the page's own endpoint runs the turn and sends JSON lines.
+  const response = await fetch("/ui/api/threads/" + encodeURIComponent(id) + "/messages", {
+    method: "POST",
+    headers: headers({ "content-type": "application/json" }),
+    body: JSON.stringify({ text }),
+  });
+  if (!response.ok) {
+    let message = response.statusText;
+    try { message = (await response.json()).error.message; } catch (e) { /* keep statusText */ }
+    throw new HttpError(response.status, message);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, cut);
+      buffered = buffered.slice(cut + 1);
+      if (!line.trim()) continue;
+      const data = JSON.parse(line);
+      if (data.error) throw new Error(data.error);
+      if (data.delta) onDelta(data.delta);
     }
   }
 }
