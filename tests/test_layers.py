@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "agents": 6,
     "multiagent": 7,
     "testing": 7,
+    "ui": 7,
     "hosting": 8,
     "cli": 9,
 }
@@ -45,6 +46,8 @@ keeps; ``threads`` reaches its providers and forking clients through protocols o
 wire protocol, like ``openai_wire``; agents reach it through the ``ToolSource`` protocol of
 ``tools``, so it needs nothing above.
 ``testing`` sits above ``agents`` because the store kit runs real agent turns against a store.
+``ui`` (the web UI's pages and JSON API) reads threads and memories through a ``UiSource``
+protocol of its own; ``hosting`` and ``cli`` plug their data into it, so it needs nothing above.
 """
 
 ALLOWED = {

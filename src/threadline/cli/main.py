@@ -18,14 +18,14 @@ from pathlib import Path
 from types import ModuleType
 
 from threadline import __version__, configure_tracing
-from threadline.cli import chat, mcp_cmd, memory_cmd, serve_cmd, threads_cmd
+from threadline.cli import chat, mcp_cmd, memory_cmd, serve_cmd, threads_cmd, ui_cmd
 from threadline.cli._library import check_home, default_home
 from threadline.cli._text import printable
 from threadline.exceptions import ThreadlineError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[ModuleType, ...] = (chat, threads_cmd, memory_cmd, serve_cmd, mcp_cmd)
+COMMANDS: tuple[ModuleType, ...] = (chat, threads_cmd, memory_cmd, serve_cmd, ui_cmd, mcp_cmd)
 """The subcommands' modules, in the order ``--help`` lists them."""
 
 

@@ -139,6 +139,7 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
         tools=tools,
         options=options,
         user_id=memory_user_id(owner, options.get("user")),
+        thread_id=conversation.thread_id if conversation is not None else None,
     )
     return ResponsePlan(
         owner=owner,

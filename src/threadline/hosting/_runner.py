@@ -59,6 +59,10 @@ class TurnRequest:
     options: RunOptions | None = None
     user_id: str | None = None
     """Whose long-term memory the agent's memory components use (see :func:`memory_user_id`)."""
+    thread_id: str | None = None
+    """The conversation's thread, when the turn extends one: the agent's thread takes its id, so
+    spans (``gen_ai.conversation.id``) and memories (their source thread) name the conversation
+    a client and the web UI know, not a throwaway id."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,7 +85,9 @@ def _agent_for(agent: ChatAgent, request: TurnRequest) -> ChatAgent:
 
 
 def _thread(request: TurnRequest) -> AgentThread:
-    return AgentThread(message_store=request.store, user_id=request.user_id)
+    return AgentThread(
+        message_store=request.store, user_id=request.user_id, thread_id=request.thread_id
+    )
 
 
 def memory_user_id(owner: str, user: str | None) -> str:

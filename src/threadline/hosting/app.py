@@ -32,8 +32,10 @@ from threadline.hosting._retention import pruner, run_retention
 from threadline.hosting._trace_context import TraceContext
 from threadline.hosting.config import ServerConfig
 from threadline.hosting.errors import ApiError, error_response
+from threadline.hosting.ui_source import ServerUiSource, authenticate
 from threadline.threads.stores.database import RecordDatabase, ThreadDatabase
 from threadline.threads.stores.opener import open_database
+from threadline.ui import SpanBuffer, ui_routes
 
 __all__ = ["create_app", "server_database"]
 
@@ -137,6 +139,7 @@ def create_app(
     config: ServerConfig | None = None,
     *,
     store: str | ThreadDatabase | None = None,
+    spans: SpanBuffer | None = None,
 ) -> Starlette:
     """An ASGI app serving ``agent`` through the OpenAI APIs.
 
@@ -150,6 +153,8 @@ def create_app(
         config: keys, storage location and limits; defaults suit local development.
         store: a database (or a spec for ``open_database``) to use instead of the one ``config``
             names; closed with the app.
+        spans: the process's recent traces (``SpanBuffer.install()``), drawn by the web UI's
+            trace pages; ``None``: the UI says traces are not recorded.
 
     Raises:
         UsageError: the agent's client keeps history in its own service, or the store cannot
@@ -198,6 +203,9 @@ def create_app(
         *models.routes(),
         *users.routes(),
     ]
+    if config.ui:
+        # The web UI under /ui/: the same keys, each seeing only its account's objects.
+        route_list.append(ui_routes(ServerUiSource(state), authenticate, spans=spans))
     app = Starlette(
         routes=route_list,
         lifespan=lifespan,

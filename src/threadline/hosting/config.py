@@ -38,6 +38,9 @@ class ServerConfig:
     """When set, conversations (threads, their response objects) not updated for this long, and
     ``Idempotency-Key`` answers this old, are deleted while the server runs; ``None`` keeps all."""
 
+    ui: bool = True
+    """Serve the web UI under ``/ui/`` (see docs/ui.md); it uses the same keys as the API."""
+
     def store_spec(self) -> str:
         """The store spec these settings name: ``postgresql://...`` or ``sqlite:{db_path}``."""
         return self.postgres_url or f"sqlite:{self.db_path}"

@@ -16,6 +16,7 @@ from threadline.agents.chat_agent import ChatAgent
 from threadline.hosting.app import create_app, server_database
 from threadline.hosting.config import ServerConfig
 from threadline.threads.stores.database import ThreadDatabase
+from threadline.ui import SpanBuffer
 
 __all__ = ["serve"]
 
@@ -58,7 +59,9 @@ def serve(
         schema=config.postgres_schema,
         migrate=migrate,
     )
-    app = create_app(agent, config, store=database)
+    # The web UI draws this process's recent traces (beside any OTEL_* exporter).
+    spans = SpanBuffer.install() if config.ui else None
+    app = create_app(agent, config, store=database, spans=spans)
     # Everything loaded so far lives as long as the server: keep it out of the collector's full
     # passes, which otherwise show up as latency spikes under load.
     gc.collect()

@@ -21,7 +21,7 @@ from threadline.agents.chat_agent import ChatAgent
 from threadline.hosting._idempotency import KIND as IDEMPOTENCY
 from threadline.hosting._idempotency import answered_object
 from threadline.hosting._json import JSONResponse
-from threadline.hosting._request import field, read_json, state_of
+from threadline.hosting._request import ServerState, field, read_json, state_of
 from threadline.hosting._runner import memory_user_id
 from threadline.hosting._turns import request_user
 from threadline.hosting.errors import ApiError
@@ -30,13 +30,13 @@ from threadline.memory.store import MemoryStore
 from threadline.threads.stores.database import RecordDatabase
 from threadline.threads.stores.records import ThreadBatch
 
-__all__ = ["routes"]
+__all__ = ["forget_everything", "memory_stores", "routes"]
 
 _ALL = 2**62
 """``list_records`` reads newest first up to a limit: this one reads every record."""
 
 
-def _memory_stores(agent: ChatAgent) -> list[MemoryStore]:
+def memory_stores(agent: ChatAgent) -> list[MemoryStore]:
     """The distinct memory stores of the agent's components that hold user data."""
     stores: dict[int, MemoryStore] = {}
     for provider in agent.context_providers:
@@ -93,19 +93,22 @@ async def forget_user(request: Request) -> Response:
     user = request_user(field(body, "user", str))
     if not user.strip():
         raise ApiError.bad("Invalid 'user': it is empty; name the user to forget.", param="user")
+    return JSONResponse(await forget_everything(state, owner, user))
+
+
+async def forget_everything(state: ServerState, owner: str, user: str) -> dict[str, Any]:
+    """Forget one user of ``owner``'s account everywhere; the ``user.forgotten`` object."""
     stored = await _forget_stored(state.database, owner, user)
     results: list[ForgetResult] = [
         await store.forget(user_id=memory_user_id(owner, user))
-        for store in _memory_stores(state.agent)
+        for store in memory_stores(state.agent)
     ]
     memory: dict[str, Any] = {
         "records": sum(r.records for r in results),
         "purged": all(r.purged for r in results),
         "remaining": "; ".join(r.remaining for r in results if not r.purged) or None,
     }
-    return JSONResponse(
-        {"object": "user.forgotten", "user": user, "deleted": True, **stored, "memory": memory}
-    )
+    return {"object": "user.forgotten", "user": user, "deleted": True, **stored, "memory": memory}
 
 
 def routes() -> list[Route]:
