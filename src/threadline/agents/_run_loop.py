@@ -26,6 +26,7 @@ from time import perf_counter
 from typing import Literal
 
 from threadline import _tracing as tr
+from threadline.agents._approvals import ask_approval, carry_out, needs_approval
 from threadline.agents._spans import chat_span, end_agent, end_chat
 from threadline.agents._tool_calls import function_calls, run_function_calls
 from threadline.agents._turn import Turn
@@ -108,7 +109,14 @@ async def run_loop(
     reads the outcome from ``turn``. The turn's span, if any, is ended here.
     """
     try:
-        request = turn.first_request()
+        if turn.resolution is None:
+            request = turn.first_request()
+        else:  # answers to approvals: claimed, run and stored before the model hears of them
+            request, outcome = await carry_out(turn)
+            if stream:
+                yield AgentRunResponseUpdate(
+                    contents=outcome.contents, role=outcome.role, message_id=outcome.message_id
+                )
         for iteration in range(max_tool_iterations + 1):
             final = iteration == max_tool_iterations
             options = turn.call_options(final=final)
@@ -165,7 +173,8 @@ async def run_loop(
                     "Raise max_tool_iterations, or use a model that follows tool_choice='none'"
                 )
             deferred = [c for c in calls if _is_deferred(c, turn)]
-            ordinary = [c for c in calls if not _is_deferred(c, turn)]
+            asking = [c for c in calls if needs_approval(c, turn.tools)]
+            ordinary = [c for c in calls if c not in deferred and c not in asking]
             results: ChatMessage | None = None
             if ordinary:
                 with tr.activated(turn.span):  # each call's execute_tool span nests under the run
@@ -177,8 +186,17 @@ async def run_loop(
                     yield AgentRunResponseUpdate(
                         contents=results.contents, role=results.role, message_id=results.message_id
                     )
-            if deferred:
-                # The caller runs these: stop here, stored and consistent, until it answers.
+            if asking:
+                asked = ask_approval(turn.produced, asking)
+                if stream:
+                    yield AgentRunResponseUpdate(
+                        contents=asked.contents[-len(asking) :],
+                        role=asked.role,
+                        author_name=asked.author_name,
+                        message_id=asked.message_id,
+                    )
+            if deferred or asking:
+                # The caller (or a person) answers these: stop here, stored and consistent.
                 turn.pending = tuple(deferred)
                 break
             assert results is not None

@@ -19,6 +19,7 @@ from contextlib import aclosing
 from typing import Any, Self, TypedDict, Unpack
 
 from threadline import _tracing as tr
+from threadline.agents._approvals import check_answers, check_store
 from threadline.agents._run_loop import run_loop
 from threadline.agents._spans import agent_span, traced_append
 from threadline.agents._turn import Turn, begin_turn
@@ -396,7 +397,7 @@ class ChatAgent:
         try:
             # Not made current: the turn's spans name it as their parent (a span is never held
             # current across the yields of run_stream).
-            return await begin_turn(
+            turn = await begin_turn(
                 thread=thread,
                 client=self.chat_client,
                 input_messages=input_messages,
@@ -410,6 +411,13 @@ class ChatAgent:
                 span=span,
                 observed=observed,
             )
+            if turn.store is None:
+                check_store(thread, turn.tools)
+            else:  # checked before anything is written: a bad answer changes nothing
+                turn.resolution = check_answers(thread, turn.history, input_messages)
+                if turn.resolution is not None and turn.resolution.claim is not None:
+                    turn.input = []  # the answer is stored as the claim, before its calls run
+            return turn
         except BaseException as exc:
             tr.end_error(span, exc)
             raise
