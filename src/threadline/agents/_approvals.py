@@ -53,9 +53,13 @@ __all__ = [
     "carry_out",
     "check_answers",
     "check_store",
+    "may_answer",
     "needs_approval",
     "waiting_requests",
 ]
+
+_TOOL = Role.TOOL
+_ASSISTANT = Role.ASSISTANT
 
 IN_DOUBT = (
     "the outcome of this approved call is unknown: the run that executed it stopped before "
@@ -98,27 +102,48 @@ class Waiting:
     """The stored answer, when one was claimed but its call never finished (in doubt)."""
 
 
+def _last(history: Sequence[ChatMessage]) -> ChatMessage | None:
+    if type(history) is MessageView:
+        return history.last()
+    return history[-1] if history else None
+
+
+def may_answer(history: Sequence[ChatMessage], input_messages: Sequence[ChatMessage]) -> bool:
+    """False when this turn surely neither answers nor meets a request: plain text both sides.
+
+    Asked every turn, so it looks at one message of each side (a few hundred nanoseconds).
+    """
+    for message in input_messages:
+        if message.plain_text is None:
+            return True
+    last = _last(history)
+    return last is not None and last.plain_text is None
+
+
 def waiting_requests(history: Sequence[ChatMessage]) -> list[Waiting]:
     """The approval requests of the thread's last call message that have no result yet.
 
     Looks only at the end of the thread (the last assistant message and the tool messages after
     it), so a turn pays a few comparisons whatever the thread's length.
     """
+    last = _last(history)
+    if last is None or last.plain_text is not None:  # most turns: an answer, a question
+        return []
     index = len(history) - 1
-    while index >= 0 and history[index].role == Role.TOOL:
+    while index >= 0 and history[index].role is _TOOL:
         index -= 1
     if index < 0:
         return []
     asked = history[index]
-    if asked.role != Role.ASSISTANT or asked.plain_text is not None:
+    if asked.role is not _ASSISTANT or asked.plain_text is not None:
         return []
     requests = [c for c in asked.contents if type(c) is FunctionApprovalRequestContent]
     if not requests:
         return []
     done: set[str] = set()
     claims: dict[str, FunctionApprovalResponseContent] = {}
-    for message in history[index + 1 :]:
-        for content in message.contents:
+    for later in range(index + 1, len(history)):  # no slice: a view would copy the thread
+        for content in history[later].contents:
             if type(content) is FunctionResultContent:
                 done.add(content.call_id)
             elif type(content) is FunctionApprovalResponseContent:
@@ -159,8 +184,8 @@ def check_answers(
         for c in m.contents
         if type(c) is FunctionApprovalResponseContent
     ]
-    waiting = waiting_requests(history) if history else []
-    if not answers and not waiting:
+    waiting = waiting_requests(history)
+    if not waiting and not answers:
         return None
     in_doubt = tuple(w.claim for w in waiting if w.claim is not None)
     open_requests = {w.request.id: w.request for w in waiting if w.claim is None}

@@ -19,7 +19,7 @@ from contextlib import aclosing
 from typing import Any, Self, TypedDict, Unpack
 
 from threadline import _tracing as tr
-from threadline.agents._approvals import check_answers, check_store
+from threadline.agents._approvals import check_answers, check_store, may_answer
 from threadline.agents._run_loop import run_loop
 from threadline.agents._spans import agent_span, traced_append
 from threadline.agents._turn import Turn, begin_turn
@@ -413,7 +413,8 @@ class ChatAgent:
             )
             if turn.store is None:
                 check_store(thread, turn.tools)
-            else:  # checked before anything is written: a bad answer changes nothing
+            elif may_answer(turn.history, input_messages):
+                # Checked before anything is written: a bad answer changes nothing.
                 turn.resolution = check_answers(thread, turn.history, input_messages)
                 if turn.resolution is not None and turn.resolution.claim is not None:
                     turn.input = []  # the answer is stored as the claim, before its calls run

@@ -316,6 +316,10 @@ class MessageView(Sequence[ChatMessage]):
     def __len__(self) -> int:
         return self._len
 
+    def last(self) -> ChatMessage | None:
+        """The last message, ``None`` when empty (asked every turn, so no negative index)."""
+        return self[self._len - 1] if self._len else None
+
     def __iter__(self) -> Iterator[ChatMessage]:
         # Whole lists iterate at C speed; only a part that has grown since is cut short.
         parts = [
