@@ -23,7 +23,9 @@ from threadline import (
     AgentRunResponseUpdate,
     ChatAgent,
     ChatMessage,
+    ClientError,
     ConcurrentThreadUpdateError,
+    ErrorContent,
     FunctionApprovalRequestContent,
     FunctionApprovalResponseContent,
     FunctionCallContent,
@@ -343,3 +345,31 @@ async def test_a_request_is_answered_after_a_restart_in_another_process(tmp_path
     assert SENT == []  # it ran there, once, not here
     roles = [m.role for m in await store_of(thread).list_messages()]
     assert roles == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.TOOL, Role.ASSISTANT]
+
+
+async def test_a_result_is_kept_when_the_model_fails_after_the_approved_call_ran() -> None:
+    agent, _ = agent_for([EMAIL])  # no reply left for the call after the tool: it fails
+    thread = agent.get_new_thread()
+    (request,) = (await agent.run("mail bob", thread=thread)).user_input_requests
+    with pytest.raises(ClientError):
+        await agent.run(answer(request.create_response(True)), thread=thread)
+    assert SENT == ["bob@example.com"]
+    last = (await store_of(thread).list_messages())[-1]
+    assert last.role == Role.TOOL
+    (result, mark) = last.contents
+    assert isinstance(result, FunctionResultContent) and result.result == "sent to bob@example.com"
+    assert isinstance(mark, ErrorContent)
+    # Nothing waits any more: the next turn is an ordinary one, and the call is not run again.
+    agent.chat_client.add_replies("It was sent.")  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+    assert (await agent.run("did it go?", thread=thread)).text == "It was sent."
+    assert SENT == ["bob@example.com"]
+
+
+async def test_the_response_holds_the_results_of_the_answered_calls() -> None:
+    agent, _ = agent_for([EMAIL], "Done.")
+    thread = agent.get_new_thread()
+    (request,) = (await agent.run("mail bob", thread=thread)).user_input_requests
+    response = await agent.run(answer(request.create_response(True)), thread=thread)
+    assert [m.role for m in response.messages] == [Role.TOOL, Role.ASSISTANT]
+    stored = await store_of(thread).list_messages()
+    assert [m.message_id for m in stored[-2:]] == [m.message_id for m in response.messages]

@@ -14,7 +14,7 @@ model's say-so alone. The guarantees, all kept by the thread itself (no second p
   or a request left unanswered is a ``UsageError`` and nothing happens.
 * **Exactly once.** The answer is stored first, as a ``Role.TOOL`` message of the responses (the
   *claim*), with the store's version check; only then do approved calls run, and their results
-  (and refusals, with the reason, for the model) are appended as the next tool message. Two
+  (and refusals, with the reason, for the model) open the turn's input, stored with it. Two
   processes answering at once cannot both run the call: the second claim fails with
   ``ConcurrentThreadUpdateError``. A process that dies between claim and result leaves the call
   *in doubt*; the thread's next run records it as such, never running it again.
@@ -26,7 +26,7 @@ one a chat API accepts: calls, then their results, then the model's next answer.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from threadline import _tracing as tr
@@ -43,6 +43,7 @@ from threadline.types.contents import (
     FunctionResultContent,
 )
 from threadline.types.messages import ChatMessage, MessageView, Role
+from threadline.types.responses import AgentRunResponse
 
 if TYPE_CHECKING:
     from threadline.agents._turn import Turn
@@ -55,6 +56,7 @@ __all__ = [
     "check_store",
     "may_answer",
     "needs_approval",
+    "response_of",
     "waiting_requests",
 ]
 
@@ -269,19 +271,17 @@ def _refusal(answer: FunctionApprovalResponseContent) -> FunctionResultContent:
 
 
 async def carry_out(turn: Turn) -> tuple[Sequence[ChatMessage], ChatMessage]:
-    """Claim the turn's answers, run what was approved, store the results.
+    """Claim the turn's answers, run what was approved; return the first request and results.
 
-    Returns the turn's first model request (the results right after the calls they answer) and
-    the results message. Each append is checked against the thread's version, so a second answer
-    racing this one (another process) fails before its calls run.
+    The claim is appended at once, checked against the thread's version, so a second answer
+    racing this one (another process) fails before its calls run. The results become the turn's
+    input: stored with the turn's answer in its one append, or kept (marked unanswered) if the
+    model call then fails, so a result that exists is never lost.
     """
     resolution = turn.resolution
-    store = turn.store
-    assert resolution is not None and store is not None
-    stored: list[ChatMessage] = []
+    assert resolution is not None
     if resolution.claim is not None:
         await _append(turn, resolution.claim)
-        stored.append(resolution.claim)
     results: dict[str, Content] = {}
     for answer in resolution.in_doubt:
         call_id = answer.function_call.call_id
@@ -299,11 +299,17 @@ async def carry_out(turn: Turn) -> tuple[Sequence[ChatMessage], ChatMessage]:
     for answer in resolution.answers:
         call_id = answer.function_call.call_id
         results[call_id] = ran[call_id] if answer.approved else _refusal(answer)
-    outcome = ChatMessage(Role.TOOL, contents=list(results.values()))
-    await _append(turn, outcome)
-    stored.append(outcome)
-    request = MessageView.of(turn.system, turn.history, stored, turn.context.messages, turn.input)
-    return request, outcome
+    outcome = ChatMessage(Role.TOOL, contents=list(results.values()), author_name=turn.author_name)
+    turn.input = [outcome, *turn.input]
+    return turn.first_request(), outcome
+
+
+def response_of(turn: Turn) -> AgentRunResponse:
+    """What ``agent.run`` returns: with the results of answered approvals, which the run made."""
+    response = turn.response()
+    if turn.resolution is None:
+        return response
+    return replace(response, messages=(turn.input[0], *response.messages))
 
 
 async def _append(turn: Turn, message: ChatMessage) -> None:

@@ -175,6 +175,15 @@ async def run_loop(
             deferred = [c for c in calls if _is_deferred(c, turn)]
             asking = [c for c in calls if needs_approval(c, turn.tools)]
             ordinary = [c for c in calls if c not in deferred and c not in asking]
+            if asking:  # before any result: a stream folds the requests into the calls' message
+                asked = ask_approval(turn.produced, asking)
+                if stream:
+                    yield AgentRunResponseUpdate(
+                        contents=asked.contents[-len(asking) :],
+                        role=asked.role,
+                        author_name=asked.author_name,
+                        message_id=asked.message_id,
+                    )
             results: ChatMessage | None = None
             if ordinary:
                 with tr.activated(turn.span):  # each call's execute_tool span nests under the run
@@ -185,15 +194,6 @@ async def run_loop(
                 if stream:
                     yield AgentRunResponseUpdate(
                         contents=results.contents, role=results.role, message_id=results.message_id
-                    )
-            if asking:
-                asked = ask_approval(turn.produced, asking)
-                if stream:
-                    yield AgentRunResponseUpdate(
-                        contents=asked.contents[-len(asking) :],
-                        role=asked.role,
-                        author_name=asked.author_name,
-                        message_id=asked.message_id,
                     )
             if deferred or asking:
                 # The caller (or a person) answers these: stop here, stored and consistent.

@@ -19,7 +19,7 @@ from contextlib import aclosing
 from typing import Any, Self, TypedDict, Unpack
 
 from threadline import _tracing as tr
-from threadline.agents._approvals import check_answers, check_store, may_answer
+from threadline.agents._approvals import check_answers, check_store, may_answer, response_of
 from threadline.agents._run_loop import run_loop
 from threadline.agents._spans import agent_span, traced_append
 from threadline.agents._turn import Turn, begin_turn
@@ -454,7 +454,7 @@ class ChatAgent:
             )
             async for _ in self._loop(turn, stream=False):
                 pass  # not streaming: the loop yields nothing and leaves its outcome in turn
-        return turn.response()
+        return response_of(turn)
 
     def _loop(self, turn: Turn, *, stream: bool) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         return run_loop(turn, max_tool_iterations=self.max_tool_iterations, stream=stream)
