@@ -17,6 +17,7 @@ from typing import TextIO
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
+from threadline.cli._approvals import answers, load_tools
 from threadline.cli._library import ThreadLibrary, default_home
 from threadline.cli._progress import Spinner
 from threadline.cli._render import format_history, format_thread_table
@@ -25,6 +26,8 @@ from threadline.clients.base import ChatOptions
 from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient
 from threadline.exceptions import ThreadlineError
 from threadline.threads.thread import AgentThread
+from threadline.types.contents import FunctionApprovalRequestContent
+from threadline.types.messages import ChatMessage
 
 __all__ = ["add_parser", "run"]
 
@@ -69,6 +72,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="A,B,C",
         help="a group chat of agents with these names, each labelled (resume with --thread)",
     )
+    parser.add_argument(
+        "--tools",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="tools the model may call (a tool, function or list); those with approval_mode "
+        "are asked about first: [y/N] in a terminal, refused when piped",
+    )
     memory_cmd.add_user_option(parser)
     parser.set_defaults(handler=run)
 
@@ -92,24 +103,41 @@ class _Session:
         self.options = options
         self.out = out
         self.thread: AgentThread = library.new_thread()
+        self.interactive = True
+        """Whether a person can be asked (a terminal); piped chats refuse guarded calls."""
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
     async def reply(self, text: str, spinner: Spinner) -> None:
-        """Stream the agent's answer to ``text``; the spinner runs until the first token."""
+        """Stream the agent's answer to ``text``, asking about calls that need approval."""
+        message: str | ChatMessage = text
+        while True:
+            asked = await self._stream(message, spinner)
+            if not asked:
+                return
+            message = answers(asked, interactive=self.interactive)
+
+    async def _stream(
+        self, message: str | ChatMessage, spinner: Spinner
+    ) -> list[FunctionApprovalRequestContent]:
+        """One turn, streamed; the spinner runs until the first token. Returns what it asked."""
+        asked: list[FunctionApprovalRequestContent] = []
         spinner.start("thinking...")
         try:
-            async for update in self.agent.run_stream(text, thread=self.thread, **self.options):
+            async for update in self.agent.run_stream(message, thread=self.thread, **self.options):
                 chunk = update.text
                 if chunk:
                     spinner.stop()
                     self.out.write(chunk)
                     self.out.flush()
+                asked += (c for c in update.contents if type(c) is FunctionApprovalRequestContent)
         finally:
             spinner.stop()
-        self.out.write("\n")
-        self.out.flush()
+        if not asked:
+            self.out.write("\n")
+            self.out.flush()
+        return asked
 
     async def load(self, spinner: Spinner) -> None:
         spinner.start(f"loading {self.client.model_path.name}...")
@@ -232,7 +260,14 @@ def run(args: argparse.Namespace) -> int:
     store = memory_cmd.open_store(home) if user is not None else None
     providers = memory_cmd.chat_memory(store, client) if store is not None else []
     library.user_id = user
-    agent = ChatAgent(client, args.system or DEFAULT_INSTRUCTIONS, context_providers=providers)
+    try:
+        tools = load_tools(args.tools)
+    except ThreadlineError as exc:
+        print(f"threadline chat: {exc}", file=sys.stderr)
+        return 2
+    agent = ChatAgent(
+        client, args.system or DEFAULT_INSTRUCTIONS, context_providers=providers, tools=tools
+    )
     options = ChatOptions(max_tokens=args.max_tokens)
     if args.temperature is not None:
         options["temperature"] = args.temperature
@@ -240,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     with asyncio.Runner() as runner:
         session = _Session(runner, agent, client, library, options, sys.stdout)
+        session.interactive = interactive
         try:
             if args.thread:
                 session.thread = library.thread(runner.run(library.resolve(args.thread)))
