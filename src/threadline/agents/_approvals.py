@@ -118,7 +118,10 @@ def may_answer(history: Sequence[ChatMessage], input_messages: Sequence[ChatMess
     for message in input_messages:
         if message.plain_text is None:
             return True
-    last = _last(history)
+    if type(history) is MessageView:  # inlined _last: this runs on every turn
+        last = history.last()
+    else:
+        last = history[-1] if history else None
     return last is not None and last.plain_text is None
 
 
