@@ -194,3 +194,16 @@ async def test_a_group_chat_pauses_and_the_same_speaker_continues() -> None:
     (refusal,) = rest.messages[0].contents
     assert isinstance(refusal, FunctionResultContent) and "too late" in str(refusal.exception)
     await well_formed(rest.thread)
+
+
+async def test_a_streamed_handoff_pauses_and_resumes_the_same_way() -> None:
+    handoff = Handoff(team({**HANDOFF_FIRST, "billing": [*HANDOFF_FIRST["billing"], "Refunded."]}))
+    thread = handoff.get_new_thread()
+    updates = [u async for u in handoff.run_stream("Refund my 30 euros.", thread=thread)]
+    (request,) = [r for u in updates for r in u.user_input_requests]
+    assert thread.awaiting == "billing" and REFUNDS == []
+    answer = ChatMessage(Role.USER, contents=[request.create_response(True)])
+    rest = [u async for u in handoff.run_stream(answer, thread=thread)]
+    assert "".join(u.text for u in rest) == "Refunded." and REFUNDS == [30]
+    assert thread.awaiting is None
+    await well_formed(thread)

@@ -130,6 +130,11 @@ class AgentRunResponseUpdate:
         """The text of this chunk."""
         return "".join(c.text for c in self.contents if type(c) is TextContent)
 
+    @property
+    def user_input_requests(self) -> list[FunctionApprovalRequestContent]:
+        """Calls waiting for approval that this update announces (see ``AgentRunResponse``)."""
+        return [c for c in self.contents if type(c) is FunctionApprovalRequestContent]
+
     def __str__(self) -> str:
         return self.text
 
