@@ -11,6 +11,9 @@ two cannot disagree on what is called, stored or reported. The loop guarantees:
   ends the run normally: ordinary calls of the same answer still run, the assistant's call message
   and their results are stored, and the deferred calls are left in ``turn.pending`` for the caller
   to answer with a ``Role.TOOL`` message as the next run's input.
+* A call that needs a person's approval ends the run the same way, its request added to the call
+  message; a turn that answers approvals runs the approved calls before its first model call
+  (see :mod:`threadline.agents._approvals` for what is stored when).
 * Whatever ends the loop, the turn is committed (success, deferred calls) or failed (an exception,
   or a stream abandoned by its consumer), exactly once.
 * Tracing (``turn.span``, the run's ``invoke_agent`` span, ``None`` when tracing is off): each model
