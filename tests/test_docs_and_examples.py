@@ -149,6 +149,7 @@ async def test_doc_block_runs(block: Block, tmp_path: Path, request: pytest.Fixt
 EXPECTED: dict[str, list[str]] = {
     "threads/multi_turn.py": ["Agent: We talked about your name."],
     "threads/fork_and_tools.py": ["branch: Then stay inside and read."],
+    "tools/approve_a_call.py": ["Agent: I emailed Bob.", "outbox: ['bob@example.com']"],
     "server/host_an_agent.py": ["Hello Ada!", "Your name is Ada."],
     "server/conversations_are_threads.py": ["user: I like tea.", "assistant: You like tea."],
     "openai/service_managed_threads.py": ["Noted: you like tea.", "You like tea.", "Hi!"],

@@ -14,7 +14,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, get_type_hints, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, get_type_hints, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
@@ -22,7 +22,33 @@ from pydantic_core import to_jsonable_python
 from threadline.exceptions import ToolArgumentsError, UsageError
 from threadline.types.contents import JSONValue
 
-__all__ = ["FunctionTool", "ToolSource", "as_tool", "check_tool_name", "tool"]
+__all__ = [
+    "ApprovalMode",
+    "FunctionTool",
+    "ToolSource",
+    "as_tool",
+    "check_approval_mode",
+    "check_tool_name",
+    "tool",
+]
+
+ApprovalMode: TypeAlias = (
+    "Literal['always_require', 'never_require'] | Callable[[Mapping[str, Any]], bool]"
+)
+"""Whether a call needs a person's approval before it runs: always, never, or when a predicate
+on the call's arguments says so."""
+
+_MODES = ("always_require", "never_require")
+
+
+def check_approval_mode(mode: object, where: str) -> ApprovalMode:
+    """``mode`` if it is an :data:`ApprovalMode`; else ``UsageError`` naming ``where``."""
+    if mode in _MODES or (callable(mode) and not isinstance(mode, str)):
+        return mode  # pyright: ignore[reportReturnType]
+    raise UsageError(
+        f"approval_mode of {where} must be 'always_require', 'never_require' or a function of "
+        f"the arguments returning True when approval is needed, got {mode!r}"
+    )
 
 
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
@@ -110,9 +136,13 @@ class FunctionTool:
     """Runs the tool; ``None`` for a deferred tool that the caller runs."""
     arguments_model: type[BaseModel] | None = field(default=None, repr=False)
     """Validates the model's arguments before ``func`` runs; ``None`` passes them unchecked."""
+    approval_mode: ApprovalMode = "never_require"
+    """``"always_require"``: a run that reaches a call stops, and the call runs only once a person
+    approves it (see ``AgentRunResponse.user_input_requests``); a predicate decides per call."""
 
     def __post_init__(self) -> None:
         check_tool_name(self.name)
+        check_approval_mode(self.approval_mode, f"tool {self.name!r}")
         if not isinstance(self.parameters, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(
                 f"parameters of tool {self.name!r} must be a JSON schema object (a dict), "
@@ -126,6 +156,21 @@ class FunctionTool:
         """True for a tool without a function: the caller runs it, not the agent."""
         return self.func is None
 
+    def needs_approval(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether a call with ``arguments`` waits for a person's approval.
+
+        A predicate that raises counts as needing approval: when in doubt, ask.
+        """
+        mode = self.approval_mode
+        if mode == "never_require":
+            return False
+        if mode == "always_require":
+            return True
+        try:
+            return bool(mode(arguments))
+        except Exception:
+            return True
+
     @classmethod
     def from_function(
         cls,
@@ -133,6 +178,7 @@ class FunctionTool:
         *,
         name: str | None = None,
         description: str | None = None,
+        approval_mode: ApprovalMode = "never_require",
     ) -> FunctionTool:
         """Describe ``func`` from its signature, type hints and docstring."""
         if not callable(func):
@@ -166,6 +212,7 @@ class FunctionTool:
             parameters=schema,
             func=func,
             arguments_model=model,
+            approval_mode=approval_mode,
         )
 
     async def invoke(self, arguments: Mapping[str, Any]) -> JSONValue:
@@ -250,15 +297,21 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    approval_mode: ApprovalMode = "never_require",
 ) -> Any:
     """Decorator form of :meth:`FunctionTool.from_function`, to rename or re-describe a tool.
 
-    Use bare (``@tool``) or with options (``@tool(name="lookup")``).
+    Use bare (``@tool``) or with options (``@tool(name="lookup")``,
+    ``@tool(approval_mode="always_require")``).
     """
     if func is not None:
-        return FunctionTool.from_function(func, name=name, description=description)
+        return FunctionTool.from_function(
+            func, name=name, description=description, approval_mode=approval_mode
+        )
 
     def decorate(f: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool.from_function(f, name=name, description=description)
+        return FunctionTool.from_function(
+            f, name=name, description=description, approval_mode=approval_mode
+        )
 
     return decorate

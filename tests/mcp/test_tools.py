@@ -15,9 +15,11 @@ import pytest
 
 from threadline import (
     ChatAgent,
+    ChatMessage,
     FunctionCallContent,
     FunctionResultContent,
     MCPStreamableHTTPTool,
+    Role,
     ScriptedChatClient,
     ToolServerError,
     UsageError,
@@ -93,6 +95,29 @@ async def test_a_tool_error_reaches_the_model_and_the_run_goes_on(servers: Serve
     failed = results(response)["c1"]
     assert failed.exception is not None and "refused: no stock" in failed.exception
     assert "tool 'fail' of MCP server 'demo' failed" in failed.exception
+
+
+async def test_approval_mode_per_tool_name_holds_a_call_until_approved(servers: Servers) -> None:
+    client = ScriptedChatClient(
+        [[call("add", "c1", a=2, b=3), call("shout", "c2", text="hi")], "HI and 5."]
+    )
+    agent = ChatAgent(client, tools=[servers.stdio(approval_mode={"shout": "always_require"})])
+    thread = agent.get_new_thread()
+    first = await agent.run("Go.", thread=thread)
+    (request,) = first.user_input_requests
+    assert request.function_call.name == "shout"
+    assert set(results(first)) == {"c1"}  # add needs no approval: it ran, shout waits
+    answer = ChatMessage(Role.USER, contents=[request.create_response(True)])
+    await agent.run(answer, thread=thread)
+    sent = client.calls[1].messages
+    shouted = [c for m in sent for c in m.contents if isinstance(c, FunctionResultContent)]
+    assert [c.call_id for c in shouted] == ["c1", "c2"]
+    assert "HI" in json.dumps(shouted[1].result)
+    typo = servers.stdio(approval_mode={"shuot": "always_require"})
+    with pytest.raises(ToolServerError, match=r"approval_mode names \['shuot'\]"):
+        await ChatAgent(ScriptedChatClient([]), tools=[typo]).run("Hi.")
+    with pytest.raises(UsageError, match="approval_mode"):
+        servers.stdio(approval_mode={"shout": "maybe"})
 
 
 async def test_allowed_tools_narrows_what_the_model_is_offered(servers: Servers) -> None:

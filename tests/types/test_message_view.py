@@ -34,3 +34,11 @@ def test_a_view_does_not_see_what_its_lists_gain_later() -> None:
     assert joined != ["a", "b", "c", "d"]  # messages, not texts
     with pytest.raises(TypeError):
         hash(joined)
+
+
+def test_last_is_the_last_message_of_the_last_non_empty_part() -> None:
+    first = [ChatMessage(Role.USER, "a"), ChatMessage(Role.ASSISTANT, "b")]
+    grown = [*first, ChatMessage(Role.USER, "not yet seen")]
+    assert MessageView((grown, 2), ([], 0)).last() is first[1]  # an empty part, a grown list
+    assert MessageView.of(first, []).last() is first[1]
+    assert MessageView().last() is None

@@ -11,6 +11,9 @@ two cannot disagree on what is called, stored or reported. The loop guarantees:
   ends the run normally: ordinary calls of the same answer still run, the assistant's call message
   and their results are stored, and the deferred calls are left in ``turn.pending`` for the caller
   to answer with a ``Role.TOOL`` message as the next run's input.
+* A call that needs a person's approval ends the run the same way, its request added to the call
+  message; a turn that answers approvals runs the approved calls before its first model call
+  (see :mod:`threadline.agents._approvals` for what is stored when).
 * Whatever ends the loop, the turn is committed (success, deferred calls) or failed (an exception,
   or a stream abandoned by its consumer), exactly once.
 * Tracing (``turn.span``, the run's ``invoke_agent`` span, ``None`` when tracing is off): each model
@@ -26,6 +29,7 @@ from time import perf_counter
 from typing import Literal
 
 from threadline import _tracing as tr
+from threadline.agents._approvals import ask_approval, carry_out, needs_approval
 from threadline.agents._spans import chat_span, end_agent, end_chat
 from threadline.agents._tool_calls import function_calls, run_function_calls
 from threadline.agents._turn import Turn
@@ -108,7 +112,14 @@ async def run_loop(
     reads the outcome from ``turn``. The turn's span, if any, is ended here.
     """
     try:
-        request = turn.first_request()
+        if turn.resolution is None:
+            request = turn.first_request()
+        else:  # answers to approvals: claimed, run and stored before the model hears of them
+            request, outcome = await carry_out(turn)
+            if stream:
+                yield AgentRunResponseUpdate(
+                    contents=outcome.contents, role=outcome.role, message_id=outcome.message_id
+                )
         for iteration in range(max_tool_iterations + 1):
             final = iteration == max_tool_iterations
             options = turn.call_options(final=final)
@@ -165,7 +176,17 @@ async def run_loop(
                     "Raise max_tool_iterations, or use a model that follows tool_choice='none'"
                 )
             deferred = [c for c in calls if _is_deferred(c, turn)]
-            ordinary = [c for c in calls if not _is_deferred(c, turn)]
+            asking = [c for c in calls if needs_approval(c, turn.tools)]
+            ordinary = [c for c in calls if c not in deferred and c not in asking]
+            if asking:  # before any result: a stream folds the requests into the calls' message
+                asked = ask_approval(turn.produced, asking)
+                if stream:
+                    yield AgentRunResponseUpdate(
+                        contents=asked.contents[-len(asking) :],
+                        role=asked.role,
+                        author_name=asked.author_name,
+                        message_id=asked.message_id,
+                    )
             results: ChatMessage | None = None
             if ordinary:
                 with tr.activated(turn.span):  # each call's execute_tool span nests under the run
@@ -177,8 +198,8 @@ async def run_loop(
                     yield AgentRunResponseUpdate(
                         contents=results.contents, role=results.role, message_id=results.message_id
                     )
-            if deferred:
-                # The caller runs these: stop here, stored and consistent, until it answers.
+            if deferred or asking:
+                # The caller (or a person) answers these: stop here, stored and consistent.
                 turn.pending = tuple(deferred)
                 break
             assert results is not None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from threadline import _tracing as tr
 from threadline.agents._spans import store_span, traced_append
@@ -40,6 +41,9 @@ from threadline.types.contents import (
 )
 from threadline.types.messages import ChatMessage, MessageView, Role
 from threadline.types.responses import AgentRunResponse
+
+if TYPE_CHECKING:
+    from threadline.agents._approvals import Resolution
 
 __all__ = ["TURN_ABANDONED", "TURN_FAILED", "Turn", "begin_turn", "mark_unanswered"]
 
@@ -105,6 +109,9 @@ class Turn:
     was not sampled (its descendants are then dropped with it)."""
     observed: bool = False
     """Tracing or metrics are on: model calls are timed and reported."""
+    resolution: Resolution | None = None
+    """Approvals this turn answers (or finds in doubt), carried out before its first model call
+    (see :mod:`threadline.agents._approvals`)."""
 
     def first_request(self) -> Sequence[ChatMessage]:
         """What the model is sent first: system, history (local threads), context, input.

@@ -19,6 +19,7 @@ from contextlib import aclosing
 from typing import Any, Self, TypedDict, Unpack
 
 from threadline import _tracing as tr
+from threadline.agents._approvals import check_answers, check_store, may_answer, response_of
 from threadline.agents._run_loop import run_loop
 from threadline.agents._spans import agent_span, traced_append
 from threadline.agents._turn import Turn, begin_turn
@@ -396,7 +397,7 @@ class ChatAgent:
         try:
             # Not made current: the turn's spans name it as their parent (a span is never held
             # current across the yields of run_stream).
-            return await begin_turn(
+            turn = await begin_turn(
                 thread=thread,
                 client=self.chat_client,
                 input_messages=input_messages,
@@ -410,6 +411,14 @@ class ChatAgent:
                 span=span,
                 observed=observed,
             )
+            if turn.store is None:
+                check_store(thread, turn.tools)
+            elif may_answer(turn.history, input_messages):
+                # Checked before anything is written: a bad answer changes nothing.
+                turn.resolution = check_answers(thread, turn.history, input_messages)
+                if turn.resolution is not None and turn.resolution.claim is not None:
+                    turn.input = []  # the answer is stored as the claim, before its calls run
+            return turn
         except BaseException as exc:
             tr.end_error(span, exc)
             raise
@@ -445,7 +454,7 @@ class ChatAgent:
             )
             async for _ in self._loop(turn, stream=False):
                 pass  # not streaming: the loop yields nothing and leaves its outcome in turn
-        return turn.response()
+        return response_of(turn)
 
     def _loop(self, turn: Turn, *, stream: bool) -> AsyncGenerator[AgentRunResponseUpdate, None]:
         return run_loop(turn, max_tool_iterations=self.max_tool_iterations, stream=stream)

@@ -25,6 +25,7 @@ from typing import Protocol, TextIO
 
 from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
+from threadline.cli._approvals import answers, load_tools
 from threadline.cli._legacy_groups import adopt_legacy_groups
 from threadline.cli._library import ThreadLibrary, check_home, default_home
 from threadline.cli._memory_commands import ChatMemory
@@ -37,6 +38,8 @@ from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient
 from threadline.exceptions import ThreadlineError, ThreadStateError, UsageError
 from threadline.memory import ContextProvider, MemoryStore
 from threadline.threads.thread import AgentThread
+from threadline.types.contents import FunctionApprovalRequestContent
+from threadline.types.messages import ChatMessage
 
 __all__ = ["Conversation", "add_parser", "check_owner", "converse", "run"]
 
@@ -90,6 +93,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="a group chat's agents from a file: one `name: role` (or `name=role`) per line",
     )
+    parser.add_argument(
+        "--tools",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="tools the model may call (a tool, function or list); those with approval_mode "
+        "are asked about first: [y/N] in a terminal, refused when piped",
+    )
     memory_cmd.add_user_option(parser)
     parser.set_defaults(handler=run)
 
@@ -120,8 +131,12 @@ class Conversation(Protocol):
         """
         ...
 
-    def reply(self, text: str) -> AsyncIterator[tuple[str | None, str]]:
-        """The answer to ``text``, streamed as ``(author or None, chunk)``."""
+    def reply(self, message: str | ChatMessage) -> AsyncIterator[tuple[str | None, str]]:
+        """The answer to ``message``, streamed as ``(author or None, chunk)``."""
+        ...
+
+    def pending_approvals(self) -> list[FunctionApprovalRequestContent]:
+        """The calls the last reply stopped at to ask about (empty: it finished)."""
         ...
 
     async def save(self) -> None:
@@ -159,6 +174,7 @@ class _AgentConversation:
         self.memory = bool(agent.context_providers)
         self.thread: AgentThread = library.new_thread()
         self._saved = False
+        self._asked: list[FunctionApprovalRequestContent] = []
 
     @property
     def thread_id(self) -> str:
@@ -190,11 +206,16 @@ class _AgentConversation:
         self.thread = thread
         self._saved = True
 
-    async def reply(self, text: str) -> AsyncIterator[tuple[str | None, str]]:
+    async def reply(self, message: str | ChatMessage) -> AsyncIterator[tuple[str | None, str]]:
         if not self._saved:  # the state exists before the first message that needs it
             await self.save()
-        async for update in self.agent.run_stream(text, thread=self.thread, **self.options):
+        self._asked = []
+        async for update in self.agent.run_stream(message, thread=self.thread, **self.options):
+            self._asked += (c for c in update.contents if type(c) is FunctionApprovalRequestContent)
             yield None, update.text
+
+    def pending_approvals(self) -> list[FunctionApprovalRequestContent]:
+        return self._asked
 
     async def save(self) -> None:
         await self.library.save_state(await self.thread.serialize())
@@ -223,21 +244,41 @@ class _Session:
         self.client = client
         self.out = out
         self.memory: ChatMemory | None = None
+        self.interactive = True
+        """Whether a person can be asked (a terminal); piped chats refuse guarded calls."""
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
     async def reply(self, text: str, spinner: Spinner) -> None:
-        """Stream the answer to ``text``; the spinner runs until the first token.
+        """Stream the answer to ``text``, asking about calls that need approval.
 
-        Every chunk is made printable on its own: a control character is escaped as it arrives,
-        so an escape sequence split across chunks is harmless too. A group chat's speakers are
-        labelled ``[name]``.
+        The spinner runs until the first token. Every chunk is made printable on its own: a
+        control character is escaped as it arrives, so an escape sequence split across chunks
+        is harmless too. A group chat's speakers are labelled ``[name]``. A call that needs
+        approval stops the turn; the answers go as the next turn (:mod:`._approvals`).
         """
+        message: str | ChatMessage = text
+        while True:
+            await self._stream(message, spinner)
+            asked = self.conversation.pending_approvals()
+            if not asked:
+                break
+            message = answers(asked, interactive=self.interactive)
+        await self.conversation.save()
+        if self.memory is not None:  # learn from this turn now, so the next one never waits
+            spinner.start("remembering...")
+            try:
+                await self.memory.learn(spinner.stop)
+            finally:
+                spinner.stop()
+
+    async def _stream(self, message: str | ChatMessage, spinner: Spinner) -> None:
+        """One turn, streamed."""
         spinner.start("thinking...")
         speaker: str | None = None
         try:
-            async for author, chunk in self.conversation.reply(text):
+            async for author, chunk in self.conversation.reply(message):
                 if not chunk:
                     continue
                 spinner.stop()
@@ -250,13 +291,6 @@ class _Session:
             spinner.stop()
             self.out.write("\n")
             self.out.flush()
-        await self.conversation.save()
-        if self.memory is not None:  # learn from this turn now, so the next one never waits
-            spinner.start("remembering...")
-            try:
-                await self.memory.learn(spinner.stop)
-            finally:
-                spinner.stop()
 
     async def load(self, spinner: Spinner) -> None:
         spinner.start(f"loading {self.client.model_path.name}...")
@@ -396,6 +430,7 @@ def converse(
     with asyncio.Runner() as runner:
         session = _Session(runner, conversation, client, sys.stdout)
         session.memory = learning
+        session.interactive = interactive
         started = False
         try:
             runner.run(adopt_legacy_groups(conversation.library))
@@ -460,10 +495,16 @@ def run(args: argparse.Namespace) -> int:
     store = memory_cmd.open_store(home) if user is not None else None
     providers = memory_cmd.chat_memory(store, client) if store is not None else []
     library.user_id = user
+    try:
+        tools = load_tools(args.tools)
+    except ThreadlineError as exc:
+        print(f"threadline chat: {exc}", file=sys.stderr)
+        return 2
     agent = ChatAgent(
         client,
         args.system or DEFAULT_INSTRUCTIONS,
         context_providers=providers,
+        tools=tools,
         chat_message_store_factory=library.store,
     )
     conversation = _AgentConversation(agent, library, client.model_path.name, options_of(args))

@@ -28,6 +28,8 @@ from threadline.clients.local import LocalChatClient
 from threadline.exceptions import ThreadStateError, UsageError
 from threadline.multiagent.group_chat import GroupChat
 from threadline.multiagent.thread import MultiAgentThread
+from threadline.types.contents import FunctionApprovalRequestContent
+from threadline.types.messages import ChatMessage
 
 __all__ = ["parse_group", "read_group_file", "run_group"]
 
@@ -199,11 +201,15 @@ class _GroupConversation:
         self.thread = thread
         self._saved = True
 
-    async def reply(self, text: str) -> AsyncIterator[tuple[str | None, str]]:
+    async def reply(self, message: str | ChatMessage) -> AsyncIterator[tuple[str | None, str]]:
         if not self._saved:
             await self.save()
-        async for update in self.chat.run_stream(text, thread=self.thread):
+        async for update in self.chat.run_stream(message, thread=self.thread):
             yield update.author_name or "?", update.text
+
+    def pending_approvals(self) -> list[FunctionApprovalRequestContent]:
+        """None: the agents of a command-line group chat have no tools."""
+        return []
 
     async def save(self) -> None:
         await self.library.save_state(await self.thread.serialize())

@@ -11,7 +11,7 @@ from typing import Any
 
 from threadline.hosting._sse import sse
 from threadline.openai_wire import messages_to_items
-from threadline.types.contents import FunctionCallContent
+from threadline.types.contents import FunctionApprovalRequestContent, FunctionCallContent
 from threadline.types.messages import ChatMessage, Role
 
 __all__ = ["ResponseEventWriter", "replay_events"]
@@ -99,6 +99,18 @@ class ResponseEventWriter:
                 content_index=0,
                 part=part,
             ),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]
+
+    def approval(self, request: FunctionApprovalRequestContent) -> list[bytes]:
+        """A call waiting for approval, as one whole ``mcp_approval_request`` output item."""
+        events = self.close_text()
+        item = messages_to_items([ChatMessage(Role.ASSISTANT, contents=[request])], output=True)[0]
+        index = len(self.output)
+        self.output.append(item)
+        return [
+            *events,
+            self.event("response.output_item.added", output_index=index, item=item),
             self.event("response.output_item.done", output_index=index, item=item),
         ]
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from starlette.requests import Request
 
+from threadline.hosting._approvals import approval_input, split_approvals
 from threadline.hosting._request import ServerState, optional, optional_object, read_json
 from threadline.hosting._runner import TurnRequest, memory_user_id
 from threadline.hosting._turns import (
@@ -84,7 +85,8 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
     body = await read_json(request, state.config.max_body_bytes)
     if "input" not in body:
         raise ApiError.bad("Missing required parameter: 'input'.", param="input")
-    new = decode_messages(items_to_messages, body["input"], "input")
+    answers, raw_input = split_approvals(body["input"])
+    new = decode_messages(items_to_messages, raw_input, "input")
     instructions = optional(body, "instructions", str)
     keep = optional(body, "store", bool)
     optional(body, "stream", bool)
@@ -108,6 +110,7 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
     database = state.database
     previous = conversation = None
     history: list[ChatMessage] = []
+    later: list[ChatMessage] = []
     store: ChatMessageStore = ChatMessageList()  # a new chain: nothing to read
     upto: int | None = None
     if previous_id:
@@ -116,7 +119,8 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
             raise ApiError.not_found("response", previous_id, param="previous_response_id")
         store = database.store(previous.thread_id)
         wanted = int(previous.body.get("_upto", 0))
-        history = (await store.list_messages())[:wanted]
+        stored = await store.list_messages()
+        history, later = stored[:wanted], stored[wanted:]
         if len(history) != wanted and not await _conversation_lives(state, owner, previous):
             raise history_gone(previous)
         upto = len(history)
@@ -126,6 +130,8 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
             raise ApiError.not_found("conversation", conversation_id, param="conversation")
         store = database.store(conversation.thread_id)
         history = await store.list_messages()
+    # Answers to approvals are checked against the history before anything runs.
+    new = approval_input(answers, new, history, later)
     tools = client_tools(body, nested=False)
     options = run_options(body, max_tokens_key="max_output_tokens")
     require_calls_for_results(history, new, "input")

@@ -44,7 +44,11 @@ from threadline.hosting._turns import (
 from threadline.hosting.errors import ApiError
 from threadline.openai_wire import messages_to_items
 from threadline.threads.stores.records import ThreadBatch, ThreadRecord
-from threadline.types.contents import FunctionCallContent, TextContent
+from threadline.types.contents import (
+    FunctionApprovalRequestContent,
+    FunctionCallContent,
+    TextContent,
+)
 from threadline.types.messages import ChatMessage, Role, new_message_id
 from threadline.types.responses import AgentRunResponseUpdate
 
@@ -215,6 +219,8 @@ async def _stream_events(
             elif type(content) is FunctionCallContent and content.name in declared:
                 message = ChatMessage(Role.ASSISTANT, contents=[content], message_id=message_id)
                 yield b"".join(writer.call(message, content))
+            elif type(content) is FunctionApprovalRequestContent:
+                yield b"".join(writer.approval(content))
     closing = b"".join(writer.close_text())
     outcome = outcome_of(plan.turn, updates)
     final = _response_json(

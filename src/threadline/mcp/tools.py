@@ -33,7 +33,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, cast
 
 import httpx2
 import mcp_types as mcp_t
@@ -45,7 +45,7 @@ from mcp import Client, StdioServerParameters
 from threadline.exceptions import ToolServerError, UsageError
 from threadline.mcp._connection import Connection, ConnectionLost, open_connection
 from threadline.mcp._results import as_result, checked_schema, description_of
-from threadline.tools import FunctionTool
+from threadline.tools import ApprovalMode, FunctionTool, check_approval_mode
 from threadline.types.contents import JSONValue
 
 __all__ = ["MCPStdioTool", "MCPStreamableHTTPTool", "MCPTool"]
@@ -63,6 +63,10 @@ class MCPTool:
             server does not offer is an error, so a typo does not silently drop a tool.
         request_timeout: seconds a call (or listing the tools) may take.
         connect_timeout: seconds starting the server and the handshake may take.
+        approval_mode: which calls wait for a person's approval (see ``FunctionTool``): one mode
+            for every tool of the server, or a mode per tool name
+            (``{"send_email": "always_require"}``; tools not named never wait). Naming a tool the
+            server does not offer is an error, like ``allowed_tools``.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class MCPTool:
         allowed_tools: Sequence[str] | None = None,
         request_timeout: float = 60.0,
         connect_timeout: float = 30.0,
+        approval_mode: ApprovalMode | Mapping[str, ApprovalMode] = "never_require",
     ) -> None:
         if not isinstance(name, str) or not name:  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(f"an MCP tool needs a name (it names the server), got {name!r}")
@@ -86,6 +91,13 @@ class MCPTool:
             if not isinstance(value, int | float) or value <= 0:  # pyright: ignore[reportUnnecessaryIsInstance]
                 raise ValueError(f"{label} must be a positive number of seconds, got {value!r}")
         self._name = name
+        if isinstance(approval_mode, Mapping):
+            modes = cast(Mapping[str, ApprovalMode], approval_mode)
+            for tool_name, mode in modes.items():
+                check_approval_mode(mode, f"tool {tool_name!r} of MCP server {name!r}")
+            self.approval_mode: ApprovalMode | Mapping[str, ApprovalMode] = dict(modes)
+        else:
+            self.approval_mode = check_approval_mode(approval_mode, f"MCP server {name!r}")
         self.allowed_tools = tuple(allowed_tools) if allowed_tools is not None else None
         self.request_timeout = float(request_timeout)
         self.connect_timeout = float(connect_timeout)
@@ -207,7 +219,24 @@ class MCPTool:
                     f"offer (it offers: {offered})"
                 )
             listed = [t for t in listed if t.name in allowed]
+        modes = self.approval_mode
+        if isinstance(modes, Mapping):
+            named = cast(Mapping[str, ApprovalMode], modes)
+            unknown = sorted(set(named) - {t.name for t in listed})
+            if unknown:
+                offered = ", ".join(sorted(t.name for t in listed)) or "none"
+                raise ToolServerError(
+                    f"approval_mode names {unknown}, which MCP server {self._name!r} does not "
+                    f"offer here (it offers: {offered}); an approval that silently never applied "
+                    "would let calls run unchecked"
+                )
         return [self._function_tool(t) for t in listed]
+
+    def _approval_mode(self, tool: str) -> ApprovalMode:
+        mode = self.approval_mode
+        if isinstance(mode, Mapping):
+            return cast(Mapping[str, ApprovalMode], mode).get(tool, "never_require")
+        return mode
 
     def _function_tool(self, tool: mcp_t.Tool) -> FunctionTool:
         schema = checked_schema(self._name, tool)
@@ -217,7 +246,11 @@ class MCPTool:
             return await self.call(name, arguments)
 
         return FunctionTool(
-            name=name, description=description_of(tool), parameters=schema, func=call
+            name=name,
+            description=description_of(tool),
+            parameters=schema,
+            func=call,
+            approval_mode=self._approval_mode(name),
         )
 
     async def call(self, tool: str, arguments: Mapping[str, Any] | None = None) -> JSONValue:
@@ -273,12 +306,14 @@ class MCPStdioTool(MCPTool):
         allowed_tools: Sequence[str] | None = None,
         request_timeout: float = 60.0,
         connect_timeout: float = 30.0,
+        approval_mode: ApprovalMode | Mapping[str, ApprovalMode] = "never_require",
     ) -> None:
         super().__init__(
             name,
             allowed_tools=allowed_tools,
             request_timeout=request_timeout,
             connect_timeout=connect_timeout,
+            approval_mode=approval_mode,
         )
         if isinstance(args, str):
             raise UsageError(f"args must be a list of arguments, got the string {args!r}")
@@ -341,12 +376,14 @@ class MCPStreamableHTTPTool(MCPTool):
         allowed_tools: Sequence[str] | None = None,
         request_timeout: float = 60.0,
         connect_timeout: float = 30.0,
+        approval_mode: ApprovalMode | Mapping[str, ApprovalMode] = "never_require",
     ) -> None:
         super().__init__(
             name,
             allowed_tools=allowed_tools,
             request_timeout=request_timeout,
             connect_timeout=connect_timeout,
+            approval_mode=approval_mode,
         )
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(f"url must be an http:// or https:// URL, got {url!r}")

@@ -39,6 +39,10 @@ from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.registry import restore_store
 from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
+from threadline.types.contents import (
+    FunctionApprovalRequestContent,
+    FunctionApprovalResponseContent,
+)
 from threadline.types.messages import ChatMessage, as_messages
 from threadline.types.responses import AgentRunResponseUpdate, messages_from_updates
 
@@ -48,6 +52,8 @@ __all__ = [
     "MultiAgentInput",
     "MultiAgentRunner",
     "StopReason",
+    "approval_answers",
+    "approval_requests",
     "check_rounds",
     "with_providers",
 ]
@@ -73,9 +79,21 @@ class MultiAgentResponse:
     """Pass it to the next ``run`` to continue."""
     stop_reason: StopReason
     """Why the run stopped: ``max_rounds`` (the bound of this run), ``termination`` (the
-    callable said so), ``manager`` (it chose nobody), ``done`` (a process finished its turn)."""
+    callable said so), ``manager`` (it chose nobody), ``done`` (a process finished its turn),
+    ``pending`` (a call waits for a person's approval: see ``user_input_requests``)."""
     next_speaker: str | None = None
     """Who speaks first when the conversation is continued, when already decided."""
+
+    @property
+    def user_input_requests(self) -> list[FunctionApprovalRequestContent]:
+        """Calls the run stopped at, waiting for approval (``stop_reason == "pending"``).
+
+        Answer them all with ``request.create_response(approved=...)`` in one ``Role.USER``
+        message, the next ``run``'s input on the same thread: the agent that asked continues.
+        """
+        if self.stop_reason != "pending":
+            return []
+        return approval_requests(self.messages)
 
     @property
     def text(self) -> str:
@@ -93,6 +111,53 @@ class MultiAgentResponse:
 
 GroupChatResponse = MultiAgentResponse
 """The old name of :class:`MultiAgentResponse`, kept as an alias."""
+
+
+def approval_requests(messages: Sequence[ChatMessage]) -> list[FunctionApprovalRequestContent]:
+    """The approval requests among ``messages``, in order."""
+    return [
+        c
+        for m in messages
+        if m.plain_text is None
+        for c in m.contents
+        if type(c) is FunctionApprovalRequestContent
+    ]
+
+
+def approval_answers(
+    thread: MultiAgentThread, messages: Sequence[ChatMessage]
+) -> list[ChatMessage]:
+    """The run's input when it answers approvals for ``thread.awaiting``; ``[]`` when none waits.
+
+    Checked before anything is written: while a participant waits, the input must be its
+    answers (the participant's own run then checks each one against its request); answers
+    while nobody waits are refused too.
+
+    Raises:
+        UsageError: naming who waits and how to answer.
+    """
+    answers = [
+        m
+        for m in messages
+        if m.plain_text is None
+        and any(type(c) is FunctionApprovalResponseContent for c in m.contents)
+    ]
+    if thread.awaiting is None:
+        if answers:
+            raise UsageError(
+                f"conversation {thread.id!r} has no call waiting for approval; an answer "
+                "(FunctionApprovalResponseContent) is sent only after a run stopped with "
+                "stop_reason 'pending'"
+            )
+        return []
+    if not answers or len(answers) != len(messages):
+        raise UsageError(
+            f"in conversation {thread.id!r}, {thread.awaiting!r} waits for approval of its "
+            "calls (response.user_input_requests, or the requests in its last message); answer "
+            "them with request.create_response(approved=...) in one Role.USER message before "
+            "anything else"
+        )
+    return list(messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +317,7 @@ class MultiAgentRunner:
                 f"the state's participants {sorted(parsed.participants)} differ from this "
                 f"runner's {sorted(self.agents)}; restore it with the same agents"
             )
-        for field_name in ("last_speaker", "next_speaker"):
+        for field_name in ("last_speaker", "next_speaker", "awaiting"):
             value = getattr(parsed, field_name)
             if value is not None and value not in self.agents:
                 raise ThreadStateError(f"{field_name} {value!r} is not a participant")
@@ -284,6 +349,7 @@ class MultiAgentRunner:
         thread.rounds_used = parsed.rounds_used
         thread.last_speaker = parsed.last_speaker
         thread.next_speaker = parsed.next_speaker
+        thread.awaiting = parsed.awaiting
         # A copy: running the restored thread must not change the caller's state dict.
         thread.runner_state = copy.deepcopy(parsed.runner_state)
         return thread

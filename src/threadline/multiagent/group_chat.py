@@ -33,6 +33,8 @@ from threadline.multiagent._runner import (
     MultiAgentRunner,
     StopReason,
     _Finished,
+    approval_answers,
+    approval_requests,
     check_rounds,
 )
 from threadline.multiagent.managers import GroupChatManager, RoundRobinManager, SpeakerSelection
@@ -174,7 +176,9 @@ class GroupChat(MultiAgentRunner):
         limit: int | None = kw.get("max_rounds")
         limit = self.max_rounds if limit is None else check_rounds(limit)
         produced: list[ChatMessage] = []
-        if messages:
+        # Answers to approvals go to the participant that asked, which continues its turn.
+        answers = approval_answers(thread, messages)
+        if messages and not answers:
             await self._claim(thread)
             await self._broadcast(thread, messages, author=None)
             thread.next_speaker = self._first_after_input()
@@ -197,7 +201,8 @@ class GroupChat(MultiAgentRunner):
             try:
                 # aclosing: a reader that stops early ends the speaker's turn now, not when
                 # collected.
-                speaking = self._turn_events(thread, speaker, (), span, stream=stream)
+                speaking = self._turn_events(thread, speaker, answers, span, stream=stream)
+                answers = []
                 async with aclosing(speaking) as events:
                     async for event in events:
                         if isinstance(event, _Finished):
@@ -216,6 +221,11 @@ class GroupChat(MultiAgentRunner):
             thread.next_speaker = None
             thread.rounds_used += 1
             rounds += 1
+            thread.awaiting = speaker if approval_requests(turn) else None
+            if thread.awaiting is not None:  # the whole chat pauses until a person answers
+                thread.next_speaker = speaker
+                stop = "pending"
+                break
             if self.termination is not None and self.termination(await thread.messages()):
                 stop = "termination"
                 break

@@ -39,13 +39,19 @@ from threadline.multiagent._runner import (
     MultiAgentResponse,
     MultiAgentRunner,
     _Finished,
+    approval_answers,
+    approval_requests,
     check_rounds,
 )
 from threadline.multiagent.thread import MultiAgentThread, RunnerKind
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.thread import AgentThread
 from threadline.tools import FunctionTool
-from threadline.types.contents import FunctionCallContent, FunctionResultContent
+from threadline.types.contents import (
+    FunctionApprovalRequestContent,
+    FunctionCallContent,
+    FunctionResultContent,
+)
 from threadline.types.messages import ChatMessage, Role
 from threadline.types.responses import AgentRunResponseUpdate
 
@@ -228,7 +234,9 @@ class Handoff(MultiAgentRunner):
         limit = self.max_rounds if limit is None else check_rounds(limit)
         state = thread.runner_state
         seen: dict[str, int] = state.setdefault("seen", {})
-        if messages:
+        # Answers to approvals go to the agent that asked, which continues its turn.
+        answers = approval_answers(thread, messages)
+        if messages and not answers:
             await self._claim(thread)
             await self._record(thread, messages)
             # The agent in control: a handoff's target not yet run, else the last speaker.
@@ -244,7 +252,8 @@ class Handoff(MultiAgentRunner):
             speaker = thread.next_speaker
             await self._claim(thread)
             transcript = await thread.messages()
-            shown = self._view(transcript[seen.get(speaker, 0) :], speaker)
+            shown = answers or self._view(transcript[seen.get(speaker, 0) :], speaker)
+            answers = []
             turn: list[ChatMessage] = []
             span = self._turn_span(thread, speaker)
             try:
@@ -273,14 +282,22 @@ class Handoff(MultiAgentRunner):
             thread.last_speaker = speaker
             thread.rounds_used += 1
             rounds += 1
-            target, answers, error = self._answer_transfers(thread, speaker, turn)
-            if answers is not None:
+            asked = approval_requests(turn)
+            thread.awaiting = speaker if asked else None
+            target, results, error = self._answer_transfers(thread, speaker, turn, asked)
+            if results is not None:
                 with tr.activated(span):
                     await self.agents[speaker].add_chat_message(
-                        answers, thread=thread.participants[speaker]
+                        results, thread=thread.participants[speaker]
                     )
-                    await self._record(thread, [answers])
-                produced.append(answers)
+                    await self._record(thread, [results])
+                produced.append(results)
+            if asked:  # the whole run pauses; this agent continues once a person answers
+                seen[speaker] = thread.version
+                if span is not None:
+                    span.end()
+                yield _Finished(produced, "pending")
+                return
             seen[speaker] = thread.version
             thread.next_speaker = target
             if span is not None:
@@ -295,14 +312,21 @@ class Handoff(MultiAgentRunner):
         yield _Finished(produced, "done")
 
     def _answer_transfers(
-        self, thread: MultiAgentThread, speaker: str, turn: Sequence[ChatMessage]
+        self,
+        thread: MultiAgentThread,
+        speaker: str,
+        turn: Sequence[ChatMessage],
+        asked: Sequence[FunctionApprovalRequestContent] = (),
     ) -> tuple[str | None, ChatMessage | None, str | None]:
         """The target (or ``None``), the tool message answering the pending calls, and an error.
 
         Every pending call is answered, even when the handoff is refused, so the speaker's thread
-        never holds a call without its result.
+        never holds a call without its result. Calls waiting for approval (``asked``) are left
+        to the person; a handoff asked beside them is declined (the agent may ask again once
+        they are answered), so no call is left without a result when the turn resumes.
         """
         answered = {c.call_id for m in turn for c in m.contents if type(c) is FunctionResultContent}
+        answered |= {r.function_call.call_id for r in asked}
         pending = [
             c
             for m in turn
@@ -316,7 +340,15 @@ class Handoff(MultiAgentRunner):
         results: list[FunctionResultContent] = []
         for call in pending:
             wanted = call.name.removeprefix(_PREFIX)
-            if not call.name.startswith(_PREFIX) or wanted not in self.graph[speaker]:
+            if asked:
+                results.append(
+                    FunctionResultContent(
+                        call_id=call.call_id,
+                        exception="not handed over: calls of this turn wait for approval; "
+                        "hand over again once they are answered",
+                    )
+                )
+            elif not call.name.startswith(_PREFIX) or wanted not in self.graph[speaker]:
                 results.append(
                     FunctionResultContent(call_id=call.call_id, exception="not a handoff tool")
                 )

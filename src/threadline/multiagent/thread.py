@@ -74,6 +74,7 @@ class MultiAgentThreadState(BaseModel):
     rounds_used: int = Field(ge=0)
     last_speaker: str | None = None
     next_speaker: str | None = None
+    awaiting: str | None = None
     runner_state: dict[str, Any]
 
     @field_validator("thread_id")
@@ -203,6 +204,9 @@ class MultiAgentThread:
         """The agent that spoke last (for a handoff: the one in control)."""
         self.next_speaker: str | None = None
         """Chosen but not yet run: a stopped chat resumes with this agent."""
+        self.awaiting: str | None = None
+        """The participant whose turn stopped at calls waiting for a person's approval: the next
+        run's input answers them, and this agent continues its turn."""
         self.runner_state: dict[str, Any] = {}
         """JSON-able state the runner keeps between turns: a group chat manager's own state,
         a handoff's count of what each agent was shown. Saved with the thread."""
@@ -253,6 +257,7 @@ class MultiAgentThread:
                 "rounds_used": self.rounds_used,
                 "last_speaker": self.last_speaker,
                 "next_speaker": self.next_speaker,
+                "awaiting": self.awaiting,
                 "runner_state": copy.deepcopy(self.runner_state),
             }
 
@@ -275,6 +280,7 @@ class MultiAgentThread:
             branch.rounds_used = self.rounds_used
             branch.last_speaker = self.last_speaker
             branch.next_speaker = self.next_speaker
+            branch.awaiting = self.awaiting
             branch.runner_state = copy.deepcopy(self.runner_state)
             return branch
 

@@ -23,6 +23,8 @@ from threadline.openai_wire._common import (
 from threadline.tools import FunctionTool
 from threadline.types.contents import (
     DataContent,
+    FunctionApprovalRequestContent,
+    FunctionApprovalResponseContent,
     FunctionCallContent,
     FunctionResultContent,
     TextContent,
@@ -30,7 +32,11 @@ from threadline.types.contents import (
 )
 from threadline.types.messages import ChatMessage, Role
 
-__all__ = ["items_to_messages", "messages_to_items", "tool_to_responses"]
+__all__ = ["APPROVAL_SERVER_LABEL", "items_to_messages", "messages_to_items", "tool_to_responses"]
+
+APPROVAL_SERVER_LABEL = "threadline"
+"""The ``server_label`` of the ``mcp_approval_request`` items a threadline server shows: the
+OpenAI wire has one item type for a call waiting for approval, named after MCP."""
 
 
 def _media_part(content: DataContent | UriContent) -> Item | None:
@@ -89,6 +95,31 @@ def messages_to_items(messages: Iterable[ChatMessage], *, output: bool = False) 
                     result["id"] = item_id(message, content)
                     result["status"] = "completed"
                 items.append(result)
+            elif output and type(content) is FunctionApprovalRequestContent:
+                # Output only: a model service is never sent these (they are no model input).
+                _flush(items, message, parts, output)
+                parts = []
+                items.append(
+                    {
+                        "type": "mcp_approval_request",
+                        "id": content.id,
+                        "server_label": APPROVAL_SERVER_LABEL,
+                        "name": content.function_call.name,
+                        "arguments": content.function_call.arguments,
+                    }
+                )
+            elif output and type(content) is FunctionApprovalResponseContent:
+                _flush(items, message, parts, output)
+                parts = []
+                answer: Item = {
+                    "type": "mcp_approval_response",
+                    "id": "mcpr_" + content.id.removeprefix("apr_"),
+                    "approval_request_id": content.id,
+                    "approve": content.approved,
+                }
+                if content.reason is not None:
+                    answer["reason"] = content.reason
+                items.append(answer)
         _flush(items, message, parts, output)
     return items
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 from threadline.exceptions import MessageFormatError
@@ -19,6 +20,8 @@ __all__ = [
     "Content",
     "DataContent",
     "ErrorContent",
+    "FunctionApprovalRequestContent",
+    "FunctionApprovalResponseContent",
     "FunctionCallContent",
     "FunctionResultContent",
     "JSONValue",
@@ -189,10 +192,56 @@ class ErrorContent:
     type: ClassVar[Literal["error"]] = "error"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionApprovalResponseContent:
+    """A person's answer to a :class:`FunctionApprovalRequestContent` (its ``create_response``).
+
+    Sent as the next run's input on the same thread. It repeats the call it answers, so the agent
+    can check the answer is bound to exactly the call (id, name, arguments) it asked about.
+    """
+
+    id: str
+    """The id of the request it answers."""
+    approved: bool
+    function_call: FunctionCallContent
+    reason: str | None = None
+    """Why: shown to the model with a refusal."""
+    type: ClassVar[Literal["function_approval_response"]] = "function_approval_response"
+
+
+def _new_request_id() -> str:
+    return "apr_" + os.urandom(12).hex()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionApprovalRequestContent:
+    """A call the agent will not run until a person approves it (names as in Agent Framework).
+
+    Stored in the run's last assistant message, beside the call itself, so a restored thread
+    still shows what is waiting for an answer. ``id`` is random (not the call id): an answer from
+    another thread, where the model may have reused the call id, does not match it.
+    """
+
+    function_call: FunctionCallContent
+    """The exact call, arguments as the model wrote them."""
+    id: str = field(default_factory=_new_request_id)
+    type: ClassVar[Literal["function_approval_request"]] = "function_approval_request"
+
+    def create_response(
+        self, approved: bool, *, reason: str | None = None
+    ) -> FunctionApprovalResponseContent:
+        """The answer to send back: ``approved`` runs the call once, else the model is told no."""
+        return FunctionApprovalResponseContent(
+            id=self.id, approved=approved, function_call=self.function_call, reason=reason
+        )
+
+
 Content: TypeAlias = (
     TextContent
     | FunctionCallContent
     | FunctionResultContent
+    | FunctionApprovalRequestContent
+    | FunctionApprovalResponseContent
     | DataContent
     | UriContent
     | UsageContent
@@ -225,6 +274,22 @@ def content_to_dict(content: Content) -> dict[str, JSONValue]:
             if content.exception is not None:
                 d["exception"] = content.exception
             return d
+        case FunctionApprovalRequestContent():
+            return {
+                "type": "function_approval_request",
+                "id": content.id,
+                "function_call": content_to_dict(content.function_call),
+            }
+        case FunctionApprovalResponseContent():
+            return _drop_none(
+                {
+                    "type": "function_approval_response",
+                    "id": content.id,
+                    "approved": content.approved,
+                    "function_call": content_to_dict(content.function_call),
+                    "reason": content.reason,
+                }
+            )
         case DataContent():
             return {"type": "data", "uri": content.uri}
         case UriContent():
@@ -289,6 +354,17 @@ def content_from_dict(d: object) -> Content:
                 result=fields.get("result"),
                 exception=_field(fields, "exception", str, optional=True),
             )
+        case "function_approval_request":
+            return FunctionApprovalRequestContent(
+                id=_field(fields, "id", str), function_call=_call_field(fields)
+            )
+        case "function_approval_response":
+            return FunctionApprovalResponseContent(
+                id=_field(fields, "id", str),
+                approved=_field(fields, "approved", bool),
+                function_call=_call_field(fields),
+                reason=_field(fields, "reason", str, optional=True),
+            )
         case "data":
             return DataContent.from_uri(_field(fields, "uri", str))
         case "uri":
@@ -313,5 +389,17 @@ def content_from_dict(d: object) -> Content:
         case _:
             raise MessageFormatError(
                 f"unknown content type {kind!r}; expected one of text, function_call, "
-                "function_result, data, uri, usage, error"
+                "function_result, function_approval_request, function_approval_response, data, "
+                "uri, usage, error"
             )
+
+
+def _call_field(fields: Mapping[str, Any]) -> FunctionCallContent:
+    """The ``function_call`` of an approval's JSON form, which must be a function call."""
+    call = content_from_dict(fields.get("function_call"))
+    if type(call) is not FunctionCallContent:
+        raise MessageFormatError(
+            f"content of type {fields.get('type')!r}: field 'function_call' must be a "
+            f"function_call content, got {call.type!r}"
+        )
+    return call

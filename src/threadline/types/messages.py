@@ -316,6 +316,13 @@ class MessageView(Sequence[ChatMessage]):
     def __len__(self) -> int:
         return self._len
 
+    def last(self) -> ChatMessage | None:
+        """The last message, ``None`` when empty (asked every turn, so no negative index)."""
+        for items, n in reversed(self._parts):  # a part may be empty (made with n == 0)
+            if n:
+                return items[n - 1]
+        return None
+
     def __iter__(self) -> Iterator[ChatMessage]:
         # Whole lists iterate at C speed; only a part that has grown since is cut short.
         parts = [

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from threadline.types.contents import (
     Content,
+    FunctionApprovalRequestContent,
     FunctionCallContent,
     TextContent,
     UsageContent,
@@ -92,6 +93,24 @@ class AgentRunResponse:
         """The text of the messages the agent produced, one per line."""
         return _joined_text(self.messages)
 
+    @property
+    def user_input_requests(self) -> list[FunctionApprovalRequestContent]:
+        """Calls the run stopped at because a person must approve them first.
+
+        Empty for a run that needed no approval. Otherwise the run stopped before running these
+        calls (ordinary calls of the same answer ran); answer each with
+        ``request.create_response(approved=...)``, all in one ``Role.USER`` message passed as the
+        next run's input on the same thread. The requests are stored in the thread too (in the
+        run's last assistant message), so they can be answered after a restart.
+        """
+        return [
+            c
+            for m in self.messages
+            if m.plain_text is None
+            for c in m.contents
+            if type(c) is FunctionApprovalRequestContent
+        ]
+
     def __str__(self) -> str:
         return self.text
 
@@ -110,6 +129,11 @@ class AgentRunResponseUpdate:
     def text(self) -> str:
         """The text of this chunk."""
         return "".join(c.text for c in self.contents if type(c) is TextContent)
+
+    @property
+    def user_input_requests(self) -> list[FunctionApprovalRequestContent]:
+        """Calls waiting for approval that this update announces (see ``AgentRunResponse``)."""
+        return [c for c in self.contents if type(c) is FunctionApprovalRequestContent]
 
     def __str__(self) -> str:
         return self.text
