@@ -18,6 +18,7 @@ from threadline.clients import (
     SupportsAddMessages,
 )
 from threadline.closing import SupportsAclose
+from threadline.compaction import Compaction, compacted_view
 from threadline.exceptions import (
     AgentRunError,
     ClientError,
@@ -90,6 +91,7 @@ from threadline.types import (
     ChatMessage,
     ChatResponse,
     ChatResponseUpdate,
+    CompactionContent,
     Content,
     DataContent,
     ErrorContent,
@@ -120,6 +122,8 @@ __version__ = "0.1.0"
 __all__ = [
     # agents
     "ChatAgent",
+    "Compaction",
+    "compacted_view",
     # threads and stores
     "AgentThread",
     "ChatMessageList",
@@ -203,6 +207,7 @@ __all__ = [
     "ChatMessage",
     "ChatResponse",
     "ChatResponseUpdate",
+    "CompactionContent",
     "Content",
     "DataContent",
     "ErrorContent",
