@@ -211,3 +211,28 @@ def test_first_use_assembles_the_model_with_progress(home: Path, tmp_path: Path)
     assert "assembling the model's file (first use only)..." in result.stderr
     assert " 100%" in result.stderr
     assert (tmp_path / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").is_file()
+
+
+def test_a_long_chat_is_compacted_by_default_and_keeps_every_message(home: Path) -> None:
+    # A 384-token window fills in a few turns: the chat goes on, turn 1 is summarized, not lost.
+    child, thread_id = spawn_chat(home, "--ctx", "384", "--max-tokens", "32")
+    say(child, "My name is Alice and I live in Lyon.")
+    for topic in ["tea", "owls", "rivers", "bread", "glass", "chess", "trains", "salt", "ice"]:
+        say(child, f"Tell me one fact about {topic}, in simple words for a beginner, please.")
+    leave(child)
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "threads", "show", thread_id],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[0] == "[1] you: My name is Alice and I live in Lyon."
+    starts = [i for i, line in enumerate(shown) if "[summary of " in line]
+    assert starts, "\n".join(shown)
+    ends = [i for i, line in enumerate(shown) if re.match(r"\[\d+\] ", line) and i > starts[-1]]
+    latest = "\n".join(shown[starts[-1] : ends[0] if ends else None])
+    assert "Alice" in latest and "Lyon" in latest, latest
+    assert len([line for line in shown if re.match(r"\[\d+\] you: ", line)]) == 10

@@ -59,6 +59,7 @@ async def test_a_long_chat_is_compacted_and_the_model_sees_the_first_turn_facts(
     await agent.run("My name is Alice and I live in Lyon.", thread=thread)
     topics = ["the moon", "tea", "trains", "rivers", "bread", "owls", "glass", "chess"]
     summary: ChatMessage | None = None
+    stored: list[ChatMessage] = []
     for turn in range(24):
         topic = topics[turn % len(topics)]
         await agent.run(

@@ -23,6 +23,7 @@ from threadline.cli._render import format_history, format_thread_table
 from threadline.cli._startup import open_client, read_piped_input
 from threadline.clients.base import ChatOptions
 from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient
+from threadline.compaction import Compaction
 from threadline.exceptions import ThreadlineError
 from threadline.threads.thread import AgentThread
 
@@ -232,7 +233,12 @@ def run(args: argparse.Namespace) -> int:
     store = memory_cmd.open_store(home) if user is not None else None
     providers = memory_cmd.chat_memory(store, client) if store is not None else []
     library.user_id = user
-    agent = ChatAgent(client, args.system or DEFAULT_INSTRUCTIONS, context_providers=providers)
+    agent = ChatAgent(
+        client,
+        args.system or DEFAULT_INSTRUCTIONS,
+        context_providers=providers,
+        compaction=Compaction(),  # a long chat is summarized, never cut (docs/chat.md)
+    )
     options = ChatOptions(max_tokens=args.max_tokens)
     if args.temperature is not None:
         options["temperature"] = args.temperature
