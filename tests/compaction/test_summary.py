@@ -106,3 +106,14 @@ async def test_a_chain_carries_the_facts_an_earlier_summary_quoted() -> None:
     )
     later = [earlier, ChatMessage(Role.USER, "What is 2+2?"), ChatMessage(Role.ASSISTANT, "4")]
     assert user_facts(later) == user_facts(CHAT)
+
+
+def test_the_extractive_summary_lists_topics_only_when_one_fits() -> None:
+    # Regression: a summary once ended with "The user also asked about:" and nothing under it.
+    chat = [ChatMessage(Role.USER, "My name is Alice and I live in Lyon."), *CHAT[2:4]]
+    roomy = extractive_summary(chat, max_tokens=60, count_tokens=estimate_tokens)
+    assert roomy is not None and roomy.endswith(
+        "- Tell me about Rome. What is the capital of Peru?"
+    )
+    tight = extractive_summary(chat, max_tokens=40, count_tokens=estimate_tokens)
+    assert tight is not None and tight.endswith('- "My name is Alice and I live in Lyon."')

@@ -158,12 +158,13 @@ def extractive_summary(
         and m.text.strip()
         and not any(_is_fact(s.strip()) for s in _SENTENCE_END.split(m.text))
     ]
-    if topics and fits([*lines, "The user also asked about:"]):
-        lines.append("The user also asked about:")
-        for topic in reversed(topics):  # the newest topics matter most to what follows
-            if not fits([*lines, f"- {topic}"]):
-                break
-            lines.append(f"- {topic}")
+    asked: list[str] = []
+    for topic in reversed(topics):  # the newest topics matter most to what follows
+        if not fits([*lines, "The user also asked about:", *asked, f"- {topic}"]):
+            break
+        asked.append(f"- {topic}")
+    if asked:
+        lines += ["The user also asked about:", *reversed(asked)]
     if len(lines) == 1 or (facts and lines[-1] == _FACTS_HEADER):
         return None
     return "\n".join(lines)
