@@ -319,3 +319,20 @@ async def test_the_summary_mark_is_kept_by_every_thread_kind_it_is_stored_in(
     stored = await restored.message_store.list_messages()
     marks = [c for m in stored for c in m.contents if type(c) is CompactionContent]
     assert marks and all(m.method == "extractive" for m in marks)
+
+
+async def test_a_streamed_turn_compacts_and_stores_its_summary_the_same_way(
+    tmp_path: Path,
+) -> None:
+    client = ScriptedChatClient(["ok, noted."] * 12)
+    agent = _agent(client, tmp_path / "t.db")
+    thread = agent.get_new_thread()
+    await agent.run("Hello. My name is Alice and I live in Lyon.", thread=thread)
+    for i in range(11):
+        async for _ in agent.run_stream(f"{FILLER} ({i})", thread=thread):
+            pass
+    assert thread.message_store is not None
+    stored = await thread.message_store.list_messages()
+    assert _summaries(stored)
+    assert len([m for m in stored if summary_mark(m) is None]) == 24
+    assert client.calls[-1].messages[1].message_id == _summaries(stored)[-1].message_id
