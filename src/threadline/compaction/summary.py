@@ -58,6 +58,11 @@ _SYSTEM_PROMPT = (
     "user gave. Write the summary only, in plain sentences, about the user in the third person."
 )
 
+_MODEL_REPLY_CAP = 128
+"""The most tokens a model may write for a summary's own text. Given more room, the 0.5B model
+writes long lists of what was said, and a compaction's time is mostly that writing (measured in
+bench/compaction.py); the user's facts are kept apart (quoted), so a short text loses none."""
+
 logger = logging.getLogger("threadline.compaction")
 
 
@@ -175,7 +180,7 @@ async def _model_text(
 ) -> str | None:
     if not isinstance(writer, ChatClient):
         return await writer(messages)
-    words = max(20, max_tokens * 2 // 3)
+    words = max(20, max_tokens // 2)
     request = [
         ChatMessage(Role.SYSTEM, _SYSTEM_PROMPT),
         ChatMessage(
@@ -204,7 +209,9 @@ async def summarize(
     method = "model" if isinstance(writer, ChatClient) else "summarizer"
     facts = user_facts(messages)
     quoted = "\n".join([_FACTS_HEADER, *(f'- "{f}"' for f in facts)]) if facts else ""
-    room = max(32, max_tokens - count_tokens(ChatMessage(Role.SYSTEM, quoted)))
+    room = max(
+        32, min(_MODEL_REPLY_CAP, max_tokens - count_tokens(ChatMessage(Role.SYSTEM, quoted)))
+    )
     reason: str
     try:
         text = await _model_text(writer, messages, room)
