@@ -12,7 +12,7 @@ default model (qwen-0.5b, greedy sampling) and a small window so it runs in a fe
   window cuts (calls where the client still had to drop messages: should be 0), failures, and
   whether the final question is answered (name and city).
 
-    PYTHONPATH=src python bench/compaction.py [--ctx 1024] [--turns 40] [--max-tokens 48]
+    PYTHONPATH=src python bench/compaction.py [--ctx 640] [--turns 30] [--max-tokens 48]
 
 Figures swing on a busy machine: compare within one run.
 """
@@ -155,8 +155,8 @@ async def with_compaction(client: LocalChatClient, turns: int) -> dict[str, obje
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description="A long chat with and without compaction.")
-    parser.add_argument("--ctx", type=int, default=1024, help="the model's window (1024)")
-    parser.add_argument("--turns", type=int, default=40, help="turns before the question (40)")
+    parser.add_argument("--ctx", type=int, default=640, help="the model's window (640)")
+    parser.add_argument("--turns", type=int, default=30, help="turns before the question (30)")
     parser.add_argument("--max-tokens", type=int, default=48, help="reply tokens (48)")
     args = parser.parse_args()
     client = LocalChatClient(n_ctx=args.ctx, max_tokens=args.max_tokens)
