@@ -336,3 +336,18 @@ async def test_a_streamed_turn_compacts_and_stores_its_summary_the_same_way(
     assert _summaries(stored)
     assert len([m for m in stored if summary_mark(m) is None]) == 24
     assert client.calls[-1].messages[1].message_id == _summaries(stored)[-1].message_id
+
+
+async def test_an_agent_without_compaction_sends_the_stored_thread_as_it_is(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(ScriptedChatClient(["ok."] * 12), tmp_path / "t.db")
+    thread = agent.get_new_thread()
+    await _chat(agent, thread, 12)
+    plain_client = ScriptedChatClient(["fine."])
+    plain = agent.replace(chat_client=plain_client, compaction=None)
+    await plain.run("and now?", thread=thread)
+    assert thread.message_store is not None
+    stored = await thread.message_store.list_messages()
+    sent = plain_client.calls[0].messages
+    assert [m.message_id for m in sent[1:]] == [m.message_id for m in stored[:-1]]

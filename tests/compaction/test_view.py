@@ -40,14 +40,13 @@ def test_the_latest_summary_stands_first_for_what_it_and_its_chain_replace() -> 
     assert [m.text for m in compacted_view(stored[:7])] == ["first", "m2", "m3", "m4", "m5"]
 
 
-def test_a_tampered_chain_that_loops_ends() -> None:
-    u1 = ChatMessage(Role.USER, "m0")
+def test_a_summary_naming_no_message_of_the_thread_keeps_them_all() -> None:
+    u1, a1 = ChatMessage(Role.USER, "m0"), ChatMessage(Role.ASSISTANT, "m1")
     s1 = ChatMessage(
         Role.SYSTEM,
-        contents=[TextContent("s"), CompactionContent(replaces=(u1.message_id,), previous="x")],
-        message_id="x",
+        contents=[TextContent("s"), CompactionContent(replaces=("gone",), previous="x")],
     )
-    assert [m.text for m in compacted_view([u1, s1])] == ["s"]
+    assert [m.text for m in compacted_view([u1, a1, s1])] == ["s", "m0", "m1"]
 
 
 def test_turns_start_at_user_messages_and_never_split_a_tool_call_from_its_result() -> None:

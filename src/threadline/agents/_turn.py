@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from threadline import _tracing as tr
 from threadline.agents._spans import store_span, traced_append
 from threadline.clients.base import ChatClient, ChatOptions, RunOptions
-from threadline.compaction import Compaction, compacted_view
+from threadline.compaction import Compaction
 from threadline.exceptions import UsageError
 from threadline.memory.context import Context, merge_contexts
 from threadline.memory.provider import ContextProvider
@@ -91,7 +91,8 @@ class Turn:
     system: Sequence[ChatMessage]
     history: Sequence[ChatMessage]
     """The thread's messages as the model is sent them: as read for this turn (a view, not a
-    copy, where the store can), compacted (see :func:`compacted_view`)."""
+    copy, where the store can), compacted when the agent compacts (see
+    :func:`threadline.compaction.compacted_view`)."""
     context: Context
     tools: Mapping[str, FunctionTool]
     """The run's tools by name (the agent's own mapping when nothing adds any: never changed)."""
@@ -333,8 +334,6 @@ async def begin_turn(
             options=options,
             in_progress=bool(input_messages) and input_messages[0].role == Role.TOOL,
         )
-    elif history:
-        history = compacted_view(history)
     return Turn(
         thread=thread,
         client=client,

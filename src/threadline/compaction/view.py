@@ -32,29 +32,27 @@ def compacted_view(messages: Sequence[ChatMessage]) -> Sequence[ChatMessage]:
 
     The summary comes first (it stands for the oldest part of the conversation), followed by the
     messages it does not replace, in their order: those kept when it was made, and everything
-    written after it. A chain of summaries is followed through ``previous``, so the messages an
-    earlier summary replaced (and that summary) stay out too. Without a summary, ``messages``
-    itself is returned (no copy). Ids a summary names that are not in ``messages`` are ignored.
+    written after it. Earlier summaries of its chain (``previous``) and what they replaced stay
+    out too. Without a summary, ``messages`` itself is returned (no copy).
+
+    Compaction always replaces the oldest messages of the view it compacts, so what a summary
+    stands for is everything stored before the newest message it names, and every earlier
+    summary. That makes this cost the messages since that point, not the whole thread: the
+    summary is found from the end. (Its own ids that are not in ``messages`` are ignored; if
+    none is, every message but the summaries is kept.)
     """
-    summaries: dict[str, CompactionContent] = {}
-    latest: ChatMessage | None = None
-    for message in messages:
-        mark = summary_mark(message)
-        if mark is not None:
-            summaries[message.message_id] = mark
-            latest = message
-    if latest is None:
+    index = len(messages) - 1
+    mark: CompactionContent | None = None
+    while index >= 0 and (mark := summary_mark(messages[index])) is None:
+        index -= 1
+    if mark is None:
         return messages
-    hidden: set[str] = {latest.message_id}
-    mark: CompactionContent | None = summaries[latest.message_id]
-    while mark is not None:
-        hidden.update(mark.replaces)
-        previous = mark.previous
-        if previous is None or previous in hidden:  # a cycle in tampered data ends here
-            break
-        hidden.add(previous)
-        mark = summaries.get(previous)
-    rest = [m for m in messages if m.message_id not in hidden]
+    latest = messages[index]
+    replaced = set(mark.replaces)
+    start = index - 1
+    while start >= 0 and messages[start].message_id not in replaced:
+        start -= 1
+    rest = [m for m in messages[start + 1 :] if summary_mark(m) is None]
     return [latest, *rest]
 
 
