@@ -146,16 +146,17 @@ def extractive_summary(
     """
     facts = user_facts(messages)
     lines = [SUMMARY_HEADER]
-    if facts:
-        lines.append(_FACTS_HEADER)
 
     def fits(candidate: list[str]) -> bool:
         return count_tokens(ChatMessage(Role.SYSTEM, "\n".join(candidate))) <= max_tokens
 
+    kept: list[str] = []
     for fact in facts:
-        if not fits([*lines, f'- "{fact}"']):
+        if not fits([*lines, _FACTS_HEADER, *kept, f'- "{fact}"']):
             break
-        lines.append(f'- "{fact}"')
+        kept.append(f'- "{fact}"')
+    if kept:
+        lines += [_FACTS_HEADER, *kept]
     topics = [
         " ".join(m.text.split()[:12])
         for m in messages
@@ -170,7 +171,7 @@ def extractive_summary(
         asked.append(f"- {topic}")
     if asked:
         lines += ["The user also asked about:", *reversed(asked)]
-    if len(lines) == 1 or (facts and lines[-1] == _FACTS_HEADER):
+    if len(lines) == 1 or (facts and not kept):
         return None
     return "\n".join(lines)
 
