@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "clients": 4,
     "threads": 4,
     "memory": 5,
+    "compaction": 5,
     "agents": 6,
     "multiagent": 7,
     "testing": 7,
@@ -45,6 +46,8 @@ keeps; ``threads`` reaches its providers and forking clients through protocols o
 ``mcp`` (tools from MCP servers) is a tool source: it builds ``FunctionTool`` s (layer 2) from a
 wire protocol, like ``openai_wire``; agents reach it through the ``ToolSource`` protocol of
 ``tools``, so it needs nothing above.
+``compaction`` (summaries of old turns) sits above ``history`` and ``clients``: it asks a model
+for the summary; ``agents`` call it when a turn begins.
 ``testing`` sits above ``agents`` because the store kit runs real agent turns against a store.
 ``ui`` (the web UI's pages and JSON API) reads threads and memories through a ``UiSource``
 protocol of its own; ``hosting`` and ``cli`` plug their data into it, so it needs nothing above.

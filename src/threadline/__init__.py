@@ -18,6 +18,7 @@ from threadline.clients import (
     SupportsAddMessages,
 )
 from threadline.closing import SupportsAclose
+from threadline.compaction import Compaction, compacted_view
 from threadline.exceptions import (
     AgentRunError,
     ClientError,
@@ -93,6 +94,7 @@ from threadline.types import (
     ChatMessage,
     ChatResponse,
     ChatResponseUpdate,
+    CompactionContent,
     Content,
     DataContent,
     ErrorContent,
@@ -125,6 +127,8 @@ __version__ = "0.1.0"
 __all__ = [
     # agents
     "ChatAgent",
+    "Compaction",
+    "compacted_view",
     # threads and stores
     "AgentThread",
     "ChatMessageList",
@@ -211,6 +215,7 @@ __all__ = [
     "ChatMessage",
     "ChatResponse",
     "ChatResponseUpdate",
+    "CompactionContent",
     "Content",
     "DataContent",
     "ErrorContent",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from threadline.types.contents import (
+    CompactionContent,
     FunctionCallContent,
     FunctionResultContent,
     TextContent,
@@ -50,7 +51,8 @@ def estimate_tokens(message: ChatMessage) -> int:
 
     Cheap and dependency-free, and close enough for budgeting English text; it overestimates
     code and data slightly, which errs on the side of fitting the model's window. Non-text
-    contents are counted by the length of their JSON form.
+    contents are counted by the length of their JSON form, except a summary's
+    :class:`CompactionContent` (the ids it replaces), which is never sent to a model.
     """
     plain = message.plain_text
     if plain is not None:  # most messages: no need to look at parts
@@ -59,6 +61,8 @@ def estimate_tokens(message: ChatMessage) -> int:
     for content in message.contents:
         if type(content) is TextContent:
             chars += len(content.text)
+        elif type(content) is CompactionContent:
+            continue
         else:
             # default=str: counting must not fail where encoding would explain the problem
             chars += len(json.dumps(content_to_dict(content), ensure_ascii=False, default=str))

@@ -441,3 +441,28 @@ def test_memory_off_is_said_and_memory_commands_say_so(home: Path) -> None:
     assert "memory: off" in str(child.before)
     assert "memory is off for this chat" in say(child, "/memory")
     leave(child)
+
+
+def test_a_long_chat_is_compacted_by_default_and_keeps_every_message(home: Path) -> None:
+    # A 384-token window fills in a few turns: the chat goes on, turn 1 is summarized, not lost.
+    child, thread_id = spawn_chat(home, "--ctx", "384", "--max-tokens", "32")
+    say(child, "My name is Alice and I live in Lyon.")
+    for topic in ["tea", "owls", "rivers", "bread", "glass", "chess", "trains", "salt", "ice"]:
+        say(child, f"Tell me one fact about {topic}, in simple words for a beginner, please.")
+    leave(child)
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "threads", "show", thread_id],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[0] == "[1] you: My name is Alice and I live in Lyon."
+    starts = [i for i, line in enumerate(shown) if "[summary of " in line]
+    assert starts, "\n".join(shown)
+    ends = [i for i, line in enumerate(shown) if re.match(r"\[\d+\] ", line) and i > starts[-1]]
+    latest = "\n".join(shown[starts[-1] : ends[0] if ends else None])
+    assert "Alice" in latest and "Lyon" in latest, latest
+    assert len([line for line in shown if re.match(r"\[\d+\] you: ", line)]) == 10

@@ -185,3 +185,32 @@ def test_unknown_id_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, _, err = run(tmp_path, capsys, "threads", "delete", "thread_aa")
     assert code == 1 and "matches 2 threads" in err
     assert len(listing(tmp_path, capsys)) == 2
+
+
+def test_show_marks_a_summary_and_keeps_what_it_replaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from threadline import CompactionContent, TextContent
+
+    thread_id = saved_thread(tmp_path)
+    summary = ChatMessage(
+        Role.SYSTEM,
+        contents=[
+            TextContent("Summary of the earlier conversation:\nOslo weather was asked about."),
+            CompactionContent(replaces=tuple(m.message_id for m in MESSAGES), method="model"),
+        ],
+    )
+
+    async def compact() -> None:
+        store = SQLiteChatMessageStore(tmp_path / "threads.db", thread_id=thread_id)
+        await store.add_messages([summary], expected_version=4)
+
+    asyncio.run(compact())
+    code, out, _ = run(tmp_path, capsys, "threads", "show", thread_id)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "[1] you: What's the weather in Oslo?"
+    assert lines[4] == (
+        "[5] system: [summary of 4 earlier messages] Summary of the earlier conversation:"
+    )
+    assert lines[5] == "Oslo weather was asked about."

@@ -15,6 +15,8 @@ turn is **one** append to a local thread, so two writers can never interleave in
   writer's turn, and the user's words are kept whatever happened to the thread meanwhile.
 * A process killed during the model call stores nothing of the turn: its input was never
   acknowledged (no response, no stream end), so the caller cannot have counted on it.
+* A turn that compacts the history (see :mod:`threadline.compaction`) stores its summary first in
+  that same checked append, so two writers cannot both compact; a failed turn drops the summary.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 from threadline import _tracing as tr
 from threadline.agents._spans import store_span, traced_append
 from threadline.clients.base import ChatClient, ChatOptions, RunOptions
+from threadline.compaction import Compaction
 from threadline.exceptions import UsageError
 from threadline.memory.context import Context, merge_contexts
 from threadline.memory.provider import ContextProvider
@@ -91,7 +94,9 @@ class Turn:
     providers: Sequence[ContextProvider]
     system: Sequence[ChatMessage]
     history: Sequence[ChatMessage]
-    """The thread's messages as read for this turn (a view, not a copy, where the store can)."""
+    """The thread's messages as the model is sent them: as read for this turn (a view, not a
+    copy, where the store can), compacted when the agent compacts (see
+    :func:`threadline.compaction.compacted_view`)."""
     context: Context
     tools: Mapping[str, FunctionTool]
     """The run's tools by name (the agent's own mapping when nothing adds any: never changed)."""
@@ -102,6 +107,8 @@ class Turn:
     produced: list[ChatMessage] = field(default_factory=lambda: [])
     usage: UsageDetails | None = None
     response_id: str | None = None
+    summary: ChatMessage | None = None
+    """A summary this turn made of old turns; stored first in the turn's append."""
     pending: tuple[FunctionCallContent, ...] = ()
     """Calls to deferred tools the run stopped at; the caller answers them in the next run."""
     span: tr.Span | None = None
@@ -205,6 +212,8 @@ class Turn:
         """
         if self.store is not None:
             turn = [*self.input, *self.produced]
+            if turn and self.summary is not None:
+                turn.insert(0, self.summary)
             if turn:
                 try:
                     if self.span is None:
@@ -280,12 +289,14 @@ async def begin_turn(
     binding: ThreadBinding,
     span: tr.Span | None = None,
     observed: bool = False,
+    compaction: Compaction | None = None,
 ) -> Turn:
     """Start a turn: read the history and its version, then gather context from the providers.
 
     Nothing is written yet: the turn is stored whole by :meth:`Turn.commit` (or its input alone,
     marked, by :meth:`Turn.fail`). ``span`` is the run's span (``None``: not traced) and
     ``observed`` says model calls are to be timed and reported (traces or metrics are on).
+    ``compaction``: summarize the oldest turns when the request would exceed its budget.
     """
     store = thread.message_store
     history: Sequence[ChatMessage] = ()
@@ -321,6 +332,15 @@ async def begin_turn(
         system: Sequence[ChatMessage] = (ChatMessage(Role.SYSTEM, "\n\n".join(parts)),)
     else:
         system = system_messages
+    summary = None
+    if compaction is not None and store is not None:
+        history, summary = await compaction.compact(
+            history,
+            fixed=[*system, *context.messages, *input_messages],
+            client=client,
+            options=options,
+            in_progress=bool(input_messages) and input_messages[0].role == Role.TOOL,
+        )
     return Turn(
         thread=thread,
         client=client,
@@ -330,6 +350,7 @@ async def begin_turn(
         providers=providers,
         system=system,
         history=history,
+        summary=summary,
         context=context,
         tools=all_tools,
         options=options,

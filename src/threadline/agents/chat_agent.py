@@ -25,6 +25,7 @@ from threadline.agents._spans import agent_span, traced_append
 from threadline.agents._turn import Turn, begin_turn
 from threadline.clients.base import ChatClient, RunOptions, SupportsAddMessages
 from threadline.closing import aclose_if_closable
+from threadline.compaction import Compaction
 from threadline.exceptions import IncompatibleThreadError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.threads.state import parse_thread_state
@@ -58,6 +59,7 @@ class AgentChanges(TypedDict, total=False):
     chat_message_store_factory: Callable[[], ChatMessageStore] | None
     max_tool_iterations: int
     default_options: RunOptions | None
+    compaction: Compaction | None
 
 
 class ChatAgent:
@@ -78,6 +80,9 @@ class ChatAgent:
             must answer without tools (a model that calls them anyway fails with
             ``AgentRunError``).
         default_options: options for every call (``model``, ``temperature``, ...).
+        compaction: summarize the oldest turns of a local thread into one stored summary when
+            the history outgrows the model's window (see :class:`Compaction`); ``None``: the
+            client cuts what does not fit (a local model) or the service refuses it.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class ChatAgent:
         chat_message_store_factory: Callable[[], ChatMessageStore] | None = None,
         max_tool_iterations: int = 10,
         default_options: RunOptions | None = None,
+        compaction: Compaction | None = None,
     ) -> None:
         if not isinstance(chat_client, ChatClient):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UsageError(
@@ -116,6 +122,9 @@ class ChatAgent:
         self.chat_message_store_factory = chat_message_store_factory
         self.max_tool_iterations = max_tool_iterations
         self.default_options: RunOptions = default_options or RunOptions()
+        if compaction is not None and not isinstance(compaction, Compaction):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(f"compaction must be a Compaction, got {compaction!r}")
+        self.compaction = compaction
 
     @property
     def instructions(self) -> str | None:
@@ -147,6 +156,7 @@ class ChatAgent:
             "chat_message_store_factory": self.chat_message_store_factory,
             "max_tool_iterations": self.max_tool_iterations,
             "default_options": self.default_options,
+            "compaction": self.compaction,
         }
         fields.update(changes)
         return ChatAgent(**fields)
@@ -410,6 +420,7 @@ class ChatAgent:
                 binding=self._binding(),
                 span=span,
                 observed=observed,
+                compaction=self.compaction,
             )
             if turn.store is None:
                 check_store(thread, turn.tools)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from threadline.cli._library import ThreadSummary
 from threadline.cli._text import printable
 from threadline.types.contents import (
+    CompactionContent,
     DataContent,
     ErrorContent,
     FunctionCallContent,
@@ -42,6 +43,9 @@ def format_message(message: ChatMessage) -> str:
             parts.append(f"[{content.uri}]")
         elif isinstance(content, ErrorContent):
             parts.append(f"[error: {content.message}]")
+        elif isinstance(content, CompactionContent):
+            chained = " and the summary before" if content.previous else ""
+            parts.insert(0, f"[summary of {len(content.replaces)} earlier messages{chained}]")
     who = message.author_name if message.role == Role.ASSISTANT and message.author_name else None
     who = printable(who, multiline=False) if who else _WHO[message.role]
     return f"{who}: {printable(' '.join(p for p in parts if p))}"

@@ -35,6 +35,7 @@ from threadline.cli._startup import open_client, read_piped_input, restore_ctrl_
 from threadline.cli._text import printable
 from threadline.clients.base import ChatOptions
 from threadline.clients.local import DEFAULT_MODEL, MODELS, LocalChatClient
+from threadline.compaction import Compaction
 from threadline.exceptions import ThreadlineError, ThreadStateError, UsageError
 from threadline.memory import ContextProvider, MemoryStore
 from threadline.threads.thread import AgentThread
@@ -506,6 +507,7 @@ def run(args: argparse.Namespace) -> int:
         context_providers=providers,
         tools=tools,
         chat_message_store_factory=library.store,
+        compaction=Compaction(),  # a long chat is summarized, never cut (docs/chat.md)
     )
     conversation = _AgentConversation(agent, library, client.model_path.name, options_of(args))
     return converse(

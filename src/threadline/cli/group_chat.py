@@ -25,6 +25,7 @@ from threadline.cli._text import printable
 from threadline.cli.chat import chat_memory, check_owner, converse, options_of
 from threadline.clients.base import RunOptions
 from threadline.clients.local import LocalChatClient
+from threadline.compaction import Compaction
 from threadline.exceptions import ThreadStateError, UsageError
 from threadline.multiagent.group_chat import GroupChat
 from threadline.multiagent.thread import MultiAgentThread
@@ -148,6 +149,7 @@ def _agents(
                 name=name,
                 default_options=options,
                 chat_message_store_factory=library.store,
+                compaction=Compaction(),  # each agent's long history is summarized, never cut
             )
         )
     return agents

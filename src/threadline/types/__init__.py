@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from threadline.types.contents import (
+    CompactionContent,
     Content,
     DataContent,
     ErrorContent,
@@ -30,6 +31,7 @@ __all__ = [
     "ChatMessage",
     "ChatResponse",
     "ChatResponseUpdate",
+    "CompactionContent",
     "Content",
     "DataContent",
     "ErrorContent",

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, cast
 from threadline.exceptions import MessageFormatError
 
 __all__ = [
+    "CompactionContent",
     "Content",
     "DataContent",
     "ErrorContent",
@@ -236,6 +237,25 @@ class FunctionApprovalRequestContent:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompactionContent:
+    """Marks a message as the summary of earlier messages of its thread (compaction).
+
+    The summary's text is what models are sent in place of the messages it replaces; this part
+    records which ones they are, so nothing is lost: the originals stay in the thread, and a
+    reader (or a fork before the summary) still sees them. Clients never send it to a model.
+    """
+
+    replaces: tuple[str, ...]
+    """Ids of the messages this summary stands for (not those of earlier summaries)."""
+    previous: str | None = None
+    """The id of the summary this one continues, whose messages it stands for too; ``None``
+    for the first summary of a thread."""
+    method: str | None = None
+    """How the text was made: ``"model"``, ``"summarizer"`` or ``"extractive"``."""
+    type: ClassVar[Literal["compaction"]] = "compaction"
+
+
 Content: TypeAlias = (
     TextContent
     | FunctionCallContent
@@ -246,6 +266,7 @@ Content: TypeAlias = (
     | UriContent
     | UsageContent
     | ErrorContent
+    | CompactionContent
 )
 """Any part of a message."""
 
@@ -310,6 +331,15 @@ def content_to_dict(content: Content) -> dict[str, JSONValue]:
                     "message": content.message,
                     "error_code": content.error_code,
                     "details": content.details,
+                }
+            )
+        case CompactionContent():
+            return _drop_none(
+                {
+                    "type": "compaction",
+                    "replaces": list(content.replaces),
+                    "previous": content.previous,
+                    "method": content.method,
                 }
             )
 
@@ -386,11 +416,23 @@ def content_from_dict(d: object) -> Content:
                 error_code=_field(fields, "error_code", str, optional=True),
                 details=_field(fields, "details", str, optional=True),
             )
+        case "compaction":
+            replaces = _field(fields, "replaces", list)
+            if not all(type(r) is str for r in replaces):
+                raise MessageFormatError(
+                    f"content of type 'compaction': field 'replaces' must be a list of message "
+                    f"ids (str), got {replaces!r}"
+                )
+            return CompactionContent(
+                replaces=tuple(replaces),
+                previous=_field(fields, "previous", str, optional=True),
+                method=_field(fields, "method", str, optional=True),
+            )
         case _:
             raise MessageFormatError(
                 f"unknown content type {kind!r}; expected one of text, function_call, "
                 "function_result, function_approval_request, function_approval_response, data, "
-                "uri, usage, error"
+                "uri, usage, error, compaction"
             )
 
 
