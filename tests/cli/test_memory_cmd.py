@@ -58,8 +58,9 @@ def test_list_search_and_forget_one_users_memories(
 
     code, out, _ = run(tmp_path, capsys, "memory", "search", "Porto", "--user", "alice", "--json")
     assert code == 0
-    [hit] = [json.loads(line) for line in out.splitlines()]
-    assert hit["kind"] == "turn" and hit["score"] > 0
+    hit, *others = [json.loads(line) for line in out.splitlines()]  # by meaning, then words
+    assert hit["kind"] == "turn" and "Porto" in hit["text"] and hit["score"] > 0
+    assert all(other["score"] < hit["score"] for other in others)
 
     code, _, err = run(tmp_path, capsys, "memory", "forget", bob, "--user", "alice")
     assert code == 1 and f"no memory {bob!r} of user 'alice'" in err
@@ -156,7 +157,9 @@ def test_memory_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
 
 
 def test_search_says_when_nothing_matched(tmp_path: Path) -> None:
-    remember(tmp_path, "ada", "The user is vegetarian.")
+    # With semantic search some memory of the user is always nearest, so the user searched
+    # has none; another user's memory must not count as a match.
+    remember(tmp_path, "bob", "The user is vegetarian.")
     done = cli(tmp_path, "memory", "search", "bicycle", "--user", "ada")
     assert done.returncode == 0 and done.stdout == ""
     assert "no memories of ada match 'bicycle'" in done.stderr

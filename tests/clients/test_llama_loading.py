@@ -47,3 +47,28 @@ def test_openmp_threads_wait_passively_unless_the_user_chose() -> None:
 def test_threads_default_to_the_physical_cores_we_may_use() -> None:
     threads = default_threads()
     assert 1 <= threads <= len(os.sched_getaffinity(0))
+
+
+def test_loading_llama_leaves_no_unclosed_files_at_exit() -> None:
+    # llama_cpp opens two /dev/null files at import and never closes them: each process that
+    # loaded it reported them at exit (after pytest's summary too). Its output suppression must
+    # still work on the swapped files.
+    code = (
+        "import os\n"
+        "from threadline.clients._llama_loading import import_llama\n"
+        "import_llama(); import_llama()\n"
+        "import llama_cpp._utils as utils\n"
+        "with utils.suppress_stdout_stderr(disable=False):\n"
+        "    os.write(1, b'hidden\\n')\n"
+        "print('shown')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC}
+    run = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "shown\n"
+    assert "ResourceWarning" not in run.stderr, run.stderr

@@ -27,7 +27,7 @@ from threadline.memory import (
     UserPreferencesMemory,
 )
 
-__all__ = ["ChatMemory", "second_person"]
+__all__ = ["ChatMemory", "embed_stored", "second_person"]
 
 USAGE = "usage: /memory [list] | /memory search WORDS | /memory forget ID|all"
 _FACTS: list[str] = ["fact", "preference"]
@@ -63,6 +63,37 @@ def second_person(fact: str) -> str:
     return text
 
 
+async def embed_stored(store: MemoryStore, out: TextIO | None = None) -> int:
+    """Embed the memories stored before semantic search was installed, showing progress.
+
+    Records written without the ``memory`` extra have no vectors, so installing it later would
+    leave them findable by exact words only (issue 21). Every command that opens the memory with
+    an embedder calls this first; it costs one count query when nothing is missing.
+    """
+    embed_missing = getattr(store, "embed_missing", None)
+    if embed_missing is None or getattr(store, "embedder", None) is None:
+        return 0
+    stream = out or sys.stderr
+    live = stream.isatty()
+    shown = False
+
+    def progress(done: int, total: int) -> None:
+        nonlocal shown
+        if live or done == total:
+            end = "\n" if done == total else ""
+            stream.write(
+                f"\rmemory: embedding {total} memories stored before semantic search: "
+                f"{done}/{total}{end}"
+            )
+            stream.flush()
+            shown = True
+
+    count: int = await embed_missing(progress=progress)
+    if count and not shown:
+        print(f"memory: embedded {count} memories stored before semantic search", file=stream)
+    return count
+
+
 class ChatMemory:
     """The memory of one chat: whose it is, what it learnt, and the ``/memory`` command."""
 
@@ -96,7 +127,8 @@ class ChatMemory:
         return await self.store.list(scope=self.scope, kinds=_FACTS)  # type: ignore[arg-type]
 
     async def start(self) -> None:
-        """Note the facts known before this chat, so only new ones are announced."""
+        """Embed memories kept without vectors; note the facts known, to announce only new ones."""
+        await embed_stored(self.store, sys.stderr)
         self._known = {r.id for r in await self._facts()}
 
     async def learn(self, done_waiting: Callable[[], object] = lambda: None) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from threadline.cli._library import default_home
+from threadline.cli._memory_commands import embed_stored
 from threadline.cli._retention import AGE_HELP, age_argument, memory_prune_lines
 from threadline.cli._text import printable
 from threadline.clients.base import ChatClient
@@ -140,6 +141,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--older-than", required=True, type=age_argument, metavar="AGE", help=AGE_HELP
     )
     prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    commands.add_parser(
+        "reindex",
+        help="embed memories stored before semantic search was installed (the memory extra)",
+    )
     for sub in (listing, search, forget):
         sub.add_argument("--user", metavar="NAME", help="whose memories (default: the OS user)")
     for sub in (listing, search):
@@ -185,12 +190,25 @@ async def _run(args: argparse.Namespace, store: MemoryStore, user: str) -> int:
         pruned: MemoryPruneResult = await prune(older_than=args.older_than, dry_run=args.dry_run)
         for line in memory_prune_lines(pruned):
             print(line)
+    elif command == "reindex":
+        if getattr(store, "embedder", None) is None:
+            raise UsageError(
+                "semantic search is not installed, so there is nothing to embed with: "
+                "pip install 'threadline[memory]', then run this again"
+            )
+        count = await embed_stored(store, sys.stderr)
+        print(
+            f"embedded {count} memor{'y' if count == 1 else 'ies'}"
+            if count
+            else "every memory already has a vector"
+        )
     elif command == "list":
         for record in await store.list(scope=scope, kinds=_LISTED):
             print(_json(record) if args.json else _line(record))
     elif command == "search":
         if args.limit < 1:
             raise UsageError(f"--limit must be at least 1, got {args.limit}")
+        await embed_stored(store, sys.stderr)  # else older memories are found by words only
         hits = await store.search(args.query, scope=scope, limit=args.limit)
         for hit in hits:
             print(_json(hit.record, hit.score) if args.json else _line(hit.record, hit.score))

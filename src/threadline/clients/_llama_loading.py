@@ -73,9 +73,29 @@ def default_threads() -> int:
 def import_llama() -> Any:
     try:
         import llama_cpp
+        import llama_cpp._utils as llama_utils
     except ImportError as exc:
         raise ClientError(f"{_LLAMA_HINT} ({exc})") from exc
+    _quiet_null_files(llama_utils)
     return llama_cpp
+
+
+def _quiet_null_files(llama_utils: Any) -> None:
+    """Stop llama_cpp's two lifelong /dev/null files being reported as leaks at exit.
+
+    ``llama_cpp._utils`` opens them at import, to silence llama.cpp's output, and never closes
+    them: every process that loads a model printed two "ResourceWarning: unclosed file" lines
+    at exit (after pytest's summary, too: issue 21). They are swapped for files over one lasting
+    descriptor that Python does not own (``closefd=False``), which llama_cpp uses the same way
+    (``fileno()``) and which nothing reports, and the originals are closed.
+    """
+    for name in ("outnull_file", "errnull_file"):
+        old = getattr(llama_utils, name, None)
+        if old is None or getattr(old, "closed", True) or not old.buffer.raw.closefd:
+            continue  # already swapped, or a llama_cpp that no longer has them
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        setattr(llama_utils, name, open(descriptor, "w", closefd=False))
+        old.close()
 
 
 def cpu_has_amx(llama_cpp: Any) -> bool:

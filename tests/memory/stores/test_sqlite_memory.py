@@ -101,7 +101,31 @@ async def test_lexical_only_is_said_once(
     await second.aclose()
     notes = [r.getMessage() for r in caplog.records if "lexical only" in r.getMessage()]
     assert len(notes) == 1
-    assert "threadline[memory]" in notes[0]
+    # Made in code without an embedder: the programmer is told what to pass.
+    assert "embedder=threadline.memory.default_embedder()" in notes[0]
+
+
+def test_without_the_memory_extra_the_notice_says_what_to_install(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from threadline.memory import _notice
+    from threadline.memory.embedders import default_embedder
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(_notice, "_said", False)
+    monkeypatch.setattr(  # the extra's runtime "not installed", as on a plain install
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
+    )
+    with caplog.at_level(logging.WARNING, logger="threadline.memory"):
+        assert default_embedder() is None
+    [note] = [r.getMessage() for r in caplog.records if "lexical only" in r.getMessage()]
+    assert "onnxruntime not installed" in note
+    assert "pip install 'threadline[memory]'" in note
+    assert "embedder=" not in note  # commands open memory this way: no code advice for people
 
 
 class LetterEmbedder:

@@ -36,6 +36,8 @@ __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
     "KINDS",
     "CONTEXT_WEIGHT",
+    "EMBED_MISSING_BATCH",
+    "EmbedProgress",
     "NEAR_COPY_SIMILARITY",
     "check_forget_user",
     "check_ids",
@@ -391,6 +393,14 @@ async def embed_records(embedder: Embedder, records: Sequence[MemoryRecord]) -> 
             vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         out.append(bytes(vector.astype(np.float32).tobytes()))
     return out
+
+
+EMBED_MISSING_BATCH = 64
+"""Records given vectors per transaction by ``embed_missing``: big enough for the embedder's
+batching, small enough that progress shows and a stop keeps most of the work done."""
+
+EmbedProgress = Callable[[int, int], None]
+"""``progress(done, total)``, called after each batch that ``embed_missing`` stores."""
 
 
 def pack_vector(vector: Sequence[float], embedder: Embedder) -> bytes:

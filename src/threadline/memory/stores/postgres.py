@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from threadline._postgres import set_up_once, store_pool
 from threadline.exceptions import StoreError, UsageError
-from threadline.memory._notice import warn_lexical_only
+from threadline.memory._notice import PASS_EMBEDDER, warn_lexical_only
 from threadline.memory._temporal import time_window
 from threadline.memory.records import (
     ForgetResult,
@@ -40,7 +40,9 @@ from threadline.memory.records import (
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
+    EMBED_MISSING_BATCH,
     NEAR_COPY_SIMILARITY,
+    EmbedProgress,
     check_forget_user,
     check_ids,
     check_list_limit,
@@ -182,7 +184,7 @@ class PostgresMemoryStore:
         self._schema_sql = sql.SQL(_SCHEMA).format(**names)
         self._upsert = sql.SQL(_UPSERT).format(**names)
         if embedder is None:
-            warn_lexical_only("PostgresMemoryStore was made without an embedder")
+            warn_lexical_only("PostgresMemoryStore was made without an embedder", PASS_EMBEDDER)
 
     def __repr__(self) -> str:
         return f"PostgresMemoryStore({self._where!r}, schema={self.schema!r})"
@@ -294,6 +296,54 @@ class PostgresMemoryStore:
                         )
         except psycopg.Error as exc:
             raise self._error(exc) from exc
+
+    async def embed_missing(self, *, progress: EmbedProgress | None = None) -> int:
+        """Give a vector to every record stored without one; returns how many were embedded.
+
+        As ``SQLiteMemoryStore.embed_missing``: for records written while no embedder was
+        configured; the vector is made from the stored text; each batch commits on its own, so
+        stopping and running again is safe, and a record given a vector meanwhile is left alone.
+
+        Raises:
+            UsageError: the store has no embedder, or the schema holds another embedder's vectors.
+        """
+        embedder = self.embedder
+        if embedder is None:
+            raise UsageError(
+                f"{self!r} has no embedder to make vectors with; open it with one "
+                "(the memory extra's default_embedder())"
+            )
+        await self._check_embedder()
+        counted = await self._rows(
+            self._sql("SELECT count(*) FROM {memories} WHERE vector IS NULL"), []
+        )
+        total, done, after = int(counted[0][0]), 0, ""
+        while done < total:
+            rows = await self._rows(
+                self._sql(
+                    "SELECT id, text FROM {memories} WHERE vector IS NULL AND id > %s "
+                    "ORDER BY id LIMIT %s"
+                ),
+                [after, EMBED_MISSING_BATCH],
+            )
+            if not rows:
+                break
+            vectors = await embed_texts(embedder, [str(text) for _, text in rows])
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    async with conn.cursor() as cur:
+                        await cur.executemany(
+                            self._sql(
+                                "UPDATE {memories} SET vector = %s WHERE id = %s AND vector IS NULL"
+                            ),
+                            [(v, mid) for (mid, _), v in zip(rows, vectors, strict=True)],
+                        )
+            except psycopg.Error as exc:
+                raise self._error(exc) from exc
+            done, after = done + len(rows), str(rows[-1][0])
+            if progress is not None:
+                progress(done, max(total, done))
+        return done
 
     async def _forget_marks(
         self, conn: psycopg.AsyncConnection[Any], batch: Sequence[MemoryRecord]

@@ -33,7 +33,7 @@ from typing import Any
 from threadline._sqlite import SQLiteWorker, immediate_transaction
 from threadline._utils import data_home
 from threadline.exceptions import UsageError
-from threadline.memory._notice import warn_lexical_only
+from threadline.memory._notice import PASS_EMBEDDER, warn_lexical_only
 from threadline.memory._temporal import TimeWindow, time_window
 from threadline.memory.records import (
     ForgetResult,
@@ -46,7 +46,9 @@ from threadline.memory.records import (
 from threadline.memory.store import Embedder
 from threadline.memory.stores._common import (
     DEFAULT_MAX_TEXT_CHARS,
+    EMBED_MISSING_BATCH,
     NEAR_COPY_SIMILARITY,
+    EmbedProgress,
     check_forget_user,
     check_ids,
     check_list_limit,
@@ -219,7 +221,7 @@ class SQLiteMemoryStore:
         )
         self._checked_embedder = False
         if embedder is None:
-            warn_lexical_only("SQLiteMemoryStore was made without an embedder")
+            warn_lexical_only("SQLiteMemoryStore was made without an embedder", PASS_EMBEDDER)
 
     def __repr__(self) -> str:
         name = None if self.embedder is None else self.embedder.name
@@ -331,6 +333,62 @@ class SQLiteMemoryStore:
                         )
 
         await self._worker.run(write)
+
+    async def embed_missing(self, *, progress: EmbedProgress | None = None) -> int:
+        """Give a vector to every record stored without one; returns how many were embedded.
+
+        Records written while no embedder was configured (before the ``memory`` extra was
+        installed, or by a store made without one) are found by full-text search only; this
+        makes them findable by meaning too. A vector is made from the record's stored text (a
+        turn's speaker and date line included), so it can differ slightly from the one ``add``
+        would have made from ``embedding_text``. Safe to stop and run again: each batch is
+        committed as it is embedded, and a record given a vector meanwhile is left alone.
+
+        Raises:
+            UsageError: the store has no embedder, or the file holds another embedder's vectors.
+        """
+        embedder = self.embedder
+        if embedder is None:
+            raise UsageError(
+                f"{self!r} has no embedder to make vectors with; open it with one "
+                "(the memory extra's default_embedder())"
+            )
+        await self._check_embedder()
+
+        def count(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute("SELECT count(*) FROM memories WHERE vector IS NULL").fetchone()[0]
+            )
+
+        total = await self._worker.run(count)
+        done, after = 0, 0
+        while done < total:
+
+            def read(conn: sqlite3.Connection, after: int = after) -> list[tuple[int, str]]:
+                return conn.execute(
+                    "SELECT rid, text FROM memories WHERE vector IS NULL AND rid > ? "
+                    "ORDER BY rid LIMIT ?",
+                    (after, EMBED_MISSING_BATCH),
+                ).fetchall()
+
+            rows = await self._worker.run(read)
+            if not rows:
+                break
+            vectors = await embed_texts(embedder, [text for _, text in rows])
+
+            updates = [(vector, rid) for (rid, _), vector in zip(rows, vectors, strict=True)]
+
+            def write(conn: sqlite3.Connection, updates: list[tuple[bytes, int]] = updates) -> None:
+                with immediate_transaction(conn):
+                    conn.executemany(
+                        "UPDATE memories SET vector = ? WHERE rid = ? AND vector IS NULL", updates
+                    )
+
+            await self._worker.run(write)
+            done, after = done + len(rows), rows[-1][0]
+            if progress is not None:
+                progress(done, max(total, done))
+        return done
 
     def _filters(self, scope: MemoryScope, **options: Any) -> tuple[str, list[Any]]:
         return record_filter(scope, mark="?", prefix="m.", time=to_epoch, **options)
