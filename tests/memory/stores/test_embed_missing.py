@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from threadline.cli.main import main
 from threadline.cli.memory_cmd import MEMORY_FILE
@@ -45,7 +46,7 @@ OpenStore = Callable[[Embedder | None], MemoryStore]
 
 
 @asynccontextmanager
-async def sqlite_stores(request: pytest.FixtureRequest) -> AsyncIterator[OpenStore]:
+async def sqlite_stores(request: pytest.FixtureRequest) -> AsyncGenerator[OpenStore]:
     path: Path = request.getfixturevalue("tmp_path") / "memory.db"
     yield lambda made_with: SQLiteMemoryStore(path, embedder=made_with)
     with sqlite3.connect(path) as conn:  # what the file itself holds at the end
@@ -53,14 +54,14 @@ async def sqlite_stores(request: pytest.FixtureRequest) -> AsyncIterator[OpenSto
 
 
 @asynccontextmanager
-async def postgres_stores(request: pytest.FixtureRequest) -> AsyncIterator[OpenStore]:
+async def postgres_stores(request: pytest.FixtureRequest) -> AsyncGenerator[OpenStore]:
     url: str = request.getfixturevalue("postgres_url")  # fails, never skips, under CI
     schema = f"tl_embed_{uuid.uuid4().hex[:10]}"
     try:
         yield lambda made_with: PostgresMemoryStore(url, schema=schema, embedder=made_with)
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 STORES = {"sqlite": sqlite_stores, "postgresql": postgres_stores}

@@ -115,11 +115,12 @@ def test_without_the_memory_extra_the_notice_says_what_to_install(
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(_notice, "_said", False)
-    monkeypatch.setattr(  # the extra's runtime "not installed", as on a plain install
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
-    )
+
+    def find_spec(name: str, package: str | None = None) -> object:
+        # the extra's runtime "not installed", as on a plain install
+        return None if name == "onnxruntime" else real_find_spec(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with caplog.at_level(logging.WARNING, logger="threadline.memory"):
         assert default_embedder() is None
     [note] = [r.getMessage() for r in caplog.records if "lexical only" in r.getMessage()]
