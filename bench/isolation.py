@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -37,10 +38,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import httpx
 import openai
+from openai.types.responses import EasyInputMessageParam
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -55,6 +57,25 @@ CHAINS = "chains"
 Viewer = tuple[str, str | None]
 """Who receives an answer: (API key, request ``user``)."""
 Expect = Literal["denied", "allowed"]
+
+
+class Answer(Protocol):
+    """An HTTP answer, from httpx or from the SDK's own HTTP client: all the probes read."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def is_success(self) -> bool: ...
+    def json(self, **kwargs: Any) -> Any: ...
+
+
+class _Raw(Protocol):
+    """What the SDK's ``with_raw_response`` calls return: the HTTP response is all we read."""
+
+    @property
+    def http_response(self) -> Answer: ...
 
 
 @dataclass
@@ -115,44 +136,71 @@ class Prober:
     def __init__(self, port: int, ledger: Ledger, concurrency: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.ledger = ledger
-        self.sdk = {
+        self.clients = {
             key: openai.AsyncOpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0)
             for key in KEYS
         }
-        self.http = httpx.AsyncClient(base_url=self.base, timeout=60)
+        self.web = httpx.AsyncClient(base_url=self.base, timeout=60)
         self.gate = asyncio.Semaphore(concurrency)
 
     async def aclose(self) -> None:
-        for client in self.sdk.values():
+        for client in self.clients.values():
             await client.close()
-        await self.http.aclose()
+        await self.web.aclose()
 
     async def raw(
-        self, key: str, method: str, path: str, *, json: Any = None, headers: Any = None
+        self,
+        key: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """One request over raw HTTP (streams are read whole)."""
         async with self.gate:
             self.ledger.requests += 1
             sent = {"authorization": f"Bearer {key}", **(headers or {})}
-            return await self.http.request(method, path, json=json, headers=sent)
+            return await self.web.request(method, path, json=json, headers=sent)
 
-    async def call(
-        self, key: str, make: Callable[[openai.AsyncOpenAI], Awaitable[Any]]
-    ) -> httpx.Response:
+    async def call(self, key: str, make: Callable[[openai.AsyncOpenAI], Awaitable[_Raw]]) -> Answer:
         """One request through the official SDK; its HTTP response, whatever the status."""
         async with self.gate:
             self.ledger.requests += 1
             try:
-                raw = await make(self.sdk[key].with_raw_response)
+                raw = await make(self.clients[key])
             except openai.APIStatusError as exc:
                 return exc.response
             return raw.http_response
+
+    def sdk(self, key: str) -> Callable[..., Awaitable[Answer]]:
+        """``send(resource, method, *args, **kwargs)``: that SDK call as ``key``.
+
+        ``send("conversations.items", "list", conv)`` is
+        ``client.conversations.items.with_raw_response.list(conv)``: one probe a line, at the
+        cost of the SDK's argument types (the seeding calls keep them, through :meth:`call`).
+        """
+
+        def send(path: str, method: str, *args: Any, **kwargs: Any) -> Awaitable[Answer]:
+            def make(client: openai.AsyncOpenAI) -> Awaitable[_Raw]:
+                resource: Any = client
+                for name in path.split("."):
+                    resource = getattr(resource, name)
+                return getattr(resource.with_raw_response, method)(*args, **kwargs)
+
+            return self.call(key, make)
+
+        return send
+
+    def http(self, key: str) -> Callable[..., Awaitable[httpx.Response]]:
+        """``send(method, path, json=..., headers=...)``: that raw HTTP request as ``key``."""
+        return functools.partial(self.raw, key)
 
     def book(
         self,
         kind: str,
         viewer: Viewer,
-        answer: httpx.Response,
+        answer: Answer,
         expect: Expect,
         *,
         per_user: bool = False,
@@ -165,7 +213,7 @@ class Prober:
             return
         body = answer.text
         found = self.ledger.foreign(body, viewer, per_user=per_user, ids=answer.is_success)
-        why = []
+        why: list[str] = []
         if expect == "denied" and answer.is_success:
             why.append(f"answered {answer.status_code}, must fail")
         if found:
@@ -176,7 +224,7 @@ class Prober:
             self.ledger.leaks.append(f"{kind} as {viewer}: {'; '.join(why)}")
             self.ledger.leaked_kinds[kind] += 1
 
-    def control(self, kind: str, answer: httpx.Response, *must_show: str) -> None:
+    def control(self, kind: str, answer: Answer, *must_show: str) -> None:
         """The owner's own access: must succeed and show its words (else the probe is blind)."""
         self.ledger.controls[kind] += 1
         missing = [w for w in must_show if w not in answer.text]
@@ -186,7 +234,7 @@ class Prober:
             )
 
 
-def _message(text: str) -> dict[str, Any]:
+def _message(text: str) -> EasyInputMessageParam:
     return {"type": "message", "role": "user", "content": text}
 
 
@@ -201,20 +249,20 @@ async def seed(p: Prober, key: str, n: int) -> Seeded:
         s.object_words[j] = word
         made = await p.call(
             key,
-            lambda c: c.conversations.create(
+            lambda c: c.conversations.with_raw_response.create(
                 items=[_message(f"Conversation {j} opens with {word}.")], metadata={"j": str(j)}
             ),
         )
         conv = made.json()["id"]
         item = await p.call(
             key,
-            lambda c: c.conversations.items.create(
+            lambda c: c.conversations.items.with_raw_response.create(
                 conv, items=[_message(f"An item of conversation {j}: {word}.")]
             ),
         )
         turn = await p.call(
             key,
-            lambda c: c.responses.create(
+            lambda c: c.responses.with_raw_response.create(
                 conversation=conv, input=f"Turn {j} of the conversation, about {word}."
             ),
         )
@@ -224,21 +272,24 @@ async def seed(p: Prober, key: str, n: int) -> Seeded:
         # its memory of it must stay out of the users and the account the recall probes ask.
         first = await p.call(
             key,
-            lambda c: c.responses.create(
+            lambda c: c.responses.with_raw_response.create(
                 input=first_input, user=CHAINS, extra_headers={"Idempotency-Key": idem}
             ),
         )
         first_id = first.json()["id"]
         second = await p.call(
             key,
-            lambda c: c.responses.create(
+            lambda c: c.responses.with_raw_response.create(
                 previous_response_id=first_id, input=f"Chain {j} goes on with {word}."
             ),
         )
         user = f"user{j}"
         secret = ledger.word((key, user))
         told = await p.call(
-            key, lambda c: c.responses.create(input=f"My secret word is {secret}.", user=user)
+            key,
+            lambda c: c.responses.with_raw_response.create(
+                input=f"My secret word is {secret}.", user=user
+            ),
         )
         for answer in (made, item, turn, first, second, told):
             if not answer.is_success:
@@ -266,7 +317,8 @@ async def wait_learned(p: Prober, s: Seeded, within: float = 120.0) -> None:
     async def one(user: str, secret: str) -> None:
         while True:
             answer = await p.raw(s.key, "GET", f"/ui/api/memories?user={user}")
-            memories = answer.json().get("memories", []) if answer.is_success else []
+            body = cast(dict[str, Any], answer.json()) if answer.is_success else {}
+            memories = cast(list[dict[str, str]], body.get("memories", []))
             facts = [m for m in memories if m["kind"] == "fact" and secret in m["text"]]
             turns = [m for m in memories if m["kind"] != "fact" and secret in m["text"]]
             if facts and turns:
@@ -280,225 +332,130 @@ async def wait_learned(p: Prober, s: Seeded, within: float = 120.0) -> None:
     await asyncio.gather(*(one(u, w) for u, w in s.secrets.items()))
 
 
+Probes = list[tuple[str, Awaitable[Answer]]]
+"""(kind, the answer to come): run one after the other, each booked as it comes."""
+
+
+async def book_all(
+    p: Prober, me: Viewer, probes: Probes, expect: Expect, *, per_user: bool = False
+) -> None:
+    for kind, answer in probes:
+        p.book(kind, me, await answer, expect, per_user=per_user)
+
+
 async def probe_objects(p: Prober, owner: Seeded, intruder: str, j: int) -> None:
     """The intruder at the owner's conversation, item and responses number ``j``."""
     me: Viewer = (intruder, None)
     conv, item = owner.conversations[j], owner.items[j]
-    turn = owner.conversation_turns[j]
-    first, second = owner.chains[j]
-    b = p.book
-
-    b(
-        "conversation: retrieve (SDK)",
+    turn, (first, second) = owner.conversation_turns[j], owner.chains[j]
+    sdk, http = p.sdk(intruder), p.http(intruder)
+    convs, items, responses = "conversations", "conversations.items", "responses"
+    went_on = {"input": "Go on.", "stream": True}
+    await book_all(
+        p,
         me,
-        await p.call(intruder, lambda c: c.conversations.retrieve(conv)),
+        [
+            ("conversation: retrieve (SDK)", sdk(convs, "retrieve", conv)),
+            ("conversation: update (SDK)", sdk(convs, "update", conv, metadata={"x": "y"})),
+            ("items: list (SDK)", sdk(items, "list", conv)),
+            ("items: list (HTTP)", http("GET", f"/v1/conversations/{conv}/items?order=asc")),
+            ("items: retrieve (SDK)", sdk(items, "retrieve", item, conversation_id=conv)),
+            ("items: create (SDK)", sdk(items, "create", conv, items=[_message("intruder")])),
+            (
+                "conversation: continue (SDK)",
+                sdk(responses, "create", conversation=conv, input="Go on."),
+            ),
+            (
+                "conversation: continue streamed (HTTP)",
+                http("POST", "/v1/responses", json={"conversation": conv, **went_on}),
+            ),
+            ("response: retrieve (SDK)", sdk(responses, "retrieve", second)),
+            ("response: retrieve conversation turn (HTTP)", http("GET", f"/v1/responses/{turn}")),
+            ("response: input items (SDK)", sdk("responses.input_items", "list", second)),
+            (
+                "response: previous_response_id (SDK)",
+                sdk(responses, "create", previous_response_id=second, input="Go on."),
+            ),
+            (
+                "response: previous_response_id streamed (HTTP)",
+                http("POST", "/v1/responses", json={"previous_response_id": first, **went_on}),
+            ),
+            ("ui: thread (HTTP)", http("GET", f"/ui/api/threads/{conv}")),
+            ("ui: traces (HTTP)", http("GET", f"/ui/api/threads/{conv}/traces")),
+            ("ui: fork (HTTP)", http("POST", f"/ui/api/threads/{conv}/fork?at=1")),
+        ],
         "denied",
     )
-    b(
-        "conversation: update (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.conversations.update(conv, metadata={"x": "y"})),
-        "denied",
-    )
-    b(
-        "items: list (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.conversations.items.list(conv)),
-        "denied",
-    )
-    b(
-        "items: retrieve (SDK)",
-        me,
-        await p.call(
-            intruder, lambda c: c.conversations.items.retrieve(item, conversation_id=conv)
-        ),
-        "denied",
-    )
-    b(
-        "items: create (SDK)",
-        me,
-        await p.call(
-            intruder, lambda c: c.conversations.items.create(conv, items=[_message("intruder")])
-        ),
-        "denied",
-    )
-    b(
-        "items: list (HTTP)",
-        me,
-        await p.raw(intruder, "GET", f"/v1/conversations/{conv}/items?order=asc"),
-        "denied",
-    )
-    b(
-        "conversation: continue (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.responses.create(conversation=conv, input="Go on.")),
-        "denied",
-    )
-    b(
-        "conversation: continue streamed (HTTP)",
-        me,
-        await p.raw(
-            intruder,
-            "POST",
-            "/v1/responses",
-            json={"conversation": conv, "input": "Go on.", "stream": True},
-        ),
-        "denied",
-    )
-    b(
-        "response: retrieve (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.responses.retrieve(second)),
-        "denied",
-    )
-    b(
-        "response: retrieve conversation turn (HTTP)",
-        me,
-        await p.raw(intruder, "GET", f"/v1/responses/{turn}"),
-        "denied",
-    )
-    b(
-        "response: input items (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.responses.input_items.list(second)),
-        "denied",
-    )
-    b(
-        "response: previous_response_id (SDK)",
-        me,
-        await p.call(
-            intruder, lambda c: c.responses.create(previous_response_id=second, input="Go on.")
-        ),
-        "denied",
-    )
-    b(
-        "response: previous_response_id streamed (HTTP)",
-        me,
-        await p.raw(
-            intruder,
-            "POST",
-            "/v1/responses",
-            json={"previous_response_id": first, "input": "Go on.", "stream": True},
-        ),
-        "denied",
+    word = owner.object_words[j]
+    await book_all(
+        p, me, [("ui: thread search (HTTP)", http("GET", f"/ui/api/threads?q={word}"))], "allowed"
     )
     # The owner's Idempotency-Key and body, sent by the intruder: a new turn, never the replay.
     idem, body = owner.chain_bodies[j]
-    again = await p.call(
-        intruder,
-        lambda c: c.responses.create(
-            input=body, user=CHAINS, extra_headers={"Idempotency-Key": idem}
-        ),
+    again = await sdk(
+        responses, "create", input=body, user=CHAINS, extra_headers={"Idempotency-Key": idem}
     )
+    kind = "response: owner's Idempotency-Key (SDK)"
     replayed = again.is_success and again.json().get("id") == first
-    p.ledger.probes["response: owner's Idempotency-Key (SDK)"] += 1
+    p.ledger.probes[kind] += 1
     if replayed or again.status_code >= 400:
-        p.ledger.leaks.append(
-            f"Idempotency-Key {idem} as {intruder}: {again.status_code}, replayed={replayed}"
-        )
-        p.ledger.leaked_kinds["response: owner's Idempotency-Key (SDK)"] += 1
-    # The UI's JSON API.
-    b("ui: thread (HTTP)", me, await p.raw(intruder, "GET", f"/ui/api/threads/{conv}"), "denied")
-    b(
-        "ui: traces (HTTP)",
-        me,
-        await p.raw(intruder, "GET", f"/ui/api/threads/{conv}/traces"),
-        "denied",
-    )
-    b(
-        "ui: fork (HTTP)",
-        me,
-        await p.raw(intruder, "POST", f"/ui/api/threads/{conv}/fork?at=1"),
-        "denied",
-    )
-    b(
-        "ui: thread search (HTTP)",
-        me,
-        await p.raw(intruder, "GET", f"/ui/api/threads?q={owner.object_words[j]}"),
-        "allowed",
-    )
+        p.ledger.leaks.append(f"{kind} {idem} as {intruder}: {again.status_code}, {replayed=}")
+        p.ledger.leaked_kinds[kind] += 1
 
 
 async def delete_objects(p: Prober, owner: Seeded, intruder: str, j: int) -> None:
     """The intruder deletes the owner's objects number ``j``: controls then find them whole."""
-    me: Viewer = (intruder, None)
     conv, item = owner.conversations[j], owner.items[j]
     turn, (first, _) = owner.conversation_turns[j], owner.chains[j]
-    b = p.book
-    b(
-        "items: delete (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.conversations.items.delete(item, conversation_id=conv)),
+    sdk, http = p.sdk(intruder), p.http(intruder)
+    await book_all(
+        p,
+        (intruder, None),
+        [
+            (
+                "items: delete (SDK)",
+                sdk("conversations.items", "delete", item, conversation_id=conv),
+            ),
+            ("response: delete (SDK)", sdk("responses", "delete", first)),
+            ("response: delete (HTTP)", http("DELETE", f"/v1/responses/{turn}")),
+            ("conversation: delete (SDK)", sdk("conversations", "delete", conv)),
+        ],
         "denied",
     )
-    b(
-        "response: delete (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.responses.delete(first)),
-        "denied",
-    )
-    b(
-        "response: delete (HTTP)",
-        me,
-        await p.raw(intruder, "DELETE", f"/v1/responses/{turn}"),
-        "denied",
-    )
-    b(
-        "conversation: delete (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.conversations.delete(conv)),
-        "denied",
-    )
+
+
+def _recall(p: Prober, key: str, user: str | None, how: str) -> Awaitable[Answer]:
+    """A fresh turn asking for the secret: Responses, Chat Completions or streamed (raw HTTP)."""
+    named = {"user": user} if user else {}
+    if how == "chat":
+        messages = [{"role": "user", "content": ASK}]
+        return p.sdk(key)("chat.completions", "create", model="m", messages=messages, **named)
+    if how == "stream":
+        return p.http(key)("POST", "/v1/responses", json={"input": ASK, "stream": True, **named})
+    return p.sdk(key)("responses", "create", input=ASK, **named)
 
 
 async def probe_memory(p: Prober, owner: Seeded, intruder: str, user: str) -> None:
-    """The intruder as the owner's user name: recall, the UI's memories, forgetting."""
-    me: Viewer = (intruder, user)
-    b = p.book
-    chat = [{"role": "user", "content": ASK}]
-    b(
-        "recall: same user name (SDK Responses)",
-        me,
-        await p.call(intruder, lambda c: c.responses.create(input=ASK, user=user)),
-        "allowed",
-        per_user=True,
-    )
-    b(
-        "recall: same user name (SDK Chat Completions)",
-        me,
-        await p.call(
-            intruder, lambda c: c.chat.completions.create(model="m", messages=chat, user=user)
-        ),
-        "allowed",
-        per_user=True,
-    )
-    b(
-        "recall: same user name, streamed (HTTP)",
-        me,
-        await p.raw(
-            intruder, "POST", "/v1/responses", json={"input": ASK, "user": user, "stream": True}
-        ),
-        "allowed",
-        per_user=True,
-    )
-    b(
-        "ui: memories of same user name (HTTP)",
-        me,
-        await p.raw(intruder, "GET", f"/ui/api/memories?user={user}"),
-        "allowed",
-        per_user=True,
-    )
-    b(
-        "ui: memory search, same user name (HTTP)",
-        me,
-        await p.raw(intruder, "GET", f"/ui/api/memories?user={user}&q=secret+word"),
-        "allowed",
-        per_user=True,
-    )
-    b(
-        "ui: memory search for the secret (HTTP)",
-        me,
-        await p.raw(intruder, "GET", f"/ui/api/memories?user={user}&q={owner.secrets[user]}"),
+    """The intruder as the owner's user name: recall, the UI's memories."""
+    http = p.http(intruder)
+    secret = owner.secrets[user]
+    await book_all(
+        p,
+        (intruder, user),
+        [
+            ("recall: same user name (SDK Responses)", _recall(p, intruder, user, "responses")),
+            ("recall: same user name (SDK Chat Completions)", _recall(p, intruder, user, "chat")),
+            ("recall: same user name, streamed (HTTP)", _recall(p, intruder, user, "stream")),
+            ("ui: memories of same user name (HTTP)", http("GET", f"/ui/api/memories?user={user}")),
+            (
+                "ui: memory search, same user name (HTTP)",
+                http("GET", f"/ui/api/memories?user={user}&q=secret+word"),
+            ),
+            (
+                "ui: memory search for the secret (HTTP)",
+                http("GET", f"/ui/api/memories?user={user}&q={secret}"),
+            ),
+        ],
         "allowed",
         per_user=True,
     )
@@ -511,66 +468,63 @@ async def forget_memory(p: Prober, owner: Seeded, intruder: str, user: str) -> N
     owner's users the intruder forgot by name were not forgotten by the owner itself.
     """
     me: Viewer = (intruder, user)
-    b = p.book
+    http = p.http(intruder)
     memory_id = owner.memory_ids.get(user, "none")
-    b(
-        "ui: delete a memory (HTTP)",
+    await book_all(
+        p,
         me,
-        await p.raw(intruder, "DELETE", f"/ui/api/memories/{memory_id}?user={user}"),
+        [
+            (
+                "ui: delete a memory (HTTP)",
+                http("DELETE", f"/ui/api/memories/{memory_id}?user={user}"),
+            ),
+        ],
         "denied",
         per_user=True,
     )
-    # Forgetting its own user of that name must leave the owner's user whole (controls check).
-    b(
-        "users: forget same user name (HTTP)",
+    await book_all(
+        p,
         me,
-        await p.raw(intruder, "POST", "/v1/users/forget", json={"user": user}),
-        "allowed",
-        per_user=True,
-    )
-    b(
-        "ui: forget same user name (HTTP)",
-        me,
-        await p.raw(intruder, "DELETE", f"/ui/api/memories?user={user}"),
+        [
+            (
+                "users: forget same user name (HTTP)",
+                http("POST", "/v1/users/forget", json={"user": user}),
+            ),
+            ("ui: forget same user name (HTTP)", http("DELETE", f"/ui/api/memories?user={user}")),
+        ],
         "allowed",
         per_user=True,
     )
 
 
-async def probe_neighbour(p: Prober, owner: Seeded, user: str, neighbour: str) -> None:
+async def probe_neighbour(p: Prober, owner: Seeded, neighbour: str) -> None:
     """Another user of the same key asks for a secret in a fresh thread: only its own."""
-    me: Viewer = (owner.key, neighbour)
-    b = p.book
-    chat = [{"role": "user", "content": ASK}]
-    b(
-        "recall: other user, same key (SDK Responses)",
-        me,
-        await p.call(owner.key, lambda c: c.responses.create(input=ASK, user=neighbour)),
-        "allowed",
-        per_user=True,
-    )
-    b(
-        "recall: other user, same key (SDK Chat Completions)",
-        me,
-        await p.call(
-            owner.key, lambda c: c.chat.completions.create(model="m", messages=chat, user=neighbour)
-        ),
+    await book_all(
+        p,
+        (owner.key, neighbour),
+        [
+            (
+                "recall: other user, same key (SDK Responses)",
+                _recall(p, owner.key, neighbour, "responses"),
+            ),
+            (
+                "recall: other user, same key (SDK Chat Completions)",
+                _recall(p, owner.key, neighbour, "chat"),
+            ),
+        ],
         "allowed",
         per_user=True,
     )
 
 
 async def probe_account(p: Prober, intruder: str) -> None:
-    """Listing as the intruder: its UI thread list, its account's (user-less) recall."""
+    """As the intruder: its UI thread list, its account's (user-less) recall."""
     me: Viewer = (intruder, None)
-    p.book("ui: thread list (HTTP)", me, await p.raw(intruder, "GET", "/ui/api/threads"), "allowed")
     p.book(
-        "recall: account without user (SDK)",
-        me,
-        await p.call(intruder, lambda c: c.responses.create(input=ASK)),
-        "allowed",
-        per_user=True,
+        "ui: thread list (HTTP)", me, await p.http(intruder)("GET", "/ui/api/threads"), "allowed"
     )
+    recall = await _recall(p, intruder, None, "responses")
+    p.book("recall: account without user (SDK)", me, recall, "allowed", per_user=True)
 
 
 def forgotten_by_intruder(owner: Seeded, j: int) -> bool:
@@ -583,57 +537,50 @@ async def controls(p: Prober, s: Seeded, j: int, *, memory: bool = True) -> None
     key, word = s.key, s.object_words[j]
     conv, item, turn = s.conversations[j], s.items[j], s.conversation_turns[j]
     first, second = s.chains[j]
-    c = p.control
-    c("conversation: retrieve", await p.call(key, lambda k: k.conversations.retrieve(conv)), conv)
-    c("items: list", await p.call(key, lambda k: k.conversations.items.list(conv)), word, item)
-    c(
-        "items: retrieve",
-        await p.call(key, lambda k: k.conversations.items.retrieve(item, conversation_id=conv)),
-        word,
-    )
-    c("response: retrieve", await p.call(key, lambda k: k.responses.retrieve(second)), word)
-    c("response: conversation turn", await p.raw(key, "GET", f"/v1/responses/{turn}"), word)
-    c("response: first of chain", await p.raw(key, "GET", f"/v1/responses/{first}"), word)
-    c(
-        "response: input items",
-        await p.call(key, lambda k: k.responses.input_items.list(second)),
-        word,
-    )
-    c("ui: thread", await p.raw(key, "GET", f"/ui/api/threads/{conv}"), word)
-    c("ui: thread search", await p.raw(key, "GET", f"/ui/api/threads?q={word}"), conv)
-    c("ui: traces", await p.raw(key, "GET", f"/ui/api/threads/{conv}/traces"))
-    if not memory:
-        return
+    sdk, http = p.sdk(key), p.http(key)
+    checks: list[tuple[str, Awaitable[Answer], tuple[str, ...]]] = [
+        ("conversation: retrieve", sdk("conversations", "retrieve", conv), (conv,)),
+        ("items: list", sdk("conversations.items", "list", conv), (word, item)),
+        (
+            "items: retrieve",
+            sdk("conversations.items", "retrieve", item, conversation_id=conv),
+            (word,),
+        ),
+        ("response: retrieve", sdk("responses", "retrieve", second), (word,)),
+        ("response: conversation turn", http("GET", f"/v1/responses/{turn}"), (word,)),
+        ("response: first of chain", http("GET", f"/v1/responses/{first}"), (word,)),
+        ("response: input items", sdk("responses.input_items", "list", second), (word,)),
+        ("ui: thread", http("GET", f"/ui/api/threads/{conv}"), (word,)),
+        ("ui: thread search", http("GET", f"/ui/api/threads?q={word}"), (conv,)),
+        ("ui: traces", http("GET", f"/ui/api/threads/{conv}/traces"), ()),
+    ]
     user = f"user{j}"
     secret = s.secrets[user]
-    c("ui: memories", await p.raw(key, "GET", f"/ui/api/memories?user={user}"), secret)
-    c(
-        "ui: memory search",
-        await p.raw(key, "GET", f"/ui/api/memories?user={user}&q={secret}"),
-        secret,
-    )
-    recall = await p.call(key, lambda k: k.responses.create(input=ASK, user=user))
-    c("recall: own secret (Responses)", recall, secret)
-    chat = [{"role": "user", "content": ASK}]
-    c(
-        "recall: own secret (Chat Completions)",
-        await p.call(key, lambda k: k.chat.completions.create(model="m", messages=chat, user=user)),
-        secret,
-    )
-    c(
-        "recall: own secret, streamed",
-        await p.raw(
-            key, "POST", "/v1/responses", json={"input": ASK, "user": user, "stream": True}
-        ),
-        secret,
-    )
+    if memory:
+        checks += [
+            ("ui: memories", http("GET", f"/ui/api/memories?user={user}"), (secret,)),
+            (
+                "ui: memory search",
+                http("GET", f"/ui/api/memories?user={user}&q={secret}"),
+                (secret,),
+            ),
+            ("recall: own secret (Chat Completions)", _recall(p, key, user, "chat"), (secret,)),
+            ("recall: own secret, streamed", _recall(p, key, user, "stream"), (secret,)),
+        ]
+    for kind, answer, words in checks:
+        p.control(kind, await answer, *words)
+    if not memory:
+        return
+    recall = await _recall(p, key, user, "responses")
+    p.control("recall: own secret (Responses)", recall, secret)
     # The leak check itself: the owner's answer, had the other key received it, is a leak.
     other = next(k for k in KEYS if k != key)
+    listed = await sdk("conversations.items", "list", conv)
     p.ledger.controls["leak check sees a planted leak"] += 1
     for planted, viewer, per_user in (
         (recall, (other, user), True),
         (recall, (key, f"user{j + 1}"), True),
-        (await p.call(key, lambda k: k.conversations.items.list(conv)), (other, None), False),
+        (listed, (other, None), False),
     ):
         if not p.ledger.foreign(planted.text, viewer, per_user=per_user, ids=True):
             p.ledger.failed_controls.append(
@@ -684,8 +631,7 @@ async def run(port: int, n: int, concurrency: int) -> tuple[Ledger, float]:
                 work += [probe_memory(p, owner, intruder, u) for u in owner.secrets]
             users = list(owner.secrets)
             work += [
-                probe_neighbour(p, owner, u, users[(i + 1) % len(users)])
-                for i, u in enumerate(users)
+                probe_neighbour(p, owner, users[(i + 1) % len(users)]) for i in range(len(users))
             ]
         work += [probe_account(p, key) for key in KEYS]
         await asyncio.gather(*work)
