@@ -201,12 +201,14 @@ async def recheck(backend: _Backend, made: list[_Worker], tally: Tally) -> None:
                 await check(client, backend, worker, tally, retry=False)
                 if (tally.lost, tally.duplicated, tally.half) != before:
                     tally.anomalies.append(f"recheck: {worker.name} changed after later cycles")
-            # The check is not blind: a turn acknowledged but never stored counts as lost.
+            # The check is not blind: two turns "acknowledged" on a real thread but never sent
+            # are lost, and a response id never issued is not retrievable.
             planted = next(w for w in made if w.acked)
-            ghost = _Worker(planted.name, planted.conversation, [*planted.acked, "resp_planted"])
+            ghost = _Worker(f"{planted.name}-ghost", planted.conversation)
+            ghost.acked = [planted.acked[0], "resp_planted"]
             seen = Tally()
             await check(client, backend, ghost, seen, retry=False)
-            if seen.lost != 1 or seen.half != 1:
+            if seen.lost != 2 or seen.half != 1:
                 tally.anomalies.append(f"the check missed a planted lost turn: {seen}")
     finally:
         proc.terminate()
