@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.threads.stores._sqlite_sql import OF_THREAD
 from threadline.testing.store_conformance import StoreConformance, StoreHarness
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.memory import ChatMessageList
@@ -42,7 +43,7 @@ async def _corrupt_sqlite(store: ChatMessageStore, n: int) -> None:
     try:
         with conn:
             conn.execute(
-                "UPDATE threadline_messages SET body = ? WHERE thread_id = ? AND seq = ?",
+                f"UPDATE threadline_messages SET body = ? WHERE {OF_THREAD} AND seq = ?",
                 (b'{"role": "user", "contents": [', store.thread_id, n),
             )
     finally:

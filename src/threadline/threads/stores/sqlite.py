@@ -39,7 +39,6 @@ from threadline.threads.stores.codec import (
 )
 from threadline.threads.stores.database import ThreadInfo
 from threadline.threads.stores.sqlite_tables import (
-    THREAD_SCHEMA,
     append_rows,
     delete_thread,
     fork_thread,
@@ -52,11 +51,14 @@ __all__ = ["SQLiteChatMessageStore", "SQLiteThreadInfo", "acquire_worker", "rele
 
 _T = TypeVar("_T")
 
-PAGE_SIZE = 2048
+PAGE_SIZE = 1024
 """The page size of new thread files. SQLite's WAL writes whole pages, and a turn touches a few
-(the leaf it lands in, the thread's row, a split now and then): 2 KB pages write about a third less
-per turn than the default 4 KB, and a typical message (up to ~480 bytes of JSON) still fits in its
-leaf; longer ones overflow into extra pages either way."""
+(the messages table's last leaf, a leaf of its index, the thread's row, and now and then a new
+page with the pages that account for it: its parent, page 1, a pointer-map page). Smaller pages
+make each of those cheaper: 1 KB pages write about a third less per turn than 2 KB, and half
+what 4 KB do. A message of up to ~990 bytes of JSON fits in its leaf (the messages table is a
+rowid table); longer ones continue in overflow pages, which they would need at 2 KB too beyond
+twice that."""
 
 
 class _Database:
@@ -76,7 +78,7 @@ class _Database:
         if db is None:
             db = cls._open[key] = SQLiteWorker(
                 key,
-                schema=THREAD_SCHEMA,
+                schema="",  # upgrade() creates the tables of the file's layout
                 thread_name="threadline-sqlite",
                 describe="SQLite database",
                 migrate=upgrade,
