@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from psycopg import sql
 
-from tests.threads.stores._sqlite_sql import OF_THREAD
+from tests._sqlite_sql import OF_THREAD
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.stores.base import ChatMessageStore

@@ -11,7 +11,7 @@ from typing import cast
 
 import pytest
 
-from tests.threads.stores._sqlite_sql import OF_THREAD
+from tests._sqlite_sql import OF_THREAD
 from threadline.exceptions import StoreError
 from threadline.testing.store_conformance import StoreConformance, StoreHarness, close_store
 from threadline.threads.stores.base import ChatMessageStore
