@@ -23,7 +23,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from threadline._sqlite import immediate_transaction
+from threadline._sqlite import Connection, immediate_transaction
 
 __all__ = [
     "KEYED",
@@ -131,15 +131,13 @@ def _detect(conn: sqlite3.Connection) -> Layout:
 
 def layout_of(conn: sqlite3.Connection) -> Layout:
     """The layout of the file ``conn`` is open on; looked up once per threadline connection."""
-    facts: object = getattr(conn, "facts", None)
-    if isinstance(facts, dict):
-        known = facts.get(_FACT)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        if isinstance(known, Layout):
-            return known
-        layout = _detect(conn)
-        facts[_FACT] = layout
-        return layout
-    return _detect(conn)  # a plain sqlite3 connection (a test's): asked each time
+    if not isinstance(conn, Connection):
+        return _detect(conn)  # a plain sqlite3 connection (a test's): asked each time
+    known = conn.facts.get(_FACT)
+    if isinstance(known, Layout):
+        return known
+    layout = conn.facts[_FACT] = _detect(conn)
+    return layout
 
 
 def create_tables(conn: sqlite3.Connection) -> Layout:
@@ -160,7 +158,6 @@ def create_tables(conn: sqlite3.Connection) -> Layout:
             for statement in schema.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-    facts: object = getattr(conn, "facts", None)
-    if isinstance(facts, dict):
-        facts[_FACT] = layout
+    if isinstance(conn, Connection):
+        conn.facts[_FACT] = layout
     return layout
