@@ -1,10 +1,12 @@
 """``SQLiteChatMessageStore``: durable local threads in one SQLite file (stdlib ``sqlite3``, WAL).
 
-Layout: one row per message, keyed by (thread, position), and one row per thread holding its version
-(message count) and, for forks, its parent and the position it branched at. So:
+Layout: one row per message, found by (thread, position), and one row per thread holding its version
+(message count) and, for forks, its parent and the position it branched at. In a new file the
+messages are appended to one table in the order written, whatever their thread (see
+``_sqlite_layout``; files made earlier keep their layout). So:
 
 * a turn writes only its new rows plus the thread row, in one transaction that also checks the
-  version: per-turn cost does not grow with the history;
+  version: per-turn cost does not grow with the history, and its bytes stay about 7 KB;
 * a fork writes one thread row and shares the parent's rows up to the fork point;
 * reads are incremental: a store caches the messages it has seen and fetches only newer rows;
 * bounded reads (``max_tokens``) page backwards through the stored token counts and decode only
