@@ -18,9 +18,20 @@ from typing import Any, TypeVar
 
 from threadline.exceptions import StoreError
 
-__all__ = ["SQLiteWorker", "immediate_transaction"]
+__all__ = ["Connection", "SQLiteWorker", "immediate_transaction"]
 
 _T = TypeVar("_T")
+
+
+class Connection(sqlite3.Connection):
+    """A ``sqlite3`` connection that remembers what was learnt about its file.
+
+    E.g. the layout of its thread tables: looked up once per connection, not once per query.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.facts: dict[str, object] = {}
 
 
 class SQLiteWorker:
@@ -57,7 +68,9 @@ class SQLiteWorker:
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, factory=Connection
+        )
         conn.execute("PRAGMA busy_timeout = 10000")
         if self._page_size is not None:  # only takes effect on a new, empty file
             conn.execute(f"PRAGMA page_size = {int(self._page_size)}")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests._sqlite_sql import OF_THREAD
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -116,7 +117,9 @@ def test_corrupt_message_rows(tmp_path: Path) -> None:
     done = threadline(tmp_path, "threads", "import", "-", stdin=_THREAD_FILE)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(tmp_path / "threads.db") as conn:
-        conn.execute("UPDATE threadline_messages SET body = X'00ff' WHERE thread_id = 'thread_ok'")
+        conn.execute(
+            f"UPDATE threadline_messages SET body = X'00ff' WHERE {OF_THREAD}", ("thread_ok",)
+        )
     for args in (["threads", "show", "thread_ok"], ["threads", "export", "thread_ok"]):
         one_line_error(threadline(tmp_path, *args), "stored message #1 cannot be read")
     one_line_error(

@@ -160,15 +160,15 @@ def test_printed_text_cannot_drive_the_terminal(
 def _write_raw_thread(db: Path, thread_id: str, body: bytes) -> None:
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute(
+        num = conn.execute(
             "INSERT INTO threadline_threads (thread_id, version, created_at, updated_at) "
             "VALUES (?, 1, 0, 0)",
             (thread_id,),
-        )
+        ).lastrowid
         conn.execute(
-            "INSERT INTO threadline_messages (thread_id, seq, message_id, body) "
+            "INSERT INTO threadline_messages (thread, seq, message_id, body) "
             "VALUES (?, 1, 'm1', ?)",
-            (thread_id, body),
+            (num, body),
         )
     conn.close()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests._sqlite_sql import OF_THREAD
 from tests.hosting.conftest import KEYS, drop_schema, postgres_database, start_server
 from threadline import ChatAgent, ChatMessage, Role, ScriptedChatClient, SQLiteChatMessageStore
 from threadline.cli.main import main
@@ -69,7 +70,7 @@ async def test_a_previous_response_id_branch_is_a_fork_sharing_its_prefix(tmp_pa
             "SELECT parent_id, fork_version FROM threadline_threads WHERE thread_id = ?", (fork,)
         ).fetchone()
         own = conn.execute(
-            "SELECT COUNT(*) FROM threadline_messages WHERE thread_id = ?", (fork,)
+            f"SELECT COUNT(*) FROM threadline_messages WHERE {OF_THREAD}", (fork,)
         ).fetchone()[0]
     assert (parent, at, own) == (chain, 2, 2)  # the prefix is shared, only the new turn stored
     store = SQLiteChatMessageStore(db, fork)
@@ -86,7 +87,8 @@ def _to_previous_layout(db: Path) -> None:
         )
         conn.execute(
             "INSERT INTO tl_items "
-            "SELECT thread_id, seq, CAST(body AS TEXT) FROM threadline_messages"
+            "SELECT t.thread_id, m.seq, CAST(m.body AS TEXT) FROM threadline_messages m "
+            "JOIN threadline_threads t ON t.num = m.thread"
         )
         conn.execute("DROP TABLE threadline_messages")
         conn.execute("DROP TABLE threadline_threads")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._sqlite_sql import KEYED_OF_THREAD, OF_THREAD, make_keyed_file
 from threadline.testing.store_conformance import StoreConformance, StoreHarness
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.memory import ChatMessageList
@@ -36,15 +38,16 @@ class TestMemoryStore(StoreConformance):
         )
 
 
-async def _corrupt_sqlite(store: ChatMessageStore, n: int) -> None:
+async def _corrupt_sqlite(store: ChatMessageStore, n: int, of_thread: str = OF_THREAD) -> None:
     assert isinstance(store, SQLiteChatMessageStore)
     conn = sqlite3.connect(store.path)
     try:
         with conn:
-            conn.execute(
-                "UPDATE threadline_messages SET body = ? WHERE thread_id = ? AND seq = ?",
+            changed = conn.execute(
+                f"UPDATE threadline_messages SET body = ? WHERE {of_thread} AND seq = ?",
                 (b'{"role": "user", "contents": [', store.thread_id, n),
-            )
+            ).rowcount
+        assert changed == 1
     finally:
         conn.close()
 
@@ -62,6 +65,28 @@ class TestSQLiteStore(StoreConformance):
             factory=functools.partial(SQLiteChatMessageStore, path),
             corrupt_record=_corrupt_sqlite,
         )
+
+
+class TestSQLiteStoreInAFileFromBefore(StoreConformance):
+    """A file made before the log layout (keyed messages, 2 KB pages) keeps every promise."""
+
+    @pytest.fixture
+    async def store_harness(self, tmp_path: Path) -> AsyncIterator[StoreHarness]:
+        path = tmp_path / "threads.db"
+        make_keyed_file(path)
+
+        async def new_store() -> ChatMessageStore:
+            return SQLiteChatMessageStore(path)
+
+        yield StoreHarness(
+            new_store=new_store,
+            factory=functools.partial(SQLiteChatMessageStore, path),
+            corrupt_record=functools.partial(_corrupt_sqlite, of_thread=KEYED_OF_THREAD),
+        )
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # still the keyed layout
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(threadline_messages)")}
+            assert "thread_id" in columns and "thread" not in columns
+            assert conn.execute("PRAGMA page_size").fetchone() == (2048,)
 
 
 async def _corrupt_redis(store: ChatMessageStore, n: int) -> None:

@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from psycopg import sql
 
+from tests._sqlite_sql import OF_THREAD
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.exceptions import ConcurrentThreadUpdateError, StoreError
 from threadline.threads.stores.base import ChatMessageStore
@@ -72,8 +73,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
         async def sqlite_drop(tid: str) -> None:
             sql_exec(
-                "DELETE FROM threadline_messages WHERE thread_id = ? AND seq = "
-                "(SELECT max(seq) FROM threadline_messages WHERE thread_id = ?)",
+                f"DELETE FROM threadline_messages WHERE {OF_THREAD} AND seq = "
+                f"(SELECT max(seq) FROM threadline_messages WHERE {OF_THREAD})",
                 tid,
                 tid,
             )

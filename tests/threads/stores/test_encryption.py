@@ -11,6 +11,7 @@ from typing import cast
 
 import pytest
 
+from tests._sqlite_sql import OF_THREAD
 from threadline.exceptions import StoreError
 from threadline.testing.store_conformance import StoreConformance, StoreHarness, close_store
 from threadline.threads.stores.base import ChatMessageStore
@@ -77,7 +78,7 @@ async def _raw_records(store: ChatMessageStore) -> list[bytes]:
         conn = sqlite3.connect(store.path)
         try:
             rows = conn.execute(
-                "SELECT body FROM threadline_messages WHERE thread_id = ? ORDER BY seq",
+                f"SELECT body FROM threadline_messages WHERE {OF_THREAD} ORDER BY seq",
                 (store.thread_id,),
             ).fetchall()
         finally:
@@ -102,7 +103,7 @@ async def _overwrite_record(store: ChatMessageStore, n: int, data: bytes) -> Non
         try:
             with conn:
                 conn.execute(
-                    "UPDATE threadline_messages SET body = ? WHERE thread_id = ? AND seq = ?",
+                    f"UPDATE threadline_messages SET body = ? WHERE {OF_THREAD} AND seq = ?",
                     (data, store.thread_id, n),
                 )
         finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._sqlite_sql import make_keyed_file
 from threadline.testing.retention_conformance import RetentionConformance, RetentionHarness
 from threadline.threads.stores.database import PrunableDatabase
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
@@ -19,6 +20,24 @@ class TestSQLiteRetention(RetentionConformance):
     @pytest.fixture
     async def retention_harness(self, tmp_path: Path) -> RetentionHarness:
         path = tmp_path / "threads.db"
+
+        async def new_database() -> PrunableDatabase:
+            database = SQLiteThreadDatabase(path)
+            await database.open()
+            return database
+
+        return RetentionHarness(
+            new_database=new_database, factory=functools.partial(SQLiteThreadDatabase, path)
+        )
+
+
+class TestSQLiteRetentionInAFileFromBefore(RetentionConformance):
+    """Pruning a file made before the log layout (keyed messages) keeps every promise."""
+
+    @pytest.fixture
+    async def retention_harness(self, tmp_path: Path) -> RetentionHarness:
+        path = tmp_path / "threads.db"
+        make_keyed_file(path)
 
         async def new_database() -> PrunableDatabase:
             database = SQLiteThreadDatabase(path)

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 
 from threadline._sqlite import immediate_transaction
 from threadline.exceptions import StoreError
 from threadline.history import estimate_tokens
 from threadline.threads.stores.codec import JSONCodec
-from threadline.threads.stores.sqlite_tables import migrate_thread_tables
+from threadline.threads.stores.sqlite_tables import append_rows, migrate_thread_tables
 from threadline.types.messages import ChatMessage
 
 __all__ = ["OLD_LAYOUT_FIX", "check_items", "migrate_items", "refuse_old_layout", "upgrade"]
@@ -112,12 +111,12 @@ def migrate_items(conn: sqlite3.Connection) -> None:
     """Move ``tl_items`` into thread tables in one transaction; refuse a clash of ids.
 
     Raises:
-        StoreError: a container of ``tl_items`` is also a thread already.
+        StoreError: a container of ``tl_items`` is also a thread already, or its items are not
+            numbered 1 to n (a thread with a gap could not be read).
     """
     if _old_items(conn) is None:
         return
     with immediate_transaction(conn):
-        now = time.time()
         containers = conn.execute(
             "SELECT container, MAX(seq) FROM tl_items GROUP BY container"
         ).fetchall()
@@ -129,21 +128,23 @@ def migrate_items(conn: sqlite3.Connection) -> None:
                 raise StoreError(
                     f"cannot migrate: container {container!r} is both in tl_items and a thread"
                 )
-            conn.execute(
-                "INSERT OR REPLACE INTO threadline_threads "
-                "(thread_id, version, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (container, version, now, now),
-            )
-        for container, seq, body in conn.execute(
-            "SELECT container, seq, body FROM tl_items ORDER BY container, seq"
-        ).fetchall():
-            message = ChatMessage.from_dict(json.loads(body))
-            conn.execute(
-                "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (container, seq, message.message_id, estimate_tokens(message),
-                 _CODEC.encode(message, thread_id=container)),
-            )  # fmt: skip
+            conn.execute("DELETE FROM threadline_threads WHERE thread_id = ?", (container,))
+            rows = [
+                (message.message_id, estimate_tokens(message),
+                 _CODEC.encode(message, thread_id=container))
+                for message in (
+                    ChatMessage.from_dict(json.loads(body))
+                    for (body,) in conn.execute(
+                        "SELECT body FROM tl_items WHERE container = ? ORDER BY seq", (container,)
+                    ).fetchall()
+                )
+            ]  # fmt: skip
+            if len(rows) != version:
+                raise StoreError(
+                    f"cannot migrate: container {container!r} has {len(rows)} items in tl_items "
+                    f"but its last is numbered {version}"
+                )
+            append_rows(conn, container, rows, 0)
         conn.execute("DROP TABLE tl_items")
 
 

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from threadline._sqlite import immediate_transaction
+from threadline.threads.stores._sqlite_layout import layout_of
 from threadline.threads.stores.retention import PruneResult, plan_prune
 
 __all__ = ["prune_threads", "vacuum_free_pages"]
@@ -38,9 +39,12 @@ def prune_threads(
         conn.executemany(
             "INSERT OR IGNORE INTO temp.threadline_prune VALUES (?)", [(t,) for t in doomed]
         )
-        (messages,) = conn.execute(
-            f"SELECT count(*) FROM threadline_messages WHERE thread_id IN ({_IDS})"
-        ).fetchone()
+        layout = layout_of(conn)
+        messages_of_doomed = (
+            f"FROM threadline_messages WHERE {layout.message_key} IN (SELECT {layout.thread_key} "
+            f"FROM threadline_threads WHERE thread_id IN ({_IDS}))"
+        )
+        (messages,) = conn.execute(f"SELECT count(*) {messages_of_doomed}").fetchone()
         # A thread's records, and the records filed under them (an Assistants run's messages).
         owned = conn.execute(
             f"SELECT owner, id FROM threadline_records WHERE thread_id IN ({_IDS})"
@@ -64,7 +68,7 @@ def prune_threads(
         )
         extra = {tuple(r) for r in under} | {tuple(r) for r in expired}
         if not dry_run:
-            conn.execute(f"DELETE FROM threadline_messages WHERE thread_id IN ({_IDS})")
+            conn.execute(f"DELETE {messages_of_doomed}")
             conn.executemany(
                 "DELETE FROM threadline_records WHERE kind = ? AND owner = ? AND id = ?",
                 sorted(extra),

@@ -11,25 +11,40 @@ from __future__ import annotations
 import sqlite3
 
 from threadline.exceptions import StoreError
+from threadline.threads.stores._sqlite_layout import layout_of
 from threadline.threads.stores.codec import corrupt_record_error, corrupt_thread_error
 
-__all__ = ["Row", "Segment", "checked_tokens", "read_after", "read_budget", "thread_row"]
+__all__ = [
+    "Row",
+    "Segment",
+    "ThreadRow",
+    "checked_tokens",
+    "read_after",
+    "read_budget",
+    "thread_row",
+]
+
+ThreadRow = tuple[str | None, int, int, int | str]
+"""A thread's ``(parent, fork_version, version, key)``; ``key`` is what its messages name it by
+(its ``num`` in the log layout, its id in the keyed one, see ``_sqlite_layout``)."""
 
 
-def thread_row(conn: sqlite3.Connection, thread_id: str) -> tuple[str | None, int, int] | None:
-    """The thread's ``(parent, fork_version, version)``, checked: SQLite keeps any type anywhere.
+def thread_row(conn: sqlite3.Connection, thread_id: str) -> ThreadRow | None:
+    """The thread's ``(parent, fork_version, version, key)``, checked (SQLite keeps any type).
 
     Raises:
         StoreError: the row holds values of the wrong type or out of range (written by hand or
             by another program); the message names the thread and the field.
     """
+    key_column = layout_of(conn).thread_key
     row = conn.execute(
-        "SELECT parent_id, fork_version, version FROM threadline_threads WHERE thread_id = ?",
+        f"SELECT parent_id, fork_version, version, {key_column} FROM threadline_threads "
+        "WHERE thread_id = ?",
         (thread_id,),
     ).fetchone()
     if row is None:
         return None
-    parent, fork_version, version = row
+    parent, fork_version, version, key = row
     if type(version) is not int or version < 0:
         raise corrupt_thread_error(thread_id, f"its version is {version!r}, not a count")
     if type(fork_version) is not int or not 0 <= fork_version <= version:
@@ -38,7 +53,7 @@ def thread_row(conn: sqlite3.Connection, thread_id: str) -> tuple[str | None, in
         )
     if parent is not None and (type(parent) is not str or not parent):
         raise corrupt_thread_error(thread_id, f"its fork parent is {parent!r}, not a thread id")
-    return parent, fork_version, version
+    return parent, fork_version, version, key
 
 
 def checked_tokens(thread_id: str, seq: object, tokens: object) -> int:
@@ -52,8 +67,9 @@ def _seq(seq: object) -> int:
     return seq if type(seq) is int else -1
 
 
-Segment = tuple[str, int, int]
-"""A stretch of a thread's history kept under one thread id: (thread id, after seq, up to seq)."""
+Segment = tuple[str, int | str, int, int]
+"""A stretch of a thread's history kept under one thread: (thread id, its key, after seq, up to
+seq)."""
 
 
 def _chain(conn: sqlite3.Connection, thread_id: str) -> tuple[int, list[Segment]]:
@@ -82,9 +98,9 @@ def _chain(conn: sqlite3.Connection, thread_id: str) -> tuple[int, list[Segment]
                 thread_id,
                 f"its fork ancestor {current!r} holding messages 1 to {hi} is missing",
             )
-        parent, lo, _ = row
+        parent, lo, _, key = row
         if hi > lo:
-            segments.append((current, lo, hi))
+            segments.append((current, key, lo, hi))
         current, hi = parent, min(hi, lo)
     return version, segments
 
@@ -102,17 +118,17 @@ def read_after(conn: sqlite3.Connection, thread_id: str, after: int) -> tuple[in
     """
     version, segments = _chain(conn, thread_id)
     rows: list[Row] = []
-    for seg_id, lo, hi in reversed(segments):
+    sql = (
+        "SELECT seq, tokens, body FROM threadline_messages "
+        f"WHERE {layout_of(conn).message_key} = ? AND seq > ? AND seq <= ? ORDER BY seq"
+    )
+    for seg_id, key, lo, hi in reversed(segments):
         if hi <= after:
             continue
         start = len(rows)
         rows.extend(
             (seg_id, seq, tokens, body)
-            for seq, tokens, body in conn.execute(
-                "SELECT seq, tokens, body FROM threadline_messages "
-                "WHERE thread_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
-                (seg_id, max(lo, after), hi),
-            )
+            for seq, tokens, body in conn.execute(sql, (key, max(lo, after), hi))
         )
         expected = hi - max(lo, after)
         if len(rows) - start != expected:
@@ -139,14 +155,15 @@ def read_budget(conn: sqlite3.Connection, thread_id: str, max_tokens: int) -> li
     version, segments = _chain(conn, thread_id)
     kept: list[Row] = []
     used = 0
-    for seg_id, lo, hi in segments:
+    sql = (
+        "SELECT seq, tokens, body FROM threadline_messages "
+        f"WHERE {layout_of(conn).message_key} = ? AND seq > ? AND seq <= ? "
+        "ORDER BY seq DESC LIMIT ?"
+    )
+    for seg_id, key, lo, hi in segments:
         top = hi
         while top > lo:
-            page = conn.execute(
-                "SELECT seq, tokens, body FROM threadline_messages "
-                "WHERE thread_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
-                (seg_id, lo, top, _PAGE),
-            ).fetchall()
+            page = conn.execute(sql, (key, lo, top, _PAGE)).fetchall()
             if not page or page[0][0] != top or page[-1][0] != top - len(page) + 1:
                 # A gap: the rows do not match the version (see _read_after).
                 raise _missing_rows(thread_id, seg_id, version, top - lo, len(page))

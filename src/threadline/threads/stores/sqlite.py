@@ -1,10 +1,12 @@
 """``SQLiteChatMessageStore``: durable local threads in one SQLite file (stdlib ``sqlite3``, WAL).
 
-Layout: one row per message, keyed by (thread, position), and one row per thread holding its version
-(message count) and, for forks, its parent and the position it branched at. So:
+Layout: one row per message, found by (thread, position), and one row per thread holding its version
+(message count) and, for forks, its parent and the position it branched at. In a new file the
+messages are appended to one table in the order written, whatever their thread (see
+``_sqlite_layout``; files made earlier keep their layout). So:
 
 * a turn writes only its new rows plus the thread row, in one transaction that also checks the
-  version: per-turn cost does not grow with the history;
+  version: per-turn cost does not grow with the history, and its bytes stay about 7 KB;
 * a fork writes one thread row and shares the parent's rows up to the fork point;
 * reads are incremental: a store caches the messages it has seen and fetches only newer rows;
 * bounded reads (``max_tokens``) page backwards through the stored token counts and decode only
@@ -39,7 +41,6 @@ from threadline.threads.stores.codec import (
 )
 from threadline.threads.stores.database import ThreadInfo
 from threadline.threads.stores.sqlite_tables import (
-    THREAD_SCHEMA,
     append_rows,
     delete_thread,
     fork_thread,
@@ -52,11 +53,14 @@ __all__ = ["SQLiteChatMessageStore", "SQLiteThreadInfo", "acquire_worker", "rele
 
 _T = TypeVar("_T")
 
-PAGE_SIZE = 2048
+PAGE_SIZE = 1024
 """The page size of new thread files. SQLite's WAL writes whole pages, and a turn touches a few
-(the leaf it lands in, the thread's row, a split now and then): 2 KB pages write about a third less
-per turn than the default 4 KB, and a typical message (up to ~480 bytes of JSON) still fits in its
-leaf; longer ones overflow into extra pages either way."""
+(the messages table's last leaf, a leaf of its index, the thread's row, and now and then a new
+page with the pages that account for it: its parent, page 1, a pointer-map page). Smaller pages
+make each of those cheaper: 1 KB pages write about a third less per turn than 2 KB, and half
+what 4 KB do. A message of up to ~990 bytes of JSON fits in its leaf (the messages table is a
+rowid table); longer ones continue in overflow pages, which they would need at 2 KB too beyond
+twice that."""
 
 
 class _Database:
@@ -76,7 +80,7 @@ class _Database:
         if db is None:
             db = cls._open[key] = SQLiteWorker(
                 key,
-                schema=THREAD_SCHEMA,
+                schema="",  # upgrade() creates the tables of the file's layout
                 thread_name="threadline-sqlite",
                 describe="SQLite database",
                 migrate=upgrade,

@@ -13,6 +13,12 @@ import time
 from collections.abc import Sequence
 
 from threadline.exceptions import ConcurrentThreadUpdateError
+from threadline.threads.stores._sqlite_layout import (
+    LOG_SCHEMA,
+    RECORDS_SCHEMA,
+    create_tables,
+    layout_of,
+)
 from threadline.threads.stores._sqlite_rows import Row, checked_tokens, read_after, thread_row
 from threadline.threads.stores.base import check_fork_at
 from threadline.threads.stores.codec import MessageCodec, corrupt_thread_error, recode
@@ -27,45 +33,18 @@ __all__ = [
     "read_after",
 ]
 
-THREAD_SCHEMA = """
-CREATE TABLE IF NOT EXISTS threadline_threads (
-    thread_id    TEXT PRIMARY KEY,
-    parent_id    TEXT,
-    fork_version INTEGER NOT NULL DEFAULT 0,
-    version      INTEGER NOT NULL DEFAULT 0,
-    created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS threadline_messages (
-    thread_id  TEXT NOT NULL,
-    seq        INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    tokens     INTEGER NOT NULL DEFAULT 0,
-    body       BLOB NOT NULL,
-    PRIMARY KEY (thread_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS threadline_records (
-    kind       TEXT NOT NULL,
-    owner      TEXT NOT NULL,
-    id         TEXT NOT NULL,
-    thread_id  TEXT,
-    parent     TEXT,
-    body       TEXT,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (kind, owner, id)
-);
-CREATE INDEX IF NOT EXISTS threadline_records_list
-    ON threadline_records (owner, kind, parent, created_at);
-"""
-"""Bodies are codec records (JSON text by default, ciphertext when encrypted); ``tokens`` is each
-message's count from the store's token counter, kept for bounded reads. A fork is a thread row
-naming its parent and the position it branched at (``fork_version``); it shares the parent's rows
-up to there. ``threadline_records`` holds the JSON documents kept beside threads
+THREAD_SCHEMA = LOG_SCHEMA + RECORDS_SCHEMA
+"""The tables of a new file (the log layout, see ``_sqlite_layout``; files made earlier keep the
+keyed one). Bodies are codec records (JSON text by default, ciphertext when encrypted);
+``tokens`` is each message's count from the store's token counter, kept for bounded reads. A fork
+is a thread row naming its parent and the position it branched at (``fork_version``); it shares
+the parent's rows up to there. ``threadline_records`` holds the JSON documents kept beside threads
 (:class:`~threadline.threads.stores.records.ThreadRecord`; ``body`` NULL: an unanswered claim)."""
 
 
 def migrate_thread_tables(conn: sqlite3.Connection) -> None:
-    """Bring thread tables written by older versions up to date."""
+    """Create the tables a file lacks, and bring tables written by older versions up to date."""
+    create_tables(conn)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(threadline_messages)")}
     if "tokens" not in columns:  # a file written before token counts were stored
         conn.execute("ALTER TABLE threadline_messages ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0")
@@ -89,12 +68,45 @@ def append_rows(
         raise ConcurrentThreadUpdateError(
             thread_id, expected_version=expected_version, actual_version=version
         )
+    if info is None:  # a new thread: its row is written once, with its version (and its key)
+        key = _insert_thread(conn, thread_id, len(rows), now)
+    else:
+        key = info[3]
+        conn.execute(
+            "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
+            (version + len(rows), now, thread_id),
+        )
+    _insert_messages(conn, thread_id, key, version, rows)
+    return version + len(rows)
+
+
+def _insert_thread(conn: sqlite3.Connection, thread_id: str, version: int, now: float) -> int | str:
+    """Write a new thread's row; returns the key its messages name it by."""
+    cursor = conn.execute(
+        "INSERT INTO threadline_threads (thread_id, version, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?)",
+        (thread_id, version, now, now),
+    )
+    if layout_of(conn).thread_key == "thread_id":
+        return thread_id
+    assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
+    return cursor.lastrowid
+
+
+def _insert_messages(
+    conn: sqlite3.Connection,
+    thread_id: str,
+    key: int | str | None,
+    version: int,
+    rows: Sequence[tuple[str, int, bytes | str]],
+) -> None:
+    """Store ``(message_id, tokens, record)`` rows at the positions after ``version``."""
     try:
         conn.executemany(
-            "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
-            "VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO threadline_messages ({layout_of(conn).message_key}, seq, message_id, "
+            "tokens, body) VALUES (?, ?, ?, ?, ?)",
             [
-                (thread_id, version + i + 1, mid, tokens, body)
+                (key, version + i + 1, mid, tokens, body)
                 for i, (mid, tokens, body) in enumerate(rows)
             ],
         )
@@ -102,19 +114,6 @@ def append_rows(
         raise corrupt_thread_error(
             thread_id, f"messages are stored past its version {version} ({exc})"
         ) from exc
-    version += len(rows)
-    if info is None:  # a new thread: its row is written once, with its version
-        conn.execute(
-            "INSERT INTO threadline_threads (thread_id, version, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?)",
-            (thread_id, version, now, now),
-        )
-    else:
-        conn.execute(
-            "UPDATE threadline_threads SET version = ?, updated_at = ? WHERE thread_id = ?",
-            (version, now, thread_id),
-        )
-    return version
 
 
 def fork_thread(
@@ -162,23 +161,37 @@ def delete_thread(conn: sqlite3.Connection, thread_id: str, codec: MessageCodec)
         "WHERE parent_id = ? AND thread_id != ?",
         (thread_id, thread_id),
     ).fetchall()
+    message_key = layout_of(conn).message_key
     for child_id, fork_version in children:
         _, prefix = read_after(conn, thread_id, 0)
-        copied: list[tuple[str, int, str, int, bytes]] = []
+        copied: list[tuple[str, int, bytes]] = []
         for seg_id, seq, tokens, body in prefix[:fork_version]:
             tokens = checked_tokens(seg_id, seq, tokens)
             data = body.encode() if isinstance(body, str) else body
             message = codec.decode(data, thread_id=seg_id, record=seq)
             data = recode(codec, data, from_thread=seg_id, to_thread=child_id, record=seq)
-            copied.append((child_id, seq, message.message_id, tokens, data))
-        conn.executemany(
-            "INSERT INTO threadline_messages (thread_id, seq, message_id, tokens, body) "
-            "VALUES (?, ?, ?, ?, ?)",
-            copied,
-        )
+            copied.append((message.message_id, tokens, data))
+        _insert_messages(conn, child_id, _key_of(conn, child_id), 0, copied)
         conn.execute(
             "UPDATE threadline_threads SET parent_id = NULL, fork_version = 0 WHERE thread_id = ?",
             (child_id,),
         )
-    conn.execute("DELETE FROM threadline_messages WHERE thread_id = ?", (thread_id,))
+    conn.execute(
+        f"DELETE FROM threadline_messages WHERE {message_key} = ?", (_key_of(conn, thread_id),)
+    )
     conn.execute("DELETE FROM threadline_threads WHERE thread_id = ?", (thread_id,))
+
+
+def _key_of(conn: sqlite3.Connection, thread_id: str) -> int | str | None:
+    """What the thread's messages name it by, read without checking the rest of its row.
+
+    Deleting must work on a thread whose row is damaged (that is when one wants it gone). In the
+    log layout a thread without a row has no messages (None matches none).
+    """
+    key_column = layout_of(conn).thread_key
+    if key_column == "thread_id":
+        return thread_id
+    row = conn.execute(
+        f"SELECT {key_column} FROM threadline_threads WHERE thread_id = ?", (thread_id,)
+    ).fetchone()
+    return None if row is None else row[0]
