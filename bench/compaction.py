@@ -19,9 +19,9 @@ default model (qwen-0.5b, greedy sampling):
 
 The defaults run in minutes. The issue's run is ``--ctx 8192 --max-tokens 512 --turns 300``
 (``threadline chat``'s own window and reply limit); it took 8 to 11 minutes per arm on a busy
-2-core machine (docs/threads.md). Each turn
-is reported on stderr as it ends (turn, seconds, prompt tokens, compaction), so a long run can be
-followed with ``nohup ... 2>bench.log &``; the result is one JSON document on stdout.
+2-core machine (docs/threads.md). Each turn is reported on stderr as it ends (turn, seconds,
+prompt tokens, compaction), so a long run can be followed with ``nohup ... 2>bench.log &``; the
+result is one JSON document on stdout.
 
 Figures swing on a busy machine: compare within one run.
 """
