@@ -1,11 +1,13 @@
 """Compaction with the embedded model: a long chat that outgrows the window, with and without.
 
-One chat, the same for both runs: turn 1 gives a name and a city, then short questions on
+One chat, the same for both arms: turn 1 gives a name and a city, then short questions on
 rotating topics, then "What is my name, and which city do I live in?". Measured with the real
-default model (qwen-0.5b, greedy sampling) and a small window so it runs in a few minutes here:
+default model (qwen-0.5b, greedy sampling):
 
 * without compaction: the turn at which turn 1 first falls out of what the model is sent (the
-  client's window cut drops it silently), and whether the final question is answered;
+  client's window cut drops it silently: today's first failure; a call that raises counts too),
+  prompt tokens per call until then, and whether the final question is answered. This arm stops
+  at its first cut: the turns after it would only repeat the loss;
 * with ``Compaction()`` (the default budget from the window): compactions made and how (model or
   extractive fallback), time per compaction (the summary's model call; the turn's total too),
   tokens per call (the prompt tokens llama.cpp reported, median and max, against the window),
@@ -13,6 +15,13 @@ default model (qwen-0.5b, greedy sampling) and a small window so it runs in a fe
   whether the final question is answered (name and city).
 
     PYTHONPATH=src python bench/compaction.py [--ctx 640] [--turns 30] [--max-tokens 48]
+        [--arm both|without|with] [--temperature 0]
+
+The defaults run in minutes. The issue's run is ``--ctx 8192 --max-tokens 512 --turns 300``
+(``threadline chat``'s own window and reply limit); it took 8 to 11 minutes per arm on a busy
+2-core machine (docs/threads.md). Each turn is reported on stderr as it ends (turn, seconds,
+prompt tokens, compaction), so a long run can be followed with ``nohup ... 2>bench.log &``; the
+result is one JSON document on stdout.
 
 Figures swing on a busy machine: compare within one run.
 """
@@ -23,11 +32,12 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from threadline import ChatAgent, ChatMessage, Compaction
+from threadline import ChatAgent, ChatMessage, Compaction, RunOptions
 from threadline.clients.base import ChatOptions
 from threadline.clients.local import LocalChatClient
 from threadline.compaction import compacted_view, summary_mark
@@ -41,6 +51,11 @@ QUESTION = "What is my name, and which city do I live in?"
 
 def filler(turn: int) -> str:
     return f"Tell me one fact about {TOPICS[turn % len(TOPICS)]}, in simple words, please."
+
+
+def progress(arm: str, turn: int, last: int, line: str) -> None:
+    """One line per turn on stderr, flushed: a long run in the background can be followed."""
+    print(f"[{arm}] turn {turn}/{last} {line}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -77,74 +92,140 @@ def answered(text: str) -> dict[str, bool]:
     return {"name": "alice" in text.lower(), "city": "lyon" in text.lower()}
 
 
-async def without_compaction(client: LocalChatClient, turns: int) -> dict[str, object]:
-    agent = ChatAgent(client, INSTRUCTIONS)
+def spread(values: Sequence[float]) -> dict[str, float] | None:
+    """Median, min and max (rounded): the figures a noisy machine allows."""
+    if not values:
+        return None
+    return {
+        "median": round(statistics.median(values), 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+    }
+
+
+async def without_compaction(
+    client: LocalChatClient, turns: int, options: RunOptions
+) -> dict[str, object]:
+    agent = ChatAgent(client, INSTRUCTIONS, default_options=options)
     thread = agent.get_new_thread()
-    await agent.run(FIRST, thread=thread)
-    first_id = None
-    dropped_at = None
     assert thread.message_store is not None
-    first_id = (await thread.message_store.list_messages())[0].message_id
-    for turn in range(2, turns + 1):
-        await agent.run(filler(turn), thread=thread)
-        if all(m.message_id != first_id for m in client.last_sent):
+    prompt_tokens: list[int] = []
+    seconds: list[float] = []
+    first_id: str | None = None
+    dropped_at = None
+    failed_at = None
+    for turn in range(1, turns + 1):
+        start = time.perf_counter()
+        try:
+            reply = await agent.run(FIRST if turn == 1 else filler(turn), thread=thread)
+        except Exception as exc:  # today's first failure, if the window cut does not come first
+            failed_at = turn
+            progress("without", turn, turns, f"failed: {exc!r}")
+            break
+        seconds.append(time.perf_counter() - start)
+        if reply.usage is not None and reply.usage.input_token_count is not None:
+            prompt_tokens.append(reply.usage.input_token_count)
+        if first_id is None:
+            first_id = (await thread.message_store.list_messages())[0].message_id
+        cut = all(m.message_id != first_id for m in client.last_sent)
+        progress(
+            "without",
+            turn,
+            turns,
+            f"{seconds[-1]:.1f}s prompt={prompt_tokens[-1] if prompt_tokens else '?'}"
+            + (" CUT: turn 1 no longer sent" if cut else ""),
+        )
+        if cut:
             dropped_at = turn
             break
     reply = await agent.run(QUESTION, thread=thread)
     return {
         "turn_1_dropped_at_turn": dropped_at,
+        "failed_at_turn": failed_at,
+        "turn_s": spread(seconds),
+        "prompt_tokens": spread(prompt_tokens),
         "final_answer": reply.text,
         "answered": answered(reply.text),
     }
 
 
-async def with_compaction(client: LocalChatClient, turns: int) -> dict[str, object]:
+async def with_compaction(
+    client: LocalChatClient, turns: int, options: RunOptions
+) -> dict[str, object]:
     timed = TimedSummarizer(client)
-    agent = ChatAgent(client, INSTRUCTIONS, compaction=Compaction(summarizer=timed))
+    agent = ChatAgent(
+        client, INSTRUCTIONS, compaction=Compaction(summarizer=timed), default_options=options
+    )
     thread = agent.get_new_thread()
     assert thread.message_store is not None
     store = thread.message_store
     prompt_tokens: list[int] = []
     compaction_turns: list[float] = []
     other_turns: list[float] = []
+    compactions: list[dict[str, object]] = []
     cuts = 0
     failures = 0
     summaries_before = 0
-    for turn in range(1, turns + 2):
-        text = FIRST if turn == 1 else QUESTION if turn == turns + 1 else filler(turn)
+    last = turns + 1
+    for turn in range(1, last + 1):
+        text = FIRST if turn == 1 else QUESTION if turn == last else filler(turn)
+        calls_before = len(timed.seconds)
         start = time.perf_counter()
         try:
             reply = await agent.run(text, thread=thread)
         except Exception as exc:  # counted: the issue's bar is zero
             failures += 1
-            print(f"turn {turn} failed: {exc!r}")
+            progress("with", turn, last, f"failed: {exc!r}")
             continue
         took = time.perf_counter() - start
         stored = await store.list_messages()
         summaries = [m for m in stored if summary_mark(m) is not None]
-        (compaction_turns if len(summaries) > summaries_before else other_turns).append(took)
+        compacted = len(summaries) > summaries_before
+        (compaction_turns if compacted else other_turns).append(took)
         summaries_before = len(summaries)
+        tokens = None
         if reply.usage is not None and reply.usage.input_token_count is not None:
-            prompt_tokens.append(reply.usage.input_token_count)
+            tokens = reply.usage.input_token_count
+            prompt_tokens.append(tokens)
         sent = {m.message_id for m in client.last_sent}
         view = compacted_view(stored[: -len(reply.messages)] if reply.messages else stored)
-        if any(m.message_id not in sent for m in view):
-            cuts += 1
+        cut = any(m.message_id not in sent for m in view)
+        cuts += cut
+        note = ""
+        if compacted:
+            mark = summary_mark(summaries[-1])
+            assert mark is not None
+            summary_s = sum(timed.seconds[calls_before:])
+            compactions.append(
+                {
+                    "turn": turn,
+                    "method": mark.method,
+                    "replaces": len(mark.replaces),
+                    "summary_call_s": round(summary_s, 2),
+                    "turn_s": round(took, 2),
+                    "prompt_tokens_after": tokens,
+                }
+            )
+            note = f" COMPACTED ({mark.method}, {len(mark.replaces)} messages, {summary_s:.1f}s)"
+        progress(
+            "with",
+            turn,
+            last,
+            f"{took:.1f}s prompt={tokens}{note}{' CUT' if cut else ''}",
+        )
     stored = await store.list_messages()
     summaries = [m for m in stored if summary_mark(m) is not None]
     methods = [mark.method for m in summaries if (mark := summary_mark(m)) is not None]
     return {
-        "turns": turns + 1,
+        "turns": last,
         "stored_messages": len(stored),
         "compactions": len(summaries),
         "methods": {m: methods.count(m) for m in set(methods) if m},
-        "summary_call_s_median": statistics.median(timed.seconds) if timed.seconds else None,
-        "compaction_turn_s_median": statistics.median(compaction_turns)
-        if compaction_turns
-        else None,
-        "other_turn_s_median": statistics.median(other_turns) if other_turns else None,
-        "prompt_tokens_median": statistics.median(prompt_tokens) if prompt_tokens else None,
-        "prompt_tokens_max": max(prompt_tokens) if prompt_tokens else None,
+        "each_compaction": compactions,
+        "summary_call_s": spread(timed.seconds),
+        "compaction_turn_s": spread(compaction_turns),
+        "other_turn_s": spread(other_turns),
+        "prompt_tokens": spread(prompt_tokens),
         "window_cuts": cuts,
         "failures": failures,
         "latest_summary": summaries[-1].text if summaries else None,
@@ -158,17 +239,37 @@ async def main() -> None:
     parser.add_argument("--ctx", type=int, default=640, help="the model's window (640)")
     parser.add_argument("--turns", type=int, default=30, help="turns before the question (30)")
     parser.add_argument("--max-tokens", type=int, default=48, help="reply tokens (48)")
+    parser.add_argument(
+        "--arm",
+        choices=["both", "without", "with"],
+        default="both",
+        help="run both arms (default), or only the one without or with compaction",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)"
+    )
     args = parser.parse_args()
+    if args.turns < 2:
+        parser.error(f"--turns must be at least 2, got {args.turns}")
     client = LocalChatClient(n_ctx=args.ctx, max_tokens=args.max_tokens)
-    options = {"n_ctx": args.ctx, "max_tokens": args.max_tokens, "turns": args.turns}
+    options = RunOptions(temperature=args.temperature)
+    settings = {
+        "n_ctx": args.ctx,
+        "max_tokens": args.max_tokens,
+        "turns": args.turns,
+        "temperature": args.temperature,
+        "compaction_budget": Compaction().budget(client, options),
+    }
+    result: dict[str, object] = {"settings": settings}
     try:
         start = time.perf_counter()
-        before = await without_compaction(client, args.turns)
-        after = await with_compaction(client, args.turns)
-        elapsed = time.perf_counter() - start
+        if args.arm in ("both", "without"):
+            result["without"] = await without_compaction(client, args.turns, options)
+        if args.arm in ("both", "with"):
+            result["with"] = await with_compaction(client, args.turns, options)
+        result["seconds"] = round(time.perf_counter() - start, 1)
     finally:
         client.close()
-    result = {"settings": options, "without": before, "with": after, "seconds": elapsed}
     print(json.dumps(result, indent=2))
 
 

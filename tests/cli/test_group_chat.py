@@ -18,9 +18,12 @@ from pathlib import Path
 import pexpect
 
 from threadline import ChatAgent, GroupChat, ScriptedChatClient
+from threadline.cli._library import ThreadLibrary
 from threadline.cli.group_chat import parse_group, read_group_file
 from threadline.cli.memory_cmd import MEMORY_FILE
+from threadline.compaction import summary_mark
 from threadline.memory import MemoryScope, SQLiteMemoryStore
+from threadline.multiagent.thread import participant_thread_id
 from threadline.threads.portable import portable_thread_state
 from threadline.types import ChatMessage, Role
 
@@ -416,3 +419,45 @@ async def test_one_corrupt_state_row_hides_no_group(tmp_path: Path) -> None:
 def _corrupt_state(home: Path, thread_id: str) -> None:
     with sqlite3.connect(home / "threads.db") as conn:
         conn.execute("UPDATE threadline_records SET body = '{not json' WHERE id = ?", (thread_id,))
+
+
+async def test_each_agent_of_a_long_group_chat_is_compacted_by_default(
+    tmp_path: Path, local_model_path: Path
+) -> None:
+    # A 384-token window fills in a few rounds: each participant's own thread gets a stored
+    # summary (compaction is on by default), and nothing it replaces is lost.
+    child: pexpect.spawn[str] = pexpect.spawn(
+        sys.executable,
+        ["-m", "threadline.cli.main", "chat", "--temperature", "0", "--max-tokens", "8"]
+        + ["--ctx", "384", "--no-memory", "--group", "ann,bob"],
+        env=_env(tmp_path),
+        encoding="utf-8",
+        timeout=300,
+        dimensions=(50, 200),
+    )
+    child.expect(r"new thread (group_[0-9a-f]+)")
+    match = child.match
+    assert isinstance(match, re.Match)
+    group_id = str(match.group(1))
+    child.expect("you> ")
+    lines = ["My name is Alice and I live in Lyon."] + [
+        f"Tell me one fact about {topic}, in simple words for a beginner, please."
+        for topic in ["tea", "owls", "rivers", "bread", "glass", "chess", "trains", "salt"]
+    ]
+    for line in lines:
+        child.sendline(line)
+        child.expect("you> ")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    library = ThreadLibrary(tmp_path)
+    for name in ["ann", "bob"]:
+        stored = await library.messages(participant_thread_id(group_id, name))
+        summaries = [m for m in stored if summary_mark(m) is not None]
+        assert summaries, f"{name}'s thread was never compacted"
+        # Every message the summaries stand for is still stored (the others' turns too).
+        assert [m.text for m in stored if m.text in lines] == lines
+        assert len([m for m in stored if summary_mark(m) is None]) == len(lines) * 3
+        assert "Lyon" in summaries[-1].text, summaries[-1].text

@@ -96,6 +96,33 @@ async def test_old_turns_become_one_stored_summary_and_nothing_is_lost(tmp_path:
     assert list(compacted_view(again)) == list(compacted_view(stored))
 
 
+async def test_a_fact_a_summary_kept_in_its_own_words_survives_the_next_summary(
+    tmp_path: Path,
+) -> None:
+    # The first summary keeps the city in the model's words (so it quotes nothing); the next
+    # model drops it. Found with the real 0.5B model in bench/compaction.py at --ctx 640.
+    written: list[int] = []
+
+    async def forgetful(messages: Sequence[ChatMessage]) -> str:
+        written.append(len(messages))
+        return "Alice lives in Lyon." if len(written) == 1 else "Alice asked about printing."
+
+    agent = ChatAgent(
+        ScriptedChatClient(["Sure, here is a short answer."] * 16),
+        "be brief",
+        chat_message_store_factory=lambda: SQLiteChatMessageStore(tmp_path / "t.db"),
+        compaction=Compaction(max_tokens=200, summarizer=forgetful),
+    )
+    thread = agent.get_new_thread()
+    await _chat(agent, thread, 16)
+    assert thread.message_store is not None
+    summaries = _summaries(await thread.message_store.list_messages())
+    assert len(summaries) >= 2
+    assert "The user said:" not in summaries[0].text  # the first kept the fact in its own words
+    for summary in summaries[1:]:
+        assert "Lyon" in summary.text and "Alice" in summary.text, summary.text
+
+
 async def test_a_fork_before_the_summary_is_the_original_history(tmp_path: Path) -> None:
     agent = _agent(ScriptedChatClient(["ok, noted."] * 12), tmp_path / "t.db")
     thread = agent.get_new_thread()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from threadline.clients.base import ChatClient, RunOptions
-from threadline.compaction.summary import Summarizer, summarize
+from threadline.compaction.summary import Summarizer, summarize, user_facts
 from threadline.compaction.view import compacted_view, split_turns, summary_mark
 from threadline.exceptions import UsageError
 from threadline.history import TokenCounter, estimate_tokens
@@ -137,8 +137,19 @@ class Compaction:
             return view, None
         source = [previous, *old] if previous is not None else old
         limit = min(self.summary_max_tokens or max(32, budget // 4), sum(map(count, source)) - 1)
+        # The user's facts come from their own words in everything the summary will stand for
+        # (the chain's originals are still in the history), not only from what the previous
+        # summary quoted: a model may have kept a fact there in its own words only, and the next
+        # model may drop it (bench/compaction.py at --ctx 640 lost the city that way).
+        kept = {m.message_id for turn in turns[keep_from:] for m in turn}
+        stood_for = [m for m in history if summary_mark(m) is None and m.message_id not in kept]
+        facts = user_facts([previous, *stood_for] if previous is not None else stood_for)
         made = await summarize(
-            source, writer=self.summarizer or client, max_tokens=limit, count_tokens=count
+            source,
+            writer=self.summarizer or client,
+            max_tokens=limit,
+            count_tokens=count,
+            facts=facts,
         )
         if made is None:
             return view, None

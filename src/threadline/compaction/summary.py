@@ -136,15 +136,20 @@ def transcript(messages: Sequence[ChatMessage]) -> str:
 
 
 def extractive_summary(
-    messages: Sequence[ChatMessage], *, max_tokens: int, count_tokens: TokenCounter
+    messages: Sequence[ChatMessage],
+    *,
+    max_tokens: int,
+    count_tokens: TokenCounter,
+    facts: Sequence[str] | None = None,
 ) -> str | None:
     """A summary made without a model: the user's facts, then what the user talked about.
 
     The facts come first and are kept whole, earliest first, as many as fit ``max_tokens``; the
     opening words of the user's other messages fill what room is left. ``None`` when not even the
-    header and one fact fit.
+    header and one fact fit. ``facts``: the user's facts to keep, when the caller found them
+    (default: :func:`user_facts` of ``messages``).
     """
-    facts = user_facts(messages)
+    facts = user_facts(messages) if facts is None else facts
     lines = [SUMMARY_HEADER]
 
     def fits(candidate: list[str]) -> bool:
@@ -200,15 +205,21 @@ async def summarize(
     writer: ChatClient | Summarizer,
     max_tokens: int,
     count_tokens: TokenCounter,
+    facts: Sequence[str] | None = None,
 ) -> tuple[str, str] | None:
     """The text of a summary of ``messages`` no longer than ``max_tokens``, and how it was made.
 
     Tries ``writer`` (a client or a summarizer function), keeps the user's facts in its text,
     and falls back to :func:`extractive_summary` when the writer raises, returns nothing, or its
     text (facts added) is over ``max_tokens``. ``None``: no summary that short could be made.
+
+    ``facts``: the user's facts the summary must keep (default: :func:`user_facts` of
+    ``messages``). A compaction passes those of every message the summary will stand for, its
+    chain's included, because an earlier summary may hold a fact only in a model's words, which
+    the next model may drop.
     """
     method = "model" if isinstance(writer, ChatClient) else "summarizer"
-    facts = user_facts(messages)
+    facts = user_facts(messages) if facts is None else facts
     quoted = "\n".join([_FACTS_HEADER, *(f'- "{f}"' for f in facts)]) if facts else ""
     room = max(
         32, min(_MODEL_REPLY_CAP, max_tokens - count_tokens(ChatMessage(Role.SYSTEM, quoted)))
@@ -227,5 +238,7 @@ async def summarize(
                 return full, method
             reason = f"its summary is longer than the {max_tokens} tokens allowed"
     logger.warning("compaction: using an extractive summary, as the %s failed: %s", method, reason)
-    extracted = extractive_summary(messages, max_tokens=max_tokens, count_tokens=count_tokens)
+    extracted = extractive_summary(
+        messages, max_tokens=max_tokens, count_tokens=count_tokens, facts=facts
+    )
     return None if extracted is None else (extracted, "extractive")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadline.memory.context import Context
 from threadline.memory.conversation import ConversationMemory
+from threadline.memory.expiring import ExpiringMemoryStore
 from threadline.memory.in_memory import InMemoryMemoryStore
 from threadline.memory.opening import open_memory_store
 from threadline.memory.preferences import ExtractedFact, UserPreferencesMemory
@@ -36,6 +37,7 @@ __all__ = [
     "ContextProvider",
     "ConversationMemory",
     "Embedder",
+    "ExpiringMemoryStore",
     "ExtractedFact",
     "ForgetResult",
     "MemoryPruneResult",
