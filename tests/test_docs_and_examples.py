@@ -194,6 +194,7 @@ async def test_example_runs(name: str, tmp_path: Path, request: pytest.FixtureRe
     for fixture in NEEDS.get(name, ()):
         request.getfixturevalue(fixture)
     env = {
+        "TMPDIR": str(tmp_path),  # examples that keep files in the temp folder keep them apart
         "THREADLINE_REDIS_URL": os.environ.get("THREADLINE_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "THREADLINE_POSTGRES_URL": os.environ.get(
             "THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
