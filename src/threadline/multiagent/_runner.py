@@ -22,6 +22,7 @@ from typing import Any, Literal
 from threadline import _tracing as tr
 from threadline.agents.chat_agent import ChatAgent
 from threadline.clients.base import SupportsAddMessages
+from threadline.compaction import Compaction
 from threadline.exceptions import ConcurrentThreadUpdateError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter, relay
@@ -211,6 +212,19 @@ def with_providers(
     return agent.replace(context_providers=providers)
 
 
+def with_compaction(agent: ChatAgent, compaction: Compaction | None) -> ChatAgent:
+    """``agent`` with the runner's ``compaction`` when it has none of its own (its own wins).
+
+    Each participant keeps its own thread and sends it to its own model, so compaction is per
+    participant: the runner's setting is the default for those that were given none.
+    """
+    if compaction is not None and not isinstance(compaction, Compaction):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise UsageError(f"compaction must be a Compaction, got {compaction!r}")
+    if compaction is None or agent.compaction is not None:
+        return agent
+    return agent.replace(compaction=compaction)
+
+
 def check_agents(agents: Sequence[ChatAgent], *, what: str) -> dict[str, ChatAgent]:
     """Participants by name; names must be set, distinct and usable in tool names."""
     if not agents:
@@ -246,8 +260,11 @@ class MultiAgentRunner:
         allow_user_data: Sequence[str] | None,
         transcript_store_factory: Callable[[], ChatMessageStore] | None,
         what: str,
+        compaction: Compaction | None = None,
     ) -> None:
-        given = check_agents(agents, what=what)
+        given = {
+            n: with_compaction(a, compaction) for n, a in check_agents(agents, what=what).items()
+        }
         allowed = set(given) if allow_user_data is None else set(allow_user_data)
         if allowed - set(given):
             raise UsageError(

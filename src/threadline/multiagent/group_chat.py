@@ -24,6 +24,7 @@ from typing import Any
 
 from threadline import _tracing as tr
 from threadline.agents.chat_agent import ChatAgent
+from threadline.compaction import Compaction
 from threadline.exceptions import GroupChatError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter
@@ -66,6 +67,8 @@ class GroupChat(MultiAgentRunner):
         transcript_store_factory: where each thread's shared transcript lives; in memory by
             default. Give a durable store (SQLite, PostgreSQL) when several processes may
             continue one chat, so the version check can see them.
+        compaction: the default ``Compaction`` of every participant that has none of its own:
+            each summarizes the oldest turns of its own thread when its model's window fills.
 
     Raises:
         UsageError: a participant has no name, two share one, or one keeps its history in a
@@ -89,6 +92,7 @@ class GroupChat(MultiAgentRunner):
         context_providers: Sequence[ContextProvider] | None = None,
         allow_user_data: Sequence[str] | None = None,
         transcript_store_factory: Callable[[], ChatMessageStore] | None = None,
+        compaction: Compaction | None = None,
     ) -> None:
         super().__init__(
             participants,
@@ -97,6 +101,7 @@ class GroupChat(MultiAgentRunner):
             context_providers=context_providers,
             allow_user_data=allow_user_data,
             transcript_store_factory=transcript_store_factory,
+            compaction=compaction,
             what=self._what,
         )
         check_rounds(max_rounds)

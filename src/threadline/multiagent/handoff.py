@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from threadline import _tracing as tr
 from threadline.agents.chat_agent import ChatAgent
+from threadline.compaction import Compaction
 from threadline.exceptions import GroupChatError, ThreadStateError, UsageError
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import relay, skip_tool_messages
@@ -112,6 +113,8 @@ class Handoff(MultiAgentRunner):
         context_providers: memory consulted on behalf of every agent (see ``allow_user_data``).
         allow_user_data: the agents on whose behalf providers with ``holds_user_data`` are
             consulted; none by default in a process.
+        transcript_store_factory: where the shared transcript lives; in memory by default.
+        compaction: the default ``Compaction`` of every agent that has none of its own.
     """
 
     _kind: RunnerKind = "handoff"
@@ -130,6 +133,7 @@ class Handoff(MultiAgentRunner):
         context_providers: Sequence[ContextProvider] | None = None,
         allow_user_data: Sequence[str] | None = None,
         transcript_store_factory: Callable[[], ChatMessageStore] | None = None,
+        compaction: Compaction | None = None,
     ) -> None:
         super().__init__(
             agents,
@@ -138,6 +142,7 @@ class Handoff(MultiAgentRunner):
             context_providers=context_providers,
             allow_user_data=allow_user_data if allow_user_data is not None else (),
             transcript_store_factory=transcript_store_factory,
+            compaction=compaction,
             what="handoff",
         )
         names = list(self.agents)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
 from threadline.agents.chat_agent import ChatAgent
+from threadline.compaction import Compaction
 from threadline.memory.provider import ContextProvider
 from threadline.multiagent._relay import PropagationFilter
 from threadline.multiagent._runner import MultiAgentInput, MultiAgentResponse, StopReason
@@ -59,6 +60,7 @@ class SequentialProcess(GroupChat):
         allow_user_data: the agents on whose behalf providers with ``holds_user_data`` are
             consulted; none by default in a process.
         transcript_store_factory: where the shared transcript lives; in memory by default.
+        compaction: the default ``Compaction`` of every agent that has none of its own.
     """
 
     _kind: RunnerKind = "sequential"
@@ -74,6 +76,7 @@ class SequentialProcess(GroupChat):
         context_providers: Sequence[ContextProvider] | None = None,
         allow_user_data: Sequence[str] | None = None,
         transcript_store_factory: Callable[[], ChatMessageStore] | None = None,
+        compaction: Compaction | None = None,
     ) -> None:
         order = [agent.name or "" for agent in agents]
         super().__init__(
@@ -85,6 +88,7 @@ class SequentialProcess(GroupChat):
             context_providers=context_providers,
             allow_user_data=allow_user_data if allow_user_data is not None else (),
             transcript_store_factory=transcript_store_factory,
+            compaction=compaction,
         )
         self.order = list(self.agents)
 
