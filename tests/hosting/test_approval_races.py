@@ -1,0 +1,270 @@
+"""Answers to one approval racing (or retried) over the server: the call runs exactly once.
+
+An approval is an action in the world, so a client that retries, or two clients that answer the
+same ``mcp_approval_request`` at once, must never run the tool twice. Continuing a response chain
+from an older response branches, so the thread's version check alone cannot serialize answers
+sent from the same ``previous_response_id``: the server claims the request id itself. Driven by
+the official ``openai`` SDK against a real server on loopback, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.hosting.conftest import KEYS, drop_schema, postgres_database, start_server
+from threadline import ChatAgent, FunctionCallContent, ScriptedChatClient, tool
+from threadline.exceptions import ClientError
+from threadline.hosting import ServerConfig
+from threadline.threads.stores.postgres_database import PostgresThreadDatabase
+
+RACERS = 8
+
+
+@dataclass
+class Api:
+    url: str
+    model: ScriptedChatClient
+    ran: list[str]
+    """One entry per time the approval-guarded tool actually ran."""
+
+    def client(self, key: str = "key-alice") -> openai.AsyncOpenAI:
+        # No SDK retries: each request's own outcome is what the tests count.
+        return openai.AsyncOpenAI(base_url=self.url, api_key=key, max_retries=0)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def api(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    ran: list[str] = []
+
+    @tool(approval_mode="always_require")
+    async def send_email(to: str) -> str:
+        """Send an email."""
+        ran.append(to)
+        await asyncio.sleep(0)  # a real side effect takes a while: let the racers interleave
+        return f"sent to {to}"
+
+    model = ScriptedChatClient([])
+    config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "server.db"))
+    database: PostgresThreadDatabase | None = None
+    if request.param == "postgres":
+        database = await postgres_database("tl_apr_" + os.urandom(4).hex())
+    uv, task, url = await start_server(
+        ChatAgent(model, tools=[send_email]), config, store=database
+    )
+    try:
+        yield Api(url=url, model=model, ran=ran)
+    finally:
+        uv.should_exit = True
+        await task
+        if database is not None:
+            await drop_schema(database.schema)
+
+
+def mail(to: str, call_id: str = "c1") -> list[FunctionCallContent]:
+    return [
+        FunctionCallContent(call_id=call_id, name="send_email", arguments=json.dumps({"to": to}))
+    ]
+
+
+def answer(request_id: str, approve: bool = True) -> list[Any]:
+    return [{"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}]
+
+
+def request_id_of(response: Any) -> str:
+    (item,) = [i for i in response.output if i.type == "mcp_approval_request"]
+    return item.id
+
+
+async def race(*attempts: Any) -> tuple[list[Any], list[openai.APIStatusError]]:
+    """Run the attempts at once; the responses and the API errors, apart."""
+    outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+    won = [o for o in outcomes if not isinstance(o, BaseException)]
+    lost = [o for o in outcomes if isinstance(o, openai.APIStatusError)]
+    assert len(won) + len(lost) == len(outcomes), [o for o in outcomes if o not in won + lost]
+    return won, lost
+
+
+def assert_refused(lost: list[openai.APIStatusError]) -> None:
+    print([(e.status_code, str(e)[:200]) for e in lost])
+    for error in lost:
+        assert error.status_code in (400, 409), error
+        assert "Nothing was run" in str(error) or "nothing was run" in str(error), error
+
+
+async def test_concurrent_answers_from_one_response_run_the_call_once(api: Api) -> None:
+    api.model.add_replies(mail("bob@example.com"), "Sent it.")
+    async with api.client() as client:
+        first = await client.responses.create(model="m", input="Mail bob.")
+        request_id = request_id_of(first)
+        won, lost = await race(
+            *(
+                client.responses.create(
+                    model="m", previous_response_id=first.id, input=answer(request_id)
+                )
+                for _ in range(RACERS)
+            )
+        )
+        assert api.ran == ["bob@example.com"]
+        assert len(won) == 1 and len(lost) == RACERS - 1
+        assert_refused(lost)
+        assert won[0].output_text == "Sent it."
+        assert len(api.model.calls) == 2  # the losers never reached the model
+        # Retried later, the same answer is refused too; the winner's chain goes on.
+        with pytest.raises(openai.BadRequestError, match="answered"):
+            await client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(request_id)
+            )
+        api.model.add_replies("You are welcome.")
+        after = await client.responses.create(
+            model="m", previous_response_id=won[0].id, input="Thanks."
+        )
+        assert after.output_text == "You are welcome."
+    assert api.ran == ["bob@example.com"]
+
+
+async def test_concurrent_streamed_answers_run_the_call_once(api: Api) -> None:
+    api.model.add_replies(mail("bob@example.com"), "Sent it.")
+    async with api.client() as client:
+        first = await client.responses.create(model="m", input="Mail bob.")
+        request_id = request_id_of(first)
+
+        async def streamed() -> Any:
+            stream = await client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(request_id), stream=True
+            )
+            final = None
+            async for event in stream:
+                if event.type == "response.completed":
+                    final = event.response
+            assert final is not None
+            return final
+
+        won, lost = await race(*(streamed() for _ in range(RACERS)))
+    assert api.ran == ["bob@example.com"]
+    assert len(won) == 1 and len(lost) == RACERS - 1
+    assert_refused(lost)
+
+
+async def test_concurrent_answers_in_a_conversation_run_the_call_once(api: Api) -> None:
+    api.model.add_replies(mail("bob@example.com"), "Sent it.")
+    async with api.client() as client:
+        conversation = await client.conversations.create()
+        first = await client.responses.create(
+            model="m", conversation=conversation.id, input="Mail bob."
+        )
+        request_id = request_id_of(first)
+        won, lost = await race(
+            *(
+                client.responses.create(
+                    model="m", conversation=conversation.id, input=answer(request_id)
+                )
+                for _ in range(RACERS)
+            )
+        )
+        assert api.ran == ["bob@example.com"]
+        assert len(won) == 1 and len(lost) == RACERS - 1
+        assert_refused(lost)
+        items = (await client.conversations.items.list(conversation.id, limit=100)).data
+        kinds = [i.type for i in items]
+        assert kinds.count("mcp_approval_response") == 1
+        assert kinds.count("function_call_output") == 1
+
+
+async def test_answers_from_a_chain_and_its_conversation_run_the_call_once(api: Api) -> None:
+    """A response made in a conversation can be continued by id (a branch) or in the
+    conversation: answers sent both ways at once still run the call once."""
+    api.model.add_replies(mail("bob@example.com"), "Sent it.")
+    async with api.client() as client:
+        conversation = await client.conversations.create()
+        first = await client.responses.create(
+            model="m", conversation=conversation.id, input="Mail bob."
+        )
+        request_id = request_id_of(first)
+        by_id = (
+            client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(request_id)
+            )
+            for _ in range(RACERS // 2)
+        )
+        in_conversation = (
+            client.responses.create(
+                model="m", conversation=conversation.id, input=answer(request_id)
+            )
+            for _ in range(RACERS // 2)
+        )
+        won, lost = await race(*by_id, *in_conversation)
+    assert api.ran == ["bob@example.com"]
+    assert len(won) == 1 and len(lost) == RACERS - 1
+    assert_refused(lost)
+
+
+async def test_a_retry_with_the_idempotency_key_replays_without_running_again(api: Api) -> None:
+    api.model.add_replies(mail("bob@example.com"), "Sent it.")
+    async with api.client() as client:
+        first = await client.responses.create(model="m", input="Mail bob.")
+        request_id = request_id_of(first)
+        headers = {"Idempotency-Key": "answer-1"}
+        won, lost = await race(
+            *(
+                client.responses.create(
+                    model="m",
+                    previous_response_id=first.id,
+                    input=answer(request_id),
+                    extra_headers=headers,
+                )
+                for _ in range(4)
+            )
+        )
+        assert not lost and len({r.id for r in won}) == 1
+        again = await client.responses.create(
+            model="m", previous_response_id=first.id, input=answer(request_id), extra_headers=headers
+        )
+        assert again.id == won[0].id
+    assert api.ran == ["bob@example.com"]
+
+
+async def test_an_answer_whose_model_call_fails_is_not_run_again_by_a_retry(api: Api) -> None:
+    """The call ran, then the model failed: a retry must not run it again, and the chain is not
+    stuck: the error names the response to continue from."""
+    api.model.add_replies(mail("bob@example.com"), ClientError("model down"))
+    async with api.client() as client:
+        first = await client.responses.create(model="m", input="Mail bob.")
+        request_id = request_id_of(first)
+        with pytest.raises(openai.APIStatusError):
+            await client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(request_id)
+            )
+        assert api.ran == ["bob@example.com"]
+        with pytest.raises(openai.BadRequestError, match="answered") as caught:
+            await client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(request_id)
+            )
+        assert api.ran == ["bob@example.com"]
+        failed_id = getattr(caught.value, "body", {}).get("failed_response_id")
+        assert failed_id is None or isinstance(failed_id, str)
+
+
+async def test_a_refusal_whose_model_call_fails_can_be_answered_again(api: Api) -> None:
+    """Nothing ran, so nothing is claimed for good: a retry of the refusal goes through."""
+    api.model.add_replies(mail("bob@example.com"), ClientError("model down"), "Not sent.")
+    async with api.client() as client:
+        first = await client.responses.create(model="m", input="Mail bob.")
+        request_id = request_id_of(first)
+        with pytest.raises(openai.APIStatusError):
+            await client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(request_id, False)
+            )
+        done = await client.responses.create(
+            model="m", previous_response_id=first.id, input=answer(request_id, False)
+        )
+        assert done.output_text == "Not sent."
+    assert api.ran == []
