@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +58,7 @@ async def api(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[A
     database: PostgresThreadDatabase | None = None
     if request.param == "postgres":
         database = await postgres_database("tl_apr_" + os.urandom(4).hex())
-    uv, task, url = await start_server(
-        ChatAgent(model, tools=[send_email]), config, store=database
-    )
+    uv, task, url = await start_server(ChatAgent(model, tools=[send_email]), config, store=database)
     try:
         yield Api(url=url, model=model, ran=ran)
     finally:
@@ -76,7 +75,9 @@ def mail(to: str, call_id: str = "c1") -> list[FunctionCallContent]:
 
 
 def answer(request_id: str, approve: bool = True) -> list[Any]:
-    return [{"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}]
+    return [
+        {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}
+    ]
 
 
 def request_id_of(response: Any) -> str:
@@ -94,7 +95,6 @@ async def race(*attempts: Any) -> tuple[list[Any], list[openai.APIStatusError]]:
 
 
 def assert_refused(lost: list[openai.APIStatusError]) -> None:
-    print([(e.status_code, str(e)[:200]) for e in lost])
     for error in lost:
         assert error.status_code in (400, 409), error
         assert "Nothing was run" in str(error) or "nothing was run" in str(error), error
@@ -226,7 +226,10 @@ async def test_a_retry_with_the_idempotency_key_replays_without_running_again(ap
         )
         assert not lost and len({r.id for r in won}) == 1
         again = await client.responses.create(
-            model="m", previous_response_id=first.id, input=answer(request_id), extra_headers=headers
+            model="m",
+            previous_response_id=first.id,
+            input=answer(request_id),
+            extra_headers=headers,
         )
         assert again.id == won[0].id
     assert api.ran == ["bob@example.com"]
@@ -234,23 +237,64 @@ async def test_a_retry_with_the_idempotency_key_replays_without_running_again(ap
 
 async def test_an_answer_whose_model_call_fails_is_not_run_again_by_a_retry(api: Api) -> None:
     """The call ran, then the model failed: a retry must not run it again, and the chain is not
-    stuck: the error names the response to continue from."""
-    api.model.add_replies(mail("bob@example.com"), ClientError("model down"))
+    stuck: the refusal names the failed response, which holds the result and goes on."""
+    api.model.add_replies(mail("bob@example.com"), ClientError("model down"), "Sent it.")
     async with api.client() as client:
         first = await client.responses.create(model="m", input="Mail bob.")
         request_id = request_id_of(first)
-        with pytest.raises(openai.APIStatusError):
+        with pytest.raises(openai.APIStatusError, match="model down"):
             await client.responses.create(
                 model="m", previous_response_id=first.id, input=answer(request_id)
             )
         assert api.ran == ["bob@example.com"]
-        with pytest.raises(openai.BadRequestError, match="answered") as caught:
+        with pytest.raises(openai.BadRequestError, match="failed after its call") as caught:
             await client.responses.create(
                 model="m", previous_response_id=first.id, input=answer(request_id)
             )
-        assert api.ran == ["bob@example.com"]
-        failed_id = getattr(caught.value, "body", {}).get("failed_response_id")
-        assert failed_id is None or isinstance(failed_id, str)
+        failed_id = re.search(r"response '(resp_\w+)'", str(caught.value))
+        assert failed_id is not None
+        failed = await client.responses.retrieve(failed_id.group(1))
+        assert failed.status == "failed" and failed.error is not None
+        assert "model down" in failed.error.message
+        after = await client.responses.create(
+            model="m", previous_response_id=failed.id, input="Did it go?"
+        )
+        assert after.output_text == "Sent it."
+        # The stored result reaches the model: the call's outcome is not lost.
+        seen = api.model.calls[-1].messages
+        assert any("sent to bob@example.com" in str(m.contents) for m in seen)
+    assert api.ran == ["bob@example.com"]
+
+
+async def test_a_failed_answer_in_a_conversation_keeps_the_result(api: Api) -> None:
+    api.model.add_replies(mail("bob@example.com"), ClientError("model down"), "Sent it.")
+    async with api.client() as client:
+        conversation = await client.conversations.create()
+        first = await client.responses.create(
+            model="m", conversation=conversation.id, input="Mail bob.", stream=True
+        )
+        request_id = ""
+        async for event in first:
+            if event.type == "response.completed":
+                request_id = request_id_of(event.response)
+        assert request_id
+        with pytest.raises(openai.APIError, match="model down"):
+            stream = await client.responses.create(
+                model="m", conversation=conversation.id, input=answer(request_id), stream=True
+            )
+            async for _ in stream:
+                pass
+        with pytest.raises(openai.BadRequestError, match="answered"):
+            await client.responses.create(
+                model="m", conversation=conversation.id, input=answer(request_id)
+            )
+        after = await client.responses.create(
+            model="m", conversation=conversation.id, input="Did it go?"
+        )
+        assert after.output_text == "Sent it."
+        items = (await client.conversations.items.list(conversation.id, limit=100)).data
+        assert [i.type for i in items].count("function_call_output") == 1
+    assert api.ran == ["bob@example.com"]
 
 
 async def test_a_refusal_whose_model_call_fails_can_be_answered_again(api: Api) -> None:
