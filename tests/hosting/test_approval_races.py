@@ -16,18 +16,74 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
 
-from tests.hosting.conftest import KEYS, drop_schema, postgres_database, start_server
-from threadline import ChatAgent, FunctionCallContent, ScriptedChatClient, tool
+from tests.hosting.conftest import KEYS, POSTGRES_URL, drop_schema, start_server
+from threadline import ChatAgent, ChatMessage, FunctionCallContent, ScriptedChatClient, tool
 from threadline.exceptions import ClientError
 from threadline.hosting import ServerConfig
+from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.postgres import PostgresChatMessageStore
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
+from threadline.threads.stores.sqlite import SQLiteChatMessageStore
+from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 
 RACERS = 8
+
+
+class Gate:
+    """Holds the next ``parties`` history reads until all of them are made.
+
+    A request reads the history it continues before it checks an answer, so with the gate armed
+    every racer has seen the request waiting before any of them can claim or run it: the race
+    happens on every run, not only when the scheduler happens to interleave the requests.
+    """
+
+    def __init__(self) -> None:
+        self._barrier: asyncio.Barrier | None = None
+        self._left = 0
+
+    def arm(self, parties: int) -> None:
+        self._barrier, self._left = asyncio.Barrier(parties), parties
+
+    async def passed(self) -> None:
+        if self._barrier is None or self._left == 0:
+            return
+        self._left -= 1
+        async with asyncio.timeout(20):  # a racer that never reads fails the test, not hangs it
+            await self._barrier.wait()
+
+
+class GatedStore:
+    """A thread's store whose reads pass the gate (everything else as the store's own)."""
+
+    def __init__(self, inner: ChatMessageStore, gate: Gate) -> None:
+        self._inner, self._gate = inner, gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def list_messages(self, *, max_tokens: int | None = None) -> list[ChatMessage]:
+        messages = list(await self._inner.list_messages(max_tokens=max_tokens))
+        await self._gate.passed()
+        return messages
+
+
+class GatedSQLite(SQLiteThreadDatabase):
+    gate = Gate()
+
+    def store(self, thread_id: str | None = None) -> SQLiteChatMessageStore:
+        return cast(SQLiteChatMessageStore, GatedStore(super().store(thread_id), self.gate))
+
+
+class GatedPostgres(PostgresThreadDatabase):
+    gate = Gate()
+
+    def store(self, thread_id: str | None = None) -> PostgresChatMessageStore:
+        return cast(PostgresChatMessageStore, GatedStore(super().store(thread_id), self.gate))
 
 
 @dataclass
@@ -36,10 +92,23 @@ class Api:
     model: ScriptedChatClient
     ran: list[str]
     """One entry per time the approval-guarded tool actually ran."""
+    gate: Gate
 
     def client(self, key: str = "key-alice") -> openai.AsyncOpenAI:
         # No SDK retries: each request's own outcome is what the tests count.
         return openai.AsyncOpenAI(base_url=self.url, api_key=key, max_retries=0)
+
+
+async def gated_postgres(schema: str) -> GatedPostgres:
+    database = GatedPostgres(POSTGRES_URL, schema=schema, max_connections=4)
+    try:
+        await database.open()
+    except Exception as exc:
+        await database.aclose()
+        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    return database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -50,21 +119,23 @@ async def api(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[A
     async def send_email(to: str) -> str:
         """Send an email."""
         ran.append(to)
-        await asyncio.sleep(0)  # a real side effect takes a while: let the racers interleave
         return f"sent to {to}"
 
     model = ScriptedChatClient([])
     config = ServerConfig(api_keys=KEYS, db_path=str(tmp_path / "server.db"))
-    database: PostgresThreadDatabase | None = None
+    database: GatedSQLite | GatedPostgres
     if request.param == "postgres":
-        database = await postgres_database("tl_apr_" + os.urandom(4).hex())
+        database = await gated_postgres("tl_apr_" + os.urandom(4).hex())
+    else:
+        database = GatedSQLite(tmp_path / "server.db")
+    database.gate = Gate()
     uv, task, url = await start_server(ChatAgent(model, tools=[send_email]), config, store=database)
     try:
-        yield Api(url=url, model=model, ran=ran)
+        yield Api(url=url, model=model, ran=ran, gate=database.gate)
     finally:
         uv.should_exit = True
         await task
-        if database is not None:
+        if isinstance(database, GatedPostgres):
             await drop_schema(database.schema)
 
 
@@ -105,6 +176,7 @@ async def test_concurrent_answers_from_one_response_run_the_call_once(api: Api) 
     async with api.client() as client:
         first = await client.responses.create(model="m", input="Mail bob.")
         request_id = request_id_of(first)
+        api.gate.arm(RACERS)
         won, lost = await race(
             *(
                 client.responses.create(
@@ -148,6 +220,7 @@ async def test_concurrent_streamed_answers_run_the_call_once(api: Api) -> None:
             assert final is not None
             return final
 
+        api.gate.arm(RACERS)
         won, lost = await race(*(streamed() for _ in range(RACERS)))
     assert api.ran == ["bob@example.com"]
     assert len(won) == 1 and len(lost) == RACERS - 1
@@ -162,6 +235,7 @@ async def test_concurrent_answers_in_a_conversation_run_the_call_once(api: Api) 
             model="m", conversation=conversation.id, input="Mail bob."
         )
         request_id = request_id_of(first)
+        api.gate.arm(RACERS)
         won, lost = await race(
             *(
                 client.responses.create(
@@ -201,6 +275,7 @@ async def test_answers_from_a_chain_and_its_conversation_run_the_call_once(api: 
             )
             for _ in range(RACERS // 2)
         )
+        api.gate.arm(RACERS)
         won, lost = await race(*by_id, *in_conversation)
     assert api.ran == ["bob@example.com"]
     assert len(won) == 1 and len(lost) == RACERS - 1
