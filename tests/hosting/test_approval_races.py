@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,13 @@ from threadline.hosting import ServerConfig
 from threadline.threads.stores.base import ChatMessageStore
 from threadline.threads.stores.postgres import PostgresChatMessageStore
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.threads.stores.sqlite import SQLiteChatMessageStore
 from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 
 RACERS = 8
+APPROVAL = "approval"
+"""The record kind the server claims an answered request id under."""
 
 
 class Gate:
@@ -93,6 +97,7 @@ class Api:
     ran: list[str]
     """One entry per time the approval-guarded tool actually ran."""
     gate: Gate
+    database: SQLiteThreadDatabase | PostgresThreadDatabase
 
     def client(self, key: str = "key-alice") -> openai.AsyncOpenAI:
         # No SDK retries: each request's own outcome is what the tests count.
@@ -131,7 +136,7 @@ async def api(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[A
     database.gate = Gate()
     uv, task, url = await start_server(ChatAgent(model, tools=[send_email]), config, store=database)
     try:
-        yield Api(url=url, model=model, ran=ran, gate=database.gate)
+        yield Api(url=url, model=model, ran=ran, gate=database.gate, database=database)
     finally:
         uv.should_exit = True
         await task
@@ -386,4 +391,33 @@ async def test_a_refusal_whose_model_call_fails_can_be_answered_again(api: Api) 
             model="m", previous_response_id=first.id, input=answer(request_id, False)
         )
         assert done.output_text == "Not sent."
+    assert api.ran == []
+
+
+async def test_a_claim_in_progress_is_a_409_and_one_never_finished_a_400_in_doubt(api: Api) -> None:
+    """A claim left by a request still running, or by a server that died mid-answer: the call
+    may be running or may have run, so neither is run again; the error says which."""
+    api.model.add_replies(mail("bob@example.com"), mail("ann@example.com", "c2"))
+    async with api.client() as client:
+        first = await client.responses.create(model="m", input="Mail bob.")
+        second = await client.responses.create(model="m", input="Mail ann.")
+        running, stopped = request_id_of(first), request_id_of(second)
+        await api.database.commit(
+            ThreadBatch().put(
+                ThreadRecord(kind=APPROVAL, id=running, owner="alice"),
+                ThreadRecord(
+                    kind=APPROVAL, id=stopped, owner="alice", created_at=time.time() - 3600
+                ),
+            )
+        )
+        with pytest.raises(openai.ConflictError, match="being answered") as in_progress:
+            await client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(running)
+            )
+        assert in_progress.value.code == "approval_in_progress"
+        with pytest.raises(openai.BadRequestError, match="may have run") as in_doubt:
+            await client.responses.create(
+                model="m", previous_response_id=second.id, input=answer(stopped)
+            )
+        assert in_doubt.value.code == "approval_in_doubt"
     assert api.ran == []

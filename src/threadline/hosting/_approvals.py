@@ -20,6 +20,7 @@ that ran nothing (refusals only, or a failure before the calls) releases it, so 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -45,6 +46,9 @@ _KIND = "mcp_approval_response"
 
 KIND = "approval"
 """The record kind of a claimed approval request; its id is the request's id."""
+
+_STOPPED_AFTER = 300.0
+"""Seconds after which an unfinished claim is reported as in doubt rather than in progress."""
 
 _NEVER_STALE = 1e12
 """Seconds: an approval claim is never taken over, even from a server that died mid-turn (its
@@ -184,6 +188,15 @@ class ApprovalClaims:
 
 
 def _taken(request_id: str, found: ThreadRecord) -> ApiError:
+    if found.body is None and time.time() - found.created_at > _STOPPED_AFTER:
+        return ApiError(
+            400,
+            f"Approval request '{request_id}' was claimed by a request that never finished (its "
+            "server stopped while answering it, say): its call may have run, so it is not run "
+            "again. Nothing was run.",
+            param="input",
+            code="approval_in_doubt",
+        )
     if found.body is None:
         return ApiError(
             409,
