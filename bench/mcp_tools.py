@@ -8,6 +8,9 @@ The server (bench/_mcp_server.py, the SDK's ``MCPServer``) has one ``add`` tool;
 is also called directly, as a local ``FunctionTool`` (what an agent does without MCP). Figures are
 medians over rounds that alternate the order of the ways compared; the spread is min-max of the
 round medians. Target (issue 18): a call through MCP adds at most 2 ms over the direct call.
+"caller CPU/call" is this process's CPU time per call (threadline + SDK + httpx + event loop,
+not the server's): it moves far less with the machine's load than the wall time, so comparing
+it with the SDK's own client's is the steadiest view of what threadline adds.
 The machine may be shared: compare the ratios within one run, not runs with each other.
 """
 
@@ -46,15 +49,22 @@ def _stdio() -> MCPStdioTool:
     return MCPStdioTool("bench", sys.executable, args=[SERVER])
 
 
-async def _per_call_us(call: Callable[[], Awaitable[object]], calls: int) -> float:
+async def _per_call_us(call: Callable[[], Awaitable[object]], calls: int) -> tuple[float, float]:
+    """The median wall time of a call, and this process's CPU time per call (both µs).
+
+    The CPU time is what the calling side itself spends (threadline, the SDK, httpx, the event
+    loop), without the wait for the server: it moves far less with the machine's load than the
+    wall time, so it shows best what threadline adds over the SDK's own client.
+    """
     for _ in range(20):
         await call()
     samples: list[float] = []
+    cpu = time.process_time()
     for _ in range(calls):
         start = time.perf_counter_ns()
         await call()
         samples.append((time.perf_counter_ns() - start) / 1000)
-    return statistics.median(samples)
+    return statistics.median(samples), (time.process_time() - cpu) / calls * 1e6
 
 
 async def connect_and_list_ms(make: Callable[[], MCPTool], rounds: int) -> list[float]:
@@ -69,8 +79,11 @@ async def connect_and_list_ms(make: Callable[[], MCPTool], rounds: int) -> list[
     return times
 
 
-async def call_overheads(url: str, calls: int, rounds: int) -> dict[str, list[float]]:
-    """Per-call medians of each way, per round; the SDK's own client is the floor of MCP."""
+async def call_overheads(
+    url: str, calls: int, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per-call medians and CPU times of each way, per round; the SDK's own client is the floor
+    of MCP."""
     local = FunctionTool.from_function(add)
     stdio, http = _stdio(), MCPStreamableHTTPTool("bench", url)
     via_stdio = {t.name: t for t in await stdio.get_tools()}["add"]
@@ -89,14 +102,17 @@ async def call_overheads(url: str, calls: int, rounds: int) -> dict[str, list[fl
         }
         assert await via_stdio.invoke(args) == "5" and await via_http.invoke(args) == "5"
         medians: dict[str, list[float]] = {name: [] for name in ways}
+        cpu: dict[str, list[float]] = {name: [] for name in ways}
         order = list(ways)
         for _ in range(rounds):
             for name in order:
-                medians[name].append(await _per_call_us(ways[name], calls))
+                median, spent = await _per_call_us(ways[name], calls)
+                medians[name].append(median)
+                cpu[name].append(spent)
             order.reverse()  # alternate, so a warming machine favours no one
     await stdio.aclose()
     await http.aclose()
-    return medians
+    return medians, cpu
 
 
 async def main() -> None:
@@ -125,7 +141,7 @@ async def main() -> None:
         http_connect = await connect_and_list_ms(
             lambda: MCPStreamableHTTPTool("bench", url), options.rounds
         )
-        calls = await call_overheads(url, options.calls, options.rounds)
+        calls, cpu = await call_overheads(url, options.calls, options.rounds)
     finally:
         server.terminate()
         await server.wait()
@@ -138,7 +154,10 @@ async def main() -> None:
         print(f"  {label:<28} {statistics.median(times):8.1f}  [{min(times):.1f}-{max(times):.1f}]")
     direct = statistics.median(calls["direct (FunctionTool)"])
     print(f"\nper call (us, median of {options.rounds} rounds x {options.calls} calls)")
-    print(f"  {'way':<24} {'median':>9} {'spread':>17} {'added vs direct':>16}  target")
+    print(
+        f"  {'way':<24} {'median':>9} {'spread':>17} {'added vs direct':>16}  target"
+        f"  {'caller CPU/call':>16}"
+    )
     for name, values in calls.items():
         median = statistics.median(values)
         added = (median - direct) / 1000
@@ -146,9 +165,14 @@ async def main() -> None:
         verdict = "" if not judged else ("ok" if added <= TARGET_MS else "MISSED")
         spread = f"[{min(values):.0f}-{max(values):.0f}]"
         added_text = "" if name.startswith("direct") else f"{added:.3f} ms"
-        print(f"  {name:<24} {median:9.1f} {spread:>17} {added_text:>16}  {verdict}")
+        spent = cpu[name]
+        cpu_text = f"{statistics.median(spent):.0f} [{min(spent):.0f}-{max(spent):.0f}]"
+        print(
+            f"  {name:<24} {median:9.1f} {spread:>17} {added_text:>16}  {verdict:<6} {cpu_text:>16}"
+        )
     print(f"\ntarget: a call through MCP adds <= {TARGET_MS} ms over the direct call")
     print("'SDK client alone': the official mcp.Client calling the same server, without threadline")
+    print("caller CPU/call: us of this process's CPU per call, median [min-max] over rounds")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from starlette.requests import Request
-
-from threadline.hosting._approvals import approval_input, split_approvals
-from threadline.hosting._request import ServerState, optional, optional_object, read_json
+from threadline.hosting._approvals import (
+    ApprovalClaims,
+    answers_of,
+    approval_input,
+    split_approvals,
+)
+from threadline.hosting._request import ServerState, optional, optional_object
 from threadline.hosting._runner import TurnRequest, memory_user_id
 from threadline.hosting._turns import (
     client_tools,
@@ -30,6 +33,7 @@ from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.records import ThreadRecord
 from threadline.threads.stores.staged import StagedStore
 from threadline.tools import FunctionTool
+from threadline.types.contents import FunctionApprovalResponseContent
 from threadline.types.messages import ChatMessage
 
 __all__ = ["ResponsePlan", "history_gone", "plan_response"]
@@ -51,6 +55,10 @@ class ResponsePlan:
     upto: int = 0
     """How many messages of the continued thread the history holds (0 for a new chain)."""
     conversation: ThreadRecord | None
+    answers: tuple[FunctionApprovalResponseContent, ...] = ()
+    """The approval requests this request answers (checked against the history)."""
+    approvals: ApprovalClaims | None = None
+    """Their claims, once taken (``_approvals.claim_answers``): stored with the turn."""
 
 
 def history_gone(previous: ThreadRecord) -> ApiError:
@@ -81,8 +89,8 @@ async def _conversation_lives(state: ServerState, owner: str, previous: ThreadRe
     return found is not None
 
 
-async def plan_response(request: Request, state: ServerState, owner: str) -> ResponsePlan:
-    body = await read_json(request, state.config.max_body_bytes)
+async def plan_response(body: dict[str, Any], state: ServerState, owner: str) -> ResponsePlan:
+    """Check ``body`` and read the history it continues; nothing runs or is stored yet."""
     if "input" not in body:
         raise ApiError.bad("Missing required parameter: 'input'.", param="input")
     answers, raw_input = split_approvals(body["input"])
@@ -158,4 +166,5 @@ async def plan_response(request: Request, state: ServerState, owner: str) -> Res
         previous=previous,
         upto=len(history),
         conversation=conversation,
+        answers=answers_of(new) if answers else (),
     )

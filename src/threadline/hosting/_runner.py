@@ -14,7 +14,7 @@ function): the agent's tool loop stops at such a call as a normal outcome and re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -141,7 +141,7 @@ async def run_turn(agent: ChatAgent, request: TurnRequest) -> TurnOutcome:
 
 async def stream_turn(
     agent: ChatAgent, request: TurnRequest
-) -> AsyncIterator[AgentRunResponseUpdate]:
+) -> AsyncGenerator[AgentRunResponseUpdate, None]:
     """Stream a turn's updates; ends after a call to a caller-declared tool."""
     # run_stream is an async generator: closing it explicitly releases the thread at once.
     stream = _agent_for(agent, request).run_stream(

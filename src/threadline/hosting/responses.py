@@ -8,12 +8,20 @@ A chain of responses is one thread; each response records how far into it its hi
 (``_upto``). Continuing from the newest response appends to the thread; continuing from an older
 one (or from a response made in a conversation) branches: ``fork(at=...)`` in the batch that
 commits the turn, so a branch exists only with its first turn.
+
+A request answering approvals claims them first (``_approvals.claim_answers``), after its
+``Idempotency-Key`` (a retry replays the answer rather than being refused as a second one). If
+its turn then fails after an approved call may have run, what the turn holds (the answers, the
+results) is stored as a ``failed`` response, so the call is never run again and the chain or
+conversation goes on from there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
 from starlette.requests import Request
@@ -21,10 +29,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.exceptions import ConcurrentThreadUpdateError
+from threadline.hosting._approvals import claim_answers, why_not_waiting
 from threadline.hosting._idempotency import Claim, claim, idempotent
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
     ServerState,
+    read_json,
     state_of,
 )
 from threadline.hosting._response_events import ResponseEventWriter, replay_events
@@ -46,6 +56,7 @@ from threadline.openai_wire import messages_to_items
 from threadline.threads.stores.records import ThreadBatch, ThreadRecord
 from threadline.types.contents import (
     FunctionApprovalRequestContent,
+    FunctionApprovalResponseContent,
     FunctionCallContent,
     TextContent,
 )
@@ -114,6 +125,8 @@ def _commit_to(
             body={**response, **marks},
         )
     )
+    if plan.approvals is not None:  # the answered requests, answered by this very turn
+        batch.put(*plan.approvals.records(response["id"], failed=response["status"] == "failed"))
     return batch.put(done) if done is not None else batch
 
 
@@ -123,6 +136,8 @@ async def _save(
     """Store the turn, its response and its ``Idempotency-Key`` answer in one transaction."""
     database = state.database
     if not plan.store:
+        if plan.approvals is not None:  # the calls ran: the requests stay answered
+            await database.commit(ThreadBatch().put(*plan.approvals.records(response["id"])))
         if key is not None:
             await key.finish(database, response)
         return
@@ -164,17 +179,61 @@ async def _save(
         raise history_gone(previous) from None
 
 
+def _is_claim(message: ChatMessage) -> bool:
+    """The answers as the agent stores them before running approved calls (``carry_out``)."""
+    return message.role == Role.TOOL and any(
+        type(c) is FunctionApprovalResponseContent for c in message.contents
+    )
+
+
+async def _failed(
+    state: ServerState, plan: ResponsePlan, response_id: str, created: int, error: BaseException
+) -> None:
+    """After a turn failed: give its approval claims back if nothing ran, else keep what ran.
+
+    An approved call may have run once the turn holds its answers (the claim message). Its
+    results, if any, are stored as a ``failed`` response, the requests recorded as answered by
+    it: a retry is refused naming it, and the chain or conversation goes on from there. Shielded:
+    a request cancelled mid-turn still records this.
+    """
+    claims = plan.approvals
+    if claims is None:
+        return
+    database = state.database
+    held = plan.staged.staged
+    if not claims.approves or not any(_is_claim(m) for m in held):
+        await claims.release(database)  # nothing ran: the requests can be answered again
+        return
+    output = messages_to_items(visible_output(held, plan.tools), output=True)
+    response = _response_json(
+        plan, response_id, created, status="failed", output=output, outcome=None
+    )
+    response["error"] = {
+        "code": "server_error",
+        "message": f"The turn failed after an approved call may have run: {error}",
+    }
+    try:
+        await asyncio.shield(_save(state, plan, response, None))
+    except Exception:  # the turn cannot be stored (e.g. its conversation changed): no response
+        answered = ThreadBatch().put(*claims.records(None, failed=True))
+        await asyncio.shield(database.commit(answered))
+
+
 async def _create_blocking(
     state: ServerState, plan: ResponsePlan, key: Claim | None
 ) -> dict[str, Any]:
     response_id = new_id("resp")
     created = int(time.time())
-    outcome = await run_turn(state.agent, plan.turn)
-    output = messages_to_items(visible_output(outcome.messages, plan.tools), output=True)
-    response = _response_json(
-        plan, response_id, created, status="completed", output=output, outcome=outcome
-    )
-    await _save(state, plan, response, key)
+    try:
+        outcome = await run_turn(state.agent, plan.turn)
+        output = messages_to_items(visible_output(outcome.messages, plan.tools), output=True)
+        response = _response_json(
+            plan, response_id, created, status="completed", output=output, outcome=outcome
+        )
+        await _save(state, plan, response, key)
+    except BaseException as exc:
+        await _failed(state, plan, response_id, created, exc)
+        raise
     return response
 
 
@@ -183,8 +242,10 @@ async def _create_streaming(
 ) -> AsyncIterator[bytes]:
     finished = False
     try:
-        async for chunk in _stream_events(state, plan, key):
-            yield chunk
+        # Closed at once when the client goes: a failed turn records what ran before the key goes.
+        async with contextlib.aclosing(_stream_events(state, plan, key)) as events:
+            async for chunk in events:
+                yield chunk
         finished = True
     finally:
         if key is not None and not finished:
@@ -194,7 +255,7 @@ async def _create_streaming(
 
 async def _stream_events(
     state: ServerState, plan: ResponsePlan, key: Claim | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     response_id = new_id("resp")
     created = int(time.time())
     writer = ResponseEventWriter()
@@ -208,40 +269,64 @@ async def _stream_events(
     declared = {t.name for t in plan.tools}
     updates: list[AgentRunResponseUpdate] = []
     fallback_id = new_message_id()
-    async for update in stream_turn(state.agent, plan.turn):
-        updates.append(update)
-        if update.role != Role.ASSISTANT:
-            continue
-        message_id = update.message_id or fallback_id
-        for content in update.contents:
-            if type(content) is TextContent and content.text:
-                yield b"".join(writer.text(message_id, content.text))
-            elif type(content) is FunctionCallContent and content.name in declared:
-                message = ChatMessage(Role.ASSISTANT, contents=[content], message_id=message_id)
-                yield b"".join(writer.call(message, content))
-            elif type(content) is FunctionApprovalRequestContent:
-                yield b"".join(writer.approval(content))
-    closing = b"".join(writer.close_text())
-    outcome = outcome_of(plan.turn, updates)
-    final = _response_json(
-        plan, response_id, created, status="completed", output=writer.output, outcome=outcome
-    )
-    await _save(state, plan, final, key)
+    turn = stream_turn(state.agent, plan.turn)
+    try:
+        async for update in turn:
+            updates.append(update)
+            if update.role != Role.ASSISTANT:
+                continue
+            message_id = update.message_id or fallback_id
+            for content in update.contents:
+                if type(content) is TextContent and content.text:
+                    yield b"".join(writer.text(message_id, content.text))
+                elif type(content) is FunctionCallContent and content.name in declared:
+                    message = ChatMessage(Role.ASSISTANT, contents=[content], message_id=message_id)
+                    yield b"".join(writer.call(message, content))
+                elif type(content) is FunctionApprovalRequestContent:
+                    yield b"".join(writer.approval(content))
+        closing = b"".join(writer.close_text())
+        outcome = outcome_of(plan.turn, updates)
+        final = _response_json(
+            plan, response_id, created, status="completed", output=writer.output, outcome=outcome
+        )
+        await _save(state, plan, final, key)
+    except BaseException as exc:  # failed, or abandoned by the client (GeneratorExit)
+        await turn.aclose()  # the agent keeps what the turn did (in the staged store) first
+        await _failed(state, plan, response_id, created, exc)
+        raise
     yield closing + writer.event("response.completed", response=final)
 
 
 async def create_response(request: Request) -> Response:
     """``POST /v1/responses``."""
     state, owner = state_of(request)
-    plan = await plan_response(request, state, owner)
-    if plan.body.get("stream"):
-        key, done = await claim(request, state, owner, plan.body)
+    body = await read_json(request, state.config.max_body_bytes)
+
+    async def planned() -> ResponsePlan:
+        # After the Idempotency-Key: a retry of an answered approval replays its answer.
+        try:
+            plan = await plan_response(body, state, owner)
+        except ApiError as exc:
+            raise await why_not_waiting(state.database, owner, exc, body.get("input")) from None
+        plan.approvals = await claim_answers(state.database, owner, plan.answers)
+        return plan
+
+    if body.get("stream"):
+        key, done = await claim(request, state, owner, body)
         if done is not None:
             return sse_response(replay_events(done.body))
+        try:
+            plan = await planned()
+        except BaseException:
+            if key is not None:
+                await key.release(state.database)
+            raise
         return sse_response(_create_streaming(state, plan, key))
-    return await idempotent(
-        request, state, owner, plan.body, lambda key: _create_blocking(state, plan, key)
-    )
+
+    async def work(key: Claim | None) -> dict[str, Any]:
+        return await _create_blocking(state, await planned(), key)
+
+    return await idempotent(request, state, owner, body, work)
 
 
 async def get_response(request: Request) -> Response:
