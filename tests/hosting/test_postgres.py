@@ -90,18 +90,13 @@ async def test_two_server_processes_share_state(schema: str) -> None:
         )
         for port in ports
     ]  # fmt: skip
+    clients = [
+        openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="k", max_retries=0)
+        for p in ports
+    ]
     try:
-        clients = [
-            openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="k", max_retries=0)
-            for p in ports
-        ]
-        for client in clients:
-            for _ in range(100):
-                try:
-                    await client.models.list()
-                    break
-                except openai.APIConnectionError:
-                    await asyncio.sleep(0.1)
+        for client, proc in zip(clients, procs, strict=True):
+            await _until_serving(client, proc)
         first = await clients[0].responses.create(input="on process one")
         second = await clients[1].responses.create(
             input="on process two", previous_response_id=first.id
@@ -109,12 +104,27 @@ async def test_two_server_processes_share_state(schema: str) -> None:
         items = await clients[0].responses.input_items.list(second.id, order="asc")
         texts = [cast(Any, i).content[0].text for i in items.data]
         assert texts == ["on process one", "pong", "on process two"]
+    finally:
         for client in clients:
             await client.close()
-    finally:
         for proc in procs:
             proc.terminate()
             await proc.wait()
+
+
+async def _until_serving(
+    client: openai.AsyncOpenAI, proc: asyncio.subprocess.Process, seconds: float = 120.0
+) -> None:
+    """Wait for a server process to answer (starting takes many seconds on a loaded machine)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            await client.models.list()
+            return
+        except openai.APIConnectionError:
+            assert proc.returncode is None, f"the server exited with {proc.returncode}"
+            assert asyncio.get_running_loop().time() < deadline, f"no answer in {seconds} s"
+            await asyncio.sleep(0.2)
 
 
 async def test_two_servers_started_at_once_on_a_new_schema_both_serve() -> None:
