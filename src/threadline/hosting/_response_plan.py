@@ -59,6 +59,9 @@ class ResponsePlan:
     """The approval requests this request answers (checked against the history)."""
     approvals: ApprovalClaims | None = None
     """Their claims, once taken (``_approvals.claim_answers``): stored with the turn."""
+    held_before: int = 0
+    """Messages staged before the agent ran: the answers taken over in doubt and their results
+    (``_approvals.in_doubt_turn``); part of the response's input."""
 
 
 def history_gone(previous: ThreadRecord) -> ApiError:

@@ -13,13 +13,17 @@ A request answering approvals claims them first (``_approvals.claim_answers``), 
 ``Idempotency-Key`` (a retry replays the answer rather than being refused as a second one). If
 its turn then fails after an approved call may have run, what the turn holds (the answers, the
 results) is stored as a ``failed`` response, so the call is never run again and the chain or
-conversation goes on from there.
+conversation goes on from there. An answer meeting a claim whose server was killed mid-answer
+(in doubt past ``ServerConfig.approval_doubt_seconds``) takes it over and records the call's
+outcome as unknown instead of running it (``_approvals.in_doubt_turn``, staged before the agent
+runs), so the chain or conversation goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
@@ -29,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.exceptions import ConcurrentThreadUpdateError
-from threadline.hosting._approvals import claim_answers, why_not_waiting
+from threadline.hosting._approvals import claim_answers, in_doubt_turn, why_not_waiting
 from threadline.hosting._idempotency import Claim, claim, idempotent
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
@@ -114,7 +118,10 @@ def _commit_to(
     staged = plan.staged
     base = staged.expected_version if staged.expected_version is not None else plan.upto
     # Where this response's history and its input end in its thread (private, stripped on reads).
-    marks = {"_upto": base + len(staged.staged), "_input_upto": base + len(plan.turn.input)}
+    marks = {
+        "_upto": base + len(staged.staged),
+        "_input_upto": base + plan.held_before + len(plan.turn.input),
+    }
     batch = staged.stage_into(batch or ThreadBatch(), thread_id)
     batch.put(
         ThreadRecord(
@@ -297,6 +304,27 @@ async def _stream_events(
     yield closing + writer.event("response.completed", response=final)
 
 
+async def _take_over(state: ServerState, plan: ResponsePlan) -> None:
+    """Stage the in-doubt answers and their unknown outcome ahead of the agent's turn.
+
+    Checked against the history the request read: they commit with the turn, in its batch.
+    """
+    claims = plan.approvals
+    assert claims is not None
+    held, rest = in_doubt_turn(claims, plan.turn.input)
+    try:
+        await plan.staged.add_messages(held, expected_version=plan.upto)
+    except ConcurrentThreadUpdateError:
+        await claims.release(state.database)  # the fresh ones; those in doubt stay claimed
+        raise ApiError(
+            409,
+            "The history this request continues changed while it was read; retry the request.",
+            code="conversation_changed",
+        ) from None
+    plan.held_before = len(held)
+    plan.turn = dataclasses.replace(plan.turn, input=rest)
+
+
 async def create_response(request: Request) -> Response:
     """``POST /v1/responses``."""
     state, owner = state_of(request)
@@ -308,7 +336,11 @@ async def create_response(request: Request) -> Response:
             plan = await plan_response(body, state, owner)
         except ApiError as exc:
             raise await why_not_waiting(state.database, owner, exc, body.get("input")) from None
-        plan.approvals = await claim_answers(state.database, owner, plan.answers)
+        plan.approvals = await claim_answers(
+            state.database, owner, plan.answers, doubt_after=state.config.approval_doubt_seconds
+        )
+        if plan.approvals is not None and plan.approvals.in_doubt:
+            await _take_over(state, plan)
         return plan
 
     if body.get("stream"):
