@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
@@ -33,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.exceptions import ConcurrentThreadUpdateError
-from threadline.hosting._approvals import claim_answers, in_doubt_turn, why_not_waiting
+from threadline.hosting._approvals import claim_answers, why_not_waiting
 from threadline.hosting._idempotency import Claim, claim, idempotent
 from threadline.hosting._json import JSONResponse
 from threadline.hosting._request import (
@@ -42,7 +41,7 @@ from threadline.hosting._request import (
     state_of,
 )
 from threadline.hosting._response_events import ResponseEventWriter, replay_events
-from threadline.hosting._response_plan import ResponsePlan, history_gone, plan_response
+from threadline.hosting._response_plan import ResponsePlan, history_gone, plan_response, take_over
 from threadline.hosting._runner import (
     TurnOutcome,
     outcome_of,
@@ -304,27 +303,6 @@ async def _stream_events(
     yield closing + writer.event("response.completed", response=final)
 
 
-async def _take_over(state: ServerState, plan: ResponsePlan) -> None:
-    """Stage the in-doubt answers and their unknown outcome ahead of the agent's turn.
-
-    Checked against the history the request read: they commit with the turn, in its batch.
-    """
-    claims = plan.approvals
-    assert claims is not None
-    held, rest = in_doubt_turn(claims, plan.turn.input)
-    try:
-        await plan.staged.add_messages(held, expected_version=plan.upto)
-    except ConcurrentThreadUpdateError:
-        await claims.release(state.database)  # the fresh ones; those in doubt stay claimed
-        raise ApiError(
-            409,
-            "The history this request continues changed while it was read; retry the request.",
-            code="conversation_changed",
-        ) from None
-    plan.held_before = len(held)
-    plan.turn = dataclasses.replace(plan.turn, input=rest)
-
-
 async def create_response(request: Request) -> Response:
     """``POST /v1/responses``."""
     state, owner = state_of(request)
@@ -340,7 +318,7 @@ async def create_response(request: Request) -> Response:
             state.database, owner, plan.answers, doubt_after=state.config.approval_doubt_seconds
         )
         if plan.approvals is not None and plan.approvals.in_doubt:
-            await _take_over(state, plan)
+            await take_over(plan, state.database)
         return plan
 
     if body.get("stream"):
