@@ -168,6 +168,12 @@ def test_bad_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -
         ("serve", "--local", "--model", "qwen-7b"): "unknown model 'qwen-7b'",
         ("serve", "tests.hosting._cli_agent:agent", "--drain-seconds", "-1"): "0 or more, got -1",
         ("serve", "tests.hosting._cli_agent:agent", "--drain-seconds", "nan"): "0 or more, got nan",
+        ("serve", "tests.hosting._cli_agent:agent", "--approval-doubt-seconds", "0"): (
+            "--approval-doubt-seconds must be more than 0, got 0"
+        ),
+        ("serve", "tests.hosting._cli_agent:agent", "--approval-doubt-seconds", "inf"): (
+            "more than 0, got inf"
+        ),
     }
     for argv, expected in cases.items():
         assert main(list(argv)) == 1, argv

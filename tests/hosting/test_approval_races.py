@@ -23,7 +23,15 @@ import openai
 import pytest
 
 from tests.hosting.conftest import KEYS, POSTGRES_URL, drop_schema, start_server
-from threadline import ChatAgent, ChatMessage, FunctionCallContent, ScriptedChatClient, tool
+from threadline import (
+    ChatAgent,
+    ChatMessage,
+    FunctionCallContent,
+    FunctionResultContent,
+    ScriptedChatClient,
+    tool,
+)
+from threadline.agents import IN_DOUBT
 from threadline.exceptions import ClientError
 from threadline.hosting import ServerConfig
 from threadline.threads.stores.base import ChatMessageStore
@@ -394,30 +402,106 @@ async def test_a_refusal_whose_model_call_fails_can_be_answered_again(api: Api) 
     assert api.ran == []
 
 
-async def test_a_claim_in_progress_is_a_409_and_one_never_finished_a_400_in_doubt(api: Api) -> None:
-    """A claim left by a request still running, or by a server that died mid-answer: the call
-    may be running or may have run, so neither is run again; the error says which."""
-    api.model.add_replies(mail("bob@example.com"), mail("ann@example.com", "c2"))
+async def test_a_claim_in_progress_is_a_409(api: Api) -> None:
+    """A claim left by a request still running: the call may be running, so it is not run."""
+    api.model.add_replies(mail("bob@example.com"))
     async with api.client() as client:
         first = await client.responses.create(model="m", input="Mail bob.")
-        second = await client.responses.create(model="m", input="Mail ann.")
-        running, stopped = request_id_of(first), request_id_of(second)
+        running = request_id_of(first)
         await api.database.commit(
-            ThreadBatch().put(
-                ThreadRecord(kind=APPROVAL, id=running, owner="alice"),
-                ThreadRecord(
-                    kind=APPROVAL, id=stopped, owner="alice", created_at=time.time() - 3600
-                ),
-            )
+            ThreadBatch().put(ThreadRecord(kind=APPROVAL, id=running, owner="alice"))
         )
         with pytest.raises(openai.ConflictError, match="being answered") as in_progress:
             await client.responses.create(
                 model="m", previous_response_id=first.id, input=answer(running)
             )
         assert in_progress.value.code == "approval_in_progress"
-        with pytest.raises(openai.BadRequestError, match="may have run") as in_doubt:
-            await client.responses.create(
-                model="m", previous_response_id=second.id, input=answer(stopped)
+    assert api.ran == []
+
+
+def stopped_claim(request_id: str) -> ThreadBatch:
+    """What a server killed between claiming an answer and storing its turn leaves: a claim
+    with no body, older than the in-doubt bound (300 s by default)."""
+    return ThreadBatch().put(
+        ThreadRecord(kind=APPROVAL, id=request_id, owner="alice", created_at=time.time() - 3600)
+    )
+
+
+async def outcomes_stored(api: Api, response_id: str) -> list[FunctionResultContent]:
+    found = await api.database.get_record("response", response_id, owner="alice")
+    assert found is not None and found.thread_id is not None
+    stored = await api.database.store(found.thread_id).list_messages()
+    return [c for m in stored for c in m.contents if type(c) is FunctionResultContent]
+
+
+async def test_answers_meeting_a_claim_in_doubt_take_it_over_once_and_never_run_it(
+    api: Api,
+) -> None:
+    """A claim whose server died mid-answer: of 8 answers at once, one takes it over (200, the
+    model's reply), records the outcome as unknown and runs nothing; the rest get a 409; the
+    chain goes on."""
+    api.model.add_replies(mail("bob@example.com"), "I cannot tell whether it went.")
+    async with api.client() as client:
+        first = await client.responses.create(model="m", input="Mail bob.")
+        request_id = request_id_of(first)
+        await api.database.commit(stopped_claim(request_id))
+        api.gate.arm(RACERS)
+        won, lost = await race(
+            *(
+                client.responses.create(
+                    model="m", previous_response_id=first.id, input=answer(request_id)
+                )
+                for _ in range(RACERS)
             )
-        assert in_doubt.value.code == "approval_in_doubt"
+        )
+        assert len(won) == 1 and len(lost) == RACERS - 1, lost
+        assert all(e.code == "approval_in_progress" for e in lost), lost
+        assert won[0].output_text == "I cannot tell whether it went."
+        # The model saw the unknown outcome, and the stored history holds it.
+        seen = [c for m in api.model.calls[-1].messages for c in m.contents]
+        assert any(type(c) is FunctionResultContent and c.exception == IN_DOUBT for c in seen)
+        (outcome,) = await outcomes_stored(api, won[0].id)
+        assert outcome.call_id == "c1" and outcome.exception == IN_DOUBT
+        with pytest.raises(openai.BadRequestError, match="answered already") as again:
+            await client.responses.create(
+                model="m", previous_response_id=first.id, input=answer(request_id)
+            )
+        assert again.value.code == "approval_not_waiting"
+        api.model.add_replies("Noted.")
+        after = await client.responses.create(
+            model="m", previous_response_id=won[0].id, input="Try later then."
+        )
+        assert after.output_text == "Noted."
+    assert api.ran == []
+
+
+async def test_a_refusal_meeting_a_claim_in_doubt_still_records_the_outcome_unknown(
+    api: Api,
+) -> None:
+    """The dead request's decision is unknown (it may have approved and run the call), so a
+    refusal now cannot say it never ran; in a conversation, which accepts input afterwards."""
+    api.model.add_replies(mail("bob@example.com"), "Unclear.", "Fine.")
+    async with api.client() as client:
+        conversation = await client.conversations.create()
+        first = await client.responses.create(
+            model="m", conversation=conversation.id, input="Mail bob."
+        )
+        request_id = request_id_of(first)
+        await api.database.commit(stopped_claim(request_id))
+        with pytest.raises(openai.BadRequestError, match="waits for approval"):
+            await client.responses.create(model="m", conversation=conversation.id, input="Hi.")
+        taken = await client.responses.create(
+            model="m", conversation=conversation.id, input=answer(request_id, False), stream=True
+        )
+        text = "".join([e.delta async for e in taken if e.type == "response.output_text.delta"])
+        assert text == "Unclear."
+        after = await client.responses.create(model="m", conversation=conversation.id, input="Hi.")
+        assert after.output_text == "Fine."
+        items = (
+            await client.conversations.items.list(conversation.id, limit=100, order="asc")
+        ).data
+        outputs = [i for i in items if i.type == "function_call_output"]
+        assert len(outputs) == 1 and "unknown" in str(outputs[0].output)
+        kinds = [i.type for i in items]
+        assert kinds.index("mcp_approval_response") < kinds.index("function_call_output")
     assert api.ran == []

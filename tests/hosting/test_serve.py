@@ -53,3 +53,9 @@ def test_a_postgres_spec_names_its_schema() -> None:
 def test_bad_specs_say_which_forms_work(spec: str, match: str) -> None:
     with pytest.raises(UsageError, match=match):
         server_database(spec)
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0, float("nan"), float("inf")])
+def test_an_approval_doubt_bound_must_be_positive(seconds: float) -> None:
+    with pytest.raises(ValueError, match="approval_doubt_seconds must be a positive"):
+        ServerConfig(approval_doubt_seconds=seconds)

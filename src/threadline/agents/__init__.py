@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from threadline.agents._approvals import Waiting, waiting_requests
+from threadline.agents._approvals import IN_DOUBT, Waiting, waiting_requests
 from threadline.agents.chat_agent import ChatAgent
 
-__all__ = ["ChatAgent", "Waiting", "waiting_requests"]
+__all__ = ["IN_DOUBT", "ChatAgent", "Waiting", "waiting_requests"]

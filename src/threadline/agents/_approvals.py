@@ -67,6 +67,9 @@ IN_DOUBT = (
     "the outcome of this approved call is unknown: the run that executed it stopped before "
     "recording its result; it was not run again"
 )
+"""The result an answered call gets when it may have run but its result was never stored: the
+thread's next run records it (here) and so does ``threadline serve`` (an answer whose server was
+killed mid-call). One wording, so a model (or a reader of the history) meets one sentence."""
 
 
 def needs_approval(call: FunctionCallContent, tools: Mapping[str, FunctionTool]) -> bool:

@@ -108,6 +108,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "to this long; what is left is dropped and logged (10)",
     )
     parser.add_argument(
+        "--approval-doubt-seconds",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="an approval answer unfinished this long (its server was killed mid-call) is in "
+        "doubt: the next answer records the call's outcome as unknown, never runs it again; keep "
+        "it above your longest approved tool call (300)",
+    )
+    parser.add_argument(
         "--retention",
         type=age_argument,
         metavar="AGE",
@@ -244,6 +253,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("serve: --model chooses the embedded model of --local; add --local")
     if not 0 <= args.drain_seconds < math.inf:
         raise UsageError(f"serve: --drain-seconds must be 0 or more, got {args.drain_seconds}")
+    if not 0 < args.approval_doubt_seconds < math.inf:
+        raise UsageError(
+            "serve: --approval-doubt-seconds must be more than 0, got "
+            f"{args.approval_doubt_seconds:g}"
+        )
     try:
         from threadline.hosting import ServerConfig, serve
     except ImportError as exc:
@@ -261,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         model_name=args.model_name,
         drain_seconds=args.drain_seconds,
+        approval_doubt_seconds=args.approval_doubt_seconds,
         retention=args.retention,
     )
     # The library runs it (and warns when no key is configured): the command only parses.

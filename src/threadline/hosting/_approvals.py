@@ -15,6 +15,15 @@ get a 409 (still running) or a 400 (answered) and run nothing. The winner's turn
 (the response that answered it) in the batch that stores the turn. A turn that fails after an
 approved call may have run keeps its claim (the call is never run again; see ``responses``); one
 that ran nothing (refusals only, or a failure before the calls) releases it, so a retry answers.
+
+**In doubt, not dead-ended.** A server killed between the claim and the commit leaves a claim that
+is never filled in, and a history that still ends with the waiting request. Past
+``ServerConfig.approval_doubt_seconds`` such a claim is *in doubt*: the next answer takes it over
+(``claim_record`` again with that bound, a compare-and-set on the claim's time, so exactly one
+request wins even across server processes), does **not** run the call, and records the library's
+in-doubt result for it (:func:`in_doubt_turn`, the same ``FunctionResultContent`` a thread's next
+run records after a process died between answer and result). The turn then goes on with the model
+as usual. A taken-over claim is never given back: its call may have run.
 """
 
 from __future__ import annotations
@@ -25,11 +34,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from threadline.agents import waiting_requests
+from threadline.agents import IN_DOUBT, waiting_requests
 from threadline.hosting.errors import ApiError
 from threadline.threads.stores.database import RecordDatabase
 from threadline.threads.stores.records import ThreadRecord
-from threadline.types.contents import FunctionApprovalResponseContent
+from threadline.types.contents import FunctionApprovalResponseContent, FunctionResultContent
 from threadline.types.messages import ChatMessage, Role
 
 __all__ = [
@@ -38,6 +47,7 @@ __all__ = [
     "answers_of",
     "approval_input",
     "claim_answers",
+    "in_doubt_turn",
     "split_approvals",
     "why_not_waiting",
 ]
@@ -47,12 +57,9 @@ _KIND = "mcp_approval_response"
 KIND = "approval"
 """The record kind of a claimed approval request; its id is the request's id."""
 
-_STOPPED_AFTER = 300.0
-"""Seconds after which an unfinished claim is reported as in doubt rather than in progress."""
-
 _NEVER_STALE = 1e12
-"""Seconds: an approval claim is never taken over, even from a server that died mid-turn (its
-call may have run: the request stays answered, in doubt, rather than run twice)."""
+"""Seconds: a first look at a claim never takes it over (only :func:`claim_answers`'s second,
+deliberate claim does, and it knows the call is then in doubt)."""
 
 
 def _is_answer(item: object) -> bool:
@@ -167,11 +174,14 @@ class ApprovalClaims:
 
     owner: str
     answers: tuple[FunctionApprovalResponseContent, ...]
+    in_doubt: frozenset[str] = frozenset()
+    """Ids of the answered requests whose claims were taken over from a request that never
+    finished: their calls may have run, so they are never run nor given back."""
 
     @property
     def approves(self) -> bool:
-        """Whether a call is approved: once it may have run, the claim is never given back."""
-        return any(a.approved for a in self.answers)
+        """Whether a call may have run: once it may have, the claim is never given back."""
+        return bool(self.in_doubt) or any(a.approved for a in self.answers)
 
     def records(self, response_id: str | None, *, failed: bool = False) -> list[ThreadRecord]:
         """The claims, answered by ``response_id``: for the batch that stores its turn.
@@ -182,21 +192,17 @@ class ApprovalClaims:
         return [ThreadRecord(kind=KIND, id=a.id, owner=self.owner, body=body) for a in self.answers]
 
     async def release(self, database: RecordDatabase) -> None:
-        """Give the claims back (nothing ran), so the requests can be answered again."""
+        """Give the claims back (nothing ran), so the requests can be answered again.
+
+        Claims taken over in doubt stay: their calls may have run, and giving them back would
+        let the next answer run them again.
+        """
         for answer in self.answers:
-            await asyncio.shield(database.release_claim(KIND, answer.id, owner=self.owner))
+            if answer.id not in self.in_doubt:
+                await asyncio.shield(database.release_claim(KIND, answer.id, owner=self.owner))
 
 
 def _taken(request_id: str, found: ThreadRecord) -> ApiError:
-    if found.body is None and time.time() - found.created_at > _STOPPED_AFTER:
-        return ApiError(
-            400,
-            f"Approval request '{request_id}' was claimed by a request that never finished (its "
-            "server stopped while answering it, say): its call may have run, so it is not run "
-            "again. Nothing was run.",
-            param="input",
-            code="approval_in_doubt",
-        )
     if found.body is None:
         return ApiError(
             409,
@@ -245,20 +251,68 @@ async def why_not_waiting(
 
 
 async def claim_answers(
-    database: RecordDatabase, owner: str, answers: Sequence[FunctionApprovalResponseContent]
+    database: RecordDatabase,
+    owner: str,
+    answers: Sequence[FunctionApprovalResponseContent],
+    *,
+    doubt_after: float,
 ) -> ApprovalClaims | None:
     """Claim every answered request for this request alone; ``None`` when it answers none.
 
+    A claim left unfinished for more than ``doubt_after`` seconds (its server stopped
+    mid-answer) is taken over and marked in doubt (:attr:`ApprovalClaims.in_doubt`): the caller
+    must record its outcome as unknown (:func:`in_doubt_turn`), never run it.
+
     Raises:
         ApiError: 409 while another request holds a claim, 400 once one answered it; the
-            claims made so far are given back and nothing runs.
+            claims made so far are given back (all but those taken over) and nothing runs.
     """
     if not answers:
         return None
-    claims = ApprovalClaims(owner, tuple(answers))
+    in_doubt: set[str] = set()
     for index, answer in enumerate(answers):
         found = await database.claim_record(KIND, answer.id, owner=owner, stale_after=_NEVER_STALE)
+        if (
+            found is not None
+            and found.body is None
+            and time.time() - found.created_at > doubt_after
+        ):
+            # Claiming again with the bound is a compare-and-set on the claim's time: of the
+            # requests that found it in doubt, one takes it over; the others find it fresh (409).
+            found = await database.claim_record(
+                KIND, answer.id, owner=owner, stale_after=doubt_after
+            )
+            if found is None:
+                in_doubt.add(answer.id)
         if found is not None:
-            await ApprovalClaims(owner, tuple(answers[:index])).release(database)
+            taken = ApprovalClaims(owner, tuple(answers[:index]), frozenset(in_doubt))
+            await taken.release(database)
             raise _taken(answer.id, found)
-    return claims
+    return ApprovalClaims(owner, tuple(answers), frozenset(in_doubt))
+
+
+def in_doubt_turn(
+    claims: ApprovalClaims, turn_input: Sequence[ChatMessage]
+) -> tuple[list[ChatMessage], list[ChatMessage]]:
+    """What to store before the agent runs, and the agent's input, for calls taken over in doubt.
+
+    The first part is what the library's thread holds after a process died between an answer
+    and its result and the next run went on: the answers (this request's, as a ``Role.TOOL``
+    claim message) and then the in-doubt result of each call, whatever this answer says (an
+    earlier answer's decision is unknown, so the call may have run). The agent then sees those
+    calls finished and runs on; the answers not in doubt stay its input, run as usual.
+    """
+    if not claims.in_doubt:
+        return [], list(turn_input)
+    doubtful = [a for a in claims.answers if a.id in claims.in_doubt]
+    rest = [a for a in claims.answers if a.id not in claims.in_doubt]
+    claim = ChatMessage(Role.TOOL, contents=doubtful)
+    outcome = ChatMessage(
+        Role.TOOL,
+        contents=[
+            FunctionResultContent(call_id=a.function_call.call_id, exception=IN_DOUBT)
+            for a in doubtful
+        ],
+    )
+    remaining = [ChatMessage(Role.USER, contents=rest)] if rest else []
+    return [claim, outcome], remaining

@@ -8,13 +8,16 @@ on a ``StagedStore`` over it (see ``_runner``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, cast
 
+from threadline.exceptions import ConcurrentThreadUpdateError
 from threadline.hosting._approvals import (
     ApprovalClaims,
     answers_of,
     approval_input,
+    in_doubt_turn,
     split_approvals,
 )
 from threadline.hosting._request import ServerState, optional, optional_object
@@ -29,6 +32,7 @@ from threadline.hosting._turns import (
 from threadline.hosting.errors import ApiError
 from threadline.openai_wire import items_to_messages
 from threadline.threads.stores.base import ChatMessageStore
+from threadline.threads.stores.database import RecordDatabase
 from threadline.threads.stores.memory import ChatMessageList
 from threadline.threads.stores.records import ThreadRecord
 from threadline.threads.stores.staged import StagedStore
@@ -36,7 +40,7 @@ from threadline.tools import FunctionTool
 from threadline.types.contents import FunctionApprovalResponseContent
 from threadline.types.messages import ChatMessage
 
-__all__ = ["ResponsePlan", "history_gone", "plan_response"]
+__all__ = ["ResponsePlan", "history_gone", "plan_response", "take_over"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -59,6 +63,9 @@ class ResponsePlan:
     """The approval requests this request answers (checked against the history)."""
     approvals: ApprovalClaims | None = None
     """Their claims, once taken (``_approvals.claim_answers``): stored with the turn."""
+    held_before: int = 0
+    """Messages staged before the agent ran: the answers taken over in doubt and their results
+    (``_approvals.in_doubt_turn``); part of the response's input."""
 
 
 def history_gone(previous: ThreadRecord) -> ApiError:
@@ -168,3 +175,28 @@ async def plan_response(body: dict[str, Any], state: ServerState, owner: str) ->
         conversation=conversation,
         answers=answers_of(new) if answers else (),
     )
+
+
+async def take_over(plan: ResponsePlan, database: RecordDatabase) -> None:
+    """Stage the in-doubt answers and their unknown outcome ahead of the agent's turn.
+
+    Checked against the history the request read: they commit with the turn, in its batch.
+
+    Raises:
+        ApiError: 409 when that history changed meanwhile; the claims not in doubt are given
+            back, those in doubt stay claimed (their calls may have run).
+    """
+    claims = plan.approvals
+    assert claims is not None
+    held, rest = in_doubt_turn(claims, plan.turn.input)
+    try:
+        await plan.staged.add_messages(held, expected_version=plan.upto)
+    except ConcurrentThreadUpdateError:
+        await claims.release(database)  # the fresh ones; those in doubt stay claimed
+        raise ApiError(
+            409,
+            "The history this request continues changed while it was read; retry the request.",
+            code="conversation_changed",
+        ) from None
+    plan.held_before = len(held)
+    plan.turn = dataclasses.replace(plan.turn, input=rest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,6 +32,11 @@ class ServerConfig:
     """The model id ``/v1/models`` lists and responses report."""
     idempotency_wait_seconds: float = 120.0
     """How long a retry waits for the first attempt of the same ``Idempotency-Key`` to finish."""
+    approval_doubt_seconds: float = 300.0
+    """How long an answer to an approval request may run unfinished before it is *in doubt*: its
+    server was stopped mid-answer. The next answer then takes the claim over and records the call's
+    outcome as unknown instead of running it again (see docs/tools.md "Over the server"). Keep it
+    above the longest approved tool call: a call still running past it is reported unknown too."""
     drain_seconds: float = 10.0
     """At shutdown, how long the agent's background work (memory learning) may take to finish;
     what still runs then is dropped and logged."""
@@ -40,6 +46,13 @@ class ServerConfig:
 
     ui: bool = True
     """Serve the web UI under ``/ui/`` (see docs/ui.md); it uses the same keys as the API."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.approval_doubt_seconds < math.inf:
+            raise ValueError(
+                "ServerConfig.approval_doubt_seconds must be a positive number of seconds, got "
+                f"{self.approval_doubt_seconds!r}"
+            )
 
     def store_spec(self) -> str:
         """The store spec these settings name: ``postgresql://...`` or ``sqlite:{db_path}``."""

@@ -13,7 +13,10 @@ A request answering approvals claims them first (``_approvals.claim_answers``), 
 ``Idempotency-Key`` (a retry replays the answer rather than being refused as a second one). If
 its turn then fails after an approved call may have run, what the turn holds (the answers, the
 results) is stored as a ``failed`` response, so the call is never run again and the chain or
-conversation goes on from there.
+conversation goes on from there. An answer meeting a claim whose server was killed mid-answer
+(in doubt past ``ServerConfig.approval_doubt_seconds``) takes it over and records the call's
+outcome as unknown instead of running it (``_approvals.in_doubt_turn``, staged before the agent
+runs), so the chain or conversation goes on.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from threadline.hosting._request import (
     state_of,
 )
 from threadline.hosting._response_events import ResponseEventWriter, replay_events
-from threadline.hosting._response_plan import ResponsePlan, history_gone, plan_response
+from threadline.hosting._response_plan import ResponsePlan, history_gone, plan_response, take_over
 from threadline.hosting._runner import (
     TurnOutcome,
     outcome_of,
@@ -114,7 +117,10 @@ def _commit_to(
     staged = plan.staged
     base = staged.expected_version if staged.expected_version is not None else plan.upto
     # Where this response's history and its input end in its thread (private, stripped on reads).
-    marks = {"_upto": base + len(staged.staged), "_input_upto": base + len(plan.turn.input)}
+    marks = {
+        "_upto": base + len(staged.staged),
+        "_input_upto": base + plan.held_before + len(plan.turn.input),
+    }
     batch = staged.stage_into(batch or ThreadBatch(), thread_id)
     batch.put(
         ThreadRecord(
@@ -308,7 +314,11 @@ async def create_response(request: Request) -> Response:
             plan = await plan_response(body, state, owner)
         except ApiError as exc:
             raise await why_not_waiting(state.database, owner, exc, body.get("input")) from None
-        plan.approvals = await claim_answers(state.database, owner, plan.answers)
+        plan.approvals = await claim_answers(
+            state.database, owner, plan.answers, doubt_after=state.config.approval_doubt_seconds
+        )
+        if plan.approvals is not None and plan.approvals.in_doubt:
+            await take_over(plan, state.database)
         return plan
 
     if body.get("stream"):
