@@ -8,11 +8,14 @@ purpose, so async fixtures can also reach them through ``request.getfixturevalue
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import ipaddress
 import os
 import socket
+import sys
 import uuid
+from asyncio import selector_events
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -178,3 +181,27 @@ def local_model_path() -> Path:
             )
         pytest.skip(f"local model unavailable: {reason}")
     return path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a socket connection outlived its test's event loop.
+
+    Such a connection is reported by Python only at exit, after pytest's summary, with no hint of
+    which test made it (issue 21: "no warnings printed after pytest's summary line"). Found here
+    while its owner is still known, it fails the run with its addresses instead.
+    """
+    gc.collect()
+    transport: type = getattr(selector_events, "_SelectorSocketTransport")  # noqa: B009 - not in the stubs
+    leaked: list[str] = []
+    for obj in gc.get_objects():
+        if isinstance(obj, transport):
+            sock, loop = getattr(obj, "_sock", None), getattr(obj, "_loop", None)
+            if sock is not None and loop is not None and loop.is_closed():
+                leaked.append(repr(sock))
+    if leaked:
+        print(
+            "\nsocket connections left open by tests whose event loop has ended (close the "
+            "client or server that owns them):\n  " + "\n  ".join(leaked),
+            file=sys.stderr,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

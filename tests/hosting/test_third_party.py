@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.hosting.conftest import KEYS, Server, start_server
@@ -91,14 +92,23 @@ async def test_openai_agents_sdk(hosted: Server) -> None:
 async def test_langchain_chat_openai(hosted: Server) -> None:
     langchain_openai: Any = _client_library("langchain_openai")
     hosted.model.add_replies("chat answer", "streamed answer", "responses answer")
-    llm = langchain_openai.ChatOpenAI(model="threadline", base_url=hosted.url, api_key="key-alice")
-    assert (await llm.ainvoke("hi")).content == "chat answer"
-    chunks = [chunk.content async for chunk in llm.astream("hi")]
-    assert "".join(chunks) == "streamed answer"
-    responses_llm = langchain_openai.ChatOpenAI(
-        model="threadline", base_url=hosted.url, api_key="key-alice", use_responses_api=True
-    )
-    assert (await responses_llm.ainvoke("hi")).text == "responses answer"
+    # Our own HTTP client, closed here: by default ChatOpenAI shares one cached for the whole
+    # process, whose connection to this (then stopped) server was reported unclosed at exit.
+    async with httpx.AsyncClient() as http:
+        llm = langchain_openai.ChatOpenAI(
+            model="threadline", base_url=hosted.url, api_key="key-alice", http_async_client=http
+        )
+        assert (await llm.ainvoke("hi")).content == "chat answer"
+        chunks = [chunk.content async for chunk in llm.astream("hi")]
+        assert "".join(chunks) == "streamed answer"
+        responses_llm = langchain_openai.ChatOpenAI(
+            model="threadline",
+            base_url=hosted.url,
+            api_key="key-alice",
+            use_responses_api=True,
+            http_async_client=http,
+        )
+        assert (await responses_llm.ainvoke("hi")).text == "responses answer"
 
 
 async def test_microsoft_agent_framework_openai_clients(hosted: Server) -> None:
