@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,8 @@ __all__ = [
     "CONTEXT_WEIGHT",
     "EMBED_MISSING_BATCH",
     "EmbedProgress",
+    "embed_missing_rows",
+    "embedder_for_missing",
     "NEAR_COPY_SIMILARITY",
     "check_forget_user",
     "check_ids",
@@ -401,6 +403,45 @@ batching, small enough that progress shows and a stop keeps most of the work don
 
 EmbedProgress = Callable[[int, int], None]
 """``progress(done, total)``, called after each batch that ``embed_missing`` stores."""
+
+
+async def embed_missing_rows(
+    embedder: Embedder,
+    *,
+    total: int,
+    start: Any,
+    read: Callable[[Any], Awaitable[Sequence[tuple[Any, str]]]],
+    write: Callable[[list[tuple[bytes, Any]]], Awaitable[None]],
+    progress: EmbedProgress | None,
+) -> int:
+    """The loop of both stores' ``embed_missing``: read, embed, write, batch after batch.
+
+    ``read(after)`` returns up to ``EMBED_MISSING_BATCH`` ``(key, text)`` rows without a vector
+    and with a key above ``after`` (``start`` first), in key order, so a row whose write found it
+    already embedded is never read again; ``write`` stores ``(vector, key)`` pairs in one
+    transaction, only where the vector is still missing. Returns how many were embedded.
+    """
+    done, after = 0, start
+    while done < total:
+        rows = await read(after)
+        if not rows:
+            break
+        vectors = await embed_texts(embedder, [text for _, text in rows])
+        await write([(vector, key) for (key, _), vector in zip(rows, vectors, strict=True)])
+        done, after = done + len(rows), rows[-1][0]
+        if progress is not None:
+            progress(done, max(total, done))
+    return done
+
+
+def embedder_for_missing(store: object, embedder: Embedder | None) -> Embedder:
+    """The store's embedder, or the ``UsageError`` of ``embed_missing`` without one."""
+    if embedder is None:
+        raise UsageError(
+            f"{store!r} has no embedder to make vectors with; open it with one "
+            "(the memory extra's default_embedder())"
+        )
+    return embedder
 
 
 def pack_vector(vector: Sequence[float], embedder: Embedder) -> bytes:

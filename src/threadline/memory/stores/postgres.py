@@ -50,8 +50,10 @@ from threadline.memory.stores._common import (
     check_records,
     check_scope,
     check_valid_to,
+    embed_missing_rows,
     embed_records,
     embed_texts,
+    embedder_for_missing,
     owner_token,
     record_filter,
     scope_filter,
@@ -307,43 +309,38 @@ class PostgresMemoryStore:
         Raises:
             UsageError: the store has no embedder, or the schema holds another embedder's vectors.
         """
-        embedder = self.embedder
-        if embedder is None:
-            raise UsageError(
-                f"{self!r} has no embedder to make vectors with; open it with one "
-                "(the memory extra's default_embedder())"
-            )
+        embedder = embedder_for_missing(self, self.embedder)
         await self._check_embedder()
         counted = await self._rows(
             self._sql("SELECT count(*) FROM {memories} WHERE vector IS NULL"), []
         )
-        total, done, after = int(counted[0][0]), 0, ""
-        while done < total:
-            rows = await self._rows(
+
+        async def read(after: str) -> list[tuple[Any, ...]]:
+            return await self._rows(
                 self._sql(
                     "SELECT id, text FROM {memories} WHERE vector IS NULL AND id > %s "
                     "ORDER BY id LIMIT %s"
                 ),
                 [after, EMBED_MISSING_BATCH],
             )
-            if not rows:
-                break
-            vectors = await embed_texts(embedder, [str(text) for _, text in rows])
+
+        async def write(updates: list[tuple[bytes, str]]) -> None:
+            query = self._sql("UPDATE {memories} SET vector = %s WHERE id = %s AND vector IS NULL")
             try:
                 async with self._pool.connection() as conn, conn.transaction():
                     async with conn.cursor() as cur:
-                        await cur.executemany(
-                            self._sql(
-                                "UPDATE {memories} SET vector = %s WHERE id = %s AND vector IS NULL"
-                            ),
-                            [(v, mid) for (mid, _), v in zip(rows, vectors, strict=True)],
-                        )
+                        await cur.executemany(query, updates)
             except psycopg.Error as exc:
                 raise self._error(exc) from exc
-            done, after = done + len(rows), str(rows[-1][0])
-            if progress is not None:
-                progress(done, max(total, done))
-        return done
+
+        return await embed_missing_rows(
+            embedder,
+            total=int(counted[0][0]),
+            start="",
+            read=read,
+            write=write,
+            progress=progress,
+        )
 
     async def _forget_marks(
         self, conn: psycopg.AsyncConnection[Any], batch: Sequence[MemoryRecord]

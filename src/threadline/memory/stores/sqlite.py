@@ -57,8 +57,10 @@ from threadline.memory.stores._common import (
     check_scope,
     check_valid_to,
     decode_metadata,
+    embed_missing_rows,
     embed_records,
     embed_texts,
+    embedder_for_missing,
     encode_metadata,
     from_epoch,
     owner_token,
@@ -347,48 +349,40 @@ class SQLiteMemoryStore:
         Raises:
             UsageError: the store has no embedder, or the file holds another embedder's vectors.
         """
-        embedder = self.embedder
-        if embedder is None:
-            raise UsageError(
-                f"{self!r} has no embedder to make vectors with; open it with one "
-                "(the memory extra's default_embedder())"
-            )
+        embedder = embedder_for_missing(self, self.embedder)
         await self._check_embedder()
 
         def count(conn: sqlite3.Connection) -> int:
-            return int(
-                conn.execute("SELECT count(*) FROM memories WHERE vector IS NULL").fetchone()[0]
-            )
+            row = conn.execute("SELECT count(*) FROM memories WHERE vector IS NULL").fetchone()
+            return int(row[0])
 
-        total = await self._worker.run(count)
-        done, after = 0, 0
-        while done < total:
-
-            def read(conn: sqlite3.Connection, after: int = after) -> list[tuple[int, str]]:
+        async def read(after: int) -> list[tuple[int, str]]:
+            def run(conn: sqlite3.Connection) -> list[tuple[int, str]]:
                 return conn.execute(
                     "SELECT rid, text FROM memories WHERE vector IS NULL AND rid > ? "
                     "ORDER BY rid LIMIT ?",
                     (after, EMBED_MISSING_BATCH),
                 ).fetchall()
 
-            rows = await self._worker.run(read)
-            if not rows:
-                break
-            vectors = await embed_texts(embedder, [text for _, text in rows])
+            return await self._worker.run(run)
 
-            updates = [(vector, rid) for (rid, _), vector in zip(rows, vectors, strict=True)]
-
-            def write(conn: sqlite3.Connection, updates: list[tuple[bytes, int]] = updates) -> None:
+        async def write(updates: list[tuple[bytes, int]]) -> None:
+            def run(conn: sqlite3.Connection) -> None:
                 with immediate_transaction(conn):
                     conn.executemany(
                         "UPDATE memories SET vector = ? WHERE rid = ? AND vector IS NULL", updates
                     )
 
-            await self._worker.run(write)
-            done, after = done + len(rows), rows[-1][0]
-            if progress is not None:
-                progress(done, max(total, done))
-        return done
+            await self._worker.run(run)
+
+        return await embed_missing_rows(
+            embedder,
+            total=await self._worker.run(count),
+            start=0,
+            read=read,
+            write=write,
+            progress=progress,
+        )
 
     def _filters(self, scope: MemoryScope, **options: Any) -> tuple[str, list[Any]]:
         return record_filter(scope, mark="?", prefix="m.", time=to_epoch, **options)
