@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from threadline.threads.stores.database import ThreadDatabase
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
+ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get(
     "THREADLINE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -95,3 +98,50 @@ async def drop_schema(schema: str) -> None:
         await conn.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
         )
+
+
+def free_port() -> int:
+    """A loopback port free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_serving(
+    proc: asyncio.subprocess.Process, url: str, api_key: str, seconds: float = 120.0
+) -> None:
+    """Return once the server at ``url`` answers; fail at once if ``proc`` exits.
+
+    Starting a server process takes many seconds on a loaded machine, so the wait is long, but a
+    server that died is reported with its stderr (when piped) instead of waited for.
+    """
+    deadline = asyncio.get_running_loop().time() + seconds
+    async with openai.AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0) as client:
+        while asyncio.get_running_loop().time() < deadline:
+            if proc.returncode is not None:
+                err = (await proc.stderr.read()).decode() if proc.stderr else ""
+                pytest.fail(f"`threadline serve` exited with {proc.returncode}: {err}")
+            try:
+                await client.models.list()
+                return
+            except openai.APIConnectionError:
+                await asyncio.sleep(0.1)
+    proc.kill()
+    await proc.wait()
+    pytest.fail(f"`threadline serve` did not answer within {seconds} s")
+
+
+async def serve_process(
+    agent: str, *args: str, env: dict[str, str], stdout: int = subprocess.DEVNULL
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``threadline serve AGENT ARGS`` as a subprocess with key ``key-alice``, once it answers."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "threadline.cli.main", "serve", agent, *args,
+        "--port", str(port), "--api-key", "key-alice=alice", "--log-level", "warning",
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", **env},
+        stdout=stdout, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    await wait_serving(proc, url, "key-alice")
+    return proc, url

@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +23,7 @@ import openai
 import pytest
 from openai.types.responses import Response
 
-from tests.hosting.conftest import POSTGRES_URL, drop_schema, postgres_database
+from tests.hosting.conftest import POSTGRES_URL, drop_schema, postgres_database, serve_process
 from threadline import FunctionResultContent
 from threadline.agents import IN_DOUBT
 from threadline.threads.stores.database import RecordDatabase
@@ -35,12 +32,6 @@ from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 ROOT = Path(__file__).resolve().parents[2]
 DOUBT_SECONDS = 1.0
 """The in-doubt bound the servers run with (300 s by default)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -58,19 +49,7 @@ class Setup:
         return path.read_text().splitlines() if path.exists() else []
 
     async def serve(self, phase: str) -> tuple[asyncio.subprocess.Process, str]:
-        port = _free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-            "TL_TEST_PHASE": phase,
-            "TL_TEST_TOOL_DIR": str(self.tmp_path),
-            "THREADLINE_HOME": str(self.tmp_path / "home"),
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "threadline.cli.main",
-            "serve",
+        return await serve_process(
             "tests.hosting._cli_agent:approver",
             "--store",
             self.store,
@@ -78,30 +57,12 @@ class Setup:
             self.schema,
             "--approval-doubt-seconds",
             str(DOUBT_SECONDS),
-            "--port",
-            str(port),
-            "--api-key",
-            "key-alice=alice",
-            "--log-level",
-            "warning",
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            env={
+                "TL_TEST_PHASE": phase,
+                "TL_TEST_TOOL_DIR": str(self.tmp_path),
+                "THREADLINE_HOME": str(self.tmp_path / "home"),
+            },
         )
-        url = f"http://127.0.0.1:{port}/v1"
-        async with openai.AsyncOpenAI(base_url=url, api_key="key-alice", max_retries=0) as client:
-            for _ in range(600):
-                if proc.returncode is not None:
-                    _, err = await proc.communicate()
-                    pytest.fail(f"`threadline serve` exited with {proc.returncode}: {err.decode()}")
-                try:
-                    await client.models.list()
-                    return proc, url
-                except openai.APIConnectionError:
-                    await asyncio.sleep(0.1)
-        proc.kill()
-        await proc.wait()
-        pytest.fail("`threadline serve` did not answer")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -16,7 +16,13 @@ import openai
 import pytest
 import uvicorn
 
-from tests.hosting.conftest import KEYS, drop_schema, postgres_database, start_server
+from tests.hosting.conftest import (
+    KEYS,
+    drop_schema,
+    postgres_database,
+    start_server,
+    wait_serving,
+)
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
@@ -95,8 +101,8 @@ async def test_two_server_processes_share_state(schema: str) -> None:
         for p in ports
     ]
     try:
-        for client, proc in zip(clients, procs, strict=True):
-            await _until_serving(client, proc)
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_serving(proc, f"http://127.0.0.1:{port}/v1", "k")
         first = await clients[0].responses.create(input="on process one")
         second = await clients[1].responses.create(
             input="on process two", previous_response_id=first.id
@@ -110,21 +116,6 @@ async def test_two_server_processes_share_state(schema: str) -> None:
         for proc in procs:
             proc.terminate()
             await proc.wait()
-
-
-async def _until_serving(
-    client: openai.AsyncOpenAI, proc: asyncio.subprocess.Process, seconds: float = 120.0
-) -> None:
-    """Wait for a server process to answer (starting takes many seconds on a loaded machine)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        try:
-            await client.models.list()
-            return
-        except openai.APIConnectionError:
-            assert proc.returncode is None, f"the server exited with {proc.returncode}"
-            assert asyncio.get_running_loop().time() < deadline, f"no answer in {seconds} s"
-            await asyncio.sleep(0.2)
 
 
 async def test_two_servers_started_at_once_on_a_new_schema_both_serve() -> None:

@@ -9,16 +9,13 @@ extra" notice when the extra is installed.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import openai
-import pytest
 
+from tests.hosting.conftest import serve_process
 from threadline.hosting._runner import memory_user_id
 from threadline.memory import MemoryScope, open_memory_store
 
@@ -27,56 +24,22 @@ _STOPPED = (0, -signal.SIGTERM)
 """A graceful stop: uvicorn re-raises the signal once shut down, so the process ends by it."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def _serve(
     tmp_path: Path, *args: str, extract_seconds: float
 ) -> tuple[asyncio.subprocess.Process, str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-        "TL_TEST_EXTRACT_SECONDS": str(extract_seconds),
-        "THREADLINE_HOME": str(tmp_path / "home"),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "threadline.cli.main",
-        "serve",
+    return await serve_process(
         "tests.hosting._cli_agent:slow_learner",
         "--store",
         f"sqlite:{tmp_path / 'server.db'}",
         "--memory",
         str(tmp_path / "memory.sqlite3"),
-        "--port",
-        str(port),
-        "--api-key",
-        "key-alice=alice",
-        "--log-level",
-        "warning",
         *args,
-        env=env,
+        env={
+            "TL_TEST_EXTRACT_SECONDS": str(extract_seconds),
+            "THREADLINE_HOME": str(tmp_path / "home"),
+        },
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}/v1"
-    async with openai.AsyncOpenAI(base_url=url, api_key="key-alice", max_retries=0) as client:
-        for _ in range(600):
-            if proc.returncode is not None:
-                _, err = await proc.communicate()
-                pytest.fail(f"`threadline serve` exited with {proc.returncode}: {err.decode()}")
-            try:
-                await client.models.list()
-                return proc, url
-            except openai.APIConnectionError:
-                await asyncio.sleep(0.1)
-    proc.kill()
-    pytest.fail("`threadline serve` did not answer")
 
 
 async def _tell_and_stop(url: str, proc: asyncio.subprocess.Process) -> tuple[int, str, float]:
