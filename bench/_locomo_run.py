@@ -123,6 +123,13 @@ async def locomo(path: Path, embedder: Embedder, work: Path) -> None:
         print_row(
             f"repeat penalty {penalty}", (await _ask(vectors, conversations, embedder, fusion))[0]
         )
+    print_header("lever: the named speaker's own words first (bonus to the fused score)")
+    for bonus in (0.0, 0.5, 1.0, 2.0):
+        fusion = Fusion(named_speaker_bonus=bonus)
+        print_row(
+            f"named speaker bonus {bonus}",
+            (await _ask(vectors, conversations, embedder, fusion))[0],
+        )
     print_header("lever: the user's words first, past assistant replies weigh less")
     assistant = work / "locomo-assistant.db"
     split = load(path, speaker_roles="user-assistant")

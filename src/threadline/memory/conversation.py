@@ -235,6 +235,8 @@ class ConversationMemory(ContextProvider):
                             "role": message.role.value,
                             "content": excerpt(text, _OWN_CHARS),
                             "seq": seq,
+                            # Who spoke: a question naming them ranks their words first.
+                            **({"author": clean(name)} if (name := message.author_name) else {}),
                         },
                     )
                 )

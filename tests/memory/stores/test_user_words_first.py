@@ -128,3 +128,79 @@ async def test_a_reply_that_adds_the_answer_keeps_its_place(
     """An assistant reply saying query words the user did not say is an answer, not an echo."""
     order = await _recall(open_store, memory_of, "which coconut dessert?", Fusion())
     assert order[0] == "a2", order
+
+
+# -- the named speaker's own words first ---------------------------------------------------------
+# Two people talk; a question naming one of them is mostly answered by that person's own words,
+# while the other's replies repeat the subject (and the name) more often.
+_SMALL_TALK = [
+    "Morning! Did you see the match last night?",
+    "I did, what a finish. The referee was awful though.",
+    "The bakery on our street closed for the winter.",
+    "Shame, their rye bread was the best in town.",
+    "My sister moves to Lisbon in May for a new job.",
+    "Lisbon is lovely in spring, she will enjoy it.",
+    "I started learning the cello, my neighbours are patient.",
+    "Brave neighbours! I am still stuck on my guitar chords.",
+]
+TWO_PEOPLE = [
+    *(
+        ChatMessage(Role.USER, text, author_name=("Carl", "Bea")[i % 2])
+        for i, text in enumerate(_SMALL_TALK)
+    ),
+    ChatMessage(Role.USER, "Fine, thanks. How is your garden?", author_name="Bea"),
+    ChatMessage(Role.USER, "The tomatoes finally came up. Any news?", author_name="Carl"),
+    ChatMessage(Role.USER, "I've had my turtles for three years now.", author_name="Bea"),
+    ChatMessage(Role.USER, "Three years with turtles, Bea? Wow, good for you!", author_name="Carl"),
+]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def lexical_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[str, MiniLMEmbedder | None, str | None]:
+    """Both durable stores without an embedder: in a chat this small, standardised cosine scores
+    swing by whole units, and the ranking rule under test is the stores' shared one."""
+    if request.param == "sqlite":
+        return str(tmp_path / "memory.db"), None, None
+    return request.getfixturevalue("postgres_url"), None, request.getfixturevalue("postgres_schema")
+
+
+async def _recall_two_people(
+    where: tuple[str, MiniLMEmbedder | None, str | None],
+    opened: list[MemoryStore],
+    fusion: Fusion,
+) -> list[str]:
+    store = _store(where, fusion)
+    opened.append(store)
+    memory = ConversationMemory(store)
+    messages = [
+        ChatMessage(m.role, m.text, author_name=m.author_name, message_id=f"m{i}")
+        for i, m in enumerate(TWO_PEOPLE)
+    ]
+    await memory.ingest(messages, user_id="bea", thread_id="t1", occurred_at=datetime(2024, 3, 1))
+    hits = await memory.recall("How long has Bea had her turtles?", user_id="bea", limit=4)
+    return [h.message_ids[-1] for h in hits]
+
+
+async def test_a_question_naming_a_speaker_puts_their_own_words_first(
+    lexical_store: tuple[str, MiniLMEmbedder | None, str | None],
+    memory_of: list[MemoryStore],
+) -> None:
+    order = await _recall_two_people(lexical_store, memory_of, Fusion())
+    assert order[0] == "m10", order
+
+
+async def test_without_the_bonus_the_other_speakers_echo_wins(
+    lexical_store: tuple[str, MiniLMEmbedder | None, str | None],
+    memory_of: list[MemoryStore],
+) -> None:
+    """What the bonus fixes: Carl's reply, holding Bea's words and saying one again, wins."""
+    order = await _recall_two_people(lexical_store, memory_of, Fusion(named_speaker_bonus=0.0))
+    assert order[0] == "m11", order
+
+
+def test_the_bonus_must_be_a_finite_number_at_least_zero() -> None:
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="named_speaker_bonus"):
+            Fusion(named_speaker_bonus=bad)

@@ -107,8 +107,21 @@ class Fusion:
     """A user's message outranks the windows that hold an assistant's echo of it (an assistant
     reply repeating the user's words, and the user's next message, whose context holds both)."""
 
+    named_speaker_bonus: float = 1.0
+    """Added to a hit whose own message was said by someone the query names ("What does Bea
+    cook?" puts Bea's words before what others said to or about her). Measured on LoCoMo's
+    development half (``bench/memory.py``): turn recall@1 0.200 to 0.229, recall@10 0.830 to
+    0.838. A record says who spoke in its ``author`` metadata (a message's ``author_name``)."""
+
     def __post_init__(self) -> None:
-        for name in ("lexical_weight", "vector_weight", "recency_weight", "time_weight", "k"):
+        for name in (
+            "lexical_weight",
+            "vector_weight",
+            "recency_weight",
+            "time_weight",
+            "k",
+            "named_speaker_bonus",
+        ):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"Fusion.{name} must be a finite number >= 0, got {value!r}")
@@ -192,6 +205,20 @@ def _is_assistant(hit: MemoryHit) -> bool:
     return hit.record.kind == "turn" and hit.record.metadata.get("role") == "assistant"
 
 
+def _said_by_named(hit: MemoryHit, terms: Sequence[str]) -> bool:
+    """Whether the query names the author of the hit's own message (every word of the name).
+
+    The message itself need not say the query's other words: the answer is often a short reply
+    ("I've had them for three years") whose subject is in the messages before it. Requiring a
+    query word in the reply itself halved the gain on LoCoMo (turn recall@1 0.216, not 0.245).
+    """
+    author = hit.record.metadata.get("author")
+    if not isinstance(author, str):
+        return False
+    name = _words(author.lower())
+    return bool(name) and all(w in terms for w in name)
+
+
 def _stem(word: str) -> str:
     """A crude stem, the same on both sides of a comparison ("peanuts" and "peanut" agree)."""
     for suffix in ("ing", "ed", "es", "s"):
@@ -254,6 +281,8 @@ def diversify(
 
     * With ``user_words_first``, a user's message outranks windows carrying an assistant's echo
       of it (see :func:`_user_words_first`; ``terms`` are the query's words).
+    * A hit whose own message was said by someone the query names gains
+      ``named_speaker_bonus``: a question about a person is mostly answered by their own words.
     * A past assistant reply's score is multiplied by ``assistant_weight``.
     * Turns are indexed with the turns before them as context, so one striking message appears
       in several records. A hit that shares a source message with a better hit of the same thread
@@ -265,6 +294,10 @@ def diversify(
     fusion = fusion or Fusion()
     scores = _user_words_first(hits, terms) if fusion.user_words_first else [h.score for h in hits]
     lifted = {i for i, hit in enumerate(hits) if scores[i] > hit.score}
+    if fusion.named_speaker_bonus and terms:
+        for i, hit in enumerate(hits):
+            if _said_by_named(hit, terms):
+                scores[i] += fusion.named_speaker_bonus
     for i, hit in enumerate(hits):
         if _is_assistant(hit):
             scores[i] *= fusion.assistant_weight
