@@ -1,12 +1,21 @@
 """What tracing costs per turn: no provider, and the SDK with a batch exporter, against no tracing.
 
-Run: python bench/tracing.py [--turns N] [--rounds R] [--baseline-src PATH]
+Run: python bench/tracing.py [--turns N] [--rounds R] [--baseline untraced|before-tracing]
+[--baseline-src PATH]
 
 Three set-ups run the same turns (``bench/turn_overhead.py``'s: a model that answers at once, so
 only threadline's own work is timed), each in a fresh process, alternating their order R times:
 
-* ``baseline``: the tree just before tracing was added (the parent of the commit that added
-  ``src/threadline/_tracing.py``, extracted to a temporary directory); or ``--baseline-src``.
+* ``baseline``, by ``--baseline``:
+
+  - ``untraced`` (the default): this tree with the calls the untraced path makes taken out, in a
+    temporary copy: the turn's one ``tr.observing()`` check becomes ``False`` and the run loop's
+    ``with tr.activated(turn.span):`` blocks plain blocks. What remains of tracing there is a
+    few ``span is None`` / ``observed`` tests on attributes, tens of nanoseconds in all, so the
+    ratio slightly understates what tracing costs when off, and compares like with like.
+  - ``before-tracing``: the tree just before tracing was added (the parent of the commit that
+    added ``src/threadline/_tracing.py``). Its ratio also counts every feature added since.
+  - or ``--baseline-src PATH``: any tree.
 * ``no provider``: this tree, with no tracer provider configured (the library's default).
 * ``sdk batch``: this tree, with the OpenTelemetry SDK's ``TracerProvider`` and a
   ``BatchSpanProcessor`` to an exporter that drops the spans (so the export itself is free, and
@@ -23,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -140,7 +150,7 @@ async def _slow_turn_us(turns: int) -> float:
     return statistics.median(samples)
 
 
-async def _measure(turns: int) -> dict[str, float]:
+async def _measure(turns: int, only: str | None = None) -> dict[str, float]:
     sys.path.insert(0, str(HERE))
     from threadline import ChatMessageList, SQLiteChatMessageStore
     from turn_overhead import (
@@ -149,7 +159,7 @@ async def _measure(turns: int) -> dict[str, float]:
 
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for workload in WORKLOADS:
+        for workload in WORKLOADS if only is None else (only,):
             kind, size = workload.split("@")
             if kind == "tools":
                 figures[workload] = await _tool_turn_us(turns)
@@ -161,6 +171,92 @@ async def _measure(turns: int) -> dict[str, float]:
             factory = ChatMessageList if kind == "memory" else (lambda: SQLiteChatMessageStore(db))  # noqa: B023
             figures[workload] = await median_turn_us(factory, int(size), turns)
     return figures
+
+
+_COUNTED = ("observing", "tracing_on", "metrics_on", "start_span", "end_error", "activated")
+"""What the untraced path may call in ``_tracing`` (everything else runs only with a span)."""
+
+
+def _untraced_calls(turns: int) -> dict[str, dict[str, float]]:
+    """Per workload: how often each ``_tracing`` function is called per turn with no provider.
+
+    Every call site goes through the module (``from threadline import _tracing as tr``), so
+    wrapping the module's functions counts them all. ``observing`` is called once per agent
+    run, so counts are divided by its count.
+    """
+    from threadline import _tracing as tr
+
+    counts: dict[str, int] = dict.fromkeys(_COUNTED, 0)
+    originals = {name: getattr(tr, name) for name in _COUNTED}
+
+    def counting(name: str) -> Any:
+        original = originals[name]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return original(*args, **kwargs)
+
+        return call
+
+    for name in _COUNTED:
+        setattr(tr, name, counting(name))
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for workload in WORKLOADS:
+            for name in counts:
+                counts[name] = 0
+            asyncio.run(_measure(turns, only=workload))
+            runs = counts["observing"] or 1
+            out[workload] = {name: n / runs for name, n in counts.items()}
+    finally:
+        for name, original in originals.items():
+            setattr(tr, name, original)
+    return out
+
+
+def _untraced_call_ns() -> dict[str, float]:
+    """What each function costs per call with no provider (min of 7 timings of 200,000 calls)."""
+    import timeit
+
+    from threadline import _tracing as tr
+
+    error = RuntimeError("x")
+
+    def activated() -> None:
+        with tr.activated(None):
+            pass
+
+    probes = {
+        "observing": tr.observing,
+        "tracing_on": tr.tracing_on,
+        "metrics_on": tr.metrics_on,
+        "start_span": lambda: tr.start_span("chat x"),
+        "end_error": lambda: tr.end_error(None, error),
+        "activated": activated,
+    }
+    return {
+        name: min(timeit.repeat(probe, number=200_000, repeat=7)) / 200_000 * 1e9
+        for name, probe in probes.items()
+    }
+
+
+def account(turns: int, compared: dict[str, float]) -> None:
+    """Print what the untraced path's calls cost per turn, against the turn's own time."""
+    calls = _untraced_calls(min(turns, 50))
+    per_call = _untraced_call_ns()
+    print("\nThe untraced path's own cost, counted in one process (no provider):")
+    print("  ns per call: " + ", ".join(f"{n} {v:.0f}" for n, v in per_call.items()))
+    print(f"  {'workload':<13} {'calls per turn':<44} {'ns/turn':>8} {'turn µs':>8} {'share':>7}")
+    for workload in WORKLOADS:
+        made = {n: c for n, c in calls[workload].items() if c}
+        cost = sum(c * per_call[n] for n, c in made.items())
+        listed = ", ".join(f"{n} {c:g}" for n, c in made.items())
+        turn = compared[workload]
+        print(f"  {workload:<13} {listed:<44} {cost:8.0f} {turn:8.1f} {cost / (turn * 1000):7.2%}")
+    print(
+        "  (plus a few `span is None` / `observed` tests on attributes per turn, tens of ns;"
+        " target: no provider <= 2% of the turn)"
+    )
 
 
 def _child(mode: str, turns: int) -> None:
@@ -206,7 +302,32 @@ def _baseline_tree(tmp: Path) -> Path:
     return tmp / "src"
 
 
-def compare(baseline: Path, rounds: int, turns: int) -> None:
+_UNTRACED = {
+    "threadline/agents/chat_agent.py": [("if tr.observing():", "if False:")],
+    "threadline/agents/_run_loop.py": [("with tr.activated(turn.span):", "if True:")],
+}
+"""The untraced baseline's edits: (file, [(text, replacement)]); each text must occur."""
+
+
+def _untraced_tree(tmp: Path) -> Path:
+    """This tree's ``src`` copied to ``tmp``, with the untraced path's tracing calls taken out."""
+    src = tmp / "src"
+    shutil.copytree(HERE.parent / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, edits in _UNTRACED.items():
+        path = src / name
+        text = path.read_text(encoding="utf-8")
+        for old, new in edits:
+            if old not in text:
+                raise SystemExit(
+                    f"untraced baseline: {old!r} is no longer in {name}; update _UNTRACED"
+                )
+            text = text.replace(old, new)
+        path.write_text(text, encoding="utf-8")
+    print("baseline: this tree, the untraced path's tracing calls taken out", file=sys.stderr)
+    return src
+
+
+def compare(baseline: Path, rounds: int, turns: int) -> dict[str, float]:
     """All set-ups in fresh processes, order rotated each round; medians and ratios."""
     setups = [("baseline", baseline), ("no provider", HERE.parent / "src")]
     setups.append(("sdk batch", HERE.parent / "src"))
@@ -230,12 +351,19 @@ def compare(baseline: Path, rounds: int, turns: int) -> None:
             f"{workload:<13}" + "".join(f"{medians[n]:>14.1f}" for n, _ in setups) + f"   {ratios}"
         )
     print("\nTargets (issue 17): " + ", ".join(f"{n} <= {t:g}x" for n, t in TARGETS.items()))
+    return {w: statistics.median(run[w] for run in runs["no provider"]) for w in WORKLOADS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--baseline",
+        choices=["untraced", "before-tracing"],
+        default="untraced",
+        help="what the set-ups are compared with (see the module docstring)",
+    )
     parser.add_argument("--baseline-src", metavar="PATH", help="the tree without tracing")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -243,8 +371,15 @@ def main() -> None:
         _child(args.child, args.turns)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = Path(args.baseline_src) if args.baseline_src else _baseline_tree(Path(tmp))
-        compare(baseline, args.rounds, args.turns)
+        if args.baseline_src:
+            baseline = Path(args.baseline_src)
+        elif args.baseline == "untraced":
+            baseline = _untraced_tree(Path(tmp))
+        else:
+            baseline = _baseline_tree(Path(tmp))
+        untraced = compare(baseline, args.rounds, args.turns)
+    sys.path.insert(0, str(HERE.parent / "src"))
+    account(args.turns, untraced)
 
 
 if __name__ == "__main__":

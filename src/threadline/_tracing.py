@@ -233,22 +233,17 @@ def mark_failed(span: Span | None, exc: BaseException) -> None:
         span.record_exception(exc)
 
 
-class activated:
-    """Make ``span`` the current span for a block; does nothing for ``None``.
-
-    Spans started inside the block (a store append, a tool's own spans, an HTTP client's) become
-    its children. Never hold it across a ``yield`` (see the module docstring).
-    """
+class _Activation:
+    """The block of :func:`activated` for a span: attach its context, detach it after."""
 
     __slots__ = ("_span", "_token")
 
-    def __init__(self, span: Span | None) -> None:
+    def __init__(self, span: Span) -> None:
         self._span = span
         self._token: object | None = None
 
     def __enter__(self) -> None:
-        if self._span is not None:
-            self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def __exit__(
         self,
@@ -259,6 +254,31 @@ class activated:
         if self._token is not None:
             otel_context.detach(self._token)  # pyright: ignore[reportArgumentType]
             self._token = None
+
+
+class _NoActivation:
+    """The block of :func:`activated` without a span: nothing to do, one shared instance."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_ACTIVATION: Final = _NoActivation()
+
+
+def activated(span: Span | None) -> _Activation | _NoActivation:
+    """Make ``span`` the current span for a ``with`` block; does nothing for ``None``.
+
+    Spans started inside the block (a store append, a tool's own spans, an HTTP client's) become
+    its children. Never hold it across a ``yield`` (see the module docstring). Without a span
+    (no provider) the block costs a call and a shared no-op, about a third of making one.
+    """
+    return _NO_ACTIVATION if span is None else _Activation(span)
 
 
 async def iterate_in(span: Span | None, items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
