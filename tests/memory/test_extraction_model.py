@@ -49,6 +49,16 @@ async def test_the_allergy_is_learnt_with_the_other_facts(client: LocalChatClien
     assert any("vegetarian" in f for f in facts), facts
 
 
+async def test_a_greeting_does_not_hide_the_city(client: LocalChatClient) -> None:
+    """The first command's first message: before greetings were taken off, only the diet was
+    learnt from it."""
+    facts = await kept(
+        client, "Hi, I am Ada and I live in Porto. I am vegetarian.", "Nice to meet you, Ada!"
+    )
+    assert any("porto" in f for f in facts), facts
+    assert any("vegetarian" in f for f in facts), facts
+
+
 @pytest.mark.parametrize(
     ("user", "assistant"),
     [

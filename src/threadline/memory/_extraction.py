@@ -106,6 +106,13 @@ _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _FIRST_PERSON = re.compile(
     r"\b(i|i'm|im|i've|i'd|i'll|my|mine|myself|we|we're|we've|our|ours)\b", re.IGNORECASE
 )
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|afternoon|evening))(?: there)?"
+    r"\s*[,!.:;-]*\s+",
+    re.IGNORECASE,
+)
+"""A greeting opening a sentence ("Hi, I'm Ada and I live in Porto."): taken off before the
+sentence is sent, because the small model then skips facts it finds without it (the city)."""
 _WORD = re.compile(r"[^\W_]+")
 _FILLER = frozenset(
     "the user user's users a an is are was were be been has have had and or of to in on at for "
@@ -186,7 +193,7 @@ def statements(messages: Sequence[ChatMessage]) -> list[str]:
         if message.role != Role.USER:
             continue
         for sentence in _SENTENCE.split(message.text.strip()):
-            sentence = " ".join(sentence.split())
+            sentence = _GREETING.sub("", " ".join(sentence.split()))
             if sentence and not sentence.endswith("?") and _FIRST_PERSON.search(sentence):
                 out.append(sentence)
     return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.memory._extraction import grounded, statements
 from threadline.memory.preferences import UserPreferencesMemory
@@ -30,6 +32,21 @@ def test_statements_are_the_users_first_person_sentences_only() -> None:
         ChatMessage(Role.USER, "My sister lives in Oslo.\nCan you help me?"),
     ]
     assert statements(messages) == ["I'm vegetarian.", "My sister lives in Oslo."]
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("Hi, I am Ada and I live in Porto.", "I am Ada and I live in Porto."),
+        ("hey there - I love jazz.", "I love jazz."),
+        ("Good morning, I moved to Rome.", "I moved to Rome."),
+        ("Highly recommend it: I love jazz.", "Highly recommend it: I love jazz."),
+        ("Hilda is my sister.", "Hilda is my sister."),
+    ],
+)
+def test_a_greeting_opening_a_statement_is_not_sent(text: str, sent: str) -> None:
+    """The small model skips facts after "Hi, ..." (the city of the first command's greeting)."""
+    assert statements([ChatMessage(Role.USER, text)]) == [sent]
 
 
 def test_a_fact_must_be_grounded_in_what_the_user_said() -> None:
