@@ -10,7 +10,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openai
@@ -19,7 +19,11 @@ import pytest
 from threadline import ChatAgent, ScriptedChatClient
 from threadline.exceptions import UsageError
 from threadline.hosting import ServerConfig, create_app
+from threadline.hosting._approvals import KIND as APPROVAL_KIND
+from threadline.hosting._retention import EXPIRING_RECORDS
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
+from threadline.threads.stores.records import ThreadBatch, ThreadRecord
+from threadline.threads.stores.sqlite_database import SQLiteThreadDatabase
 
 from .conftest import KEYS, drop_schema, postgres_database, start_server
 
@@ -79,3 +83,46 @@ def test_a_bad_retention_is_refused(tmp_path: Path) -> None:
         config = ServerConfig(db_path=str(tmp_path / "s.db"), retention=bad)
         with pytest.raises(UsageError, match="retention"):
             create_app(agent, config)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_the_prune_ends_old_approval_claims_and_keeps_recent_ones(
+    tmp_path: Path, backend: str
+) -> None:
+    """Every answered approval request leaves a claim record; the prune the server runs
+    (``delete_threads`` with ``EXPIRING_RECORDS``) must end them too, or they pile up forever."""
+    database: SQLiteThreadDatabase | PostgresThreadDatabase
+    if backend == "sqlite":
+        database = SQLiteThreadDatabase(tmp_path / "server.db")
+    else:
+        database = await postgres_database("tl_ret_" + os.urandom(4).hex())
+    try:
+        answered = {"response_id": "resp_1"}
+        await database.commit(
+            ThreadBatch().put(
+                ThreadRecord(kind=APPROVAL_KIND, id="apreq_old", owner="k1", body=answered)
+            )
+        )
+        # A claim whose server died before its answer was recorded (as the server claims).
+        stuck = await database.claim_record(
+            APPROVAL_KIND, "apreq_stuck", owner="k1", stale_after=1e12
+        )
+        assert stuck is None
+        await asyncio.sleep(0.05)
+        cutoff = datetime.now(UTC)
+        await asyncio.sleep(0.05)
+        await database.commit(
+            ThreadBatch().put(
+                ThreadRecord(kind=APPROVAL_KIND, id="apreq_new", owner="k1", body=answered)
+            )
+        )
+        result = await database.delete_threads(older_than=cutoff, expire_records=EXPIRING_RECORDS)
+        assert result.records == 2
+        assert await database.get_record(APPROVAL_KIND, "apreq_old", owner="k1") is None
+        assert await database.get_record(APPROVAL_KIND, "apreq_stuck", owner="k1") is None
+        kept = await database.get_record(APPROVAL_KIND, "apreq_new", owner="k1")
+        assert kept is not None and kept.body == answered
+    finally:
+        await database.aclose()
+        if isinstance(database, PostgresThreadDatabase):
+            await drop_schema(database.schema)

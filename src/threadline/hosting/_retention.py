@@ -2,8 +2,8 @@
 
 Every ``retention / 10`` (at most hourly, and once at start-up) the server deletes the threads
 last updated longer ago than ``retention`` with everything kept for them (response objects,
-conversation and Assistants objects) and ``Idempotency-Key`` answers of that age
-(:meth:`~threadline.threads.stores.database.PrunableDatabase.delete_threads`). Several server
+conversation and Assistants objects), and ``Idempotency-Key`` answers and approval claims of that
+age (:meth:`~threadline.threads.stores.database.PrunableDatabase.delete_threads`). Several server
 processes on one PostgreSQL schema may all do it: their prunes take turns under an advisory lock
 and deleting what is already gone does nothing. A prune that fails is logged and tried again at
 the next interval; it never stops the server.
@@ -16,14 +16,20 @@ import logging
 from datetime import timedelta
 
 from threadline.exceptions import StoreError, UsageError
+from threadline.hosting._approvals import KIND as APPROVAL_KIND
+from threadline.hosting._idempotency import KIND as IDEMPOTENCY_KIND
 from threadline.threads.stores.database import PrunableDatabase, ThreadDatabase
 
 __all__ = ["prune_interval", "pruner", "run_retention"]
 
 log = logging.getLogger("threadline.hosting")
 
-EXPIRING_RECORDS = ("idempotency",)
-"""Records kept by no thread that a retention period ends: ``Idempotency-Key`` answers."""
+EXPIRING_RECORDS = (IDEMPOTENCY_KIND, APPROVAL_KIND)
+"""Records kept by no thread that a retention period ends: ``Idempotency-Key`` answers, and the
+claims on answered approval requests. A claim only guards the moments its answer runs in (and
+names the response that answered, for a clearer error on a second answer); once older than the
+retention its thread says the request is answered, or the thread itself is gone. Without this,
+every approval ever answered kept a record for the server's lifetime."""
 
 
 def prune_interval(retention: timedelta) -> float:
