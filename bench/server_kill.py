@@ -38,12 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from tests.hosting.conftest import drop_schema, postgres_database  # noqa: E402
-from tests.hosting.test_crash_turns import (  # noqa: E402
-    _Backend,
-    _claim,
-    _drive,
-    _start,
-    _Worker,
+from tests.hosting.crash_harness import (  # noqa: E402
+    Backend,
+    Worker,
+    drive,
+    idempotency_claim,
+    start,
 )
 
 from threadline import ChatMessage, Role  # noqa: E402
@@ -87,7 +87,7 @@ def turns(messages: Sequence[ChatMessage]) -> tuple[list[str], int]:
 
 
 async def stored_turns(
-    client: openai.AsyncOpenAI, backend: _Backend, worker: _Worker
+    client: openai.AsyncOpenAI, backend: Backend, worker: Worker
 ) -> tuple[list[str], int]:
     """The worker's thread as stored: whole turns and stray messages."""
     if worker.conversation is not None:
@@ -104,7 +104,7 @@ async def stored_turns(
 
 
 async def check(
-    client: openai.AsyncOpenAI, backend: _Backend, worker: _Worker, tally: Tally, *, retry: bool
+    client: openai.AsyncOpenAI, backend: Backend, worker: Worker, tally: Tally, *, retry: bool
 ) -> None:
     """Count what of the worker's acknowledged turns is missing, doubled or half."""
     whole, half = await stored_turns(client, backend, worker)
@@ -128,7 +128,7 @@ async def check(
     extra = len(whole) - len(acked)
     tally.bad("duplicated", extra - 1, f"{worker.name}: {extra} turns beyond the acknowledged")
     in_flight = worker.body(len(acked))
-    claim = await _claim(backend, in_flight)
+    claim = await idempotency_claim(backend, in_flight)
     if extra <= 0:  # the turn in flight left nothing but perhaps a claim
         if claim is not None and claim[0] is not None:
             tally.bad("half", 1, f"{worker.name}: an answer for {in_flight} without its turn")
@@ -163,22 +163,22 @@ async def chat(client: openai.AsyncOpenAI, tally: Tally) -> None:
 
 
 async def cycle(
-    backend: _Backend, name: str, n: int, workers: int, rng: random.Random, tally: Tally
-) -> list[_Worker]:
+    backend: Backend, name: str, n: int, workers: int, rng: random.Random, tally: Tally
+) -> list[Worker]:
     """One start, load, SIGKILL, restart and check; the cycle's workers."""
-    proc, url = await _start(backend)
+    proc, url = await start(backend)
     async with openai.AsyncOpenAI(base_url=url, api_key="crash-key", max_retries=0) as client:
-        made: list[_Worker] = []
+        made: list[Worker] = []
         for w in range(workers):
             conversation = (await client.conversations.create()).id if w % 2 == 0 else None
-            made.append(_Worker(f"c{n}{name}w{w}", conversation))
-        tasks = [asyncio.create_task(_drive(client, w)) for w in made]
+            made.append(Worker(f"c{n}{name}w{w}", conversation))
+        tasks = [asyncio.create_task(drive(client, w)) for w in made]
         tasks += [asyncio.create_task(chat(client, tally)) for _ in range(2)]
         await asyncio.sleep(rng.uniform(0.3, 3.0))
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
         await asyncio.gather(*tasks, return_exceptions=True)
-    proc, url = await _start(backend)
+    proc, url = await start(backend)
     try:
         async with openai.AsyncOpenAI(base_url=url, api_key="crash-key", max_retries=0) as client:
             for worker in made:
@@ -191,9 +191,9 @@ async def cycle(
     return made
 
 
-async def recheck(backend: _Backend, made: list[_Worker], tally: Tally) -> None:
+async def recheck(backend: Backend, made: list[Worker], tally: Tally) -> None:
     """After a store's last cycle: every acknowledged turn of every cycle is still there once."""
-    proc, url = await _start(backend)
+    proc, url = await start(backend)
     try:
         async with openai.AsyncOpenAI(base_url=url, api_key="crash-key", max_retries=0) as client:
             for worker in made:
@@ -204,7 +204,7 @@ async def recheck(backend: _Backend, made: list[_Worker], tally: Tally) -> None:
             # The check is not blind: two turns "acknowledged" on a real thread but never sent
             # are lost, and a response id never issued is not retrievable.
             planted = next(w for w in made if w.acked)
-            ghost = _Worker(f"{planted.name}-ghost", planted.conversation)
+            ghost = Worker(f"{planted.name}-ghost", planted.conversation)
             ghost.acked = [planted.acked[0], "resp_planted"]
             seen = Tally()
             await check(client, backend, ghost, seen, retry=False)
@@ -225,10 +225,10 @@ async def run(cycles: int, workers: int, seed: int) -> tuple[Tally, float]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "threads.db"
         backends = {
-            "sqlite": _Backend(["--store", f"sqlite:{db}"], sqlite=db),
-            "postgres": _Backend(["--store", url, "--postgres-schema", schema], schema=schema),
+            "sqlite": Backend(["--store", f"sqlite:{db}"], sqlite=db),
+            "postgres": Backend(["--store", url, "--postgres-schema", schema], schema=schema),
         }
-        made: dict[str, list[_Worker]] = {"sqlite": [], "postgres": []}
+        made: dict[str, list[Worker]] = {"sqlite": [], "postgres": []}
         try:
             for n in range(cycles):
                 name = "sqlite" if n % 2 == 0 else "postgres"
