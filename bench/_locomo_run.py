@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from _locomo import Conversation, Tally, load, print_header, print_row
@@ -110,26 +110,19 @@ async def locomo(path: Path, embedder: Embedder, work: Path) -> None:
     await _ingest(db, conversations, None, speaker_names=False)
     print_row("roles ('user:')", (await _ask(db, conversations, None))[0])
     print_row("names ('Caroline:')", (await _ask(lexical, conversations, None))[0])
-    print_header("lever: vector weight (standardised score fusion)")
-    for weight in (0.0, 0.3, 0.5, 1.0):
-        fusion = Fusion(vector_weight=weight)
-        print_row(
-            f"lexical 1.0 / vector {weight}",
-            (await _ask(vectors, conversations, embedder, fusion))[0],
-        )
-    print_header("lever: penalty for a hit repeating a better hit's message")
-    for penalty in (0.5, 0.9, 1.0):
-        fusion = Fusion(repeat_penalty=penalty)
-        print_row(
-            f"repeat penalty {penalty}", (await _ask(vectors, conversations, embedder, fusion))[0]
-        )
-    print_header("lever: the named speaker's own words first (bonus to the fused score)")
-    for bonus in (0.0, 0.5, 1.0, 2.0):
-        fusion = Fusion(named_speaker_bonus=bonus)
-        print_row(
-            f"named speaker bonus {bonus}",
-            (await _ask(vectors, conversations, embedder, fusion))[0],
-        )
+    levers: list[tuple[str, str, Callable[[float], Fusion], tuple[float, ...]]] = [
+        ("vector weight (standardised score fusion)", "lexical 1.0 / vector",
+         lambda v: Fusion(vector_weight=v), (0.0, 0.3, 0.5, 1.0)),
+        ("penalty for a hit repeating a better hit's message", "repeat penalty",
+         lambda v: Fusion(repeat_penalty=v), (0.5, 0.9, 1.0)),
+        ("the named speaker's own words first (bonus to the fused score)", "named speaker bonus",
+         lambda v: Fusion(named_speaker_bonus=v), (0.0, 0.5, 1.0, 2.0)),
+    ]  # fmt: skip
+    for title, label, fusion_of, values in levers:
+        print_header(f"lever: {title}")
+        for value in values:
+            tally, _ = await _ask(vectors, conversations, embedder, fusion_of(value))
+            print_row(f"{label} {value}", tally)
     print_header("lever: the user's words first, past assistant replies weigh less")
     assistant = work / "locomo-assistant.db"
     split = load(path, speaker_roles="user-assistant")

@@ -40,6 +40,24 @@ def _env(home: Path) -> dict[str, str]:
     }
 
 
+def spawn_group(home: Path, *args: str) -> tuple[pexpect.spawn[str], str]:
+    """Start an interactive group chat; returns it at its first prompt, and the group's id."""
+    child: pexpect.spawn[str] = pexpect.spawn(
+        sys.executable,
+        ["-m", "threadline.cli.main", "chat", *args],
+        env=_env(home),
+        encoding="utf-8",
+        timeout=300,
+        dimensions=(50, 200),
+    )
+    child.expect(r"new thread (group_[0-9a-f]+)")
+    match = child.match
+    assert isinstance(match, re.Match)
+    group_id = str(match.group(1))
+    child.expect("you> ")
+    return child, group_id
+
+
 async def _chat(home: Path, text: str, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -236,16 +254,7 @@ async def test_chat_and_group_chat_refuse_bad_options_and_empty_input_alike(
 
 
 def test_interactive_group_chat_labels_each_agent(tmp_path: Path, local_model_path: Path) -> None:
-    child: pexpect.spawn[str] = pexpect.spawn(
-        sys.executable,
-        ["-m", "threadline.cli.main", "chat", *ARGS, "--group", "ann,bob,cy"],
-        env=_env(tmp_path),
-        encoding="utf-8",
-        timeout=300,
-        dimensions=(50, 200),
-    )
-    child.expect(r"new thread (group_[0-9a-f]+)")
-    child.expect("you> ")
+    child, _ = spawn_group(tmp_path, *ARGS, "--group", "ann,bob,cy")
     child.sendline("/help")  # a command, never a message to the agents
     child.expect("you> ")
     assert "/switch ID" in str(child.before) and "[ann]" not in str(child.before)
@@ -339,30 +348,9 @@ def test_ctrl_c_stops_a_group_turn_and_the_chat_resumes(
     tmp_path: Path, local_model_path: Path
 ) -> None:
     """The state saved after an interrupted turn matches the transcript: it resumes, not refused."""
-    child: pexpect.spawn[str] = pexpect.spawn(
-        sys.executable,
-        [
-            "-m",
-            "threadline.cli.main",
-            "chat",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "300",
-            "--no-memory",
-            "--group",
-            "ann,bob",
-        ],
-        env=_env(tmp_path),
-        encoding="utf-8",
-        timeout=300,
-        dimensions=(50, 200),
+    child, group_id = spawn_group(
+        tmp_path, "--temperature", "0", "--max-tokens", "300", "--no-memory", "--group", "ann,bob"
     )
-    child.expect(r"new thread (group_[0-9a-f]+)")
-    match = child.match
-    assert isinstance(match, re.Match)
-    group_id = str(match.group(1))
-    child.expect("you> ")
     child.sendline("Write a long story about a dragon who learns to fly.")
     child.expect(r"\[ann\] \W*\w+\W+\w+")  # ann is speaking: two words are out
     child.sendintr()
@@ -426,20 +414,11 @@ async def test_each_agent_of_a_long_group_chat_is_compacted_by_default(
 ) -> None:
     # A 384-token window fills in a few rounds: each participant's own thread gets a stored
     # summary (compaction is on by default), and nothing it replaces is lost.
-    child: pexpect.spawn[str] = pexpect.spawn(
-        sys.executable,
-        ["-m", "threadline.cli.main", "chat", "--temperature", "0", "--max-tokens", "8"]
-        + ["--ctx", "384", "--no-memory", "--group", "ann,bob"],
-        env=_env(tmp_path),
-        encoding="utf-8",
-        timeout=300,
-        dimensions=(50, 200),
+    child, group_id = spawn_group(
+        tmp_path,
+        *("--temperature", "0", "--max-tokens", "8", "--ctx", "384", "--no-memory"),
+        *("--group", "ann,bob"),
     )
-    child.expect(r"new thread (group_[0-9a-f]+)")
-    match = child.match
-    assert isinstance(match, re.Match)
-    group_id = str(match.group(1))
-    child.expect("you> ")
     lines = ["My name is Alice and I live in Lyon."] + [
         f"Tell me one fact about {topic}, in simple words for a beginner, please."
         for topic in ["tea", "owls", "rivers", "bread", "glass", "chess", "trains", "salt"]

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import openai
 import pytest
@@ -19,6 +20,8 @@ from threadline import ChatAgent, ScriptedChatClient
 from threadline.hosting import ServerConfig, create_app
 from threadline.threads.stores.database import ThreadDatabase
 from threadline.threads.stores.postgres_database import PostgresThreadDatabase
+
+P = TypeVar("P", bound=PostgresThreadDatabase)
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,9 +79,14 @@ async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
 
 async def postgres_database(schema: str, *, migrate: bool = False) -> PostgresThreadDatabase:
     """A thread database in a schema of its own, opened; skips (or fails in CI) without a server."""
-    database = PostgresThreadDatabase(
-        POSTGRES_URL, schema=schema, max_connections=4, migrate=migrate
+    return await opened_or_skip(
+        PostgresThreadDatabase(POSTGRES_URL, schema=schema, max_connections=4, migrate=migrate)
     )
+
+
+async def opened_or_skip(database: P) -> P:
+    """``database`` (any PostgreSQL thread database, a test's subclass too), opened; skips (or
+    fails in CI) without a server."""
     try:
         await database.open()
     except Exception as exc:
@@ -132,16 +140,24 @@ async def wait_serving(
 
 
 async def serve_process(
-    agent: str, *args: str, env: dict[str, str], stdout: int = subprocess.DEVNULL
+    agent: str,
+    *args: str,
+    env: dict[str, str],
+    stdout: int = subprocess.DEVNULL,
+    stderr: int = subprocess.PIPE,
+    key: str = "key-alice",
+    user: str = "alice",
 ) -> tuple[asyncio.subprocess.Process, str]:
-    """``threadline serve AGENT ARGS`` as a subprocess with key ``key-alice``, once it answers."""
+    """``threadline serve AGENT ARGS`` as a subprocess with API key ``key`` (for ``user``), once
+    it answers. ``stderr`` is piped so a server that dies says why; a server killed again and
+    again under load (the crash tests) passes ``DEVNULL``, since nobody drains the pipe."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "threadline.cli.main", "serve", agent, *args,
-        "--port", str(port), "--api-key", "key-alice=alice", "--log-level", "warning",
+        "--port", str(port), "--api-key", f"{key}={user}", "--log-level", "warning",
         env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", **env},
-        stdout=stdout, stderr=subprocess.PIPE,
+        stdout=stdout, stderr=stderr,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
-    await wait_serving(proc, url, "key-alice")
+    await wait_serving(proc, url, key)
     return proc, url

@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString, cast
@@ -21,7 +20,7 @@ import openai
 import psycopg
 from psycopg import sql
 
-from tests.hosting.conftest import free_port, wait_serving
+from tests.hosting.conftest import serve_process
 from threadline import ChatMessage, SQLiteChatMessageStore
 from threadline.threads.stores.postgres import PostgresChatMessageStore
 
@@ -76,17 +75,14 @@ class Backend:
 
 async def start(backend: Backend) -> tuple[asyncio.subprocess.Process, str]:
     """``threadline serve`` of an endless agent on ``backend``, once it answers; its /v1 URL."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "threadline.cli.main", "serve", "tests.hosting._cli_agent:endless",
-        *backend.store_args, "--port", str(port), "--api-key", f"{KEY}=me",
-        "--log-level", "warning",
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    await wait_serving(proc, url, KEY)
-    return proc, url
+    return await serve_process(
+        "tests.hosting._cli_agent:endless",
+        *backend.store_args,
+        env={},
+        stderr=subprocess.DEVNULL,
+        key=KEY,
+        user="me",
+    )
 
 
 @dataclass

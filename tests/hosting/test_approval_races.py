@@ -22,7 +22,7 @@ from typing import Any, cast
 import openai
 import pytest
 
-from tests.hosting.conftest import KEYS, POSTGRES_URL, drop_schema, start_server
+from tests.hosting.conftest import KEYS, POSTGRES_URL, drop_schema, opened_or_skip, start_server
 from threadline import (
     ChatAgent,
     ChatMessage,
@@ -113,15 +113,7 @@ class Api:
 
 
 async def gated_postgres(schema: str) -> GatedPostgres:
-    database = GatedPostgres(POSTGRES_URL, schema=schema, max_connections=4)
-    try:
-        await database.open()
-    except Exception as exc:
-        await database.aclose()
-        if os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    return database
+    return await opened_or_skip(GatedPostgres(POSTGRES_URL, schema=schema, max_connections=4))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
