@@ -49,11 +49,16 @@ _DAY_MONTH = re.compile(
     re.I,
 )
 _MONTH_ONLY = re.compile(
-    rf"\b(?:in|during|of|since|last)\s+{_MONTH}(?:\s+(?P<year>\d{{4}}))?\b", re.I
+    rf"\b(?P<how>in|during|of|since|last)\s+{_MONTH}(?:\s+(?P<year>\d{{4}}))?\b", re.I
 )
 _YEAR = re.compile(r"\b(?:in|during)\s+(?P<year>(?:19|20)\d{2})\b", re.I)
 _AGO = re.compile(
     r"\b(?P<n>\d+|a|an|one|two|three|four|five|six)\s+(?P<unit>days?|weeks?|months?|year)\s+ago\b",
+    re.I,
+)
+_BARE_MONTH = re.compile(rf"{_MONTH}(?:,?\s+(?P<year>\d{{4}}))?\b", re.I)
+_RANGE = re.compile(
+    r"\b(?:between|from)\s+(?P<first>[^,;?!]+?)\s+(?:and|to|until|till|through)\s+(?P<last>[^;?!]+)",
     re.I,
 )
 _RELATIVE = re.compile(
@@ -97,6 +102,43 @@ def _date_window(year: int, month: int, day: int) -> TimeWindow | None:
     return TimeWindow(start, start + timedelta(days=1))
 
 
+def _point(text: str) -> tuple[int | None, int, int | None] | None:
+    """``(year, month, day)`` of the date ``text`` starts with; year and day may be unknown."""
+    text = re.sub(r"^\s*the\s+", "", text, flags=re.I).strip()
+    if found := _ISO.match(text):
+        return int(found["y"]), int(found["m"]), int(found["d"])
+    for pattern in (_MONTH_DAY, _DAY_MONTH):
+        if found := pattern.match(text):
+            year = int(found["year"]) if found["year"] else None
+            return year, _MONTHS[found["month"].lower()], int(found["day"])
+    if found := _BARE_MONTH.match(text):
+        year = int(found["year"]) if found["year"] else None
+        return year, _MONTHS[found["month"].lower()], None
+    return None
+
+
+def _range(first: str, last: str, now: datetime) -> TimeWindow | None:
+    """From the start of ``first`` to the end of ``last`` ("between August 11 and August 15 2023").
+
+    A year said once holds for both ends; without one, the range is the most recent one that
+    ends by ``now``; "until now" (or today) ends today. Either end not a date (or not a real day),
+    or an end before the start: None.
+    """
+    start, end = _point(first), _point(last)
+    if start is not None and end is None and re.match(r"\s*(?:now|today)\b", last, re.I):
+        end = now.year, now.month, now.day
+    if start is None or end is None:
+        return None
+    (y1, m1, d1), (y2, m2, d2) = start, end
+    y2 = y2 or y1 or _latest_year(m2, d2 or 1, now)
+    y1 = y1 or (y2 if (m1, d1 or 1) <= (m2, d2 or 1) else y2 - 1)
+    opened = _date_window(y1, m1, d1) if d1 else _month_window(y1, m1)
+    closed = _date_window(y2, m2, d2) if d2 else _month_window(y2, m2)
+    if opened is None or closed is None or closed.end <= opened.start:
+        return None
+    return TimeWindow(opened.start, closed.end)
+
+
 def _relative(word: str, now: datetime) -> TimeWindow:
     word = " ".join(word.lower().split())
     today = _day(now)
@@ -137,6 +179,8 @@ def time_window(query: str, *, now: datetime | None = None) -> TimeWindow | None
     around that day, wide enough for the vagueness of such phrases.
     """
     now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+    if (found := _RANGE.search(query)) and (window := _range(found["first"], found["last"], now)):
+        return window
     if found := _ISO.search(query):
         return _date_window(int(found["y"]), int(found["m"]), int(found["d"]))
     for pattern in (_MONTH_DAY, _DAY_MONTH):
@@ -148,7 +192,10 @@ def time_window(query: str, *, now: datetime | None = None) -> TimeWindow | None
     if found := _MONTH_ONLY.search(query):
         month = _MONTHS[found["month"].lower()]
         year = int(found["year"]) if found["year"] else _latest_year(month, 1, now)
-        return _month_window(year, month)
+        window = _month_window(year, month)
+        if found["how"].lower() == "since":  # from that month up to today
+            return TimeWindow(window.start, max(window.end, _day(now) + timedelta(days=1)))
+        return window
     if found := _YEAR.search(query):
         year = int(found["year"])
         return TimeWindow(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC))

@@ -31,6 +31,15 @@ def day(y: int, m: int, d: int) -> datetime:
         ("during 2019", day(2019, 1, 1), day(2020, 1, 1)),
         ("two weeks ago", day(2024, 5, 27), day(2024, 6, 1)),
         ("3 days ago", day(2024, 6, 8), day(2024, 6, 11)),
+        ("since March", day(2024, 3, 1), day(2024, 6, 13)),  # up to today, not March alone
+        # Ranges: a year said once holds for both ends (not "August 11" of the current year).
+        ("where was I between August 11 and August 15 2023?", day(2023, 8, 11), day(2023, 8, 16)),
+        ("between March 3 and March 10", day(2024, 3, 3), day(2024, 3, 11)),
+        ("from May to July 2023", day(2023, 5, 1), day(2023, 8, 1)),
+        ("from 2024-01-02 to 2024-01-05", day(2024, 1, 2), day(2024, 1, 6)),
+        ("between December 20 and January 3", day(2023, 12, 20), day(2024, 1, 4)),
+        ("between the 3rd of May and the 5th of May", day(2024, 5, 3), day(2024, 5, 6)),
+        ("what did I do from March until now?", day(2024, 3, 1), day(2024, 6, 13)),
     ],
 )
 def test_time_expressions(query: str, start: datetime, end: datetime) -> None:
@@ -39,7 +48,15 @@ def test_time_expressions(query: str, start: datetime, end: datetime) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["what is my favourite food", "when did I adopt the cat", "may I ask", "2024-13-45 is no date"],
+    [
+        "what is my favourite food",
+        "when did I adopt the cat",
+        "may I ask",
+        "2024-13-45 is no date",
+        "how long from home to work",
+        "between 2 and 3 pm",
+        "between 30 February and 3 March 2023",  # no such day: no bias rather than a guess
+    ],
 )
 def test_no_period_gives_none(query: str) -> None:
     assert time_window(query, now=NOW) is None
