@@ -12,8 +12,14 @@ with memory on). Two placements keep the prompt's start still:
   the thread's first call, never changed afterwards. What the user says during the thread is in
   its history anyway. Costs nothing after the first call.
 
-The text says it is background about the user the model is talking to, so a small model answers
-"you", not "the user", and does not take it for the question.
+The text says the notes are about *the person the model is talking to*, so a small model answers
+"you", not "the user", does not take the notes for the question, and does not speak as that
+person. Measured with the default 0.5B model (``bench/memory_use.py``: 8 questions, each with
+its own facts and with five, 6 sampling seeds): replies in the user's voice ("My dog is Rex.") or
+about them ("The user lives in Porto.") fell from 26 of 96 to 14 against the wording before
+("Background from earlier conversations with you (the user)"), and 67 replies passed every check
+instead of 61. What the small model still gets wrong is the facts' meaning (chicken for a
+vegetarian, 12 of 96 either way): no wording changed that.
 """
 
 from __future__ import annotations
@@ -30,9 +36,9 @@ __all__ = ["BACKGROUND", "ContextAs", "check_context_as", "memory_context"]
 ContextAs = Literal["instructions", "messages", "pinned"]
 
 BACKGROUND = (
-    "Background from earlier conversations with you (the user). It is not part of this "
-    'conversation: use it only where it helps, speak to the user as "you", and do not '
-    "mention this note."
+    "Notes on the person you are talking to, from your earlier conversations with them. They "
+    'are not part of this conversation: use them only where they help, call the person "you", '
+    "and do not mention these notes."
 )
 
 

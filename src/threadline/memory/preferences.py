@@ -56,7 +56,9 @@ _RETRY_USERS = 1_000
 """How many users' failed extractions are kept at most (a long outage must not grow memory)."""
 _PINNED_THREADS = 1_000
 """How many threads' pinned facts are kept (an evicted thread reads its facts again)."""
-_INTRO = "What you know about the user from earlier conversations (use it when relevant):"
+_INTRO = "What you know about the person you are talking to:"
+"""Says whom the facts are about, so a small model does not take them for its own (measured with
+the background note of ``_background``, in ``bench/memory_use.py``)."""
 
 
 class UserPreferencesMemory(ContextProvider):
