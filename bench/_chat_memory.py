@@ -102,9 +102,11 @@ async def _chat(
     return times
 
 
-async def chat_memory_bench(*, pause: float, max_tokens: int, instructions: bool) -> None:
+async def chat_memory_bench(
+    *, pause: float, max_tokens: int, instructions: bool, model: str | None = None
+) -> None:
     """Print first-token times per turn without memory, with it, and the median ratio."""
-    client = LocalChatClient()
+    client = LocalChatClient(model)
     await client.load()
     await _first_token(ChatAgent(client), AgentThread(), "Hello", 4)  # warm up
     try:

@@ -20,6 +20,7 @@ per turn with a 3 s pause between turns, and the median ratio (issue 21; target 
 ``bench/_chat_memory.py``.
 
     PYTHONPATH=src python bench/local_model.py --chat-memory [--pause 3] [--instructions]
+        [--model qwen-1.5b]
 """
 
 from __future__ import annotations
@@ -181,11 +182,16 @@ async def main() -> None:
     parser.add_argument(
         "--instructions", action="store_true", help="also the old placement of memories"
     )
+    parser.add_argument(
+        "--model", help="with --chat-memory: a named model or GGUF file (default: the default)"
+    )
     args = parser.parse_args()
     if args.chat_memory:
         from _chat_memory import chat_memory_bench
 
-        await chat_memory_bench(pause=args.pause, max_tokens=48, instructions=args.instructions)
+        await chat_memory_bench(
+            pause=args.pause, max_tokens=48, instructions=args.instructions, model=args.model
+        )
         return
 
     assembled = assembly_seconds()
