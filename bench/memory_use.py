@@ -110,6 +110,10 @@ VARIANTS: dict[str, tuple[str, str]] = {
         '"you", and do not mention these notes.',
         "What you know about them:",
     ),
+    "respect them": (
+        _background.BACKGROUND + " Never suggest what they rule out.",
+        preferences._INTRO,
+    ),
     "short": (
         "Notes from earlier chats with this user (use them only if relevant; never mention them).",
         "About the user:",
