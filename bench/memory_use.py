@@ -143,6 +143,7 @@ async def _reply(
     scenario: Scenario,
     facts: tuple[ExtractedFact, ...],
     seed: int,
+    instructions: str,
 ) -> str:
     store = open_memory_store(
         home / f"memory-{seed}-{len(facts)}-{abs(hash(scenario.name))}.sqlite3"
@@ -150,7 +151,7 @@ async def _reply(
     try:
         await UserPreferencesMemory(store).add_facts(facts, user_id=USER)
         providers = memory_cmd.chat_memory(store, client)
-        agent = ChatAgent(client, DEFAULT_INSTRUCTIONS, context_providers=providers)
+        agent = ChatAgent(client, instructions, context_providers=providers)
         thread = agent.get_new_thread(user_id=USER)
         response = await agent.run(scenario.question, thread=thread, max_tokens=120, seed=seed)
         for provider in providers:
@@ -165,7 +166,9 @@ def _asked() -> list[tuple[Scenario, tuple[ExtractedFact, ...]]]:
     return [(scenario, facts) for scenario in SCENARIOS for facts in (scenario.facts, ALL_FACTS)]
 
 
-async def run(variants: Sequence[str], seeds: int, verbose: bool, model: str | None) -> None:
+async def run(
+    variants: Sequence[str], seeds: int, verbose: bool, model: str | None, instructions: str
+) -> None:
     client = LocalChatClient(model)
     print(
         f"model: {client.model_path.name}; {len(SCENARIOS)} scenarios x 2 sets of facts "
@@ -179,7 +182,7 @@ async def run(variants: Sequence[str], seeds: int, verbose: bool, model: str | N
         with tempfile.TemporaryDirectory() as tmp:
             for scenario, facts in _asked():
                 for seed in range(seeds):
-                    reply = await _reply(client, Path(tmp), scenario, facts, seed)
+                    reply = await _reply(client, Path(tmp), scenario, facts, seed, instructions)
                     failed = _failures(scenario, reply)
                     passed += not failed
                     for kind in failed:
@@ -208,9 +211,14 @@ def main() -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every reply")
     parser.add_argument("--model", help="a named model or GGUF file (default: the chat's default)")
+    parser.add_argument(
+        "--instructions",
+        default=DEFAULT_INSTRUCTIONS,
+        help=f"the agent's instructions (default: threadline chat's, {DEFAULT_INSTRUCTIONS!r})",
+    )
     args = parser.parse_args()
     variants = ["default"] if args.variants is None else args.variants or list(VARIANTS)
-    asyncio.run(run(variants, args.seeds, args.verbose, args.model))
+    asyncio.run(run(variants, args.seeds, args.verbose, args.model, args.instructions))
 
 
 if __name__ == "__main__":
