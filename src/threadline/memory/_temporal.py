@@ -57,6 +57,7 @@ _AGO = re.compile(
     re.I,
 )
 _BARE_MONTH = re.compile(rf"{_MONTH}(?:,?\s+(?P<year>\d{{4}}))?\b", re.I)
+_RANGE_OPENING = re.compile(r"\b(?:between|from)\s", re.I)
 _RANGE = re.compile(
     # Each end at most 30 characters ("the 3rd of September, 2023" is 26): unbounded, a query of
     # many "from"s took time growing with its square (40 ms at the 4,000-character limit).
@@ -182,8 +183,10 @@ def time_window(query: str, *, now: datetime | None = None) -> TimeWindow | None
     around that day, wide enough for the vagueness of such phrases.
     """
     now = datetime.now(UTC) if now is None else now.astimezone(UTC)
-    if (found := _RANGE.search(query)) and (window := _range(found["first"], found["last"], now)):
-        return window
+    for opening in _RANGE_OPENING.finditer(query):  # each one: "from Amazon between May 1 and 5"
+        found = _RANGE.match(query, opening.start())
+        if found and (window := _range(found["first"], found["last"], now)):
+            return window
     if found := _ISO.search(query):
         return _date_window(int(found["y"]), int(found["m"]), int(found["d"]))
     for pattern in (_MONTH_DAY, _DAY_MONTH):

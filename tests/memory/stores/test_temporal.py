@@ -40,6 +40,7 @@ def day(y: int, m: int, d: int) -> datetime:
         ("between December 20 and January 3", day(2023, 12, 20), day(2024, 1, 4)),
         ("between the 3rd of May and the 5th of May", day(2024, 5, 3), day(2024, 5, 6)),
         ("what did I do from March until now?", day(2024, 3, 1), day(2024, 6, 13)),
+        ("what did I buy from Amazon between May 1 and May 5?", day(2024, 5, 1), day(2024, 5, 6)),
     ],
 )
 def test_time_expressions(query: str, start: datetime, end: datetime) -> None:
