@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -21,11 +20,11 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from tests.cli._spawn import cli_env, spawn_cli
 
 from threadline.cli.memory_cmd import MEMORY_FILE
 from threadline.memory import MemoryRecord, MemoryScope, SQLiteMemoryStore
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 TIMEOUT = 180  # generous: the CI machine may be busy; a healthy run takes seconds
 ERASE = r"\r +\r"  # the spinner erasing itself: what follows is the reply
 
@@ -35,33 +34,17 @@ def home(tmp_path: Path, local_model_path: Path) -> Path:
     return tmp_path / "home"
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-    env["THREADLINE_HOME"] = str(home)
-    env["TERM"] = "dumb"  # no readline escape sequences in the transcript
-    return env
-
-
 def spawn_chat(
     home: Path, *args: str, preexec_fn: Callable[[], None] | None = None
 ) -> tuple[pexpect.spawn[str], str]:
     """Start an interactive chat; returns it at its first prompt, and the thread's id."""
-    child: pexpect.spawn[str] = pexpect.spawn(
-        sys.executable,
-        ["-m", "threadline.cli.main", "chat", "--temperature", "0", *args],
-        env=_env(home),
-        encoding="utf-8",
+    return spawn_cli(
+        home,
+        ["--temperature", "0", *args],
+        r"(new|resumed) thread (thread_[0-9a-f]+)",
         timeout=TIMEOUT,
-        dimensions=(50, 200),
         preexec_fn=preexec_fn,
     )
-    child.expect(r"(new|resumed) thread (thread_[0-9a-f]+)")
-    match = child.match
-    assert isinstance(match, re.Match)
-    thread_id = str(match.group(2))
-    child.expect("you> ")
-    return child, thread_id
 
 
 def say(child: pexpect.spawn[str], text: str) -> str:
@@ -135,7 +118,7 @@ def test_ctrl_c_stops_the_reply_and_keeps_the_thread(home: Path) -> None:
         input="Hello, my name is Ada.\n",
         capture_output=True,
         text=True,
-        env=_env(home),
+        env=cli_env(home),
         timeout=TIMEOUT,
         check=True,
     )
@@ -166,7 +149,7 @@ def test_ctrl_c_stops_the_reply_and_keeps_the_thread(home: Path) -> None:
         [sys.executable, "-m", "threadline.cli.main", "threads", "show", thread_id],
         capture_output=True,
         text=True,
-        env=_env(home),
+        env=cli_env(home),
         timeout=TIMEOUT,
         check=True,
     )
@@ -198,7 +181,7 @@ def test_unknown_thread_is_a_clear_error(home: Path) -> None:
         input="hi\n",
         capture_output=True,
         text=True,
-        env=_env(home),
+        env=cli_env(home),
         timeout=TIMEOUT,
     )
     assert result.returncode == 1
@@ -213,7 +196,7 @@ def test_model_option_names_a_model_or_a_file(home: Path, tmp_path: Path) -> Non
             input="hi\n",
             capture_output=True,
             text=True,
-            env=_env(home),
+            env=cli_env(home),
             timeout=TIMEOUT,
         )
 
@@ -229,7 +212,7 @@ def test_model_option_names_a_model_or_a_file(home: Path, tmp_path: Path) -> Non
 
 
 def test_first_use_assembles_the_model_with_progress(home: Path, tmp_path: Path) -> None:
-    env = _env(home)
+    env = cli_env(home)
     env["THREADLINE_MODELS"] = str(tmp_path / "models")  # empty: this is the first use
     result = subprocess.run(
         [sys.executable, "-m", "threadline.cli.main", "chat", "--max-tokens", "4"],
@@ -287,7 +270,7 @@ def _one_shot(home: Path, *args: str, text: str = "hi") -> subprocess.CompletedP
         input=text + "\n",
         capture_output=True,
         text=True,
-        env=_env(home),
+        env=cli_env(home),
         timeout=TIMEOUT,
     )
 
@@ -328,7 +311,7 @@ def test_a_missing_or_damaged_saved_state_is_reported_not_restarted(home: Path) 
         [sys.executable, "-m", "threadline.cli.main", "threads", "show", thread_id],
         capture_output=True,
         text=True,
-        env=_env(home),
+        env=cli_env(home),
         timeout=TIMEOUT,
     )
     assert shown.stdout.count("\n[") + 1 == 2  # nothing was added or restarted
@@ -357,7 +340,7 @@ def test_a_reply_with_escape_sequences_reaches_the_terminal_escaped(home: Path) 
     streams one character per chunk, so each escape sequence is split across chunks.
     """
     evil = "red \x1b[31mtext\x1b[0m, title \x1b]0;owned\x07, clear \x1b[2J, bidi \u202e done"
-    env = _env(home)
+    env = cli_env(home)
     env["SCRIPTED_REPLIES"] = json.dumps([evil, evil, evil])
     driver = str(Path(__file__).with_name("_scripted_chat.py"))
     for mode in (["--no-memory"], ["--no-memory", "--group", "ann,bob"]):
@@ -388,7 +371,7 @@ def test_a_fork_keeps_its_parents_memory_summary(home: Path) -> None:
         [sys.executable, "-m", "threadline.cli.main", "threads", "fork", parent],
         capture_output=True,
         text=True,
-        env=_env(home),
+        env=cli_env(home),
         timeout=TIMEOUT,
         check=True,
     ).stdout.strip()
@@ -453,7 +436,7 @@ def test_a_long_chat_is_compacted_by_default_and_keeps_every_message(home: Path)
 
     shown = subprocess.run(
         [sys.executable, "-m", "threadline.cli.main", "threads", "show", thread_id],
-        env=_env(home),
+        env=cli_env(home),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

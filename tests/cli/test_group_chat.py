@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pexpect
+from tests.cli._spawn import cli_env, spawn_cli
 
 from threadline import ChatAgent, GroupChat, ScriptedChatClient
 from threadline.cli._library import ThreadLibrary
@@ -27,35 +27,12 @@ from threadline.multiagent.thread import participant_thread_id
 from threadline.threads.portable import portable_thread_state
 from threadline.types import ChatMessage, Role
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 ARGS = ["--temperature", "0", "--max-tokens", "8", "--ctx", "1024"]
-
-
-def _env(home: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "THREADLINE_HOME": str(home),
-        "TERM": "dumb",
-    }
 
 
 def spawn_group(home: Path, *args: str) -> tuple[pexpect.spawn[str], str]:
     """Start an interactive group chat; returns it at its first prompt, and the group's id."""
-    child: pexpect.spawn[str] = pexpect.spawn(
-        sys.executable,
-        ["-m", "threadline.cli.main", "chat", *args],
-        env=_env(home),
-        encoding="utf-8",
-        timeout=300,
-        dimensions=(50, 200),
-    )
-    child.expect(r"new thread (group_[0-9a-f]+)")
-    match = child.match
-    assert isinstance(match, re.Match)
-    group_id = str(match.group(1))
-    child.expect("you> ")
-    return child, group_id
+    return spawn_cli(home, args, r"new thread (group_[0-9a-f]+)", timeout=300)
 
 
 async def _chat(home: Path, text: str, *args: str) -> tuple[int, str, str]:
@@ -69,7 +46,7 @@ async def _chat(home: Path, text: str, *args: str) -> tuple[int, str, str]:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(home),
+        env=cli_env(home),
     )
     out, err = await asyncio.wait_for(proc.communicate(text.encode()), timeout=300)
     assert proc.returncode is not None
@@ -85,7 +62,7 @@ def _threads(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "threadline.cli.main", "threads", *args],
         capture_output=True,
         text=True,
-        env=_env(home),
+        env=cli_env(home),
         timeout=300,
     )
 
@@ -377,7 +354,7 @@ def test_ctrl_c_stops_a_group_turn_and_the_chat_resumes(
         input="Shorter, please.\n",
         capture_output=True,
         text=True,
-        env=_env(tmp_path),
+        env=cli_env(tmp_path),
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
