@@ -34,7 +34,13 @@ from threadline.agents.chat_agent import ChatAgent
 from threadline.cli import memory_cmd
 from threadline.cli.chat import DEFAULT_INSTRUCTIONS
 from threadline.clients.local import LocalChatClient
-from threadline.memory import UserPreferencesMemory, _background, open_memory_store, preferences
+from threadline.memory import (
+    MemoryStore,
+    UserPreferencesMemory,
+    _background,
+    open_memory_store,
+    preferences,
+)
 from threadline.memory.preferences import ExtractedFact
 
 USER = "ada"
@@ -139,27 +145,23 @@ question needs (and an order the model may copy)."""
 
 async def _reply(
     client: LocalChatClient,
-    home: Path,
-    scenario: Scenario,
+    store: MemoryStore,
+    user: str,
+    question: str,
     facts: tuple[ExtractedFact, ...],
     seed: int,
     instructions: str,
 ) -> str:
-    store = open_memory_store(
-        home / f"memory-{seed}-{len(facts)}-{abs(hash(scenario.name))}.sqlite3"
-    )
-    try:
-        await UserPreferencesMemory(store).add_facts(facts, user_id=USER)
-        providers = memory_cmd.chat_memory(store, client)
-        agent = ChatAgent(client, instructions, context_providers=providers)
-        thread = agent.get_new_thread(user_id=USER)
-        response = await agent.run(scenario.question, thread=thread, max_tokens=120, seed=seed)
-        for provider in providers:
-            if isinstance(provider, UserPreferencesMemory):
-                await provider.wait_pending()
-        return response.text
-    finally:
-        await store.aclose()
+    """One new chat of ``user`` (who has told ``facts`` before) asking ``question``."""
+    await UserPreferencesMemory(store).add_facts(facts, user_id=user)
+    providers = memory_cmd.chat_memory(store, client)
+    agent = ChatAgent(client, instructions, context_providers=providers)
+    thread = agent.get_new_thread(user_id=user)
+    response = await agent.run(question, thread=thread, max_tokens=120, seed=seed)
+    for provider in providers:
+        if isinstance(provider, UserPreferencesMemory):
+            await provider.wait_pending()
+    return response.text
 
 
 def _asked() -> list[tuple[Scenario, tuple[ExtractedFact, ...]]]:
@@ -180,9 +182,15 @@ async def run(
         counts = {"uses": 0, "respects": 0, "quiet": 0, "voice": 0}
         passed = 0
         with tempfile.TemporaryDirectory() as tmp:
-            for scenario, facts in _asked():
+            # One store (and embedder) for the variant; each chat is its own user, so each sees
+            # only the facts its scenario gave it.
+            store = open_memory_store(Path(tmp) / "memory.sqlite3")
+            for n, (scenario, facts) in enumerate(_asked()):
                 for seed in range(seeds):
-                    reply = await _reply(client, Path(tmp), scenario, facts, seed, instructions)
+                    user = f"{USER}-{n}-{seed}"
+                    reply = await _reply(
+                        client, store, user, scenario.question, facts, seed, instructions
+                    )
                     failed = _failures(scenario, reply)
                     passed += not failed
                     for kind in failed:
@@ -191,6 +199,7 @@ async def run(
                         mark = ",".join(failed) or "ok"
                         text = " ".join(reply.split())[: 400 if failed else 100]
                         print(f"    [{mark}] {scenario.name} #{seed}: {text}")
+            await store.aclose()
         total = len(_asked()) * seeds
         print(
             f"  {variant:24} {passed:>4}/{total:<3} {counts['uses']:>5} {counts['respects']:>8} "
